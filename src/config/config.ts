@@ -1,0 +1,290 @@
+/**
+ * Configuration: every default in one object, documented beside its option,
+ * and validation in one place whose errors name the option and the bad value.
+ * Sources, later wins: defaults < config file (JSON) < environment < flags.
+ */
+import { readFileSync } from 'node:fs';
+import { compileMatcher } from '../policy/route-match.ts';
+import type { RoutePolicy } from '../policy/route-policy.ts';
+
+export const MiB = 1024 * 1024;
+
+/** Route policy defaults; a route in the config file overrides any of them. */
+export const routeDefaults = {
+  /** Try sync first and fail over to 202; false answers 502/504 instead. */
+  failover: true,
+  /** The client's wait for the sync attempt's response headers (the seed's 3 s latency threshold). */
+  budgetMs: 3_000,
+  /** The largest `Prefer: wait=N` honoured; larger values are clamped. */
+  maxWaitMs: 60_000,
+  /** Time limit of an adopted or replayed attempt, from its start. */
+  attemptTimeoutMs: 30_000,
+  /** Upstream statuses meaning "not processed, come back later". */
+  failoverStatuses: [429, 502, 503, 504],
+  /** Set when the upstream deduplicates by Idempotency-Key: then any request may be resent. */
+  honoursIdempotencyKey: false,
+  /** Attempts (sync attempt included) before an operation is dead-lettered. */
+  maxAttempts: 10,
+  /** Age after which an operation is dead-lettered instead of replayed. */
+  maxAgeMs: 24 * 60 * 60_000,
+  /** Replay backoff: full jitter over initialMs · multiplier^(n-1), capped at maxMs. */
+  backoff: { initialMs: 1_000, maxMs: 5 * 60_000, multiplier: 2 },
+  /** Replay order: higher first, then oldest first. */
+  priority: 0,
+  /** Request headers stored with a capture and sent on replay (names, case-insensitive). */
+  captureHeaders: [
+    'accept',
+    'accept-language',
+    'authorization',
+    'content-encoding',
+    'content-language',
+    'content-type',
+    'idempotency-key',
+    'traceparent',
+    'tracestate',
+    'user-agent',
+    'x-correlation-id',
+    'x-request-id',
+  ],
+};
+
+export const defaults = {
+  /** Public port: proxied routes and `/_spillway/`. */
+  host: '0.0.0.0',
+  port: 8080,
+  /** Admin port (`/healthz`, `/readyz`), bound to loopback. */
+  adminHost: '127.0.0.1',
+  adminPort: 8081,
+  /** SQLite file in the working directory. */
+  store: 'spillway.db',
+  /** Base of the absolute URLs in 202 answers; default http://<host>:<port>. Never taken from `Host`. */
+  publicUrl: undefined as string | undefined,
+  /** Largest request body accepted; larger answers 413. */
+  maxBodyBytes: MiB,
+  /** Largest upstream response body stored as an operation's result. */
+  maxResultBytes: 10 * MiB,
+  /** Largest size of the store file; past it captures answer 503. Unbounded by default. */
+  maxStoreBytes: undefined as number | undefined,
+  /** Replay workers inside `serve`. */
+  replay: {
+    /** Attempts in flight at once. */
+    concurrency: 8,
+    /** How often idle workers look for due operations (they are also woken by captures). */
+    pollIntervalMs: 1_000,
+  },
+  /** On SIGTERM: how long in-flight work may take to finish before leases are handed back. */
+  shutdownGraceMs: 10_000,
+};
+
+export interface GatewayConfig {
+  upstream: string;
+  host: string;
+  port: number;
+  adminHost: string;
+  adminPort: number;
+  store: string;
+  publicUrl: string | undefined;
+  maxBodyBytes: number;
+  maxResultBytes: number;
+  maxStoreBytes: number | undefined;
+  replay: { concurrency: number; pollIntervalMs: number };
+  shutdownGraceMs: number;
+  /** Matched in order; the last is the catch-all `default` route. */
+  routes: RoutePolicy[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads a JSON config file; errors name the file. */
+export function readConfigFile(path: string): Record<string, unknown> {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new ConfigError(`Cannot read config file ${path}: ${(error as Error).message}`);
+  }
+  try {
+    const parsed: unknown = JSON.parse(text);
+    if (!isObject(parsed)) throw new Error('the top level must be a JSON object');
+    return parsed;
+  } catch (error) {
+    throw new ConfigError(`Config file ${path} is not valid: ${(error as Error).message}`);
+  }
+}
+
+/** Validates a raw configuration (file, env and flags merged) into a GatewayConfig. */
+export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
+  const known = new Set([...Object.keys(defaults), 'upstream', 'routes', 'routeDefaults']);
+  for (const key of Object.keys(raw)) {
+    if (!known.has(key))
+      throw new ConfigError(`Unknown option "${key}". Known options: ${[...known].join(', ')}.`);
+  }
+  const upstream = raw.upstream;
+  if (typeof upstream !== 'string' || !isHttpUrl(upstream)) {
+    throw new ConfigError(
+      `upstream must be an http(s) URL (--upstream or SPILLWAY_UPSTREAM), got ${show(upstream)}.`,
+    );
+  }
+  const replay = objectAt(raw, 'replay');
+  const config: GatewayConfig = {
+    upstream,
+    host: stringAt(raw, 'host', defaults.host),
+    port: intAt(raw, 'port', defaults.port, 0, 65535),
+    adminHost: stringAt(raw, 'adminHost', defaults.adminHost),
+    adminPort: intAt(raw, 'adminPort', defaults.adminPort, 0, 65535),
+    store: stringAt(raw, 'store', defaults.store),
+    publicUrl: raw.publicUrl === undefined ? undefined : urlAt(raw, 'publicUrl'),
+    maxBodyBytes: intAt(raw, 'maxBodyBytes', defaults.maxBodyBytes, 0),
+    maxResultBytes: intAt(raw, 'maxResultBytes', defaults.maxResultBytes, 0),
+    maxStoreBytes: raw.maxStoreBytes === undefined ? undefined : intAt(raw, 'maxStoreBytes', 0, 4096),
+    replay: {
+      concurrency: intAt(replay, 'concurrency', defaults.replay.concurrency, 1, 10_000, 'replay.'),
+      pollIntervalMs: intAt(
+        replay,
+        'pollIntervalMs',
+        defaults.replay.pollIntervalMs,
+        10,
+        3_600_000,
+        'replay.',
+      ),
+    },
+    shutdownGraceMs: intAt(raw, 'shutdownGraceMs', defaults.shutdownGraceMs, 0),
+    routes: [],
+  };
+  const shared = { ...routeDefaults, ...objectAt(raw, 'routeDefaults') };
+  const routes = raw.routes ?? [];
+  if (!Array.isArray(routes)) throw new ConfigError(`routes must be an array, got ${show(routes)}.`);
+  config.routes = routes.map((route, i) => {
+    if (!isObject(route)) throw new ConfigError(`routes[${i}] must be an object, got ${show(route)}.`);
+    return buildRoute({ ...shared, ...route }, `routes[${i}].`);
+  });
+  config.routes.push(buildRoute({ ...shared, name: 'default', match: '* /*' }, 'routeDefaults.'));
+  return config;
+}
+
+const routeKeys = new Set([...Object.keys(routeDefaults), 'name', 'match']);
+
+function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
+  for (const key of Object.keys(raw)) {
+    if (!routeKeys.has(key)) {
+      throw new ConfigError(`Unknown route option "${at}${key}". Known: ${[...routeKeys].join(', ')}.`);
+    }
+  }
+  const match = stringAt(raw, 'match', undefined, at);
+  const [method, pattern, extra] = match.trim().split(/\s+/);
+  if (!method || !pattern?.startsWith('/') || extra !== undefined || !/^(\*|[A-Za-z]+)$/.test(method)) {
+    throw new ConfigError(
+      `${at}match must look like "POST /payments/:id" or "* /orders/*", got ${show(match)}.`,
+    );
+  }
+  const backoff = { ...routeDefaults.backoff, ...objectAt(raw, 'backoff', at) };
+  const statuses = raw.failoverStatuses;
+  if (!Array.isArray(statuses) || !statuses.every((s) => Number.isInteger(s) && s >= 400 && s <= 599)) {
+    throw new ConfigError(
+      `${at}failoverStatuses must be an array of 4xx/5xx status codes, got ${show(statuses)}.`,
+    );
+  }
+  const headers = raw.captureHeaders;
+  if (
+    !Array.isArray(headers) ||
+    !headers.every((h) => typeof h === 'string' && /^[!#-'*+.^`|~\w-]+$/.test(h))
+  ) {
+    throw new ConfigError(`${at}captureHeaders must be an array of header names, got ${show(headers)}.`);
+  }
+  const budgetMs = intAt(raw, 'budgetMs', undefined, 0, undefined, at);
+  const attemptTimeoutMs = intAt(raw, 'attemptTimeoutMs', undefined, 1, undefined, at);
+  if (attemptTimeoutMs <= budgetMs) {
+    throw new ConfigError(
+      `${at}attemptTimeoutMs (${attemptTimeoutMs}) must be longer than ${at}budgetMs (${budgetMs}): an adopted attempt continues past the budget.`,
+    );
+  }
+  return {
+    name: stringAt(raw, 'name', undefined, at),
+    match,
+    matches: compileMatcher(method, pattern),
+    failover: boolAt(raw, 'failover', at),
+    budgetMs,
+    maxWaitMs: intAt(raw, 'maxWaitMs', undefined, 0, undefined, at),
+    attemptTimeoutMs,
+    failoverStatuses: new Set(statuses as number[]),
+    honoursIdempotencyKey: boolAt(raw, 'honoursIdempotencyKey', at),
+    maxAttempts: intAt(raw, 'maxAttempts', undefined, 1, undefined, at),
+    maxAgeMs: intAt(raw, 'maxAgeMs', undefined, 1, undefined, at),
+    backoff: {
+      initialMs: intAt(backoff, 'initialMs', undefined, 1, undefined, `${at}backoff.`),
+      maxMs: intAt(backoff, 'maxMs', undefined, 1, undefined, `${at}backoff.`),
+      multiplier: numberAt(backoff, 'multiplier', 1, `${at}backoff.`),
+    },
+    priority: intAt(raw, 'priority', undefined, -1_000_000, 1_000_000, at),
+    captureHeaders: new Set((headers as string[]).map((h) => h.toLowerCase())),
+  };
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+const show = (value: unknown) => (value === undefined ? 'nothing' : JSON.stringify(value));
+
+function objectAt(raw: Record<string, unknown>, key: string, at = ''): Record<string, unknown> {
+  const value = raw[key] ?? {};
+  if (!isObject(value)) throw new ConfigError(`${at}${key} must be an object, got ${show(value)}.`);
+  return value;
+}
+
+function stringAt(raw: Record<string, unknown>, key: string, fallback?: string, at = ''): string {
+  const value = raw[key] ?? fallback;
+  if (typeof value !== 'string' || value === '') {
+    throw new ConfigError(`${at}${key} must be a non-empty string, got ${show(value)}.`);
+  }
+  return value;
+}
+
+function urlAt(raw: Record<string, unknown>, key: string): string {
+  const value = stringAt(raw, key);
+  if (!isHttpUrl(value)) throw new ConfigError(`${key} must be an http(s) URL, got ${show(value)}.`);
+  return value.replace(/\/+$/, '');
+}
+
+function boolAt(raw: Record<string, unknown>, key: string, at: string): boolean {
+  const value = raw[key];
+  if (typeof value !== 'boolean')
+    throw new ConfigError(`${at}${key} must be true or false, got ${show(value)}.`);
+  return value;
+}
+
+function numberAt(raw: Record<string, unknown>, key: string, min: number, at: string): number {
+  const value = raw[key];
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
+    throw new ConfigError(`${at}${key} must be a number ≥ ${min}, got ${show(value)}.`);
+  }
+  return value;
+}
+
+function intAt(
+  raw: Record<string, unknown>,
+  key: string,
+  fallback: number | undefined,
+  min = 0,
+  max = Number.MAX_SAFE_INTEGER,
+  at = '',
+): number {
+  const given = raw[key];
+  // Environment variables and flags arrive as strings.
+  const value = typeof given === 'string' && /^-?\d+$/.test(given) ? Number(given) : (given ?? fallback);
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new ConfigError(`${at}${key} must be an integer from ${min} to ${max}, got ${show(given)}.`);
+  }
+  return value;
+}

@@ -1,0 +1,75 @@
+/**
+ * `npm start`: Spillway on the embedded store in front of the demo payments
+ * upstream, with a printed guide of curl commands for each path.
+ */
+import { buildConfig } from '../config/config.ts';
+import { createLogger } from '../ops/logger.ts';
+import { startSpillway } from '../ops/spillway.ts';
+import { startPaymentsUpstream } from './payments-upstream.ts';
+
+export interface DemoOptions {
+  port: number;
+  store?: string;
+}
+
+export async function startDemo({ port, store = 'spillway-demo.db' }: DemoOptions) {
+  const upstream = await startPaymentsUpstream(port + 10, port + 11);
+  const config = buildConfig({
+    upstream: upstream.url,
+    host: '127.0.0.1',
+    port,
+    adminPort: port + 1,
+    store,
+    routes: [
+      // The demo upstream deduplicates by Idempotency-Key, so a payment whose answer was lost may be resent.
+      { name: 'payments', match: 'POST /payments', budgetMs: 2000, honoursIdempotencyKey: true },
+    ],
+    routeDefaults: { backoff: { initialMs: 500, maxMs: 5000, multiplier: 2 } },
+  });
+  const spillway = await startSpillway(config, {
+    logger: createLogger(process.env.SPILLWAY_LOG_LEVEL ?? 'warn'),
+  });
+  console.log(guide(spillway.publicUrl, upstream.controlUrl, spillway.adminPort, store));
+  return {
+    spillway,
+    upstream,
+    stop: async () => {
+      await spillway.stop();
+      await upstream.stop();
+    },
+  };
+}
+
+function guide(gw: string, ctl: string, adminPort: number, store: string): string {
+  const pay = `curl -si -X POST ${gw}/payments -H 'content-type: application/json' -d '{"amount": 42, "currency": "EUR"}'`;
+  const mode = (body: string) => `curl -s -X PUT ${ctl}/mode -d '${body}'`;
+  return `
+Spillway demo — gateway ${gw}, admin http://127.0.0.1:${adminPort}, store ./${store}
+The upstream is a small payments service; switch its behaviour on ${ctl}/mode.
+
+1. Healthy: the payment is answered synchronously (201), straight from the upstream.
+     ${pay}
+
+2. Break the upstream, then pay again: 202 Accepted with a tracking id, captured durably.
+     ${mode('{"mode":"down"}')}
+     ${pay}
+   Follow it (use the Operation-Location / Location headers of the 202):
+     curl -s ${gw}/_spillway/operations/<id>
+     curl -si ${gw}/_spillway/operations/<id>/result        # 202 until it is done
+
+3. Bring the upstream back: the replay worker delivers it; /result then returns the upstream's 201.
+     ${mode('{"mode":"healthy"}')}
+
+4. Slow upstream (5 s, over the 2 s budget): 202 at about 2 s, and the same call completes the operation (adoption).
+     ${mode('{"mode":"slow","delayMs":5000}')}
+     ${pay}
+
+5. Flaky upstream (half the calls answer 503): failed calls are captured and retried with backoff.
+     ${mode('{"mode":"flaky","errorRate":0.5}')}
+
+   Ask for async explicitly at any time:
+     curl -si -X POST ${gw}/payments -H 'prefer: respond-async, wait=0' -d '{"amount": 7}'
+
+Health: curl -s http://127.0.0.1:${adminPort}/readyz     Stop: Ctrl-C (graceful; nothing acknowledged is lost).
+`;
+}

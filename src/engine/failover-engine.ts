@@ -1,0 +1,285 @@
+/**
+ * The failover core, usable without HTTP: try the upstream within the budget;
+ * when it cannot answer in time, capture the request durably and hand back the
+ * operation instead.
+ *
+ * - Unreachable upstream or a failover status: capture for replay.
+ * - Budget spent while the call is in flight: adoption. The operation is
+ *   captured holding the lease of the in-flight call, which carries on as the
+ *   operation's first attempt under its own, longer time limit. It is never
+ *   cancelled and re-sent.
+ * - Nothing is acknowledged before its capture is durable. If the capture of an
+ *   adoption fails, the client keeps waiting on the sync attempt instead.
+ */
+import type { Clock } from '../clock.ts';
+import { type ErrorCode, StoreUnavailableError } from '../errors.ts';
+import type { AttemptOutcome } from '../policy/attempt-decision.ts';
+import { backoffDelay } from '../policy/backoff.ts';
+import { parseRetryAfter } from '../policy/retry-after.ts';
+import type { RoutePolicy } from '../policy/route-policy.ts';
+import type { HeaderList, NewOperation, Operation, OperationStore } from '../store/port.ts';
+import { AttemptTimeoutError, attemptDeadline, outcomeOf, recordOutcome } from './attempt.ts';
+import { headerValue } from './http-fields.ts';
+import { InFlight, whenAborted } from './in-flight.ts';
+import { newOperationId } from './operation-id.ts';
+import {
+  describeError,
+  type ForwardRequest,
+  failedBeforeSending,
+  type Upstream,
+  type UpstreamResponse,
+} from './upstream.ts';
+
+/** Extra time a lease outlives its attempt's time limit, so it never expires under a live attempt. */
+export const LEASE_MARGIN_MS = 5_000;
+
+export interface Submission {
+  route: RoutePolicy;
+  /** What to forward: end-to-end headers, consumed Prefer tokens already removed. */
+  request: ForwardRequest;
+  /** When the request arrived (epoch ms); the budget counts from here. */
+  receivedAt: number;
+  /** How long the client waits for the sync attempt's response headers. */
+  budgetMs: number;
+  /** False: never capture; a spent budget answers 504 and failures 502. */
+  mayFailover: boolean;
+}
+
+export type EngineAnswer =
+  | { kind: 'sync'; response: UpstreamResponse }
+  | { kind: 'accepted'; operation: Operation }
+  | { kind: 'failed'; code: ErrorCode; detail: string; retryAfterSeconds?: number };
+
+export interface FailoverEngineOptions {
+  store: OperationStore;
+  upstream: Upstream;
+  clock: Clock;
+  /** This process's lease owner name. */
+  instanceId: string;
+  maxResultBytes: number;
+  /** Called after each capture, so idle replay workers can wake. */
+  onCapture?: (operation: Operation) => void;
+  random?: () => number;
+}
+
+export class FailoverEngine {
+  readonly #options: FailoverEngineOptions;
+  readonly #random: () => number;
+  /** Adopted attempts still in flight. */
+  readonly #adopted = new InFlight();
+
+  constructor(options: FailoverEngineOptions) {
+    this.#options = options;
+    this.#random = options.random ?? Math.random;
+  }
+
+  async submit(submission: Submission): Promise<EngineAnswer> {
+    const { route, receivedAt, mayFailover } = submission;
+    const { clock } = this.#options;
+    const id = newOperationId();
+    const request = withIdempotencyKey(submission.request, route, id);
+
+    if (mayFailover && submission.budgetMs === 0)
+      return this.#captureForReplay(id, submission, request, 0, false);
+
+    const deadline = attemptDeadline(clock, mayFailover ? route.attemptTimeoutMs : submission.budgetMs);
+    const call = this.#options.upstream.send(request, deadline.signal);
+    const remaining = Math.max(0, receivedAt + submission.budgetMs - clock.now());
+    const first = await withinBudget(call, remaining, clock);
+
+    if (first.kind === 'budget-spent') {
+      // Without failover the deadline equals the budget: it aborts the call now.
+      if (!mayFailover) {
+        return { kind: 'failed', code: 'upstream-timeout', detail: timeoutDetail(submission.budgetMs) };
+      }
+      return this.#adopt(id, submission, request, call, deadline);
+    }
+    if (first.kind === 'error') {
+      deadline.clear();
+      if (first.error instanceof AttemptTimeoutError) {
+        return { kind: 'failed', code: 'upstream-timeout', detail: timeoutDetail(submission.budgetMs) };
+      }
+      const sent = !failedBeforeSending(first.error);
+      if (mayFailover) return this.#captureForReplay(id, submission, request, 1, sent);
+      return sent
+        ? {
+            kind: 'failed',
+            code: 'upstream-failed',
+            detail: `${describeError(first.error)}. The upstream may have processed the request; check before retrying.`,
+          }
+        : {
+            kind: 'failed',
+            code: 'upstream-unreachable',
+            detail: `${describeError(first.error)}. Retry later.`,
+          };
+    }
+
+    const response = first.response;
+    if (mayFailover && route.failoverStatuses.has(response.statusCode)) {
+      deadline.clear();
+      response.body.resume(); // discard the refusal, keep the connection reusable
+      const header = response.headers['retry-after'];
+      const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, clock.now());
+      return this.#captureForReplay(id, submission, request, 1, false, retryAfterMs);
+    }
+    response.body.once('close', deadline.clear);
+    return { kind: 'sync', response };
+  }
+
+  /** Resolves once every adopted attempt has been recorded (tests, shutdown). */
+  idle(): Promise<void> {
+    return this.#adopted.idle();
+  }
+
+  /**
+   * Waits for adopted attempts to finish, up to `graceMs`; the rest are aborted
+   * and their leases handed back with the attempt counted as in flight.
+   */
+  drain(graceMs: number): Promise<void> {
+    return this.#adopted.drain(this.#options.clock, graceMs);
+  }
+
+  async #adopt(
+    id: string,
+    submission: Submission,
+    request: ForwardRequest,
+    call: Promise<UpstreamResponse>,
+    deadline: { signal: AbortSignal; clear: () => void },
+  ): Promise<EngineAnswer> {
+    const { clock, instanceId, store } = this.#options;
+    const expiresAt = clock.now() + submission.route.attemptTimeoutMs + LEASE_MARGIN_MS;
+    let operation: Operation;
+    try {
+      operation = await store.capture({
+        ...this.#newOperation(id, submission, request, 0, false, expiresAt),
+        lease: { owner: instanceId, expiresAt },
+      });
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      // No durable capture, so no 202: the client waits for the sync attempt after all.
+      const outcome = await call.then(
+        (response) => ({ kind: 'sync' as const, response }),
+        (failure: unknown) => ({ kind: 'error' as const, failure }),
+      );
+      if (outcome.kind === 'sync') {
+        outcome.response.body.once('close', deadline.clear);
+        return outcome;
+      }
+      deadline.clear();
+      return { kind: 'failed', code: 'upstream-timeout', detail: timeoutDetail(submission.budgetMs) };
+    }
+    this.#options.onCapture?.(operation);
+    this.#finishAdopted(operation, submission.route, call, deadline);
+    return { kind: 'accepted', operation };
+  }
+
+  #finishAdopted(
+    operation: Operation,
+    route: RoutePolicy,
+    call: Promise<UpstreamResponse>,
+    deadline: { signal: AbortSignal; clear: () => void },
+  ): void {
+    const { clock, instanceId, store, maxResultBytes } = this.#options;
+    // A store that refuses the final write leaves the lease to expire: the next lease recovers it.
+    this.#adopted.track(async (shutdown) => {
+      let outcome: AttemptOutcome;
+      try {
+        outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
+      } catch {
+        await store.release(operation.id, instanceId, true);
+        return;
+      } finally {
+        deadline.clear();
+      }
+      await recordOutcome(store, operation, route, instanceId, outcome, clock, this.#random);
+    });
+  }
+
+  async #captureForReplay(
+    id: string,
+    submission: Submission,
+    request: ForwardRequest,
+    attempts: number,
+    outcomeUnknown: boolean,
+    retryAfterMs?: number,
+  ): Promise<EngineAnswer> {
+    const { clock, store } = this.#options;
+    const now = clock.now();
+    const delay =
+      attempts === 0 || outcomeUnknown
+        ? 0
+        : (retryAfterMs ?? backoffDelay(submission.route.backoff, attempts, this.#random));
+    try {
+      const operation = await store.capture(
+        this.#newOperation(id, submission, request, attempts, outcomeUnknown, now + delay),
+      );
+      this.#options.onCapture?.(operation);
+      return { kind: 'accepted', operation };
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      return {
+        kind: 'failed',
+        code: 'store-unavailable',
+        detail: `The upstream could not take the request and it could not be stored (${error.message}). Nothing was accepted; retry later.`,
+        retryAfterSeconds: 5,
+      };
+    }
+  }
+
+  #newOperation(
+    id: string,
+    submission: Submission,
+    request: ForwardRequest,
+    attempts: number,
+    outcomeUnknown: boolean,
+    nextAttemptAt: number,
+  ): NewOperation {
+    const { route } = submission;
+    return {
+      id,
+      route: route.name,
+      request: { ...request, headers: request.headers.filter(([name]) => route.captureHeaders.has(name)) },
+      priority: route.priority,
+      idempotencyKey: route.honoursIdempotencyKey
+        ? (headerValue(request.headers, 'idempotency-key') ?? null)
+        : null,
+      traceparent: headerValue(request.headers, 'traceparent') ?? null,
+      tracestate: headerValue(request.headers, 'tracestate') ?? null,
+      attempts,
+      nextAttemptAt,
+      outcomeUnknown,
+    };
+  }
+}
+
+/** Routes whose upstream honours Idempotency-Key get one on every attempt: the client's, or one derived from the id. */
+function withIdempotencyKey(request: ForwardRequest, route: RoutePolicy, id: string): ForwardRequest {
+  if (!route.honoursIdempotencyKey || headerValue(request.headers, 'idempotency-key') !== undefined)
+    return request;
+  const headers: HeaderList = [...request.headers, ['idempotency-key', `spillway-${id}`]];
+  return { ...request, headers };
+}
+
+type FirstEvent =
+  | { kind: 'response'; response: UpstreamResponse }
+  | { kind: 'error'; error: unknown }
+  | { kind: 'budget-spent' };
+
+function withinBudget(call: Promise<UpstreamResponse>, ms: number, clock: Clock): Promise<FirstEvent> {
+  return new Promise((resolve) => {
+    const timer = clock.setTimeout(() => resolve({ kind: 'budget-spent' }), ms);
+    call.then(
+      (response) => {
+        clock.clearTimeout(timer);
+        resolve({ kind: 'response', response });
+      },
+      (error: unknown) => {
+        clock.clearTimeout(timer);
+        resolve({ kind: 'error', error });
+      },
+    );
+  });
+}
+
+const timeoutDetail = (budgetMs: number) =>
+  `The upstream did not answer within ${budgetMs} ms. It may still process the request; send Prefer: respond-async to get a 202 and a tracking id instead.`;

@@ -1,0 +1,80 @@
+/**
+ * The upstream: one pooled undici client for the origin Spillway protects.
+ * Sends a request and tells, when it fails, whether the request can have
+ * reached the upstream — the fact retry safety rests on.
+ */
+import { type Dispatcher, Pool } from 'undici';
+import type { HeaderList } from '../store/port.ts';
+import { flatHeaders } from './http-fields.ts';
+
+export interface ForwardRequest {
+  method: string;
+  path: string;
+  query: string;
+  headers: HeaderList;
+  body: Uint8Array;
+}
+
+export type UpstreamResponse = Dispatcher.ResponseData;
+
+export interface UpstreamOptions {
+  /** Pooled connections to the upstream. */
+  connections?: number;
+  connectTimeoutMs?: number;
+}
+
+// Errors raised before a single byte of the request left: resending is always safe.
+const NOT_SENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EADDRNOTAVAIL',
+  'UND_ERR_CONNECT_TIMEOUT',
+]);
+
+/** True when the failure happened before the request can have reached the upstream. */
+export function failedBeforeSending(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code !== undefined && NOT_SENT_CODES.has(code);
+}
+
+export function describeError(error: unknown): string {
+  const { code, message } = error as { code?: string; message?: string };
+  return code ? `${code}: ${message}` : String(message ?? error);
+}
+
+export class Upstream {
+  readonly #pool: Pool;
+  readonly #basePath: string;
+
+  constructor(origin: string, options: UpstreamOptions = {}) {
+    const url = new URL(origin);
+    this.#basePath = url.pathname.replace(/\/+$/, '');
+    this.#pool = new Pool(url.origin, {
+      connections: options.connections ?? 128,
+      connectTimeout: options.connectTimeoutMs ?? 5_000,
+      // Time limits are per attempt, set on each request.
+      headersTimeout: 0,
+      bodyTimeout: 0,
+    });
+  }
+
+  /** Sends the request; resolves at the response headers. `signal` bounds the whole attempt. */
+  send(request: ForwardRequest, signal: AbortSignal): Promise<UpstreamResponse> {
+    const body = request.body.byteLength > 0 ? request.body : null;
+    return this.#pool.request({
+      method: request.method as Dispatcher.HttpMethod,
+      path: this.#basePath + request.path + (request.query ? `?${request.query}` : ''),
+      // A gateway must add Via to what it forwards (RFC 9110 §7.6.3).
+      headers: [...flatHeaders(request.headers), 'via', '1.1 spillway'],
+      body,
+      signal,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}

@@ -1,0 +1,47 @@
+/**
+ * Every error Spillway itself produces, in one table. Over HTTP each becomes an
+ * `application/problem+json` document (RFC 9457) whose `type` is stable:
+ * `https://spillway.dev/problems/<code>`. `docs/errors.md` lists the same
+ * table; a test keeps the two in step.
+ */
+export const PROBLEM_BASE = 'https://spillway.dev/problems/';
+
+export const errorTable = {
+  'bad-request': { status: 400, title: 'Malformed request' },
+  'body-too-large': { status: 413, title: 'Request body too large' },
+  'header-too-large': { status: 431, title: 'Request header fields too large' },
+  'operation-not-found': { status: 404, title: 'No such operation' },
+  'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'store-unavailable': { status: 503, title: 'The request could not be stored durably' },
+  'shutting-down': { status: 503, title: 'The gateway is shutting down' },
+  'upstream-unreachable': { status: 502, title: 'The upstream could not be reached' },
+  'upstream-failed': { status: 502, title: 'The upstream connection failed mid-request' },
+  'upstream-timeout': { status: 504, title: 'The upstream did not answer in time' },
+  'attempts-exhausted': { status: 502, title: 'Every replay attempt failed' },
+  'max-age-exceeded': { status: 502, title: 'The operation grew too old to replay' },
+  'outcome-unknown': { status: 502, title: 'The upstream may or may not have processed the request' },
+  'result-too-large': { status: 502, title: 'The upstream response was too large to store' },
+  'operation-canceled': { status: 409, title: 'The operation was canceled' },
+} as const satisfies Record<string, { status: number; title: string }>;
+
+export type ErrorCode = keyof typeof errorTable;
+
+export interface Problem {
+  type: string;
+  title: string;
+  status: number;
+  detail: string;
+  code: ErrorCode;
+  [extension: string]: unknown;
+}
+
+/** Builds the problem document for `code`; `detail` must tell the reader what to do. */
+export function problem(code: ErrorCode, detail: string, extensions: Record<string, unknown> = {}): Problem {
+  const entry = errorTable[code];
+  return { type: PROBLEM_BASE + code, title: entry.title, status: entry.status, detail, code, ...extensions };
+}
+
+/** Raised by a store when it cannot make a write durable (disk full, read-only, closed). */
+export class StoreUnavailableError extends Error {
+  override name = 'StoreUnavailableError';
+}

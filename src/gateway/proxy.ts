@@ -1,0 +1,115 @@
+/**
+ * The proxied routes: read and bound the request, settle its budget from the
+ * route and `Prefer`, let the engine try the upstream, and write what it says:
+ * the upstream's answer unchanged, a 202 with the operation, or a problem.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pipeline } from 'node:stream/promises';
+import type { Clock } from '../clock.ts';
+import { operationLinks, retryAfterSeconds, statusMonitor } from '../delivery/status-monitor.ts';
+import { readBounded } from '../engine/body.ts';
+import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
+import { endToEnd, type HeaderRecord } from '../engine/http-fields.ts';
+import type { RoutePolicy } from '../policy/route-policy.ts';
+import { parsePrefer } from './prefer.ts';
+import { sendProblem } from './problem-response.ts';
+
+export interface ProxyOptions {
+  engine: FailoverEngine;
+  clock: Clock;
+  routes: readonly RoutePolicy[];
+  publicUrl: string;
+  maxBodyBytes: number;
+}
+
+export async function proxy(
+  req: IncomingMessage,
+  res: ServerResponse,
+  target: { path: string; query: string },
+  receivedAt: number,
+  { engine, clock, routes, publicUrl, maxBodyBytes }: ProxyOptions,
+): Promise<void> {
+  const method = req.method ?? 'GET';
+  const route = routes.find((r) => r.matches(method, target.path))!;
+  // A route that can answer 202 applies preferences, so caches must key on Prefer (RFC 7240 §2).
+  const vary: Record<string, string> = route.failover ? { vary: 'Prefer' } : {};
+
+  const declared = Number(req.headers['content-length'] ?? 0);
+  const body = declared > maxBodyBytes ? 'too-large' : await readBounded(req, maxBodyBytes);
+  if (body === 'too-large') {
+    res.setHeader('connection', 'close'); // the rest of the body is not read
+    sendProblem(
+      res,
+      'body-too-large',
+      `The request body is over ${maxBodyBytes} bytes (maxBodyBytes). Send a smaller body.`,
+      vary,
+    );
+    return;
+  }
+
+  const prefs = parsePrefer(req.headers.prefer);
+  const headers = endToEnd(req.headers as HeaderRecord, ['host', 'content-length', 'prefer']);
+  if (prefs.forward) headers.push(['prefer', prefs.forward]);
+  const respondAsync = route.failover && prefs.respondAsync;
+  const wait = prefs.waitMs === undefined ? undefined : Math.min(prefs.waitMs, route.maxWaitMs);
+  const submission: Submission = {
+    route,
+    request: { method, path: target.path, query: target.query, headers, body },
+    receivedAt,
+    // `wait` without `respond-async` is only a timeout hint: answered 504, never 202 (OData reading of RFC 7240).
+    budgetMs: wait ?? route.budgetMs,
+    mayFailover: route.failover && (respondAsync || wait === undefined),
+  };
+
+  const answer = await engine.submit(submission);
+  switch (answer.kind) {
+    case 'sync': {
+      const { response } = answer;
+      const out = endToEnd(response.headers as HeaderRecord);
+      if (route.failover) mergeVary(out);
+      res.writeHead(response.statusCode, out.flat());
+      await pipeline(response.body, res).catch(() => res.destroy());
+      return;
+    }
+    case 'accepted': {
+      const op = answer.operation;
+      const links = operationLinks(publicUrl, op.id);
+      const applied = [
+        respondAsync && 'respond-async',
+        respondAsync && prefs.returnMinimal && 'return=minimal',
+      ]
+        .filter(Boolean)
+        .join(', ');
+      const text = respondAsync && prefs.returnMinimal ? '' : JSON.stringify(statusMonitor(op, links));
+      res.writeHead(202, {
+        location: links.result,
+        'operation-location': links.monitor,
+        ...(text ? { 'content-location': links.monitor, 'content-type': 'application/json' } : {}),
+        'retry-after': String(retryAfterSeconds(op, clock.now()) ?? 1),
+        'cache-control': 'no-store',
+        ...vary,
+        ...(applied ? { 'preference-applied': applied } : {}),
+        'content-length': Buffer.byteLength(text),
+      });
+      res.end(text);
+      return;
+    }
+    case 'failed': {
+      const headers: Record<string, string | number> = { ...vary };
+      if (answer.retryAfterSeconds !== undefined) headers['retry-after'] = answer.retryAfterSeconds;
+      sendProblem(res, answer.code, answer.detail, headers);
+      return;
+    }
+  }
+}
+
+/** Adds Prefer to the upstream's Vary unless it is already covered. */
+function mergeVary(headers: Array<[string, string]>): void {
+  const entry = headers.find(([name]) => name === 'vary');
+  if (!entry) {
+    headers.push(['vary', 'Prefer']);
+    return;
+  }
+  const names = entry[1].split(',').map((n) => n.trim().toLowerCase());
+  if (!names.includes('*') && !names.includes('prefer')) entry[1] = `${entry[1]}, Prefer`;
+}

@@ -1,0 +1,121 @@
+/**
+ * `spillway` on the command line. Every flag has a SPILLWAY_* environment
+ * variable; flags win over the environment, which wins over the config file.
+ */
+import { parseArgs } from 'node:util';
+import { buildConfig, ConfigError, defaults, readConfigFile } from '../config/config.ts';
+import { startDemo } from '../demo/demo.ts';
+import { startSpillway } from './spillway.ts';
+
+export const HELP = `Spillway: sync when it can, async when it must, and never drop a request.
+
+Usage:
+  spillway serve --upstream URL [options]   Run the gateway (public port, admin port, replay workers)
+  spillway demo [--port N]                  Run the demo: gateway + a switchable "payments" upstream
+  spillway help                             Show this help
+  spillway version                          Print the version
+
+serve options (flag, environment variable, default):
+  --upstream URL     SPILLWAY_UPSTREAM     (required) the service Spillway protects
+  --port N           SPILLWAY_PORT         ${defaults.port}   public port: proxied routes and /_spillway/
+  --host H           SPILLWAY_HOST         ${defaults.host}   public interface
+  --admin-port N     SPILLWAY_ADMIN_PORT   ${defaults.adminPort}   admin port (/healthz, /readyz), always on ${defaults.adminHost}
+  --store PATH       SPILLWAY_STORE        ${defaults.store}   SQLite file for captured operations
+  --config FILE      SPILLWAY_CONFIG       none   JSON config: routes and limits (docs/configuration.md)
+  --public-url URL   SPILLWAY_PUBLIC_URL   http://<host>:<port>   base of the URLs in 202 answers
+
+demo options:
+  --port N           SPILLWAY_PORT         8080   the gateway; the demo upstream takes port+10, admin port+1
+
+Other environment:
+  SPILLWAY_LOG_LEVEL   trace|debug|info|warn|error|silent (default info); logs are JSON lines on stdout
+
+Signals: SIGTERM or SIGINT stop gracefully (stop accepting, finish or hand back in-flight work).
+Docs: README.md, docs/http-api.md, docs/configuration.md, docs/operations.md.`;
+
+const flagToOption = {
+  upstream: 'upstream',
+  port: 'port',
+  host: 'host',
+  'admin-port': 'adminPort',
+  store: 'store',
+  'public-url': 'publicUrl',
+} as const;
+
+export async function main(argv: string[]): Promise<number> {
+  const [command = 'help', ...rest] = argv;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    console.log(HELP);
+    return 0;
+  }
+  if (command === 'version' || command === '--version') {
+    const pkg = await import('../../package.json', { with: { type: 'json' } });
+    console.log(pkg.default.version);
+    return 0;
+  }
+  if (command !== 'serve' && command !== 'demo') {
+    console.error(`Unknown command "${command}".\n\n${HELP}`);
+    return 2;
+  }
+  let values: Record<string, string | boolean | undefined>;
+  try {
+    ({ values } = parseArgs({
+      args: rest,
+      options: {
+        upstream: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        'admin-port': { type: 'string' },
+        store: { type: 'string' },
+        config: { type: 'string' },
+        'public-url': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    }));
+  } catch (error) {
+    console.error(`${(error as Error).message}\n\n${HELP}`);
+    return 2;
+  }
+  if (values.help) {
+    console.log(HELP);
+    return 0;
+  }
+  try {
+    if (command === 'demo') {
+      const port = Number(values.port ?? process.env.SPILLWAY_PORT ?? 8080);
+      const demo = await startDemo({ port });
+      onSignal(() => demo.stop());
+      return 0;
+    }
+    const configFile = (values.config as string | undefined) ?? process.env.SPILLWAY_CONFIG;
+    const raw: Record<string, unknown> = configFile ? readConfigFile(configFile) : {};
+    for (const [flag, option] of Object.entries(flagToOption)) {
+      const env = process.env[`SPILLWAY_${option.replace(/[A-Z]/g, (c) => `_${c}`).toUpperCase()}`];
+      const value = values[flag] ?? env;
+      if (value !== undefined && value !== '') raw[option] = value;
+    }
+    const spillway = await startSpillway(buildConfig(raw));
+    onSignal(() => spillway.stop());
+    return 0;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`spillway: ${error.message}`);
+      return 2;
+    }
+    throw error;
+  }
+}
+
+function onSignal(stop: () => Promise<void>): void {
+  const handler = () => {
+    stop().then(
+      () => process.exit(0),
+      (error: unknown) => {
+        console.error(error);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', handler);
+  process.once('SIGINT', handler);
+}

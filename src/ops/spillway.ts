@@ -1,0 +1,140 @@
+/**
+ * The composition root: opens the store, builds the engine, the replay worker,
+ * the public and admin servers, and stops them in order. `serve` and the demo
+ * both start Spillway through here; so do the end-to-end tests, in-process.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { type Clock, systemClock } from '../clock.ts';
+import type { GatewayConfig } from '../config/config.ts';
+import { FailoverEngine } from '../engine/failover-engine.ts';
+import { Upstream } from '../engine/upstream.ts';
+import { createPublicServer } from '../gateway/public-server.ts';
+import { openStore } from '../store/open-store.ts';
+import type { OperationStore } from '../store/port.ts';
+import { ReplayWorker } from '../workers/replay-worker.ts';
+import { createAdminServer } from './admin-server.ts';
+import { createLogger, type Logger } from './logger.ts';
+
+export interface StartOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Lease owner name; default host:pid:random. */
+  instanceId?: string;
+}
+
+export interface Spillway {
+  /** Base URL of the public port as clients should use it. */
+  publicUrl: string;
+  port: number;
+  adminPort: number;
+  store: OperationStore;
+  engine: FailoverEngine;
+  worker: ReplayWorker;
+  /** Stops accepting, lets in-flight work finish within the grace period, hands back leases. Safe to call twice. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export async function startSpillway(config: GatewayConfig, options: StartOptions = {}): Promise<Spillway> {
+  const clock = options.clock ?? systemClock;
+  const log = options.logger ?? createLogger();
+  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const store = openStore(config.store, clock, config.maxStoreBytes);
+  const upstream = new Upstream(config.upstream);
+  const routeNamed = (name: string) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!;
+
+  const worker = new ReplayWorker({
+    store,
+    upstream,
+    clock,
+    owner: instanceId,
+    routeNamed,
+    maxAttemptTimeoutMs: Math.max(...config.routes.map((r) => r.attemptTimeoutMs)),
+    concurrency: config.replay.concurrency,
+    pollIntervalMs: config.replay.pollIntervalMs,
+    maxResultBytes: config.maxResultBytes,
+  });
+  const engine = new FailoverEngine({
+    store,
+    upstream,
+    clock,
+    instanceId,
+    maxResultBytes: config.maxResultBytes,
+    onCapture: () => worker.wake(),
+  });
+
+  let publicUrl = config.publicUrl ?? '';
+  const publicServer = createPublicServer({
+    engine,
+    store,
+    clock,
+    routes: config.routes,
+    maxBodyBytes: config.maxBodyBytes,
+    get publicUrl() {
+      return publicUrl;
+    },
+    onError: (error) => log.error({ err: error }, 'request failed'),
+  });
+  let accepting = false;
+  const adminServer = createAdminServer(() => accepting);
+
+  const port = await listen(publicServer, config.port, config.host);
+  const adminPort = await listen(adminServer, config.adminPort, config.adminHost);
+  if (!config.publicUrl) publicUrl = `http://${urlHost(config.host)}:${port}`;
+  accepting = true;
+  worker.start();
+  log.info(
+    { port, adminPort, publicUrl, upstream: config.upstream, store: config.store, instanceId },
+    'listening',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      accepting = false;
+      log.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
+      const workerStopped = worker.stop(config.shutdownGraceMs);
+      // Requests on the public port finish first: one may still become an adoption.
+      const closed = new Promise<void>((resolve) => publicServer.close(() => resolve()));
+      publicServer.closeIdleConnections();
+      const grace = setTimeout(() => publicServer.closeAllConnections(), config.shutdownGraceMs);
+      await closed;
+      clearTimeout(grace);
+      await Promise.all([workerStopped, engine.drain(config.shutdownGraceMs)]);
+      await upstream.close();
+      await store.close();
+      await new Promise<void>((resolve) => adminServer.close(() => resolve()));
+      adminServer.closeAllConnections();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+  return {
+    get publicUrl() {
+      return publicUrl;
+    },
+    port,
+    adminPort,
+    store,
+    engine,
+    worker,
+    stop,
+    [Symbol.asyncDispose]: stop,
+  };
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}
+
+const urlHost = (host: string) =>
+  host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;

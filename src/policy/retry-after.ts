@@ -1,0 +1,13 @@
+/**
+ * Reads an upstream's `Retry-After` (RFC 9110 §10.2.3): delay-seconds or an
+ * HTTP-date. Returns milliseconds from `now`, or undefined when absent or
+ * unreadable (an unreadable value is ignored, never trusted).
+ */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  if (value === undefined) return undefined;
+  const text = value.trim();
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const date = Date.parse(text);
+  if (Number.isNaN(date)) return undefined;
+  return Math.max(0, date - now);
+}

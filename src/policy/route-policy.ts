@@ -1,0 +1,32 @@
+/**
+ * A route: a class of requests (method + path pattern) with its own policy.
+ * Defaults live in `routeDefaults` (src/config/defaults.ts), each documented
+ * beside its option; this is only the shape.
+ */
+import type { BackoffPolicy } from './backoff.ts';
+import type { PathMatcher } from './route-match.ts';
+
+export interface RoutePolicy {
+  name: string;
+  /** `METHOD /path/pattern` as written in the config. */
+  match: string;
+  matches: PathMatcher;
+  /** False: never answer 202; upstream failures answer 502/504 problem+json. */
+  failover: boolean;
+  /** How long the client waits for the sync attempt's response headers. */
+  budgetMs: number;
+  /** Upper bound for a client's `Prefer: wait=N`. */
+  maxWaitMs: number;
+  /** Time limit of an adopted or replayed attempt, from its start. */
+  attemptTimeoutMs: number;
+  /** Upstream statuses that mean "not processed, try later": they fail over and are retried. */
+  failoverStatuses: ReadonlySet<number>;
+  /** The upstream deduplicates by the Idempotency-Key Spillway forwards, so any request may be resent. */
+  honoursIdempotencyKey: boolean;
+  maxAttempts: number;
+  maxAgeMs: number;
+  backoff: BackoffPolicy;
+  priority: number;
+  /** Request headers kept with a capture, so that a replay carries them. */
+  captureHeaders: ReadonlySet<string>;
+}

@@ -1,0 +1,145 @@
+/**
+ * The OperationStore port: the only way the engine and the workers reach
+ * storage, in the verbs of the domain (docs/glossary.md). Adapters own their
+ * connections and SQL; nothing outside `src/store/<adapter>/` sees either.
+ *
+ * Every verb is asynchronous so that a networked adapter (PostgreSQL) fits
+ * unchanged. A verb that resolves has made its write durable; one that cannot
+ * rejects with StoreUnavailableError and leaves nothing half-written.
+ *
+ * Verbs that finish an attempt (`complete`, `retry`, `fail`, `release`) are
+ * fenced by the lease owner: they resolve `false`, changing nothing, when the
+ * caller no longer holds the lease (it expired and another worker took over).
+ */
+
+export const operationStatuses = ['NotStarted', 'Running', 'Succeeded', 'Failed', 'Canceled'] as const;
+export type OperationStatus = (typeof operationStatuses)[number];
+
+export const isTerminal = (status: OperationStatus): boolean =>
+  status === 'Succeeded' || status === 'Failed' || status === 'Canceled';
+
+/** Header fields as ordered name/value pairs, names lower-case. */
+export type HeaderList = Array<[name: string, value: string]>;
+
+/** The captured request, enough to replay it. */
+export interface CapturedRequest {
+  method: string;
+  path: string;
+  /** The raw query string without `?`, empty when there is none. */
+  query: string;
+  /** Allow-listed end-to-end headers (see the route's `captureHeaders`). */
+  headers: HeaderList;
+  body: Uint8Array;
+}
+
+/** An upstream response kept byte for byte. */
+export interface StoredResponse {
+  status: number;
+  headers: HeaderList;
+  body: Uint8Array;
+}
+
+export interface OperationError {
+  code: string;
+  message: string;
+  /** The upstream status of the last attempt, when it answered. */
+  upstreamStatus?: number;
+}
+
+export interface Operation {
+  /** Unguessable: 144 bits of randomness. */
+  id: string;
+  /** The name of the route whose policy governs it. */
+  route: string;
+  request: CapturedRequest;
+  status: OperationStatus;
+  /** Attempts made, counting the sync attempt and any lost in a crash. */
+  attempts: number;
+  /** Epoch ms; the operation is due for replay from then on. */
+  nextAttemptAt: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  /** An earlier attempt may have reached the upstream and its outcome is unknown. */
+  outcomeUnknown: boolean;
+  result: StoredResponse | null;
+  error: OperationError | null;
+  deadLetteredAt: number | null;
+  /** Higher is replayed first. */
+  priority: number;
+  /** The Idempotency-Key forwarded on every attempt, when the route uses one. */
+  idempotencyKey: string | null;
+  traceparent: string | null;
+  tracestate: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What `capture` writes. An adopted capture carries the lease of its in-flight attempt. */
+export interface NewOperation {
+  id: string;
+  route: string;
+  request: CapturedRequest;
+  priority: number;
+  idempotencyKey: string | null;
+  traceparent: string | null;
+  tracestate: string | null;
+  /** Attempts already made before capture (the failed sync attempt, if any). */
+  attempts: number;
+  nextAttemptAt: number;
+  outcomeUnknown: boolean;
+  /** Set for adoption: the in-flight sync attempt continues as this lease. */
+  lease?: { owner: string; expiresAt: number };
+}
+
+export interface LeaseRequest {
+  owner: string;
+  limit: number;
+  /** How long the lease lasts; longer than any attempt can take. */
+  leaseMs: number;
+}
+
+export interface RetryRecord {
+  nextAttemptAt: number;
+  error: OperationError;
+  /** This attempt may have reached the upstream without an answer. */
+  outcomeUnknown: boolean;
+}
+
+export interface FailRecord {
+  error: OperationError;
+  /** The upstream's own final answer, replayed by `/result`, when it gave one. */
+  result: StoredResponse | null;
+  /** Dead-letter it: kept for a person to inspect and redrive. */
+  deadLetter: boolean;
+  /** False when the operation is failed without being sent again. */
+  countsAsAttempt: boolean;
+}
+
+export type StatusCounts = Record<OperationStatus, number> & { deadLettered: number };
+
+export interface OperationStore {
+  /** Writes a new operation durably. Captures arriving together share one commit. */
+  capture(operation: NewOperation): Promise<Operation>;
+  /**
+   * Claims due operations (highest priority, then oldest first) whose lease is
+   * free or expired. An expired lease means its holder died mid-attempt: that
+   * attempt is counted and the operation marked `outcomeUnknown`.
+   */
+  lease(request: LeaseRequest): Promise<Operation[]>;
+  /** The attempt got the upstream's final success: `Succeeded` with its response. */
+  complete(id: string, owner: string, result: StoredResponse): Promise<boolean>;
+  /** The attempt failed in a retryable way: back in the queue until `nextAttemptAt`. */
+  retry(id: string, owner: string, record: RetryRecord): Promise<boolean>;
+  /** The operation ends `Failed`. */
+  fail(id: string, owner: string, record: FailRecord): Promise<boolean>;
+  /**
+   * Hands a lease back (shutdown). `attemptInFlight`: the request was already
+   * sent, so the attempt is counted and its outcome is unknown.
+   */
+  release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean>;
+  get(id: string): Promise<Operation | undefined>;
+  counts(): Promise<StatusCounts>;
+  /** Earliest `nextAttemptAt` of a waiting operation, for the workers' timer. */
+  nextDueAt(): Promise<number | undefined>;
+  close(): Promise<void>;
+}

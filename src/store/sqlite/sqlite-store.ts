@@ -1,0 +1,382 @@
+/**
+ * The embedded OperationStore on the built-in `node:sqlite`.
+ *
+ * Durability: WAL with `synchronous=FULL`, so a commit has reached the disk
+ * when COMMIT returns; no verb resolves before its commit.
+ *
+ * Group commit: every write is queued and the queue is flushed in one
+ * transaction on the next turn of the event loop. Writes that arrive while a
+ * commit is being fsync'd wait in the queue and share the next commit, so the
+ * fsync cost is paid per batch, not per capture. Each write runs inside its own
+ * savepoint: one failing write (a duplicate id, say) does not sink its batch,
+ * and a failed COMMIT rejects the whole batch, leaving nothing half-written.
+ *
+ * One writer: this process owns the file (WAL allows readers beside it).
+ */
+import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
+import { type Clock, systemClock } from '../../clock.ts';
+import { StoreUnavailableError } from '../../errors.ts';
+import { readMigrations } from '../migrations.ts';
+import type {
+  FailRecord,
+  HeaderList,
+  LeaseRequest,
+  NewOperation,
+  Operation,
+  OperationError,
+  OperationStatus,
+  OperationStore,
+  RetryRecord,
+  StatusCounts,
+  StoredResponse,
+} from '../port.ts';
+
+export interface SqliteStoreOptions {
+  /** File path, or `:memory:` for tests that do not need durability. */
+  path: string;
+  clock?: Clock;
+  /** Upper bound on the file's size; captures past it answer 503. Default: unbounded. */
+  maxSizeBytes?: number;
+}
+
+interface QueuedWrite {
+  run: () => unknown;
+  resolve: (value: unknown) => void;
+  reject: (error: unknown) => void;
+}
+
+type Row = Record<string, SQLInputValue>;
+
+// SQLite primary result codes that mean "this store cannot take writes now".
+const UNAVAILABLE_CODES = new Set([
+  5 /* BUSY */, 8 /* READONLY */, 10 /* IOERR */, 13 /* FULL */, 14 /* CANTOPEN */,
+]);
+
+export class SqliteStore implements OperationStore {
+  readonly #db: DatabaseSync;
+  readonly #clock: Clock;
+  readonly #sql: ReturnType<typeof prepareStatements>;
+  #queue: QueuedWrite[] = [];
+  #flushScheduled = false;
+  #closed = false;
+
+  constructor(options: SqliteStoreOptions) {
+    this.#clock = options.clock ?? systemClock;
+    this.#db = new DatabaseSync(options.path);
+    this.#db.exec('PRAGMA journal_mode = WAL');
+    this.#db.exec('PRAGMA synchronous = FULL');
+    this.#db.exec('PRAGMA busy_timeout = 5000');
+    this.#db.exec('PRAGMA foreign_keys = ON');
+    if (options.maxSizeBytes !== undefined) {
+      const pageSize = Number((this.#db.prepare('PRAGMA page_size').get() as Row).page_size);
+      this.#db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxSizeBytes / pageSize))}`);
+    }
+    migrate(this.#db);
+    this.#sql = prepareStatements(this.#db);
+  }
+
+  capture(op: NewOperation): Promise<Operation> {
+    return this.#write(() => {
+      const now = this.#clock.now();
+      const adopted = op.lease !== undefined;
+      const row: Operation = {
+        id: op.id,
+        route: op.route,
+        request: op.request,
+        status: adopted ? 'Running' : 'NotStarted',
+        attempts: op.attempts,
+        nextAttemptAt: op.nextAttemptAt,
+        leaseOwner: op.lease?.owner ?? null,
+        leaseExpiresAt: op.lease?.expiresAt ?? null,
+        outcomeUnknown: op.outcomeUnknown,
+        result: null,
+        error: null,
+        deadLetteredAt: null,
+        priority: op.priority,
+        idempotencyKey: op.idempotencyKey,
+        traceparent: op.traceparent,
+        tracestate: op.tracestate,
+        createdAt: now,
+        updatedAt: now,
+      };
+      this.#sql.insert.run({
+        id: row.id,
+        route: row.route,
+        method: row.request.method,
+        path: row.request.path,
+        query: row.request.query,
+        request_headers: JSON.stringify(row.request.headers),
+        request_body: row.request.body,
+        status: row.status,
+        attempts: row.attempts,
+        next_attempt_at: row.nextAttemptAt,
+        lease_owner: row.leaseOwner,
+        lease_expires_at: row.leaseExpiresAt,
+        outcome_unknown: row.outcomeUnknown ? 1 : 0,
+        priority: row.priority,
+        idempotency_key: row.idempotencyKey,
+        traceparent: row.traceparent,
+        tracestate: row.tracestate,
+        created_at: now,
+      });
+      return row;
+    }) as Promise<Operation>;
+  }
+
+  lease({ owner, limit, leaseMs }: LeaseRequest): Promise<Operation[]> {
+    return this.#write(() => {
+      const now = this.#clock.now();
+      const rows = this.#sql.lease.all({ owner, now, expires: now + leaseMs, limit }) as Row[];
+      return rows.map(toOperation).sort(replayOrder);
+    }) as Promise<Operation[]>;
+  }
+
+  complete(id: string, owner: string, result: StoredResponse): Promise<boolean> {
+    return this.#changed(this.#sql.complete, {
+      id,
+      owner,
+      now: this.#clock.now(),
+      ...resultColumns(result),
+    });
+  }
+
+  retry(id: string, owner: string, record: RetryRecord): Promise<boolean> {
+    return this.#changed(this.#sql.retry, {
+      id,
+      owner,
+      now: this.#clock.now(),
+      next_attempt_at: record.nextAttemptAt,
+      error: JSON.stringify(record.error),
+      outcome_unknown: record.outcomeUnknown ? 1 : 0,
+    });
+  }
+
+  fail(id: string, owner: string, record: FailRecord): Promise<boolean> {
+    const now = this.#clock.now();
+    return this.#changed(this.#sql.fail, {
+      id,
+      owner,
+      now,
+      error: JSON.stringify(record.error),
+      dead_lettered_at: record.deadLetter ? now : null,
+      counted: record.countsAsAttempt ? 1 : 0,
+      ...resultColumns(record.result),
+    });
+  }
+
+  release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean> {
+    return this.#changed(this.#sql.release, {
+      id,
+      owner,
+      now: this.#clock.now(),
+      in_flight: attemptInFlight ? 1 : 0,
+    });
+  }
+
+  async get(id: string): Promise<Operation | undefined> {
+    this.#assertOpen();
+    const row = this.#sql.get.get({ id }) as Row | undefined;
+    return row ? toOperation(row) : undefined;
+  }
+
+  async counts(): Promise<StatusCounts> {
+    this.#assertOpen();
+    const counts: StatusCounts = {
+      NotStarted: 0,
+      Running: 0,
+      Succeeded: 0,
+      Failed: 0,
+      Canceled: 0,
+      deadLettered: 0,
+    };
+    for (const row of this.#sql.counts.all() as Row[]) counts[row.status as OperationStatus] = Number(row.n);
+    counts.deadLettered = Number((this.#sql.deadLettered.get() as Row).n);
+    return counts;
+  }
+
+  async nextDueAt(): Promise<number | undefined> {
+    this.#assertOpen();
+    const row = this.#sql.nextDue.get() as Row;
+    return row.at === null ? undefined : Number(row.at);
+  }
+
+  /** Flushes queued writes, then closes the file. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    if (this.#queue.length > 0) this.#flush();
+    this.#closed = true;
+    this.#db.close();
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) throw new StoreUnavailableError('The store is closed.');
+  }
+
+  #changed(statement: StatementSync, params: Record<string, SQLInputValue>): Promise<boolean> {
+    return this.#write(() => Number(statement.run(params).changes) === 1) as Promise<boolean>;
+  }
+
+  #write(run: () => unknown): Promise<unknown> {
+    if (this.#closed) return Promise.reject(new StoreUnavailableError('The store is closed.'));
+    return new Promise((resolve, reject) => {
+      this.#queue.push({ run, resolve, reject });
+      if (!this.#flushScheduled) {
+        this.#flushScheduled = true;
+        setImmediate(() => this.#flush());
+      }
+    });
+  }
+
+  /** Runs every queued write in one transaction: one fsync for the batch. */
+  #flush(): void {
+    this.#flushScheduled = false;
+    const batch = this.#queue;
+    this.#queue = [];
+    if (batch.length === 0) return;
+    const outcomes: Array<{ ok: true; value: unknown } | { ok: false; error: unknown }> = [];
+    try {
+      this.#db.exec('BEGIN IMMEDIATE');
+      for (const write of batch) {
+        this.#db.exec('SAVEPOINT write');
+        try {
+          outcomes.push({ ok: true, value: write.run() });
+          this.#db.exec('RELEASE write');
+        } catch (error) {
+          this.#db.exec('ROLLBACK TO write');
+          this.#db.exec('RELEASE write');
+          outcomes.push({ ok: false, error: asStoreError(error) });
+        }
+      }
+      this.#db.exec('COMMIT');
+    } catch (error) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      const failure = asStoreError(error);
+      for (const write of batch) write.reject(failure);
+      return;
+    }
+    batch.forEach((write, i) => {
+      const outcome = outcomes[i]!;
+      if (outcome.ok) write.resolve(outcome.value);
+      else write.reject(outcome.error);
+    });
+  }
+}
+
+function migrate(db: DatabaseSync): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS spillway_migrations (
+    version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL) STRICT`);
+  db.exec('BEGIN IMMEDIATE'); // the write lock: one process migrates at a time
+  try {
+    const applied = new Set(
+      (db.prepare('SELECT version FROM spillway_migrations').all() as Row[]).map((r) => Number(r.version)),
+    );
+    const record = db.prepare('INSERT INTO spillway_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+    for (const migration of readMigrations(new URL('./migrations', import.meta.url).pathname)) {
+      if (applied.has(migration.version)) continue;
+      db.exec(migration.sql);
+      record.run(migration.version, migration.name, Date.now());
+    }
+    db.exec('COMMIT');
+  } catch (error) {
+    db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+function prepareStatements(db: DatabaseSync) {
+  const clearLease = 'lease_owner = NULL, lease_expires_at = NULL';
+  const fenced = `WHERE id = :id AND lease_owner = :owner AND status = 'Running'`;
+  return {
+    insert: db.prepare(`INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
+        status, attempts, next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, priority,
+        idempotency_key, traceparent, tracestate, created_at, updated_at)
+      VALUES (:id, :route, :method, :path, :query, :request_headers, :request_body, :status, :attempts,
+        :next_attempt_at, :lease_owner, :lease_expires_at, :outcome_unknown, :priority, :idempotency_key,
+        :traceparent, :tracestate, :created_at, :created_at)`),
+    // An expired lease means its holder died mid-attempt: count that attempt, outcome unknown.
+    lease: db.prepare(`UPDATE operations SET
+        status = 'Running',
+        attempts = attempts + (lease_owner IS NOT NULL),
+        outcome_unknown = outcome_unknown OR (lease_owner IS NOT NULL),
+        lease_owner = :owner, lease_expires_at = :expires, updated_at = :now
+      WHERE id IN (SELECT id FROM operations
+        WHERE status IN ('NotStarted', 'Running')
+          AND (lease_owner IS NULL AND next_attempt_at <= :now OR lease_expires_at <= :now)
+        ORDER BY priority DESC, created_at, id LIMIT :limit)
+      RETURNING *`),
+    complete: db.prepare(`UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,
+        result_status = :result_status, result_headers = :result_headers, result_body = :result_body,
+        error = NULL, ${clearLease}, updated_at = :now ${fenced}`),
+    retry: db.prepare(`UPDATE operations SET attempts = attempts + 1, next_attempt_at = :next_attempt_at,
+        error = :error, outcome_unknown = outcome_unknown OR :outcome_unknown, ${clearLease}, updated_at = :now
+      ${fenced}`),
+    fail: db.prepare(`UPDATE operations SET status = 'Failed', attempts = attempts + :counted, error = :error,
+        result_status = :result_status, result_headers = :result_headers, result_body = :result_body,
+        dead_lettered_at = :dead_lettered_at, ${clearLease}, updated_at = :now ${fenced}`),
+    release: db.prepare(`UPDATE operations SET attempts = attempts + :in_flight,
+        outcome_unknown = outcome_unknown OR :in_flight, ${clearLease}, updated_at = :now ${fenced}`),
+    get: db.prepare('SELECT * FROM operations WHERE id = :id'),
+    counts: db.prepare('SELECT status, count(*) AS n FROM operations GROUP BY status'),
+    deadLettered: db.prepare('SELECT count(*) AS n FROM operations WHERE dead_lettered_at IS NOT NULL'),
+    nextDue:
+      db.prepare(`SELECT min(CASE WHEN lease_owner IS NULL THEN next_attempt_at ELSE lease_expires_at END) AS at
+      FROM operations WHERE status IN ('NotStarted', 'Running')`),
+  };
+}
+
+function resultColumns(result: StoredResponse | null) {
+  return {
+    result_status: result?.status ?? null,
+    result_headers: result ? JSON.stringify(result.headers) : null,
+    result_body: result?.body ?? null,
+  };
+}
+
+function toOperation(row: Row): Operation {
+  return {
+    id: String(row.id),
+    route: String(row.route),
+    request: {
+      method: String(row.method),
+      path: String(row.path),
+      query: String(row.query),
+      headers: JSON.parse(String(row.request_headers)) as HeaderList,
+      body: row.request_body as Uint8Array,
+    },
+    status: row.status as OperationStatus,
+    attempts: Number(row.attempts),
+    nextAttemptAt: Number(row.next_attempt_at),
+    leaseOwner: row.lease_owner === null ? null : String(row.lease_owner),
+    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
+    outcomeUnknown: Number(row.outcome_unknown) === 1,
+    result:
+      row.result_status === null
+        ? null
+        : {
+            status: Number(row.result_status),
+            headers: JSON.parse(String(row.result_headers)) as HeaderList,
+            body: row.result_body as Uint8Array,
+          },
+    error: row.error === null ? null : (JSON.parse(String(row.error)) as OperationError),
+    deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
+    priority: Number(row.priority),
+    idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
+    traceparent: row.traceparent === null ? null : String(row.traceparent),
+    tracestate: row.tracestate === null ? null : String(row.tracestate),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+const replayOrder = (a: Operation, b: Operation) =>
+  b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
+
+function asStoreError(error: unknown): unknown {
+  const code = (error as { errcode?: number }).errcode;
+  if (typeof code === 'number' && UNAVAILABLE_CODES.has(code & 0xff)) {
+    return new StoreUnavailableError(`The store cannot take writes: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+  return error;
+}

@@ -1,0 +1,172 @@
+/**
+ * Replay workers: lease due operations (highest priority, then oldest first),
+ * replay them against the upstream and record each outcome. Expired leases of
+ * a crashed process are recovered by the same lease query, under the retry
+ * safety rule (src/policy/retry-safety.ts).
+ *
+ * The loop has a manual trigger, `runOnce()`, so tests drive it without
+ * sleeping; `start()` runs it on a timer and on `wake()` after each capture.
+ */
+import type { Clock } from '../clock.ts';
+import { applyDecision, attemptDeadline, outcomeOf, recordOutcome } from '../engine/attempt.ts';
+import { LEASE_MARGIN_MS } from '../engine/failover-engine.ts';
+import { InFlight, whenAborted } from '../engine/in-flight.ts';
+import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
+import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
+import type { RoutePolicy } from '../policy/route-policy.ts';
+import type { HeaderList, Operation, OperationStore } from '../store/port.ts';
+
+export interface ReplayWorkerOptions {
+  store: OperationStore;
+  upstream: Upstream;
+  clock: Clock;
+  /** Lease owner name of this process. */
+  owner: string;
+  /** The policy of a route by name (the catch-all route for names no longer configured). */
+  routeNamed: (name: string) => RoutePolicy;
+  /** Longest attempt time limit of any route; leases outlive it. */
+  maxAttemptTimeoutMs: number;
+  concurrency: number;
+  pollIntervalMs: number;
+  maxResultBytes: number;
+  random?: () => number;
+}
+
+export class ReplayWorker {
+  readonly #options: ReplayWorkerOptions;
+  readonly #inFlight = new InFlight();
+  #timer: ReturnType<Clock['setTimeout']> | undefined;
+  #running = false;
+  #leasing: Promise<number> | undefined;
+
+  constructor(options: ReplayWorkerOptions) {
+    this.#options = options;
+  }
+
+  /** Starts the loop. Safe to call twice. */
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#schedule(0);
+  }
+
+  /** Something became due (a capture): look now instead of at the next poll. */
+  wake(): void {
+    if (this.#running) this.#schedule(0);
+  }
+
+  /**
+   * Leases as many due operations as there are free slots and starts their
+   * replays. Resolves with the number leased; the replays go on in the background.
+   */
+  runOnce(): Promise<number> {
+    this.#leasing ??= this.#leaseAndStart().finally(() => {
+      this.#leasing = undefined;
+    });
+    return this.#leasing;
+  }
+
+  /** Resolves when no replay is in flight. */
+  idle(): Promise<void> {
+    return this.#inFlight.idle();
+  }
+
+  /**
+   * Stops leasing, waits up to `graceMs` for replays in flight, then aborts the
+   * rest and hands their leases back. Safe to call twice.
+   */
+  async stop(graceMs: number): Promise<void> {
+    this.#running = false;
+    if (this.#timer) this.#options.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#leasing;
+    await this.#inFlight.drain(this.#options.clock, graceMs);
+  }
+
+  #schedule(ms: number): void {
+    const { clock } = this.#options;
+    if (this.#timer) clock.clearTimeout(this.#timer);
+    this.#timer = clock.setTimeout(() => {
+      this.#timer = undefined;
+      void this.#tick();
+    }, ms);
+  }
+
+  async #tick(): Promise<void> {
+    if (!this.#running) return;
+    const { clock, store, pollIntervalMs, concurrency } = this.#options;
+    let delay = pollIntervalMs;
+    try {
+      const leased = await this.runOnce();
+      if (leased > 0 && this.#inFlight.size < concurrency) delay = 0;
+      else {
+        const due = await store.nextDueAt();
+        if (due !== undefined) delay = Math.min(pollIntervalMs, Math.max(0, due - clock.now()));
+      }
+    } catch {
+      // The store is unavailable: try again at the next poll.
+    }
+    if (this.#running && !this.#timer) this.#schedule(delay);
+  }
+
+  async #leaseAndStart(): Promise<number> {
+    const { store, owner, concurrency, maxAttemptTimeoutMs } = this.#options;
+    const free = concurrency - this.#inFlight.size;
+    if (free <= 0) return 0;
+    const leased = await store.lease({ owner, limit: free, leaseMs: maxAttemptTimeoutMs + LEASE_MARGIN_MS });
+    for (const op of leased) {
+      void this.#inFlight
+        .track((shutdown) => this.#replay(op, shutdown))
+        .then(() => {
+          if (this.#running) this.#schedule(0);
+        });
+    }
+    return leased.length;
+  }
+
+  async #replay(op: Operation, shutdown: AbortSignal): Promise<void> {
+    const { store, upstream, clock, owner, maxResultBytes } = this.#options;
+    const route = this.#options.routeNamed(op.route);
+    const refusal = decideBeforeAttempt(
+      { method: op.request.method, outcomeUnknown: op.outcomeUnknown, createdAt: op.createdAt },
+      route,
+      clock.now(),
+    );
+    if (refusal) {
+      await applyDecision(store, op.id, owner, refusal, false);
+      return;
+    }
+    if (shutdown.aborted) {
+      await store.release(op.id, owner, false);
+      return;
+    }
+    const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
+    let outcome: AttemptOutcome;
+    try {
+      const call = upstream.send(forwardRequestOf(op), deadline.signal);
+      outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
+    } catch {
+      // Shut down mid-attempt: the request is out, so its outcome is unknown to whoever leases it next.
+      await store.release(op.id, owner, true);
+      return;
+    } finally {
+      deadline.clear();
+    }
+    await recordOutcome(store, op, route, owner, outcome, clock, this.#options.random);
+  }
+}
+
+/** The captured request as it is sent again, carrying the same Idempotency-Key on every attempt. */
+function forwardRequestOf(op: Operation): ForwardRequest {
+  const headers: HeaderList = [...op.request.headers];
+  if (op.idempotencyKey && !headers.some(([name]) => name === 'idempotency-key')) {
+    headers.push(['idempotency-key', op.idempotencyKey]);
+  }
+  for (const [name, value] of [
+    ['traceparent', op.traceparent],
+    ['tracestate', op.tracestate],
+  ] as const) {
+    if (value && !headers.some(([n]) => n === name)) headers.push([name, value]);
+  }
+  return { ...op.request, headers };
+}

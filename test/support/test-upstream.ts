@@ -1,0 +1,111 @@
+/**
+ * A real upstream for tests, on loopback, whose behaviour each test sets:
+ * answer, delay, refuse with a status, reset the connection after reading the
+ * request, or hold it forever (black hole). It records every request it read.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+export interface Received {
+  method: string;
+  url: string;
+  headers: IncomingMessage['headers'];
+  body: Buffer;
+}
+
+export type Behaviour =
+  | { kind: 'echo' } // 200 with a JSON echo of the request
+  | { kind: 'respond'; status: number; headers?: Record<string, string | string[]>; body?: string | Buffer }
+  | { kind: 'delay'; ms: number; and: Behaviour }
+  | { kind: 'reset' } // read the whole request, then destroy the socket: the upstream saw it
+  | { kind: 'black-hole' }; // read the request and never answer
+
+export class TestUpstream {
+  readonly received: Received[] = [];
+  behaviour: (req: Received) => Behaviour = () => ({ kind: 'echo' });
+  #server: Server;
+  #port = 0;
+
+  constructor() {
+    this.#server = createServer((req, res) => void this.#handle(req, res));
+    this.#server.keepAliveTimeout = 60_000;
+  }
+
+  get url(): string {
+    return `http://127.0.0.1:${this.#port}`;
+  }
+
+  /** Listens (again) on the same port; the first call picks a free one. */
+  async start(): Promise<this> {
+    await new Promise<void>((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(this.#port, '127.0.0.1', () => resolve());
+    });
+    this.#port = (this.#server.address() as AddressInfo).port;
+    return this;
+  }
+
+  /** Stops listening and drops every connection: the upstream is down (connection refused). */
+  async stop(): Promise<void> {
+    if (!this.#server.listening) return;
+    const closed = new Promise((resolve) => this.#server.close(resolve));
+    this.#server.closeAllConnections();
+    await closed;
+  }
+
+  /** Requests received carrying this body marker (tests put a unique id in each body). */
+  count(marker: string): number {
+    return this.received.filter((r) => r.body.includes(marker)).length;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const received: Received = {
+      method: req.method!,
+      url: req.url!,
+      headers: req.headers,
+      body: Buffer.concat(chunks),
+    };
+    this.received.push(received);
+    await this.#act(this.behaviour(received), received, res);
+  }
+
+  async #act(behaviour: Behaviour, received: Received, res: ServerResponse): Promise<void> {
+    switch (behaviour.kind) {
+      case 'echo': {
+        const text = JSON.stringify({
+          method: received.method,
+          url: received.url,
+          headers: received.headers,
+          body: received.body.toString('utf8'),
+        });
+        res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'test' });
+        res.end(text);
+        return;
+      }
+      case 'respond':
+        res.writeHead(behaviour.status, behaviour.headers ?? {});
+        res.end(behaviour.body ?? '');
+        return;
+      case 'delay':
+        await new Promise((r) => setTimeout(r, behaviour.ms));
+        if (!res.destroyed) await this.#act(behaviour.and, received, res);
+        return;
+      case 'reset':
+        res.socket?.destroy();
+        return;
+      case 'black-hole':
+        return;
+    }
+  }
+}
+
+/** A loopback port nothing listens on: connecting to it is refused at once. */
+export async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}

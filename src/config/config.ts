@@ -67,7 +67,7 @@ export const defaults = {
   maxStoreBytes: undefined as number | undefined,
   /** Replay workers inside `serve`. */
   replay: {
-    /** Attempts in flight at once. */
+    /** Attempts in flight at once; 0 runs no replay workers in this process (capture only). */
     concurrency: 8,
     /** How often idle workers look for due operations (they are also woken by captures). */
     pollIntervalMs: 1_000,
@@ -140,7 +140,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     maxResultBytes: intAt(raw, 'maxResultBytes', defaults.maxResultBytes, 0),
     maxStoreBytes: raw.maxStoreBytes === undefined ? undefined : intAt(raw, 'maxStoreBytes', 0, 4096),
     replay: {
-      concurrency: intAt(replay, 'concurrency', defaults.replay.concurrency, 1, 10_000, 'replay.'),
+      concurrency: intAt(replay, 'concurrency', defaults.replay.concurrency, 0, 10_000, 'replay.'),
       pollIntervalMs: intAt(
         replay,
         'pollIntervalMs',

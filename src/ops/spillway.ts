@@ -85,7 +85,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   const adminPort = await listen(adminServer, config.adminPort, config.adminHost);
   if (!config.publicUrl) publicUrl = `http://${urlHost(config.host)}:${port}`;
   accepting = true;
-  worker.start();
+  if (config.replay.concurrency > 0) worker.start();
   log.info(
     { port, adminPort, publicUrl, upstream: config.upstream, store: config.store, instanceId },
     'listening',

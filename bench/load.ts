@@ -1,0 +1,77 @@
+/**
+ * One load run with autocannon, in this process. autocannon's own latency
+ * histogram keeps whole milliseconds, too coarse on loopback, so each
+ * response's latency is taken from its `response` event and the percentiles
+ * are computed here; throughput is answered requests over wall-clock time.
+ */
+import { performance } from 'node:perf_hooks';
+import autocannon from 'autocannon';
+
+export interface LoadSpec {
+  url: string;
+  method: 'GET' | 'POST';
+  headers?: Record<string, string>;
+  body?: string;
+  connections: number;
+}
+
+/**
+ * Run for a time (requests in flight at the end are dropped), or until `amount`
+ * requests are answered (cut off after a minute, should the target stop answering).
+ */
+export type LoadLimit = { seconds: number } | { amount: number };
+
+export interface LoadResult {
+  /** Requests answered with a status (any status). */
+  answered: number;
+  seconds: number;
+  perSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  /** Answers by status code. */
+  statuses: Record<string, number>;
+  /** Connection errors and timeouts: requests never answered. */
+  errors: number;
+}
+
+export async function runLoad(spec: LoadSpec, limit: LoadLimit): Promise<LoadResult> {
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  const started = performance.now();
+  let lastAnswer = started;
+  const instance = autocannon({
+    url: spec.url,
+    method: spec.method,
+    connections: spec.connections,
+    timeout: 10,
+    ...(spec.headers ? { headers: spec.headers } : {}),
+    ...(spec.body === undefined ? {} : { body: spec.body }),
+    ...('amount' in limit ? { amount: limit.amount } : { duration: limit.seconds }),
+  });
+  instance.on('response', (_client, statusCode, _bytes, latencyMs) => {
+    lastAnswer = performance.now();
+    latencies.push(latencyMs);
+    const status = String(statusCode);
+    statuses[status] = (statuses[status] ?? 0) + 1;
+  });
+  const guard = 'amount' in limit ? setTimeout(() => instance.stop(), 60_000) : undefined;
+  const result = await instance;
+  clearTimeout(guard);
+  const seconds = (lastAnswer - started) / 1000;
+  const sorted = Float64Array.from(latencies).sort();
+  return {
+    answered: latencies.length,
+    seconds,
+    perSecond: seconds > 0 ? latencies.length / seconds : 0,
+    p50Ms: percentile(sorted, 50),
+    p99Ms: percentile(sorted, 99),
+    statuses,
+    errors: result.errors,
+  };
+}
+
+/** Nearest-rank percentile of ascending values; NaN when there are none. */
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}

@@ -1,0 +1,82 @@
+/**
+ * The bench's output: the results as aligned text tables for people, and as
+ * JSON (bench/results/latest.json) for tools and for comparing runs.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { LoadResult } from './load.ts';
+
+export interface SyncComparison {
+  method: string;
+  direct: LoadResult;
+  spillway: LoadResult;
+}
+
+export interface CaptureSummary {
+  method: string;
+  measured: LoadResult;
+  warmUpAnswers202: number;
+  answers202: number;
+  storedOperations: number;
+}
+
+/** Spillway's figure divided by the direct one: above 1 for latency and below 1 for req/s means overhead. */
+export function ratios({ direct, spillway }: SyncComparison) {
+  return {
+    perSecond: spillway.perSecond / direct.perSecond,
+    p50Ms: spillway.p50Ms / direct.p50Ms,
+    p99Ms: spillway.p99Ms / direct.p99Ms,
+  };
+}
+
+export function syncTable(comparisons: SyncComparison[]): string {
+  const rows: string[][] = [['request', 'target', 'req/s', 'p50 ms', 'p99 ms', 'answered']];
+  for (const c of comparisons) {
+    const request = c.method === 'POST' ? 'POST (JSON)' : c.method;
+    rows.push([request, 'direct', ...figures(c.direct)]);
+    rows.push([request, 'via Spillway', ...figures(c.spillway)]);
+    const r = ratios(c);
+    rows.push([request, 'Spillway/direct', times(r.perSecond), times(r.p50Ms), times(r.p99Ms), '']);
+  }
+  return align(rows, 2);
+}
+
+export function captureTable(summary: CaptureSummary): string {
+  const { measured } = summary;
+  const request = summary.method === 'POST' ? 'POST (JSON)' : summary.method;
+  return align(
+    [
+      ['request', 'captures/s', 'p50 ms', 'p99 ms', 'answered 202'],
+      [request, ...figures(measured).slice(0, 3), count(measured.statuses['202'] ?? 0)],
+    ],
+    1,
+  );
+}
+
+export function storeCheckLine(summary: CaptureSummary): string {
+  const { storedOperations, answers202, warmUpAnswers202 } = summary;
+  const verdict = storedOperations === answers202 ? 'OK' : 'MISMATCH';
+  return `Store check: ${count(storedOperations)} operations on disk, ${count(answers202)} answers 202 (${count(warmUpAnswers202)} in warm-up + ${count(answers202 - warmUpAnswers202)} measured): ${verdict}`;
+}
+
+export function writeJson(file: URL, data: unknown): void {
+  mkdirSync(new URL('.', file), { recursive: true });
+  writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
+}
+
+const figures = (r: LoadResult) => [count(r.perSecond), ms(r.p50Ms), ms(r.p99Ms), count(r.answered)];
+const count = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => n.toFixed(2);
+const times = (n: number) => `${n.toFixed(2)}×`;
+
+/** Left-aligns the first `textColumns` columns, right-aligns the rest (numbers). */
+function align(rows: string[][], textColumns: number): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => (row[i] ?? '').length)));
+  return rows
+    .map((row) =>
+      row
+        .map((cell, i) => (i < textColumns ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!)))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}

@@ -1,0 +1,68 @@
+/**
+ * The bench's scenarios, each a warm-up and then a measured run:
+ *
+ * - sync: a healthy upstream, straight or through the gateway; timed runs.
+ * - captures: the upstream is down, every request is captured and answered 202.
+ *   Runs are sized by request count instead of time, so no request is cut off
+ *   in flight and every capture the gateway made has its 202 counted here.
+ */
+import { type LoadResult, type LoadSpec, runLoad } from './load.ts';
+
+export interface Timing {
+  warmUpSeconds: number;
+  seconds: number;
+}
+
+/** A small JSON body (~200 bytes), like a payment request. */
+export const postBody = JSON.stringify({
+  amount: 4200,
+  currency: 'EUR',
+  customer: 'cus_8f14e45fceea167a5a36dedd',
+  description: 'Order 100234: 2 x espresso beans, 1 kg',
+  metadata: { orderId: '100234', channel: 'web', campaign: 'autumn-2025' },
+});
+
+export const requests = {
+  GET: { method: 'GET', path: '/payments/pay_0001' },
+  POST: {
+    method: 'POST',
+    path: '/payments',
+    headers: { 'content-type': 'application/json' },
+    body: postBody,
+  },
+} as const;
+
+export function loadSpec(baseUrl: string, method: keyof typeof requests, connections: number): LoadSpec {
+  const { path, ...request } = requests[method];
+  return { url: baseUrl + path, connections, ...request };
+}
+
+export async function measureSync(spec: LoadSpec, timing: Timing): Promise<LoadResult> {
+  await runLoad(spec, { seconds: timing.warmUpSeconds });
+  return runLoad(spec, { seconds: timing.seconds });
+}
+
+export interface CaptureRuns {
+  warmUp: LoadResult[];
+  measured: LoadResult;
+  /** Requests the measured run was sized to; all of them must be answered. */
+  planned: number;
+}
+
+export async function measureCaptures(spec: LoadSpec, timing: Timing): Promise<CaptureRuns> {
+  const smallest = spec.connections * 8;
+  const warmUp: LoadResult[] = [];
+  let elapsed = 0;
+  let rate = 0;
+  // A small first batch gives a first rate; the next ones, sized from the rate of the one
+  // before, fill the warm-up time. Then the measured run is sized from the last rate seen.
+  do {
+    const left = Math.max(0.5, timing.warmUpSeconds - elapsed);
+    const run = await runLoad(spec, { amount: Math.max(smallest, Math.round(rate * left)) });
+    warmUp.push(run);
+    elapsed += run.seconds;
+    rate = run.perSecond;
+  } while ((elapsed < timing.warmUpSeconds || warmUp.length < 2) && warmUp.length < 5);
+  const planned = Math.max(smallest, Math.round(rate * timing.seconds));
+  return { warmUp, measured: await runLoad(spec, { amount: planned }), planned };
+}

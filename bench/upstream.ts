@@ -1,0 +1,37 @@
+/**
+ * Bench child process: a trivial upstream on 127.0.0.1, port chosen by the OS.
+ * GET answers a small JSON document; POST reads the body and answers with its
+ * length. As cheap as a server gets, so the bench measures the gateway.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+const getBody = JSON.stringify({ id: 'pay_0001', amount: 4200, currency: 'EUR', status: 'captured' });
+
+const server = createServer((req, res) => {
+  if (req.method === 'GET') {
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(getBody) });
+    res.end(getBody);
+    return;
+  }
+  let received = 0;
+  req.on('data', (chunk: Buffer) => {
+    received += chunk.length;
+  });
+  req.on('end', () => {
+    const body = JSON.stringify({ id: 'pay_0002', status: 'captured', received });
+    res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  });
+});
+// Longer than any pause between scenarios, so no pooled connection is closed under a request.
+server.keepAliveTimeout = 60_000;
+
+server.listen(0, '127.0.0.1', () => {
+  process.send?.({ ready: { port: (server.address() as AddressInfo).port } });
+});
+
+process.once('SIGTERM', () => {
+  server.close(() => process.exit(0));
+  server.closeAllConnections();
+});

@@ -22,6 +22,7 @@ export const errorTable = {
   'outcome-unknown': { status: 502, title: 'The upstream may or may not have processed the request' },
   'result-too-large': { status: 502, title: 'The upstream response was too large to store' },
   'operation-canceled': { status: 409, title: 'The operation was canceled' },
+  'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
 export type ErrorCode = keyof typeof errorTable;

@@ -81,12 +81,28 @@ export async function applyDecision(
   }
 }
 
-/** An attempt's time limit on the given clock; `clear()` once the attempt is over. */
-export function attemptDeadline(clock: Clock, ms: number): { signal: AbortSignal; clear: () => void } {
+export interface AttemptDeadline {
+  signal: AbortSignal;
+  /** The attempt is over: stop the timer. */
+  clear(): void;
+  /** Abandon the attempt now (shutdown): the upstream call is aborted. */
+  abort(reason: Error): void;
+}
+
+/** An attempt's time limit on the given clock. */
+export function attemptDeadline(clock: Clock, ms: number): AttemptDeadline {
   const controller = new AbortController();
   const timer = clock.setTimeout(() => controller.abort(new AttemptTimeoutError(ms)), ms);
   timer.unref?.();
-  return { signal: controller.signal, clear: () => clock.clearTimeout(timer) };
+  const clear = () => clock.clearTimeout(timer);
+  return {
+    signal: controller.signal,
+    clear,
+    abort: (reason) => {
+      clear();
+      controller.abort(reason);
+    },
+  };
 }
 
 export class AttemptTimeoutError extends Error {

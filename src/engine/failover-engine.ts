@@ -18,7 +18,13 @@ import { backoffDelay } from '../policy/backoff.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, NewOperation, Operation, OperationStore } from '../store/port.ts';
-import { AttemptTimeoutError, attemptDeadline, outcomeOf, recordOutcome } from './attempt.ts';
+import {
+  type AttemptDeadline,
+  AttemptTimeoutError,
+  attemptDeadline,
+  outcomeOf,
+  recordOutcome,
+} from './attempt.ts';
 import { headerValue } from './http-fields.ts';
 import { InFlight, whenAborted } from './in-flight.ts';
 import { newOperationId } from './operation-id.ts';
@@ -144,7 +150,7 @@ export class FailoverEngine {
     submission: Submission,
     request: ForwardRequest,
     call: Promise<UpstreamResponse>,
-    deadline: { signal: AbortSignal; clear: () => void },
+    deadline: AttemptDeadline,
   ): Promise<EngineAnswer> {
     const { clock, instanceId, store } = this.#options;
     const expiresAt = clock.now() + submission.route.attemptTimeoutMs + LEASE_MARGIN_MS;
@@ -177,7 +183,7 @@ export class FailoverEngine {
     operation: Operation,
     route: RoutePolicy,
     call: Promise<UpstreamResponse>,
-    deadline: { signal: AbortSignal; clear: () => void },
+    deadline: AttemptDeadline,
   ): void {
     const { clock, instanceId, store, maxResultBytes } = this.#options;
     // A store that refuses the final write leaves the lease to expire: the next lease recovers it.
@@ -185,12 +191,12 @@ export class FailoverEngine {
       let outcome: AttemptOutcome;
       try {
         outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
-      } catch {
+      } catch (reason) {
+        deadline.abort(reason as Error); // shutdown: abandon the call, hand the lease back
         await store.release(operation.id, instanceId, true);
         return;
-      } finally {
-        deadline.clear();
       }
+      deadline.clear();
       await recordOutcome(store, operation, route, instanceId, outcome, clock, this.#random);
     });
   }

@@ -74,7 +74,8 @@ export class Upstream {
     });
   }
 
+  /** Closes the pool. Called after shutdown has drained or abandoned every attempt. */
   async close(): Promise<void> {
-    await this.#pool.close();
+    await this.#pool.destroy();
   }
 }

@@ -30,9 +30,13 @@ export function createPublicServer(options: PublicServerOptions): Server {
       options.onError(error);
       if (error instanceof Error && error.name === 'StoreUnavailableError') {
         sendProblem(res, 'store-unavailable', `${error.message} Retry later.`, { 'retry-after': 5 });
-      } else if (!res.headersSent) {
-        sendProblem(res, 'bad-request', 'The request could not be handled.');
-      } else res.destroy();
+      } else {
+        sendProblem(
+          res,
+          'internal-error',
+          'Spillway could not handle this request; the error is in its log. Retry later.',
+        );
+      }
     });
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {

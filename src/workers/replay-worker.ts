@@ -145,13 +145,13 @@ export class ReplayWorker {
     try {
       const call = upstream.send(forwardRequestOf(op), deadline.signal);
       outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
-    } catch {
+    } catch (reason) {
       // Shut down mid-attempt: the request is out, so its outcome is unknown to whoever leases it next.
+      deadline.abort(reason as Error);
       await store.release(op.id, owner, true);
       return;
-    } finally {
-      deadline.clear();
     }
+    deadline.clear();
     await recordOutcome(store, op, route, owner, outcome, clock, this.#options.random);
   }
 }

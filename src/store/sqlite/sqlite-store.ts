@@ -242,6 +242,8 @@ export class SqliteStore implements OperationStore {
           outcomes.push({ ok: true, value: write.run() });
           this.#db.exec('RELEASE write');
         } catch (error) {
+          // Disk full or I/O errors can make SQLite roll the whole transaction back itself.
+          if (!this.#db.isTransaction) throw error;
           this.#db.exec('ROLLBACK TO write');
           this.#db.exec('RELEASE write');
           outcomes.push({ ok: false, error: asStoreError(error) });

@@ -1,0 +1,220 @@
+/**
+ * The OperationStore conformance suite: every adapter must pass it unchanged
+ * (SQLite now, PostgreSQL next). Time comes from a ManualClock, so lease
+ * expiry and due times are exact.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { newOperationId } from '../../src/engine/operation-id.ts';
+import type { NewOperation, OperationStore } from '../../src/store/port.ts';
+import { ManualClock } from '../support/manual-clock.ts';
+
+export type StoreFactory = (
+  clock: ManualClock,
+) => Promise<{ store: OperationStore; reopen(): Promise<OperationStore> }>;
+
+export function newOperation(clock: ManualClock, overrides: Partial<NewOperation> = {}): NewOperation {
+  return {
+    id: newOperationId(),
+    route: 'default',
+    request: {
+      method: 'POST',
+      path: '/payments',
+      query: 'a=1',
+      headers: [
+        ['content-type', 'application/json'],
+        ['x-multi', '1'],
+        ['x-multi', '2'],
+      ],
+      body: new Uint8Array(randomBytes(64)),
+    },
+    priority: 0,
+    idempotencyKey: null,
+    traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
+    tracestate: null,
+    attempts: 0,
+    nextAttemptAt: clock.now(),
+    outcomeUnknown: false,
+    ...overrides,
+  };
+}
+
+const lease = (store: OperationStore, owner = 'w1', limit = 10, leaseMs = 1_000) =>
+  store.lease({ owner, limit, leaseMs });
+
+export function storeConformance(name: string, factory: StoreFactory): void {
+  describe(`OperationStore conformance: ${name}`, () => {
+    let clock: ManualClock;
+    let store: OperationStore;
+    let reopen: () => Promise<OperationStore>;
+    beforeEach(async () => {
+      clock = new ManualClock();
+      ({ store, reopen } = await factory(clock));
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    it('captures durably: the record survives closing and reopening, byte for byte', async () => {
+      const input = newOperation(clock);
+      const captured = await store.capture(input);
+      assert.equal(captured.status, 'NotStarted');
+      await store.close();
+      store = await reopen();
+      const op = await store.get(input.id);
+      assert.ok(op);
+      assert.deepEqual(op.request.headers, input.request.headers);
+      assert.deepEqual(Buffer.from(op.request.body), Buffer.from(input.request.body));
+      assert.equal(op.request.query, 'a=1');
+      assert.equal(op.traceparent, input.traceparent);
+      assert.equal(op.createdAt, clock.now());
+    });
+
+    it('rejects a second capture with the same id and keeps the first', async () => {
+      const input = newOperation(clock);
+      await store.capture(input);
+      await assert.rejects(store.capture({ ...input, route: 'other' }));
+      assert.equal((await store.get(input.id))?.route, 'default');
+    });
+
+    it('commits captures arriving together, each resolving on its own', async () => {
+      const inputs = Array.from({ length: 50 }, () => newOperation(clock));
+      const duplicate = { ...inputs[0]!, route: 'dup' };
+      const results = await Promise.allSettled([
+        ...inputs.map((i) => store.capture(i)),
+        store.capture(duplicate),
+      ]);
+      assert.equal(results.filter((r) => r.status === 'fulfilled').length, 50);
+      assert.equal(results.at(-1)!.status, 'rejected', 'one failing write does not sink its batch');
+      assert.equal((await store.counts()).NotStarted, 50);
+    });
+
+    it('leases due operations by priority, then oldest first, and not those due later', async () => {
+      const low = await store.capture(newOperation(clock));
+      clock.advance(10);
+      const high = await store.capture(newOperation(clock, { priority: 5 }));
+      clock.advance(10);
+      const later = await store.capture(newOperation(clock, { nextAttemptAt: clock.now() + 60_000 }));
+      const leased = await lease(store);
+      assert.deepEqual(
+        leased.map((o) => o.id),
+        [high.id, low.id],
+      );
+      assert.ok(leased.every((o) => o.status === 'Running' && o.leaseOwner === 'w1'));
+      assert.deepEqual(await lease(store, 'w2'), [], 'a held lease is not leased again');
+      clock.advance(60_000);
+      const expiredAndLater = await lease(store, 'w2');
+      assert.ok(expiredAndLater.some((o) => o.id === later.id));
+    });
+
+    it('respects the limit', async () => {
+      for (let i = 0; i < 5; i++) await store.capture(newOperation(clock));
+      assert.equal((await lease(store, 'w1', 2)).length, 2);
+      assert.equal((await lease(store, 'w2', 10)).length, 3);
+    });
+
+    it('recovers an expired lease as an attempt with an unknown outcome', async () => {
+      const op = await store.capture(newOperation(clock));
+      await lease(store, 'dead-worker', 10, 1_000);
+      clock.advance(999);
+      assert.deepEqual(await lease(store, 'w2'), []);
+      clock.advance(1);
+      const [recovered] = await lease(store, 'w2');
+      assert.equal(recovered?.id, op.id);
+      assert.equal(recovered?.attempts, 1);
+      assert.equal(recovered?.outcomeUnknown, true);
+      assert.equal(
+        await store.complete(op.id, 'dead-worker', { status: 200, headers: [], body: new Uint8Array() }),
+        false,
+        'the old holder is fenced off',
+      );
+    });
+
+    it('an adopted capture holds its lease until it expires', async () => {
+      const op = await store.capture(
+        newOperation(clock, { lease: { owner: 'gw', expiresAt: clock.now() + 5_000 } }),
+      );
+      assert.equal(op.status, 'Running');
+      assert.deepEqual(await lease(store), []);
+      assert.equal(
+        await store.complete(op.id, 'gw', { status: 201, headers: [['x', '1']], body: Buffer.from('ok') }),
+        true,
+      );
+      const done = await store.get(op.id);
+      assert.equal(done?.status, 'Succeeded');
+      assert.equal(done?.attempts, 1);
+      assert.deepEqual(done?.result?.headers, [['x', '1']]);
+      assert.equal(Buffer.from(done!.result!.body).toString(), 'ok');
+    });
+
+    it('retry puts the operation back with its next attempt time and clears the lease', async () => {
+      const op = await store.capture(newOperation(clock));
+      await lease(store);
+      const error = { code: 'upstream-status', message: 'The upstream answered 503.', upstreamStatus: 503 };
+      assert.equal(
+        await store.retry(op.id, 'w1', { nextAttemptAt: clock.now() + 500, error, outcomeUnknown: false }),
+        true,
+      );
+      const waiting = await store.get(op.id);
+      assert.equal(waiting?.status, 'Running');
+      assert.equal(waiting?.attempts, 1);
+      assert.equal(waiting?.leaseOwner, null);
+      assert.deepEqual(waiting?.error, error);
+      assert.equal(await store.nextDueAt(), clock.now() + 500);
+      assert.deepEqual(await lease(store), []);
+      clock.advance(500);
+      assert.equal((await lease(store)).length, 1);
+    });
+
+    it('fail ends the operation, dead-lettered or not, counting the attempt only when asked', async () => {
+      const a = await store.capture(newOperation(clock));
+      const b = await store.capture(newOperation(clock));
+      await lease(store);
+      const error = { code: 'outcome-unknown', message: 'unknown' };
+      assert.equal(
+        await store.fail(a.id, 'w1', { error, result: null, deadLetter: true, countsAsAttempt: false }),
+        true,
+      );
+      const response = { status: 422, headers: [], body: Buffer.from('no') };
+      assert.equal(
+        await store.fail(b.id, 'w1', { error, result: response, deadLetter: false, countsAsAttempt: true }),
+        true,
+      );
+      const [fa, fb] = [await store.get(a.id), await store.get(b.id)];
+      assert.equal(fa?.status, 'Failed');
+      assert.equal(fa?.attempts, 0);
+      assert.equal(fa?.deadLetteredAt, clock.now());
+      assert.equal(fb?.attempts, 1);
+      assert.equal(fb?.deadLetteredAt, null);
+      assert.equal(fb?.result?.status, 422);
+      const counts = await store.counts();
+      assert.equal(counts.Failed, 2);
+      assert.equal(counts.deadLettered, 1);
+      assert.equal(await store.complete(a.id, 'w1', response), false, 'terminal states never change');
+    });
+
+    it('release hands the lease back, counting an attempt in flight as outcome unknown', async () => {
+      const a = await store.capture(newOperation(clock));
+      const b = await store.capture(newOperation(clock));
+      await lease(store);
+      assert.equal(await store.release(a.id, 'w1', true), true);
+      assert.equal(await store.release(b.id, 'w1', false), true);
+      const [ra, rb] = [await store.get(a.id), await store.get(b.id)];
+      assert.deepEqual([ra?.attempts, ra?.outcomeUnknown, ra?.leaseOwner], [1, true, null]);
+      assert.deepEqual([rb?.attempts, rb?.outcomeUnknown, rb?.leaseOwner], [0, false, null]);
+      assert.equal((await lease(store, 'w2')).length, 2, 'released operations are due at once');
+    });
+
+    it('answers get for an unknown id with undefined', async () => {
+      assert.equal(await store.get(newOperationId()), undefined);
+    });
+
+    it('close is safe to call twice, and verbs after close reject', async () => {
+      await store.close();
+      await store.close();
+      await assert.rejects(store.capture(newOperation(clock)), { name: 'StoreUnavailableError' });
+      store = await reopen();
+    });
+  });
+}

@@ -10,10 +10,11 @@ export const errorTable = {
   'bad-request': { status: 400, title: 'Malformed request' },
   'body-too-large': { status: 413, title: 'Request body too large' },
   'header-too-large': { status: 431, title: 'Request header fields too large' },
+  'not-found': { status: 404, title: 'Nothing is served at this path' },
   'operation-not-found': { status: 404, title: 'No such operation' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
   'store-unavailable': { status: 503, title: 'The request could not be stored durably' },
-  'shutting-down': { status: 503, title: 'The gateway is shutting down' },
+  overloaded: { status: 503, title: 'The gateway has too many requests in flight' },
   'upstream-unreachable': { status: 502, title: 'The upstream could not be reached' },
   'upstream-failed': { status: 502, title: 'The upstream connection failed mid-request' },
   'upstream-timeout': { status: 504, title: 'The upstream did not answer in time' },
@@ -21,7 +22,6 @@ export const errorTable = {
   'max-age-exceeded': { status: 502, title: 'The operation grew too old to replay' },
   'outcome-unknown': { status: 502, title: 'The upstream may or may not have processed the request' },
   'result-too-large': { status: 502, title: 'The upstream response was too large to store' },
-  'operation-canceled': { status: 409, title: 'The operation was canceled' },
   'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -15,8 +15,8 @@ export const routeDefaults = {
   failover: true,
   /** The client's wait for the sync attempt's response headers (the seed's 3 s latency threshold). */
   budgetMs: 3_000,
-  /** The largest `Prefer: wait=N` honoured; larger values are clamped. */
-  maxWaitMs: 60_000,
+  /** The largest `Prefer: wait=N` honoured; larger values are clamped. Capped at attemptTimeoutMs − 1 s. */
+  maxWaitMs: 20_000,
   /** Time limit of an adopted or replayed attempt, from its start. */
   attemptTimeoutMs: 30_000,
   /** Upstream statuses meaning "not processed, come back later". */
@@ -61,6 +61,8 @@ export const defaults = {
   publicUrl: undefined as string | undefined,
   /** Largest request body accepted; larger answers 413. */
   maxBodyBytes: MiB,
+  /** Requests handled at once on the public port; past it, 503 overloaded with Retry-After. */
+  maxInFlight: 4_096,
   /** Largest upstream response body stored as an operation's result. */
   maxResultBytes: 10 * MiB,
   /** Largest size of the store file; past it captures answer 503. Unbounded by default. */
@@ -85,6 +87,7 @@ export interface GatewayConfig {
   store: string;
   publicUrl: string | undefined;
   maxBodyBytes: number;
+  maxInFlight: number;
   maxResultBytes: number;
   maxStoreBytes: number | undefined;
   replay: { concurrency: number; pollIntervalMs: number };
@@ -137,6 +140,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     store: stringAt(raw, 'store', defaults.store),
     publicUrl: raw.publicUrl === undefined ? undefined : urlAt(raw, 'publicUrl'),
     maxBodyBytes: intAt(raw, 'maxBodyBytes', defaults.maxBodyBytes, 0),
+    maxInFlight: intAt(raw, 'maxInFlight', defaults.maxInFlight, 1),
     maxResultBytes: intAt(raw, 'maxResultBytes', defaults.maxResultBytes, 0),
     maxStoreBytes: raw.maxStoreBytes === undefined ? undefined : intAt(raw, 'maxStoreBytes', 0, 4096),
     replay: {
@@ -158,7 +162,20 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
   if (!Array.isArray(routes)) throw new ConfigError(`routes must be an array, got ${show(routes)}.`);
   config.routes = routes.map((route, i) => {
     if (!isObject(route)) throw new ConfigError(`routes[${i}] must be an object, got ${show(route)}.`);
-    return buildRoute({ ...shared, ...route }, `routes[${i}].`);
+    const backoff = {
+      ...objectAt(shared, 'backoff', 'routeDefaults.'),
+      ...objectAt(route, 'backoff', `routes[${i}].`),
+    };
+    return buildRoute({ ...shared, ...route, backoff }, `routes[${i}].`);
+  });
+  const names = new Set<string>(['default']);
+  config.routes.forEach((route, i) => {
+    if (names.has(route.name)) {
+      throw new ConfigError(
+        `routes[${i}].name "${route.name}" is taken: route names are unique, and "default" is the catch-all's.`,
+      );
+    }
+    names.add(route.name);
   });
   config.routes.push(buildRoute({ ...shared, name: 'default', match: '* /*' }, 'routeDefaults.'));
   return config;
@@ -200,13 +217,18 @@ function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
       `${at}attemptTimeoutMs (${attemptTimeoutMs}) must be longer than ${at}budgetMs (${budgetMs}): an adopted attempt continues past the budget.`,
     );
   }
+  // A client's wait is a budget, and the adopted attempt must outlive it: keep it a second short of the attempt limit.
+  const maxWaitMs = Math.min(
+    intAt(raw, 'maxWaitMs', undefined, 0, undefined, at),
+    Math.max(0, attemptTimeoutMs - 1_000),
+  );
   return {
     name: stringAt(raw, 'name', undefined, at),
     match,
     matches: compileMatcher(method, pattern),
     failover: boolAt(raw, 'failover', at),
     budgetMs,
-    maxWaitMs: intAt(raw, 'maxWaitMs', undefined, 0, undefined, at),
+    maxWaitMs,
     attemptTimeoutMs,
     failoverStatuses: new Set(statuses as number[]),
     honoursIdempotencyKey: boolAt(raw, 'honoursIdempotencyKey', at),

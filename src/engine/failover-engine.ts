@@ -82,42 +82,29 @@ export class FailoverEngine {
   async submit(submission: Submission): Promise<EngineAnswer> {
     const { route, receivedAt, mayFailover } = submission;
     const { clock } = this.#options;
-    const id = newOperationId();
-    const request = withIdempotencyKey(submission.request, route, id);
+    // The id is minted up front only when the first attempt must already carry the key derived from it.
+    const id = route.honoursIdempotencyKey ? newOperationId() : undefined;
+    const request = withIdempotencyKey(submission.request, id);
 
     if (mayFailover && submission.budgetMs === 0)
       return this.#captureForReplay(id, submission, request, 0, false);
 
-    const deadline = attemptDeadline(clock, mayFailover ? route.attemptTimeoutMs : submission.budgetMs);
+    // The attempt's own limit bounds it to the end of the response body; the budget only bounds the wait for headers.
+    const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
     const call = this.#options.upstream.send(request, deadline.signal);
     const remaining = Math.max(0, receivedAt + submission.budgetMs - clock.now());
     const first = await withinBudget(call, remaining, clock);
 
     if (first.kind === 'budget-spent') {
-      // Without failover the deadline equals the budget: it aborts the call now.
-      if (!mayFailover) {
-        return { kind: 'failed', code: 'upstream-timeout', detail: timeoutDetail(submission.budgetMs) };
-      }
-      return this.#adopt(id, submission, request, call, deadline);
+      if (mayFailover) return this.#adopt(id, submission, request, call, deadline);
+      deadline.abort(new AttemptTimeoutError(submission.budgetMs));
+      return timedOut(submission);
     }
     if (first.kind === 'error') {
       deadline.clear();
-      if (first.error instanceof AttemptTimeoutError) {
-        return { kind: 'failed', code: 'upstream-timeout', detail: timeoutDetail(submission.budgetMs) };
-      }
-      const sent = !failedBeforeSending(first.error);
-      if (mayFailover) return this.#captureForReplay(id, submission, request, 1, sent);
-      return sent
-        ? {
-            kind: 'failed',
-            code: 'upstream-failed',
-            detail: `${describeError(first.error)}. The upstream may have processed the request; check before retrying.`,
-          }
-        : {
-            kind: 'failed',
-            code: 'upstream-unreachable',
-            detail: `${describeError(first.error)}. Retry later.`,
-          };
+      if (mayFailover)
+        return this.#captureForReplay(id, submission, request, 1, !failedBeforeSending(first.error));
+      return syncFailure(first.error);
     }
 
     const response = first.response;
@@ -146,7 +133,7 @@ export class FailoverEngine {
   }
 
   async #adopt(
-    id: string,
+    id: string | undefined,
     submission: Submission,
     request: ForwardRequest,
     call: Promise<UpstreamResponse>,
@@ -163,16 +150,14 @@ export class FailoverEngine {
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       // No durable capture, so no 202: the client waits for the sync attempt after all.
-      const outcome = await call.then(
-        (response) => ({ kind: 'sync' as const, response }),
-        (failure: unknown) => ({ kind: 'error' as const, failure }),
-      );
-      if (outcome.kind === 'sync') {
-        outcome.response.body.once('close', deadline.clear);
-        return outcome;
+      try {
+        const response = await call;
+        response.body.once('close', deadline.clear);
+        return { kind: 'sync', response };
+      } catch (failure) {
+        deadline.clear();
+        return failure instanceof AttemptTimeoutError ? timedOut(submission) : syncFailure(failure);
       }
-      deadline.clear();
-      return { kind: 'failed', code: 'upstream-timeout', detail: timeoutDetail(submission.budgetMs) };
     }
     this.#options.onCapture?.(operation);
     this.#finishAdopted(operation, submission.route, call, deadline);
@@ -202,7 +187,7 @@ export class FailoverEngine {
   }
 
   async #captureForReplay(
-    id: string,
+    id: string | undefined,
     submission: Submission,
     request: ForwardRequest,
     attempts: number,
@@ -233,7 +218,7 @@ export class FailoverEngine {
   }
 
   #newOperation(
-    id: string,
+    id: string | undefined,
     submission: Submission,
     request: ForwardRequest,
     attempts: number,
@@ -242,7 +227,7 @@ export class FailoverEngine {
   ): NewOperation {
     const { route } = submission;
     return {
-      id,
+      id: id ?? newOperationId(),
       route: route.name,
       request: { ...request, headers: request.headers.filter(([name]) => route.captureHeaders.has(name)) },
       priority: route.priority,
@@ -258,10 +243,12 @@ export class FailoverEngine {
   }
 }
 
-/** Routes whose upstream honours Idempotency-Key get one on every attempt: the client's, or one derived from the id. */
-function withIdempotencyKey(request: ForwardRequest, route: RoutePolicy, id: string): ForwardRequest {
-  if (!route.honoursIdempotencyKey || headerValue(request.headers, 'idempotency-key') !== undefined)
-    return request;
+/**
+ * Routes whose upstream honours Idempotency-Key get one on every attempt: the
+ * client's, or one derived from the id (minted up front for such routes only).
+ */
+function withIdempotencyKey(request: ForwardRequest, id: string | undefined): ForwardRequest {
+  if (id === undefined || headerValue(request.headers, 'idempotency-key') !== undefined) return request;
   const headers: HeaderList = [...request.headers, ['idempotency-key', `spillway-${id}`]];
   return { ...request, headers };
 }
@@ -287,5 +274,23 @@ function withinBudget(call: Promise<UpstreamResponse>, ms: number, clock: Clock)
   });
 }
 
-const timeoutDetail = (budgetMs: number) =>
-  `The upstream did not answer within ${budgetMs} ms. It may still process the request; send Prefer: respond-async to get a 202 and a tracking id instead.`;
+function timedOut({ route, budgetMs }: Submission): EngineAnswer {
+  const advice = route.failover
+    ? 'send Prefer: respond-async (without wait, or with a longer one) to get a 202 and a tracking id instead'
+    : 'this route does not fail over (failover: false); retry later, or raise its budgetMs';
+  return {
+    kind: 'failed',
+    code: 'upstream-timeout',
+    detail: `The upstream did not answer within ${budgetMs} ms and may still process the request; ${advice}.`,
+  };
+}
+
+function syncFailure(error: unknown): EngineAnswer {
+  return failedBeforeSending(error)
+    ? { kind: 'failed', code: 'upstream-unreachable', detail: `${describeError(error)}. Retry later.` }
+    : {
+        kind: 'failed',
+        code: 'upstream-failed',
+        detail: `${describeError(error)}. The upstream may have processed the request; check before retrying.`,
+      };
+}

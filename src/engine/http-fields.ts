@@ -18,20 +18,22 @@ const HOP_BY_HOP = new Set([
 
 export type HeaderRecord = Record<string, string | string[] | undefined>;
 
-/** Names this message's `Connection` field lists, plus the fixed hop-by-hop set. */
-function hopByHop(connection: string | string[] | undefined): Set<string> {
-  const named = [connection ?? []].flat().flatMap((v) => v.split(','));
-  return new Set([...HOP_BY_HOP, ...named.map((n) => n.trim().toLowerCase()).filter(Boolean)]);
+/** Field names this message's `Connection` field lists: hop-by-hop for this message only. */
+function namedByConnection(connection: string | string[] | undefined): Set<string> | undefined {
+  if (connection === undefined) return undefined;
+  const names = [connection].flat().flatMap((v) => v.split(','));
+  return new Set(names.map((n) => n.trim().toLowerCase()));
 }
 
 /** End-to-end fields of a header record, as a list (multi-valued fields become several pairs). */
 export function endToEnd(headers: HeaderRecord, alsoDrop: readonly string[] = []): HeaderList {
-  const drop = hopByHop(headers.connection);
-  for (const name of alsoDrop) drop.add(name);
+  const named = namedByConnection(headers.connection);
   const list: HeaderList = [];
-  for (const [name, value] of Object.entries(headers)) {
-    if (value === undefined || drop.has(name)) continue;
-    for (const v of [value].flat()) list.push([name, v]);
+  for (const name in headers) {
+    const value = headers[name];
+    if (value === undefined || HOP_BY_HOP.has(name) || alsoDrop.includes(name) || named?.has(name)) continue;
+    if (typeof value === 'string') list.push([name, value]);
+    else for (const v of value) list.push([name, v]);
   }
   return list;
 }

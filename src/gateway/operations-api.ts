@@ -28,8 +28,8 @@ export async function serveOperationsApi(
   if (!match) {
     sendProblem(
       res,
-      'operation-not-found',
-      `Nothing is served at ${path}. See GET /_spillway/operations/{id}.`,
+      'not-found',
+      `Nothing is served at ${path}. See GET /_spillway/operations/{id} and its /result.`,
     );
     return;
   }
@@ -73,9 +73,10 @@ function sendResult(res: ServerResponse, op: Operation, monitor: string): void {
     res.end(op.result.body);
     return;
   }
+  // Failed by Spillway's own decision (an upstream's final answer is replayed above).
   const code: ErrorCode =
-    op.error && op.error.code in errorTable ? (op.error.code as ErrorCode) : 'operation-canceled';
-  const detail = op.error?.message ?? 'The operation was canceled before it was replayed.';
+    op.error && op.error.code in errorTable ? (op.error.code as ErrorCode) : 'upstream-failed';
+  const detail = op.error?.message ?? `The operation ended ${op.status}.`;
   sendProblem(
     res,
     code,

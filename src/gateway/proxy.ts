@@ -4,7 +4,6 @@
  * the upstream's answer unchanged, a 202 with the operation, or a problem.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { pipeline } from 'node:stream/promises';
 import type { Clock } from '../clock.ts';
 import { operationLinks, retryAfterSeconds, statusMonitor } from '../delivery/status-monitor.ts';
 import { readBounded } from '../engine/body.ts';
@@ -68,7 +67,12 @@ export async function proxy(
       const out = endToEnd(response.headers as HeaderRecord);
       if (route.failover) mergeVary(out);
       res.writeHead(response.statusCode, out.flat());
-      await pipeline(response.body, res).catch(() => res.destroy());
+      // Plain pipe: cheaper per request than stream.pipeline, which builds an AbortError on every success.
+      response.body.pipe(res);
+      response.body.once('error', () => res.destroy());
+      res.once('close', () => {
+        if (!response.body.readableEnded) response.body.destroy();
+      });
       return;
     }
     case 'accepted': {

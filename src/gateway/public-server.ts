@@ -9,11 +9,29 @@ import { type OperationsApiOptions, RESERVED_PREFIX, serveOperationsApi } from '
 import { sendProblem } from './problem-response.ts';
 import { type ProxyOptions, proxy } from './proxy.ts';
 
-export type PublicServerOptions = ProxyOptions & OperationsApiOptions & { onError: (error: unknown) => void };
+export type PublicServerOptions = ProxyOptions &
+  OperationsApiOptions & {
+    /** Requests handled at once; past it, 503 overloaded (invariant 3: everything is bounded). */
+    maxInFlight: number;
+    onError: (error: unknown) => void;
+  };
 
 export function createPublicServer(options: PublicServerOptions): Server {
+  let inFlight = 0;
   const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
     const receivedAt = options.clock.now();
+    if (inFlight >= options.maxInFlight) {
+      res.setHeader('connection', 'close'); // the body is not read
+      sendProblem(
+        res,
+        'overloaded',
+        `Over ${options.maxInFlight} requests are in flight (maxInFlight). Retry after the Retry-After delay.`,
+        { 'retry-after': 1 },
+      );
+      return;
+    }
+    inFlight++;
+    res.once('close', () => inFlight--);
     const target = splitTarget(req.url ?? '');
     const work = !target
       ? Promise.resolve(

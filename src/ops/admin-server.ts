@@ -20,10 +20,6 @@ export function createAdminServer(isReady: () => boolean): Server {
         { 'cache-control': 'no-store' },
       );
     }
-    sendProblem(
-      res,
-      'operation-not-found',
-      `Nothing is served at ${path} on the admin port. Try /healthz or /readyz.`,
-    );
+    sendProblem(res, 'not-found', `Nothing is served at ${path} on the admin port. Try /healthz or /readyz.`);
   });
 }

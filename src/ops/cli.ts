@@ -19,7 +19,7 @@ serve options (flag, environment variable, default):
   --upstream URL     SPILLWAY_UPSTREAM     (required) the service Spillway protects
   --port N           SPILLWAY_PORT         ${defaults.port}   public port: proxied routes and /_spillway/
   --host H           SPILLWAY_HOST         ${defaults.host}   public interface
-  --admin-port N     SPILLWAY_ADMIN_PORT   ${defaults.adminPort}   admin port (/healthz, /readyz), always on ${defaults.adminHost}
+  --admin-port N     SPILLWAY_ADMIN_PORT   ${defaults.adminPort}   admin port (/healthz, /readyz), on ${defaults.adminHost} (adminHost in the config file)
   --store PATH       SPILLWAY_STORE        ${defaults.store}   SQLite file for captured operations
   --config FILE      SPILLWAY_CONFIG       none   JSON config: routes and limits (docs/configuration.md)
   --public-url URL   SPILLWAY_PUBLIC_URL   http://<host>:<port>   base of the URLs in 202 answers

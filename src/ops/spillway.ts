@@ -73,6 +73,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     clock,
     routes: config.routes,
     maxBodyBytes: config.maxBodyBytes,
+    maxInFlight: config.maxInFlight,
     get publicUrl() {
       return publicUrl;
     },

@@ -103,10 +103,11 @@ function retryOrExhaust(
       deadLetter: true,
     };
   }
+  const expiresAt = ctx.createdAt + route.maxAgeMs;
+  if (ctx.now >= expiresAt) return maxAgeExceeded(route, error);
+  // An upstream Retry-After is honoured as given, but the last attempt happens no later than maxAgeMs.
   const delay = retryAfterMs ?? backoffDelay(route.backoff, ctx.attempts, ctx.random);
-  const nextAttemptAt = ctx.now + delay;
-  if (nextAttemptAt - ctx.createdAt > route.maxAgeMs) return maxAgeExceeded(route, error);
-  return { kind: 'retry', nextAttemptAt, error, outcomeUnknown };
+  return { kind: 'retry', nextAttemptAt: Math.min(ctx.now + delay, expiresAt), error, outcomeUnknown };
 }
 
 function outcomeUnknown(message: string): Decision {

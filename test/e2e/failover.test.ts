@@ -117,6 +117,17 @@ describe('sync pass-through', () => {
     });
   });
 
+  it('answers 404 not-found for other paths under /_spillway/, and 405 for other methods', async () => {
+    const res = await fetch(`${gw.publicUrl}/_spillway/nothing-here`);
+    assert.equal(res.status, 404);
+    assert.equal((await jsonOf(res)).type, 'https://spillway.dev/problems/not-found');
+    const post = await fetch(`${gw.publicUrl}/_spillway/operations/op_AAAAAAAAAAAAAAAAAAAAAAAA`, {
+      method: 'POST',
+    });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+  });
+
   it('answers 404 problem+json for an unknown operation id', async () => {
     for (const id of ['op_AAAAAAAAAAAAAAAAAAAAAAAA', 'nonsense']) {
       const res = await fetch(`${gw.publicUrl}/_spillway/operations/${id}`);

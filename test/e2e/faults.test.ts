@@ -42,6 +42,30 @@ describe('malformed requests', () => {
   });
 });
 
+describe('the in-flight bound', () => {
+  it('answers 503 overloaded with Retry-After past maxInFlight, and serves again once below it', async () => {
+    const upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({
+      kind: 'delay',
+      ms: 300,
+      and: { kind: 'respond', status: 200, body: 'ok' },
+    });
+    await using gw = await startGateway({ upstream: upstream.url, maxInFlight: 2 });
+    const held = [fetch(`${gw.publicUrl}/a`), fetch(`${gw.publicUrl}/b`)];
+    while (upstream.received.length < 2) await new Promise((r) => setTimeout(r, 5));
+    const refused = await fetch(`${gw.publicUrl}/c`);
+    assert.equal(refused.status, 503);
+    assert.equal(refused.headers.get('retry-after'), '1');
+    assert.equal((await jsonOf(refused)).type, 'https://spillway.dev/problems/overloaded');
+    assert.deepEqual(
+      (await Promise.all(held)).map((r) => r.status),
+      [200, 200],
+    );
+    assert.equal((await fetch(`${gw.publicUrl}/d`)).status, 200);
+    await upstream.stop();
+  });
+});
+
 describe('a store that cannot take writes', () => {
   it('answers 503 problem+json with Retry-After, and every 202 it gave is stored', async () => {
     await using gw = await startGateway({

@@ -1,0 +1,95 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { buildConfig, ConfigError, defaults, routeDefaults } from './config.ts';
+
+const base = { upstream: 'http://127.0.0.1:9000' };
+
+describe('buildConfig', () => {
+  it('fills every default and ends with the catch-all default route', () => {
+    const config = buildConfig(base);
+    assert.equal(config.port, defaults.port);
+    assert.equal(config.maxBodyBytes, 1024 * 1024);
+    assert.equal(config.routes.length, 1);
+    const route = config.routes[0]!;
+    assert.equal(route.name, 'default');
+    assert.equal(route.budgetMs, routeDefaults.budgetMs);
+    assert.deepEqual([...route.failoverStatuses], [429, 502, 503, 504]);
+    assert.equal(route.matches('PATCH', '/anything/at/all'), true);
+  });
+
+  it('applies routeDefaults to every route and route options over them, in order', () => {
+    const config = buildConfig({
+      ...base,
+      routeDefaults: { budgetMs: 1_000, backoff: { multiplier: 3 } },
+      routes: [
+        { name: 'pay', match: 'POST /payments', honoursIdempotencyKey: true, backoff: { initialMs: 50 } },
+      ],
+    });
+    const [pay, fallback] = config.routes;
+    assert.equal(pay?.budgetMs, 1_000);
+    assert.equal(pay?.honoursIdempotencyKey, true);
+    assert.deepEqual(pay?.backoff, { initialMs: 50, maxMs: routeDefaults.backoff.maxMs, multiplier: 3 });
+    assert.equal(fallback?.budgetMs, 1_000);
+    assert.equal(fallback?.honoursIdempotencyKey, false);
+  });
+
+  it('keeps maxWaitMs a second short of attemptTimeoutMs, so an adopted attempt outlives any wait', () => {
+    assert.equal(
+      buildConfig({ ...base, routeDefaults: { attemptTimeoutMs: 5_000 } }).routes[0]?.maxWaitMs,
+      4_000,
+    );
+    assert.equal(buildConfig(base).routes[0]?.maxWaitMs, 20_000);
+  });
+
+  it('accepts numbers given as strings (flags and environment)', () => {
+    assert.equal(buildConfig({ ...base, port: '9999' }).port, 9999);
+  });
+
+  it('names the option and the bad value in every error', () => {
+    const cases: Array<[Record<string, unknown>, RegExp]> = [
+      [{}, /upstream must be an http\(s\) URL .* got nothing/],
+      [{ upstream: 'ftp://x' }, /upstream .* got "ftp:\/\/x"/],
+      [{ ...base, port: 70000 }, /port must be an integer from 0 to 65535, got 70000/],
+      [{ ...base, bogus: 1 }, /Unknown option "bogus"/],
+      [{ ...base, routes: [{ name: 'x', match: 'payments' }] }, /routes\[0\]\.match must look like/],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', budgetMs: -1 }] },
+        /routes\[0\]\.budgetMs must be an integer from 0 .* got -1/,
+      ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', failoverStatuses: [200] }] },
+        /routes\[0\]\.failoverStatuses/,
+      ],
+      [
+        { ...base, routeDefaults: { budgetMs: 5_000, attemptTimeoutMs: 4_000 } },
+        /attemptTimeoutMs \(4000\) must be longer than .*budgetMs \(5000\)/,
+      ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', retries: 3 }] },
+        /Unknown route option "routes\[0\]\.retries"/,
+      ],
+      [{ ...base, replay: { concurrency: 'lots' } }, /replay\.concurrency must be an integer .* got "lots"/],
+      [{ ...base, routes: [{ name: 'default', match: 'GET /x' }] }, /routes\[0\]\.name "default" is taken/],
+      [
+        {
+          ...base,
+          routes: [
+            { name: 'a', match: 'GET /x' },
+            { name: 'a', match: 'GET /y' },
+          ],
+        },
+        /routes\[1\]\.name "a" is taken/,
+      ],
+    ];
+    for (const [raw, message] of cases) {
+      assert.throws(
+        () => buildConfig(raw),
+        (error: unknown) => {
+          assert.ok(error instanceof ConfigError);
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+    }
+  });
+});

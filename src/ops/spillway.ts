@@ -12,11 +12,11 @@ import type { GatewayConfig } from '../config/config.ts';
 import { FailoverEngine } from '../engine/failover-engine.ts';
 import { Upstream } from '../engine/upstream.ts';
 import { createPublicServer } from '../gateway/public-server.ts';
-import { openStore } from '../store/open-store.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { createAdminServer } from './admin-server.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { openStore } from './open-store.ts';
 
 export interface StartOptions {
   clock?: Clock;

@@ -1,8 +1,8 @@
 /** Picks the store adapter from `--store`: a file path (SQLite) or a postgres:// URL. */
 import type { Clock } from '../clock.ts';
 import { ConfigError } from '../config/config.ts';
-import type { OperationStore } from './port.ts';
-import { SqliteStore } from './sqlite/sqlite-store.ts';
+import type { OperationStore } from '../store/port.ts';
+import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 
 export function openStore(location: string, clock: Clock, maxSizeBytes?: number): OperationStore {
   if (/^postgres(ql)?:\/\//.test(location)) {

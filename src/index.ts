@@ -1,0 +1,26 @@
+/**
+ * Spillway as a library: start the whole gateway in-process, or use the
+ * failover engine and the store port directly, without the HTTP edge.
+ */
+export type { Clock } from './clock.ts';
+export { systemClock } from './clock.ts';
+export type { GatewayConfig } from './config/config.ts';
+export { buildConfig, ConfigError, defaults, readConfigFile, routeDefaults } from './config/config.ts';
+export type { EngineAnswer, Submission } from './engine/failover-engine.ts';
+export { FailoverEngine } from './engine/failover-engine.ts';
+export { Upstream } from './engine/upstream.ts';
+export type { ErrorCode, Problem } from './errors.ts';
+export { errorTable, problem, StoreUnavailableError } from './errors.ts';
+export { openStore } from './ops/open-store.ts';
+export type { Spillway, StartOptions } from './ops/spillway.ts';
+export { startSpillway } from './ops/spillway.ts';
+export type { RoutePolicy } from './policy/route-policy.ts';
+export type {
+  NewOperation,
+  Operation,
+  OperationStatus,
+  OperationStore,
+  StoredResponse,
+} from './store/port.ts';
+export { SqliteStore } from './store/sqlite/sqlite-store.ts';
+export { ReplayWorker } from './workers/replay-worker.ts';

@@ -8,17 +8,31 @@ import { startSpillway } from '../ops/spillway.ts';
 import { startPaymentsUpstream } from './payments-upstream.ts';
 
 export interface DemoOptions {
+  /** The gateway's public port; the others default to port+1 (admin), port+10 (upstream), port+11 (its control). */
   port: number;
+  ports?: { admin: number; upstream: number; control: number };
   store?: string;
+  /** Print the curl guide (default true). */
+  guide?: boolean;
 }
 
-export async function startDemo({ port, store = 'spillway-demo.db' }: DemoOptions) {
-  const upstream = await startPaymentsUpstream(port + 10, port + 11);
+export async function startDemo({
+  port,
+  ports,
+  store = 'spillway-demo.db',
+  guide: printGuide = true,
+}: DemoOptions) {
+  const {
+    admin,
+    upstream: upstreamPort,
+    control,
+  } = ports ?? { admin: port + 1, upstream: port + 10, control: port + 11 };
+  const upstream = await startPaymentsUpstream(upstreamPort, control);
   const config = buildConfig({
     upstream: upstream.url,
     host: '127.0.0.1',
     port,
-    adminPort: port + 1,
+    adminPort: admin,
     store,
     routes: [
       // The demo upstream deduplicates by Idempotency-Key, so a payment whose answer was lost may be resent.
@@ -29,7 +43,7 @@ export async function startDemo({ port, store = 'spillway-demo.db' }: DemoOption
   const spillway = await startSpillway(config, {
     logger: createLogger(process.env.SPILLWAY_LOG_LEVEL ?? 'warn'),
   });
-  console.log(guide(spillway.publicUrl, upstream.controlUrl, spillway.adminPort, store));
+  if (printGuide) console.log(guide(spillway.publicUrl, upstream.controlUrl, spillway.adminPort, store));
   return {
     spillway,
     upstream,

@@ -95,6 +95,7 @@ export async function startPaymentsUpstream(port: number, controlPort: number): 
     }
   });
 
+  let servicePort = port;
   const listening = () => service.listening;
   async function setMode(next: UpstreamMode): Promise<void> {
     if (!['healthy', 'down', 'slow', 'flaky'].includes(next.mode)) {
@@ -111,14 +112,14 @@ export async function startPaymentsUpstream(port: number, controlPort: number): 
         service.closeAllConnections();
       });
     } else if (next.mode !== 'down' && !listening()) {
-      await listen(service, port);
+      await listen(service, servicePort); // the same port again, even when the first was picked by the OS
     }
   }
 
-  const actualPort = await listen(service, port);
+  servicePort = await listen(service, port);
   const actualControl = await listen(control, controlPort);
   return {
-    url: `http://127.0.0.1:${actualPort}`,
+    url: `http://127.0.0.1:${servicePort}`,
     controlUrl: `http://127.0.0.1:${actualControl}`,
     mode: () => mode,
     setMode,

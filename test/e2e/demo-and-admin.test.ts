@@ -1,0 +1,78 @@
+/**
+ * The demo's story end to end (what `npm start` shows a newcomer), and the
+ * admin port's liveness and readiness.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { startDemo } from '../../src/demo/demo.ts';
+import { jsonOf, operationIdOf, startGateway, tempDir } from '../support/harness.ts';
+import { closedPort } from '../support/test-upstream.ts';
+
+describe('the demo', () => {
+  it('answers sync, then 202 while the upstream is down, then completes the payment once it is back', async () => {
+    const dir = tempDir();
+    const demo = await startDemo({
+      port: 0,
+      ports: { admin: 0, upstream: 0, control: 0 },
+      store: join(dir, 'demo.db'),
+      guide: false,
+    });
+    try {
+      const gw = demo.spillway.publicUrl;
+      const pay = (amount: number) =>
+        fetch(`${gw}/payments`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ amount }),
+        });
+      const sync = await pay(42);
+      assert.equal(sync.status, 201);
+      assert.equal((await jsonOf(sync)).amount, 42);
+
+      await demo.upstream.setMode({ mode: 'down' });
+      const accepted = await pay(43);
+      assert.equal(accepted.status, 202);
+      const id = operationIdOf(accepted);
+
+      await demo.upstream.setMode({ mode: 'healthy' });
+      for (;;) {
+        const monitor = await jsonOf(await fetch(`${gw}/_spillway/operations/${id}`));
+        if (monitor.status === 'Succeeded') break;
+        assert.notEqual(monitor.status, 'Failed');
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const result = await fetch(`${gw}/_spillway/operations/${id}/result`);
+      assert.equal(result.status, 201);
+      const payment = await jsonOf(result);
+      assert.equal(payment.amount, 43);
+      const all = await jsonOf(await fetch(`${demo.upstream.url}/payments`));
+      assert.equal(Object.keys(all).length, 2, 'two payments, each made once');
+    } finally {
+      await demo.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the admin port', () => {
+  it('answers /healthz and /readyz while serving, and /readyz 503 once stopping', async () => {
+    const gw = await startGateway({ upstream: `http://127.0.0.1:${await closedPort()}` });
+    const admin = `http://127.0.0.1:${gw.adminPort}`;
+    assert.deepEqual(await jsonOf(await fetch(`${admin}/healthz`)), { status: 'ok' });
+    const ready = await fetch(`${admin}/readyz`);
+    assert.equal(ready.status, 200);
+    assert.equal((await jsonOf(ready)).status, 'ready');
+    const unknown = await fetch(`${admin}/nope`);
+    assert.equal(unknown.status, 404);
+    assert.equal((await jsonOf(unknown)).type, 'https://spillway.dev/problems/not-found');
+
+    // Readiness drops first thing in stop(); the admin port closes last.
+    const stopping = gw.stop();
+    const during = await fetch(`${admin}/readyz`);
+    assert.equal(during.status, 503);
+    assert.equal((await jsonOf(during)).status, 'not-ready');
+    await stopping;
+  });
+});

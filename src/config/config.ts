@@ -74,6 +74,8 @@ export const defaults = {
     /** How often idle workers look for due operations (they are also woken by captures). */
     pollIntervalMs: 1_000,
   },
+  /** On SIGTERM: how long /readyz answers 503 while the gateway still serves, so load balancers stop sending first. */
+  shutdownDelayMs: 0,
   /** On SIGTERM: how long in-flight work may take to finish before leases are handed back. */
   shutdownGraceMs: 10_000,
 };
@@ -91,6 +93,7 @@ export interface GatewayConfig {
   maxResultBytes: number;
   maxStoreBytes: number | undefined;
   replay: { concurrency: number; pollIntervalMs: number };
+  shutdownDelayMs: number;
   shutdownGraceMs: number;
   /** Matched in order; the last is the catch-all `default` route. */
   routes: RoutePolicy[];
@@ -154,6 +157,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
         'replay.',
       ),
     },
+    shutdownDelayMs: intAt(raw, 'shutdownDelayMs', defaults.shutdownDelayMs, 0),
     shutdownGraceMs: intAt(raw, 'shutdownGraceMs', defaults.shutdownGraceMs, 0),
     routes: [],
   };

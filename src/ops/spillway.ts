@@ -96,7 +96,9 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   const stop = () => {
     stopping ??= (async () => {
       accepting = false;
-      log.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
+      log.info({ delayMs: config.shutdownDelayMs, graceMs: config.shutdownGraceMs }, 'shutting down');
+      // Not ready, still serving: load balancers see /readyz fail before the port closes.
+      await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
       const workerStopped = worker.stop(config.shutdownGraceMs);
       // Requests on the public port finish first: one may still become an adoption.
       const closed = new Promise<void>((resolve) => publicServer.close(() => resolve()));

@@ -57,8 +57,11 @@ describe('the demo', () => {
 });
 
 describe('the admin port', () => {
-  it('answers /healthz and /readyz while serving, and /readyz 503 once stopping', async () => {
-    const gw = await startGateway({ upstream: `http://127.0.0.1:${await closedPort()}` });
+  it('answers /healthz and /readyz while serving, and /readyz 503 for shutdownDelayMs before the port closes', async () => {
+    const gw = await startGateway({
+      upstream: `http://127.0.0.1:${await closedPort()}`,
+      shutdownDelayMs: 300,
+    });
     const admin = `http://127.0.0.1:${gw.adminPort}`;
     assert.deepEqual(await jsonOf(await fetch(`${admin}/healthz`)), { status: 'ok' });
     const ready = await fetch(`${admin}/readyz`);
@@ -68,11 +71,13 @@ describe('the admin port', () => {
     assert.equal(unknown.status, 404);
     assert.equal((await jsonOf(unknown)).type, 'https://spillway.dev/problems/not-found');
 
-    // Readiness drops first thing in stop(); the admin port closes last.
+    // Readiness drops first thing in stop(); the public port keeps serving for shutdownDelayMs.
     const stopping = gw.stop();
     const during = await fetch(`${admin}/readyz`);
     assert.equal(during.status, 503);
     assert.equal((await jsonOf(during)).status, 'not-ready');
+    const stillServing = await fetch(`${gw.publicUrl}/payments`, { method: 'POST', body: 'x' });
+    assert.equal(stillServing.status, 202);
     await stopping;
   });
 });

@@ -117,6 +117,9 @@ export interface FailRecord {
 
 export type StatusCounts = Record<OperationStatus, number> & { deadLettered: number };
 
+/** An operator's override of a route's health state; kept in the store so it survives restarts. */
+export type RouteOverride = 'forced-async' | 'forced-sync';
+
 export interface OperationStore {
   /** Writes a new operation durably. Captures arriving together share one commit. */
   capture(operation: NewOperation): Promise<Operation>;
@@ -139,6 +142,10 @@ export interface OperationStore {
   release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean>;
   get(id: string): Promise<Operation | undefined>;
   counts(): Promise<StatusCounts>;
+  /** Sets (or, with null, clears) a route's operator override. */
+  setOverride(route: string, override: RouteOverride | null): Promise<void>;
+  /** Every route override in force, by route name. */
+  overrides(): Promise<Record<string, RouteOverride>>;
   /** Earliest `nextAttemptAt` of a waiting operation, for the workers' timer. */
   nextDueAt(): Promise<number | undefined>;
   close(): Promise<void>;

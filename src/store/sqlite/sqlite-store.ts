@@ -194,6 +194,19 @@ export class SqliteStore implements OperationStore {
     return counts;
   }
 
+  setOverride(route: string, override: RouteOverride | null): Promise<void> {
+    return this.#write(() => {
+      if (override === null) this.#sql.clearOverride.run({ route });
+      else this.#sql.setOverride.run({ route, override, now: this.#clock.now() });
+    }) as Promise<void>;
+  }
+
+  async overrides(): Promise<Record<string, RouteOverride>> {
+    this.#assertOpen();
+    const rows = this.#sql.overrides.all() as Row[];
+    return Object.fromEntries(rows.map((row) => [String(row.route), row.override as RouteOverride]));
+  }
+
   async nextDueAt(): Promise<number | undefined> {
     this.#assertOpen();
     const row = this.#sql.nextDue.get() as Row;

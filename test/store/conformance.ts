@@ -206,6 +206,19 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.equal((await lease(store, 'w2')).length, 2, 'released operations are due at once');
     });
 
+    it('keeps route overrides across reopening, and clears them', async () => {
+      assert.deepEqual(await store.overrides(), {});
+      await store.setOverride('payments', 'forced-async');
+      await store.setOverride('orders', 'forced-sync');
+      await store.setOverride('payments', 'forced-sync');
+      await store.close();
+      store = await reopen();
+      assert.deepEqual(await store.overrides(), { orders: 'forced-sync', payments: 'forced-sync' });
+      await store.setOverride('orders', null);
+      await store.setOverride('never-set', null);
+      assert.deepEqual(await store.overrides(), { payments: 'forced-sync' });
+    });
+
     it('answers get for an unknown id with undefined', async () => {
       assert.equal(await store.get(newOperationId()), undefined);
     });

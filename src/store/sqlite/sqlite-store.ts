@@ -27,6 +27,7 @@ import type {
   OperationStatus,
   OperationStore,
   RetryRecord,
+  RouteOverride,
   StatusCounts,
   StoredResponse,
 } from '../port.ts';
@@ -333,6 +334,11 @@ function prepareStatements(db: DatabaseSync) {
     get: db.prepare('SELECT * FROM operations WHERE id = :id'),
     counts: db.prepare('SELECT status, count(*) AS n FROM operations GROUP BY status'),
     deadLettered: db.prepare('SELECT count(*) AS n FROM operations WHERE dead_lettered_at IS NOT NULL'),
+    setOverride:
+      db.prepare(`INSERT INTO route_overrides (route, override, updated_at) VALUES (:route, :override, :now)
+      ON CONFLICT (route) DO UPDATE SET override = excluded.override, updated_at = excluded.updated_at`),
+    clearOverride: db.prepare('DELETE FROM route_overrides WHERE route = :route'),
+    overrides: db.prepare('SELECT route, override FROM route_overrides ORDER BY route'),
     nextDue:
       db.prepare(`SELECT min(CASE WHEN lease_owner IS NULL THEN next_attempt_at ELSE lease_expires_at END) AS at
       FROM operations WHERE status IN ('NotStarted', 'Running')`),

@@ -1,0 +1,536 @@
+/**
+ * The scale-out OperationStore on PostgreSQL: several gateway and worker
+ * processes share one database (one schema of it).
+ *
+ * Clock: Node's clock, the injected Clock, is the source of truth for every
+ * stored time (`next_attempt_at`, `lease_expires_at`, `created_at`, …). Each
+ * statement gets `clock.now()` as a parameter and never calls the server's
+ * now(): times are computed where decisions are made, the SQLite adapter does
+ * the same, and the conformance suite drives both with a manual clock. The
+ * cost: processes sharing a database must keep their clocks in step (NTP);
+ * leases outlive attempts by LEASE_MARGIN_MS (5 s), far more than NTP's skew.
+ *
+ * Durability: a verb resolves only after its statement has committed, with
+ * `synchronous_commit=on` forced on every connection. Each verb is one
+ * statement, so one commit, and nothing half-written is possible.
+ *
+ * Group commit: captures queue up and are written by one multi-row INSERT per
+ * batch (one round trip, one commit), at most MAX_CAPTURE_FLUSHES at a time;
+ * captures arriving while those are in flight share the next one. A duplicate
+ * id rejects only its own capture (ON CONFLICT DO NOTHING), and a batch that
+ * fails for any other reason than the store being unavailable is retried row
+ * by row, so one bad write does not sink its batch. Other verbs are single
+ * statements: the server already shares WAL flushes between concurrent commits.
+ *
+ * Leasing: `FOR UPDATE SKIP LOCKED` in one UPDATE statement, so concurrent
+ * lease calls from any number of processes never claim one operation twice and
+ * never wait on each other. An expired lease counts the lost attempt and sets
+ * outcome_unknown, as on SQLite.
+ *
+ * Faults: errors that mean the server cannot be reached or cannot take writes
+ * reject with StoreUnavailableError (see connection.ts); the pool opens new
+ * connections by itself once the server is back. An unanswered COMMIT is
+ * ambiguous: such a capture is answered 503, never 202, although it may have
+ * been stored (it is then replayed like any other). A lease whose answer was
+ * lost is remembered by its token and handed back untouched at the next lease
+ * call, so rows this process never saw are not later mistaken for attempts
+ * lost in a crash.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Pool } from 'pg';
+import { type Clock, systemClock } from '../../clock.ts';
+import { StoreUnavailableError } from '../../errors.ts';
+import type {
+  FailRecord,
+  HeaderList,
+  LeaseRequest,
+  NewOperation,
+  Operation,
+  OperationError,
+  OperationStatus,
+  OperationStore,
+  RetryRecord,
+  RouteOverride,
+  StatusCounts,
+  StoredResponse,
+} from '../port.ts';
+import { asStoreError, createPool, loadDriver, type PostgresLocation, parseLocation } from './connection.ts';
+import { checkServerVersion, migrate } from './migrate.ts';
+
+export interface PostgresStoreOptions {
+  /** `postgres://user:password@host:port/database[?schema=name]`. */
+  url: string;
+  /** The schema holding Spillway's tables; wins over `?schema=`. Default `spillway`. Created if missing. */
+  schema?: string;
+  clock?: Clock;
+  /** Connections at most, per process. Default 10. */
+  poolSize?: number;
+  /** Connecting, or waiting for a free connection, gives up after this (then 503). Default 5 s. */
+  connectTimeoutMs?: number;
+  /** A statement gives up after this (then 503). Default 10 s. */
+  statementTimeoutMs?: number;
+}
+
+interface PendingCapture {
+  row: Operation;
+  resolve: (operation: Operation) => void;
+  reject: (error: unknown) => void;
+}
+
+type Row = Record<string, unknown>;
+
+/** Multi-row INSERTs in flight at once; more captures wait and share the next one. */
+const MAX_CAPTURE_FLUSHES = 2;
+/** Rows per INSERT at most. */
+const MAX_CAPTURE_BATCH = 500;
+
+export class DuplicateOperationError extends Error {
+  override name = 'DuplicateOperationError';
+}
+
+export class PostgresStore implements OperationStore {
+  readonly #pool: Pool;
+  readonly #location: PostgresLocation;
+  readonly #clock: Clock;
+  #captures: PendingCapture[] = [];
+  #flushes = 0;
+  #flushScheduled = false;
+  /** Every verb in progress, so close() can let them finish before ending the pool. */
+  readonly #busy = new Set<Promise<unknown>>();
+  /** Tokens of lease calls whose answer was lost: their rows are handed back at the next lease. */
+  readonly #lostLeases = new Map<string, string>(); // token → owner
+  #closed = false;
+
+  /** Connects, checks the server version and migrates the schema. Rejects StoreUnavailableError if unreachable. */
+  static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
+    const location = parseLocation(options.url, options.schema);
+    const pg = await loadDriver();
+    const pool = createPool(pg, location, {
+      size: options.poolSize ?? 10,
+      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
+    });
+    try {
+      const client = await pool.connect();
+      try {
+        await checkServerVersion(client, location.display);
+        await migrate(client, location.schema);
+      } finally {
+        client.release();
+      }
+    } catch (error) {
+      await pool.end().catch(() => {});
+      throw asStoreError(error, location);
+    }
+    return new PostgresStore(pool, location, options.clock ?? systemClock);
+  }
+
+  private constructor(pool: Pool, location: PostgresLocation, clock: Clock) {
+    this.#pool = pool;
+    this.#location = location;
+    this.#clock = clock;
+  }
+
+  /** The schema holding this store's tables. */
+  get schema(): string {
+    return this.#location.schema;
+  }
+
+  capture(op: NewOperation): Promise<Operation> {
+    if (this.#closed) return Promise.reject(closedError());
+    const now = this.#clock.now();
+    const row: Operation = {
+      id: op.id,
+      route: op.route,
+      request: op.request,
+      status: op.lease ? 'Running' : 'NotStarted',
+      attempts: op.attempts,
+      nextAttemptAt: op.nextAttemptAt,
+      leaseOwner: op.lease?.owner ?? null,
+      leaseExpiresAt: op.lease?.expiresAt ?? null,
+      outcomeUnknown: op.outcomeUnknown,
+      result: null,
+      error: null,
+      deadLetteredAt: null,
+      priority: op.priority,
+      idempotencyKey: op.idempotencyKey,
+      traceparent: op.traceparent,
+      tracestate: op.tracestate,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const captured = new Promise<Operation>((resolve, reject) => {
+      this.#captures.push({ row, resolve, reject });
+    });
+    this.#scheduleFlush();
+    return this.#track(captured);
+  }
+
+  lease({ owner, limit, leaseMs, excludeRoutes = [] }: LeaseRequest): Promise<Operation[]> {
+    return this.#run(async () => {
+      await this.#handBackLostLeases();
+      const now = this.#clock.now();
+      const token = randomUUID();
+      try {
+        const { rows } = await this.#pool.query({
+          name: 'spillway_lease',
+          text: LEASE,
+          values: [owner, now, now + leaseMs, limit, token, excludeRoutes],
+        });
+        return rows.map(toOperation).sort(replayOrder);
+      } catch (error) {
+        // The UPDATE may have committed with its answer lost: hand those rows back next time.
+        this.#lostLeases.set(token, owner);
+        throw error;
+      }
+    });
+  }
+
+  complete(id: string, owner: string, result: StoredResponse): Promise<boolean> {
+    return this.#changed(
+      'spillway_complete',
+      `UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,
+         result_status = $4, result_headers = $5, result_body = $6, error = NULL, ${CLEAR_LEASE}, updated_at = $3
+       ${FENCED}`,
+      [id, owner, this.#clock.now(), ...resultValues(result)],
+    );
+  }
+
+  retry(id: string, owner: string, record: RetryRecord): Promise<boolean> {
+    return this.#changed(
+      'spillway_retry',
+      `UPDATE operations SET attempts = attempts + 1, next_attempt_at = $4, error = $5,
+         outcome_unknown = outcome_unknown OR $6, ${CLEAR_LEASE}, updated_at = $3
+       ${FENCED}`,
+      [
+        id,
+        owner,
+        this.#clock.now(),
+        record.nextAttemptAt,
+        JSON.stringify(record.error),
+        record.outcomeUnknown,
+      ],
+    );
+  }
+
+  fail(id: string, owner: string, record: FailRecord): Promise<boolean> {
+    const now = this.#clock.now();
+    return this.#changed(
+      'spillway_fail',
+      `UPDATE operations SET status = 'Failed', attempts = attempts + $4, error = $5,
+         result_status = $6, result_headers = $7, result_body = $8, dead_lettered_at = $9, ${CLEAR_LEASE},
+         updated_at = $3
+       ${FENCED}`,
+      [
+        id,
+        owner,
+        now,
+        record.countsAsAttempt ? 1 : 0,
+        JSON.stringify(record.error),
+        ...resultValues(record.result),
+        record.deadLetter ? now : null,
+      ],
+    );
+  }
+
+  release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean> {
+    return this.#changed(
+      'spillway_release',
+      `UPDATE operations SET attempts = attempts + $4, outcome_unknown = outcome_unknown OR $5, ${CLEAR_LEASE},
+         updated_at = $3
+       ${FENCED}`,
+      [id, owner, this.#clock.now(), attemptInFlight ? 1 : 0, attemptInFlight],
+    );
+  }
+
+  get(id: string): Promise<Operation | undefined> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_get',
+        text: `SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = $1`,
+        values: [id],
+      });
+      return rows[0] ? toOperation(rows[0]) : undefined;
+    });
+  }
+
+  counts(): Promise<StatusCounts> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query(
+        'SELECT status, count(*) AS n, count(dead_lettered_at) AS dead FROM operations GROUP BY status',
+      );
+      const counts: StatusCounts = {
+        NotStarted: 0,
+        Running: 0,
+        Succeeded: 0,
+        Failed: 0,
+        Canceled: 0,
+        deadLettered: 0,
+      };
+      for (const row of rows as Row[]) {
+        counts[row.status as OperationStatus] = Number(row.n);
+        counts.deadLettered += Number(row.dead);
+      }
+      return counts;
+    });
+  }
+
+  setOverride(route: string, override: RouteOverride | null): Promise<void> {
+    return this.#run(async () => {
+      if (override === null) {
+        await this.#pool.query('DELETE FROM route_overrides WHERE route = $1', [route]);
+      } else {
+        await this.#pool.query(
+          `INSERT INTO route_overrides (route, override, updated_at) VALUES ($1, $2, $3)
+           ON CONFLICT (route) DO UPDATE SET override = excluded.override, updated_at = excluded.updated_at`,
+          [route, override, this.#clock.now()],
+        );
+      }
+    });
+  }
+
+  overrides(): Promise<Record<string, RouteOverride>> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query('SELECT route, override FROM route_overrides ORDER BY route');
+      return Object.fromEntries(
+        (rows as Row[]).map((row) => [String(row.route), row.override as RouteOverride]),
+      );
+    });
+  }
+
+  nextDueAt(): Promise<number | undefined> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_next_due',
+        text: `SELECT min(CASE WHEN lease_owner IS NULL THEN next_attempt_at ELSE lease_expires_at END) AS at
+               FROM operations WHERE status IN ('NotStarted', 'Running')`,
+      });
+      const at = (rows[0] as Row | undefined)?.at;
+      return at === null || at === undefined ? undefined : Number(at);
+    });
+  }
+
+  /** Writes the captures already queued, lets verbs in progress finish, then closes the pool. Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    while (this.#busy.size > 0) await Promise.allSettled([...this.#busy]);
+    if (this.#lostLeases.size > 0) await this.#handBackLostLeases().catch(() => {});
+    await this.#pool.end();
+  }
+
+  #run<T>(verb: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(closedError());
+    return this.#track(
+      verb().catch((error: unknown) => {
+        throw asStoreError(error, this.#location);
+      }),
+    );
+  }
+
+  #track<T>(promise: Promise<T>): Promise<T> {
+    this.#busy.add(promise);
+    const done = () => this.#busy.delete(promise);
+    promise.then(done, done);
+    return promise;
+  }
+
+  #changed(name: string, text: string, values: unknown[]): Promise<boolean> {
+    return this.#run(async () => (await this.#pool.query({ name, text, values })).rowCount === 1);
+  }
+
+  /** Leases taken by calls whose answer never came: released as if never taken, attempts untouched. */
+  async #handBackLostLeases(): Promise<void> {
+    for (const [token, owner] of this.#lostLeases) {
+      await this.#pool.query(
+        `UPDATE operations SET ${CLEAR_LEASE}, lease_token = NULL
+         WHERE lease_token = $1 AND lease_owner = $2 AND status = 'Running'`,
+        [token, owner],
+      );
+      this.#lostLeases.delete(token);
+    }
+  }
+
+  #scheduleFlush(): void {
+    if (this.#flushScheduled || this.#flushes >= MAX_CAPTURE_FLUSHES || this.#captures.length === 0) return;
+    this.#flushScheduled = true;
+    // On the next turn of the event loop, so captures arriving in this one share the INSERT.
+    setImmediate(() => {
+      this.#flushScheduled = false;
+      while (this.#flushes < MAX_CAPTURE_FLUSHES && this.#captures.length > 0) {
+        const batch = this.#captures.splice(0, MAX_CAPTURE_BATCH);
+        this.#flushes++;
+        void this.#insert(batch).finally(() => {
+          this.#flushes--;
+          this.#scheduleFlush();
+        });
+      }
+    });
+  }
+
+  async #insert(batch: PendingCapture[]): Promise<void> {
+    // A second capture of an id in the same batch loses to the first, as it would one commit later.
+    const firsts = new Map<string, PendingCapture>();
+    for (const pending of batch) {
+      if (firsts.has(pending.row.id)) pending.reject(duplicateError(pending.row.id));
+      else firsts.set(pending.row.id, pending);
+    }
+    const rows = [...firsts.values()];
+    try {
+      const inserted = await this.#insertRows(rows);
+      for (const pending of rows) {
+        if (inserted.has(pending.row.id)) pending.resolve(pending.row);
+        else pending.reject(duplicateError(pending.row.id));
+      }
+    } catch (error) {
+      const failure = asStoreError(error, this.#location);
+      if (failure instanceof StoreUnavailableError || rows.length === 1) {
+        for (const pending of rows) pending.reject(failure);
+        return;
+      }
+      // Something in one row sank the batch: write each alone, so only that one fails.
+      await Promise.all(rows.map((pending) => this.#insert([pending])));
+    }
+  }
+
+  /** One INSERT for every row; resolves with the ids written (the others already existed). */
+  async #insertRows(pending: PendingCapture[]): Promise<Set<string>> {
+    const columns = INSERT_COLUMNS.map(() => [] as unknown[]);
+    for (const { row } of pending) {
+      const values = [
+        row.id,
+        row.route,
+        row.request.method,
+        row.request.path,
+        row.request.query,
+        JSON.stringify(row.request.headers),
+        asBuffer(row.request.body),
+        row.status,
+        row.attempts,
+        row.nextAttemptAt,
+        row.leaseOwner,
+        row.leaseExpiresAt,
+        row.outcomeUnknown,
+        row.priority,
+        row.idempotencyKey,
+        row.traceparent,
+        row.tracestate,
+        row.createdAt,
+      ];
+      values.forEach((value, i) => {
+        columns[i]!.push(value);
+      });
+    }
+    const { rows } = await this.#pool.query({ name: 'spillway_capture', text: INSERT, values: columns });
+    return new Set((rows as Row[]).map((row) => String(row.id)));
+  }
+}
+
+// Columns of a capture and their types, in the order of the INSERT's arrays.
+const INSERT_COLUMNS = [
+  ['id', 'text'],
+  ['route', 'text'],
+  ['method', 'text'],
+  ['path', 'text'],
+  ['query', 'text'],
+  ['request_headers', 'jsonb'],
+  ['request_body', 'bytea'],
+  ['status', 'text'],
+  ['attempts', 'integer'],
+  ['next_attempt_at', 'bigint'],
+  ['lease_owner', 'text'],
+  ['lease_expires_at', 'bigint'],
+  ['outcome_unknown', 'boolean'],
+  ['priority', 'integer'],
+  ['idempotency_key', 'text'],
+  ['traceparent', 'text'],
+  ['tracestate', 'text'],
+  ['created_at', 'bigint'],
+] as const;
+
+const INSERT = `INSERT INTO operations (${INSERT_COLUMNS.map(([name]) => name).join(', ')}, updated_at)
+  SELECT *, created_at FROM unnest(${INSERT_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
+    AS batch (${INSERT_COLUMNS.map(([name]) => name).join(', ')})
+  ON CONFLICT (id) DO NOTHING
+  RETURNING id`;
+
+// Named, not *, so that a column added by a later migration does not break statements prepared before it.
+const OPERATION_COLUMNS = `id, route, method, path, query, request_headers, request_body, status, attempts,
+  next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, result_status, result_headers, result_body,
+  error, dead_lettered_at, priority, idempotency_key, traceparent, tracestate, created_at, updated_at`;
+
+// Claims due operations in replay order, skipping rows another lease call holds. An expired lease
+// means its holder died mid-attempt: count that attempt, outcome unknown.
+const LEASE = `WITH due AS (
+    SELECT id FROM operations
+    WHERE status IN ('NotStarted', 'Running')
+      AND (lease_owner IS NULL AND next_attempt_at <= $2 OR lease_expires_at <= $2)
+      AND route <> ALL ($6::text[])
+    ORDER BY priority DESC, created_at, id
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+  )
+  UPDATE operations AS o SET
+    status = 'Running',
+    attempts = o.attempts + (o.lease_owner IS NOT NULL)::int,
+    outcome_unknown = o.outcome_unknown OR o.lease_owner IS NOT NULL,
+    lease_owner = $1, lease_expires_at = $3, lease_token = $5, updated_at = $2
+  FROM due WHERE o.id = due.id
+  RETURNING ${OPERATION_COLUMNS.replace(/(\w+)/g, 'o.$1')}`;
+
+const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL';
+const FENCED = `WHERE id = $1 AND lease_owner = $2 AND status = 'Running'`;
+
+function resultValues(result: StoredResponse | null): unknown[] {
+  return [
+    result?.status ?? null,
+    result ? JSON.stringify(result.headers) : null,
+    result ? asBuffer(result.body) : null,
+  ];
+}
+
+const asBuffer = (bytes: Uint8Array) =>
+  Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+function toOperation(row: Row): Operation {
+  return {
+    id: String(row.id),
+    route: String(row.route),
+    request: {
+      method: String(row.method),
+      path: String(row.path),
+      query: String(row.query),
+      headers: row.request_headers as HeaderList,
+      body: row.request_body as Buffer,
+    },
+    status: row.status as OperationStatus,
+    attempts: Number(row.attempts),
+    nextAttemptAt: Number(row.next_attempt_at),
+    leaseOwner: row.lease_owner === null ? null : String(row.lease_owner),
+    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
+    outcomeUnknown: row.outcome_unknown === true,
+    result:
+      row.result_status === null
+        ? null
+        : {
+            status: Number(row.result_status),
+            headers: row.result_headers as HeaderList,
+            body: row.result_body as Buffer,
+          },
+    error: row.error === null ? null : (row.error as OperationError),
+    deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
+    priority: Number(row.priority),
+    idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
+    traceparent: row.traceparent === null ? null : String(row.traceparent),
+    tracestate: row.tracestate === null ? null : String(row.tracestate),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+const replayOrder = (a: Operation, b: Operation) =>
+  b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
+
+const closedError = () => new StoreUnavailableError('The store is closed.');
+const duplicateError = (id: string) =>
+  new DuplicateOperationError(`An operation with id ${id} already exists.`);

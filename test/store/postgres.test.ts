@@ -1,0 +1,254 @@
+/**
+ * The PostgreSQL adapter against the real server: the conformance suite every
+ * adapter passes unchanged, then what only a shared, networked store must do:
+ * concurrent lease calls from several pools never hand one operation to two
+ * owners; captures from two store instances interleave, duplicates rejected;
+ * an unreachable, hung or restarted server rejects verbs with
+ * StoreUnavailableError within their time limits, and the pool recovers by
+ * itself. Faults are put between the store and the server by a TCP proxy, so
+ * the shared server is never touched.
+ *
+ * One fresh schema for the file, emptied before each conformance test and
+ * dropped at the end.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { StoreUnavailableError } from '../../src/errors.ts';
+import type { OperationStore } from '../../src/store/port.ts';
+import { PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.ts';
+import { ManualClock } from '../support/manual-clock.ts';
+import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/postgres.ts';
+import { TcpProxy } from '../support/tcp-proxy.ts';
+import { closedPort } from '../support/test-upstream.ts';
+import { newOperation, storeConformance } from './conformance.ts';
+
+const skip = await skipWithoutPostgres('the PostgreSQL store tests');
+
+if (skip) {
+  describe('OperationStore: postgres', { skip }, () => {});
+} else {
+  const db = freshSchema('spillway_store_test');
+  const open = (clock: ManualClock, options: Partial<PostgresStoreOptions> = {}) =>
+    PostgresStore.open({ url: db.url, clock, poolSize: 4, ...options });
+  const empty = () => db.query(`TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides`);
+
+  before(async () => {
+    await (await open(new ManualClock())).close(); // creates the schema and its tables
+  });
+  after(() => db.drop());
+
+  storeConformance('postgres', async (clock) => {
+    await empty();
+    return { store: await open(clock), reopen: () => open(clock) };
+  });
+
+  describe('PostgreSQL: several processes on one database', () => {
+    it('concurrent lease calls from several pools never hand one operation to two owners', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const stores = await Promise.all([open(clock), open(clock), open(clock)]);
+      try {
+        const total = 300;
+        const inputs = Array.from({ length: total }, (_, i) =>
+          newOperation(clock, { priority: i % 3, nextAttemptAt: clock.now() - i }),
+        );
+        await Promise.all(inputs.map((input, i) => stores[i % 3]!.capture(input)));
+        const claims = new Map<string, string[]>(); // operation id → owners that got it
+        // 12 leasers, 4 per pool, all at once, until nothing is left.
+        const leaser = async (store: OperationStore, owner: string) => {
+          for (;;) {
+            const leased = await store.lease({ owner, limit: 7, leaseMs: 60_000 });
+            if (leased.length === 0) return;
+            for (const op of leased) claims.set(op.id, [...(claims.get(op.id) ?? []), owner]);
+          }
+        };
+        await Promise.all(Array.from({ length: 12 }, (_, i) => leaser(stores[i % 3]!, `worker-${i}`)));
+        const twice = [...claims].filter(([, owners]) => owners.length > 1);
+        assert.deepEqual(twice, [], 'an operation was leased by two owners');
+        assert.equal(claims.size, total, 'every due operation was leased');
+        const owners = new Set([...claims.values()].map(([owner]) => owner));
+        assert.ok(owners.size > 3, `the work was shared (${owners.size} owners)`);
+        for (const [id, [owner]] of claims) {
+          const op = await stores[0]!.get(id);
+          assert.equal(op?.leaseOwner, owner, `${id} is held by the owner it was handed to`);
+        }
+      } finally {
+        await Promise.all(stores.map((store) => store.close()));
+      }
+    });
+
+    it('captures from two store instances interleave; an id captured by both is stored once', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const [a, b] = await Promise.all([open(clock), open(clock)]);
+      try {
+        const onlyA = Array.from({ length: 150 }, () => newOperation(clock, { route: 'a' }));
+        const onlyB = Array.from({ length: 150 }, () => newOperation(clock, { route: 'b' }));
+        const both = Array.from({ length: 20 }, () => newOperation(clock));
+        const results = await Promise.allSettled([
+          ...onlyA.map((input) => a!.capture(input)),
+          ...onlyB.map((input) => b!.capture(input)),
+          ...both.flatMap((input) => [
+            a!.capture({ ...input, route: 'a' }),
+            b!.capture({ ...input, route: 'b' }),
+          ]),
+        ]);
+        const shared = results.slice(300);
+        for (let i = 0; i < both.length; i++) {
+          const pair = [shared[2 * i]!, shared[2 * i + 1]!];
+          assert.equal(
+            pair.filter((r) => r.status === 'fulfilled').length,
+            1,
+            'exactly one capture of a shared id wins',
+          );
+          const winner = pair[0]!.status === 'fulfilled' ? 'a' : 'b';
+          assert.equal((await a!.get(both[i]!.id))?.route, winner, "the stored record is the winner's");
+        }
+        assert.ok(results.slice(0, 300).every((r) => r.status === 'fulfilled'));
+        assert.equal((await b!.counts()).NotStarted, 320);
+      } finally {
+        await Promise.all([a!.close(), b!.close()]);
+      }
+    });
+
+    it('stores opened together on a new schema migrate it once, one after the other', async () => {
+      const other = freshSchema('spillway_migrate_test');
+      try {
+        const stores = await Promise.all(
+          Array.from({ length: 4 }, () => PostgresStore.open({ url: other.url, poolSize: 1 })),
+        );
+        await Promise.all(stores.map((store) => store.close()));
+        const applied = await other.query<{ version: number }>(
+          `SELECT version FROM ${other.schema}.spillway_migrations ORDER BY version`,
+        );
+        assert.deepEqual(
+          applied.map((row) => row.version),
+          [1, 2],
+        );
+      } finally {
+        await other.drop();
+      }
+    });
+  });
+
+  describe('PostgreSQL: faults between the store and the server', () => {
+    const target = new URL(TEST_POSTGRES_URL);
+    let proxy: TcpProxy;
+    before(async () => {
+      proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
+    });
+    after(() => proxy.stop());
+    const viaProxy = (clock: ManualClock) => {
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${proxy.port}`;
+      return open(clock, { url: url.toString(), connectTimeoutMs: 500, statementTimeoutMs: 500 });
+    };
+
+    it('opening a store on a server that cannot be reached rejects with StoreUnavailableError', async () => {
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${await closedPort()}`;
+      await assert.rejects(PostgresStore.open({ url: url.toString() }), StoreUnavailableError);
+    });
+
+    it('server down: verbs reject with StoreUnavailableError at once; back up: the same store recovers', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const store = await viaProxy(clock);
+      try {
+        const before = await store.capture(newOperation(clock));
+        proxy.mode = 'refuse';
+        const started = Date.now();
+        const down = await Promise.allSettled([
+          store.capture(newOperation(clock)),
+          store.capture(newOperation(clock)),
+          store.get(before.id),
+          store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000 }),
+          store.counts(),
+        ]);
+        for (const result of down) {
+          assert.equal(result.status, 'rejected');
+          assert.ok((result as PromiseRejectedResult).reason instanceof StoreUnavailableError);
+        }
+        assert.ok(Date.now() - started < 2_000, 'nothing waits for long while the server is down');
+        proxy.mode = 'forward';
+        const after = await store.capture(newOperation(clock));
+        assert.equal((await store.get(after.id))?.status, 'NotStarted');
+        assert.equal((await store.counts()).NotStarted, 2, 'only the captures that resolved were stored');
+      } finally {
+        proxy.mode = 'forward';
+        await store.close();
+      }
+    });
+
+    it('hung server: verbs reject with StoreUnavailableError after their time limits, and recover', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const store = await viaProxy(clock);
+      try {
+        proxy.mode = 'black-hole';
+        const started = Date.now();
+        await assert.rejects(store.capture(newOperation(clock)), StoreUnavailableError);
+        await assert.rejects(store.counts(), StoreUnavailableError);
+        assert.ok(Date.now() - started < 8_000, `rejected after ${Date.now() - started} ms`);
+        proxy.mode = 'refuse'; // drop the hung connections
+        proxy.mode = 'forward';
+        const op = await store.capture(newOperation(clock));
+        assert.equal((await store.get(op.id))?.id, op.id);
+      } finally {
+        proxy.mode = 'forward';
+        await store.close();
+      }
+    });
+
+    it('a lease whose answer is lost is handed back untouched, not taken for an attempt lost in a crash', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const store = await viaProxy(clock);
+      try {
+        const op = await store.capture(newOperation(clock));
+        proxy.mode = 'drop-answers';
+        await assert.rejects(store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000 }), StoreUnavailableError);
+        proxy.mode = 'refuse';
+        proxy.mode = 'forward';
+        const held = await db.query<{ lease_owner: string | null }>(
+          `SELECT lease_owner FROM ${db.schema}.operations WHERE id = $1`,
+          [op.id],
+        );
+        assert.equal(held[0]?.lease_owner, 'w1', 'the lease did commit on the server');
+        clock.advance(5_000); // long past that lease's expiry
+        const [again] = await store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000 });
+        assert.equal(again?.id, op.id);
+        assert.equal(again?.attempts, 0, 'no attempt was counted');
+        assert.equal(again?.outcomeUnknown, false, 'no attempt was ever made');
+      } finally {
+        proxy.mode = 'forward';
+        await store.close();
+      }
+    });
+  });
+
+  describe('PostgreSQL: setup errors', () => {
+    it('refuses a schema name that would need quoting', async () => {
+      await assert.rejects(PostgresStore.open({ url: db.url, schema: 'Robert"; DROP' }), {
+        name: 'PostgresSetupError',
+        message: /schema must be lower-case/,
+      });
+    });
+
+    it('refuses a schema migrated by a newer Spillway', async () => {
+      const other = freshSchema('spillway_newer_test');
+      try {
+        await (await PostgresStore.open({ url: other.url, poolSize: 1 })).close();
+        await other.query(
+          `INSERT INTO ${other.schema}.spillway_migrations (version, name) VALUES (999, 'future')`,
+        );
+        await assert.rejects(PostgresStore.open({ url: other.url, poolSize: 1 }), {
+          name: 'PostgresSetupError',
+          message: /migration 999, newer than this Spillway knows/,
+        });
+      } finally {
+        await other.drop();
+      }
+    });
+  });
+}

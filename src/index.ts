@@ -14,7 +14,11 @@ export { errorTable, problem, StoreUnavailableError } from './errors.ts';
 export { openStore } from './ops/open-store.ts';
 export type { Spillway, StartOptions } from './ops/spillway.ts';
 export { startSpillway } from './ops/spillway.ts';
+export type { WorkerProcess, WorkerProcessOptions } from './ops/worker-process.ts';
+export { startWorkerProcess } from './ops/worker-process.ts';
 export type { RoutePolicy } from './policy/route-policy.ts';
+export type { StoreCapabilities, StoreEngine } from './store/capabilities.ts';
+export { storeCapabilities } from './store/capabilities.ts';
 export type {
   NewOperation,
   Operation,
@@ -22,5 +26,7 @@ export type {
   OperationStore,
   StoredResponse,
 } from './store/port.ts';
+export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
+export { PostgresStore } from './store/postgres/postgres-store.ts';
 export { SqliteStore } from './store/sqlite/sqlite-store.ts';
 export { ReplayWorker } from './workers/replay-worker.ts';

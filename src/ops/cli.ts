@@ -5,12 +5,16 @@
 import { parseArgs } from 'node:util';
 import { buildConfig, ConfigError, defaults, readConfigFile } from '../config/config.ts';
 import { startDemo } from '../demo/demo.ts';
+import { StoreUnavailableError } from '../errors.ts';
 import { startSpillway } from './spillway.ts';
+import { startWorkerProcess } from './worker-process.ts';
 
 export const HELP = `Spillway: sync when it can, async when it must, and never drop a request.
 
 Usage:
   spillway serve --upstream URL [options]   Run the gateway (public port, admin port, replay workers)
+  spillway worker --store postgres://… --upstream URL [options]
+                                            Run replay workers only, beside gateways sharing a PostgreSQL store
   spillway demo [--port N]                  Run the demo: gateway + a switchable "payments" upstream
   spillway help                             Show this help
   spillway version                          Print the version
@@ -20,9 +24,12 @@ serve options (flag, environment variable, default):
   --port N           SPILLWAY_PORT         ${defaults.port}   public port: proxied routes and /_spillway/
   --host H           SPILLWAY_HOST         ${defaults.host}   public interface
   --admin-port N     SPILLWAY_ADMIN_PORT   ${defaults.adminPort}   admin port (/healthz, /readyz), on ${defaults.adminHost} (adminHost in the config file)
-  --store PATH       SPILLWAY_STORE        ${defaults.store}   SQLite file for captured operations
+  --store PATH|URL   SPILLWAY_STORE        ${defaults.store}   SQLite file, or postgres://user@host:5432/db[?schema=name]
   --config FILE      SPILLWAY_CONFIG       none   JSON config: routes and limits (docs/configuration.md)
   --public-url URL   SPILLWAY_PUBLIC_URL   http://<host>:<port>   base of the URLs in 202 answers
+
+worker options: --upstream, --store (a postgres:// URL), --config, --admin-port (/healthz, /readyz)
+  as for serve, with the same environment variables; replay.concurrency in the config file sets its workers.
 
 demo options:
   --port N           SPILLWAY_PORT         8080   the gateway; the demo upstream takes port+10, admin port+1
@@ -53,7 +60,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(pkg.default.version);
     return 0;
   }
-  if (command !== 'serve' && command !== 'demo') {
+  if (command !== 'serve' && command !== 'demo' && command !== 'worker') {
     console.error(`Unknown command "${command}".\n\n${HELP}`);
     return 2;
   }
@@ -94,13 +101,20 @@ export async function main(argv: string[]): Promise<number> {
       const value = values[flag] ?? env;
       if (value !== undefined && value !== '') raw[option] = value;
     }
-    const spillway = await startSpillway(buildConfig(raw));
-    onSignal(() => spillway.stop());
+    const running =
+      command === 'worker'
+        ? await startWorkerProcess(buildConfig(raw))
+        : await startSpillway(buildConfig(raw));
+    onSignal(() => running.stop());
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`spillway: ${error.message}`);
       return 2;
+    }
+    if (error instanceof StoreUnavailableError) {
+      console.error(`spillway: cannot start: ${error.message}`);
+      return 1;
     }
     throw error;
   }

@@ -1,14 +1,48 @@
-/** Picks the store adapter from `--store`: a file path (SQLite) or a postgres:// URL. */
+/**
+ * Picks the store adapter from `--store`: a postgres:// or postgresql:// URL
+ * (the PostgreSQL adapter, which loads the optional `pg` driver only then), or
+ * a file path (SQLite). Setup problems become ConfigErrors naming the option.
+ */
 import type { Clock } from '../clock.ts';
 import { ConfigError } from '../config/config.ts';
+import { storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
+import { PostgresStore } from '../store/postgres/postgres-store.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
 
-export function openStore(location: string, clock: Clock, maxSizeBytes?: number): OperationStore {
-  if (/^postgres(ql)?:\/\//.test(location)) {
+export async function openStore(
+  location: string,
+  clock: Clock,
+  maxSizeBytes?: number,
+): Promise<OperationStore> {
+  if (storeEngineOf(location) === 'sqlite') {
+    return new SqliteStore({
+      path: location,
+      clock,
+      ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }),
+    });
+  }
+  if (maxSizeBytes !== undefined) {
     throw new ConfigError(
-      'store: the PostgreSQL adapter is not part of this release yet; use an SQLite file path (the default, spillway.db).',
+      'maxStoreBytes bounds an SQLite file and cannot bound a PostgreSQL database: remove it, and bound the database on the server instead.',
     );
   }
-  return new SqliteStore({ path: location, clock, ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }) });
+  try {
+    return await PostgresStore.open({ url: location, clock });
+  } catch (error) {
+    if ((error as Error).name === 'PostgresSetupError') throw new ConfigError((error as Error).message);
+    throw error;
+  }
+}
+
+/** The store's location for logs and messages: a URL's password is masked. */
+export function describeStore(location: string): string {
+  if (storeEngineOf(location) === 'sqlite') return location;
+  try {
+    const url = new URL(location);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return 'postgres://(unparsable URL)';
+  }
 }

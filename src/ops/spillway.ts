@@ -42,7 +42,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? createLogger();
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  const store = openStore(config.store, clock, config.maxStoreBytes);
+  const store = await openStore(config.store, clock, config.maxStoreBytes);
   const upstream = new Upstream(config.upstream);
   const routeNamed = (name: string) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!;
 

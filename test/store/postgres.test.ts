@@ -231,7 +231,7 @@ if (skip) {
     it('refuses a schema name that would need quoting', async () => {
       await assert.rejects(PostgresStore.open({ url: db.url, schema: 'Robert"; DROP' }), {
         name: 'PostgresSetupError',
-        message: /schema must be lower-case/,
+        message: /schema \(\?schema= or the schema option\) must be lower-case/,
       });
     });
 

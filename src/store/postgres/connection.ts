@@ -42,13 +42,13 @@ export function parseLocation(url: string, schemaOption?: string): PostgresLocat
     parsed = new URL(url);
   } catch {
     throw new PostgresSetupError(
-      `store must be a postgres://user@host:port/database URL, got ${JSON.stringify(url)}.`,
+      `The store URL must look like postgres://user@host:port/database, got ${JSON.stringify(url)}.`,
     );
   }
   const schema = schemaOption ?? parsed.searchParams.get('schema') ?? DEFAULT_SCHEMA;
   if (!SCHEMA_NAME.test(schema)) {
     throw new PostgresSetupError(
-      `store schema must be lower-case letters, digits and _ (at most 63, not starting with a digit), got ${JSON.stringify(schema)}.`,
+      `The store's schema (?schema= or the schema option) must be lower-case letters, digits and _ (at most 63, not starting with a digit), got ${JSON.stringify(schema)}.`,
     );
   }
   parsed.searchParams.delete('schema');

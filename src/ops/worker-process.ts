@@ -1,0 +1,119 @@
+/**
+ * `spillway worker`: replay workers without the HTTP edge, for scale-out.
+ * As many worker processes as wanted share one PostgreSQL store with the
+ * gateways; `SKIP LOCKED` leasing keeps them from taking one operation twice,
+ * and each process's leases are recovered by the others if it dies.
+ *
+ * It composes the same parts as `serve` (ReplayWorker, Upstream, the admin
+ * port for /healthz and /readyz) from the same config file, so routes and
+ * their retry policies match the gateways'. It refuses a store that only one
+ * process may write (SQLite): there, the gateway's own workers replay.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import { type Clock, systemClock } from '../clock.ts';
+import { ConfigError, type GatewayConfig } from '../config/config.ts';
+import { Upstream } from '../engine/upstream.ts';
+import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
+import type { OperationStore } from '../store/port.ts';
+import { ReplayWorker } from '../workers/replay-worker.ts';
+import { createAdminServer } from './admin-server.ts';
+import { createLogger, type Logger } from './logger.ts';
+import { describeStore, openStore } from './open-store.ts';
+
+export interface WorkerProcessOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** Lease owner name; default host:pid:random. */
+  instanceId?: string;
+}
+
+export interface WorkerProcess {
+  adminPort: number;
+  store: OperationStore;
+  worker: ReplayWorker;
+  /** Stops leasing, lets attempts in flight finish within the grace period, hands back the rest. Safe to call twice. */
+  stop(): Promise<void>;
+  [Symbol.asyncDispose](): Promise<void>;
+}
+
+export async function startWorkerProcess(
+  config: GatewayConfig,
+  options: WorkerProcessOptions = {},
+): Promise<WorkerProcess> {
+  const engine = storeEngineOf(config.store);
+  if (!storeCapabilities[engine].sharedByProcesses) {
+    throw new ConfigError(
+      `spillway worker needs a store several processes can share, a postgres:// URL; got the ${engine} file ${JSON.stringify(config.store)}, which has one writer. With SQLite, the gateway's own replay workers (replay.concurrency) replay its operations.`,
+    );
+  }
+  if (config.replay.concurrency < 1) {
+    throw new ConfigError('replay.concurrency must be at least 1 for spillway worker, got 0.');
+  }
+  const clock = options.clock ?? systemClock;
+  const log = options.logger ?? createLogger();
+  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const store = await openStore(config.store, clock);
+  const upstream = new Upstream(config.upstream);
+  const worker = new ReplayWorker({
+    store,
+    upstream,
+    clock,
+    owner: instanceId,
+    routeNamed: (name) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!,
+    maxAttemptTimeoutMs: Math.max(...config.routes.map((r) => r.attemptTimeoutMs)),
+    concurrency: config.replay.concurrency,
+    pollIntervalMs: config.replay.pollIntervalMs,
+    maxResultBytes: config.maxResultBytes,
+  });
+  let running = false;
+  const adminServer = createAdminServer({ isReady: () => running });
+  let adminPort: number;
+  try {
+    adminPort = await listen(adminServer, config.adminPort, config.adminHost);
+  } catch (error) {
+    await upstream.close();
+    await store.close();
+    throw error;
+  }
+  worker.start();
+  running = true;
+  log.info(
+    {
+      adminPort,
+      upstream: config.upstream,
+      store: describeStore(config.store),
+      instanceId,
+      concurrency: config.replay.concurrency,
+    },
+    'replaying',
+  );
+
+  let stopping: Promise<void> | undefined;
+  const stop = () => {
+    stopping ??= (async () => {
+      running = false;
+      log.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
+      await worker.stop(config.shutdownGraceMs);
+      await upstream.close();
+      await store.close();
+      await new Promise<void>((resolve) => adminServer.close(() => resolve()));
+      adminServer.closeAllConnections();
+      log.info('stopped');
+    })();
+    return stopping;
+  };
+  return { adminPort, store, worker, stop, [Symbol.asyncDispose]: stop };
+}
+
+function listen(server: Server, port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve((server.address() as AddressInfo).port);
+    });
+  });
+}

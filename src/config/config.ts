@@ -31,6 +31,43 @@ export const routeDefaults = {
   backoff: { initialMs: 1_000, maxMs: 5 * 60_000, multiplier: 2 },
   /** Replay order: higher first, then oldest first. */
   priority: 0,
+  /** The health policy: when to divert to capture, probe and come back (docs/policy.md). */
+  health: {
+    /** The sliding window the signals are computed over, and its bucket size. */
+    windowMs: 10_000,
+    bucketMs: 1_000,
+    /** No rate or percentile rule fires on fewer finished calls in the window. */
+    minCalls: 10,
+    /** A call this long is slow; an in-flight call this old is hung (the seed's 3 s latency threshold). */
+    slowCallMs: 3_000,
+    /** The latency percentile the latency rule reads. */
+    latencyPercentile: 99,
+    /** Trip thresholds: the seed's error rate > 10%, half the calls slow, p99 over 3 s. */
+    trip: { errorRate: 0.1, slowRate: 0.5, latencyMs: 3_000 },
+    /** Revert thresholds the probes must meet: stricter than the trip thresholds. */
+    revert: { errorRate: 0.05, slowRate: 0.2, latencyMs: 1_500 },
+    /** This many calls in flight over slowCallMs trip before they finish (hang detection). */
+    hungCalls: 3,
+    /** Sync calls in flight at once; more are captured (load shedding). */
+    maxConcurrency: 256,
+    /** An AIMD limit under maxConcurrency, from latency and errors; off by default. */
+    adaptiveConcurrency: { enabled: false, min: 4, initial: 32 },
+    /** Open period: 5 s, doubling per failed recovery up to 2 min, ±20% jitter. */
+    openMs: 5_000,
+    maxOpenMs: 120_000,
+    openMultiplier: 2,
+    openJitter: 0.2,
+    /** Each minute in sync without a trip steps the open period back down once. */
+    decayAfterMs: 60_000,
+    /** While probing, a fifth of live requests try sync; 5 results are judged together, after at least 1 s. */
+    probeShare: 0.2,
+    probeCalls: 5,
+    minProbingMs: 1_000,
+    /** After a revert, the sync share ramps from probeShare to 100% over 10 s. */
+    rampMs: 10_000,
+    /** Share of healthy traffic sent async on purpose to keep that path exercised. */
+    drillShare: 0,
+  },
   /** Request headers stored with a capture and sent on replay (names, case-insensitive). */
   captureHeaders: [
     'accept',
@@ -170,7 +207,11 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
       ...objectAt(shared, 'backoff', 'routeDefaults.'),
       ...objectAt(route, 'backoff', `routes[${i}].`),
     };
-    return buildRoute({ ...shared, ...route, backoff }, `routes[${i}].`);
+    const health = {
+      ...objectAt(shared, 'health', 'routeDefaults.'),
+      ...objectAt(route, 'health', `routes[${i}].`),
+    };
+    return buildRoute({ ...shared, ...route, backoff, health }, `routes[${i}].`);
   });
   const names = new Set<string>(['default']);
   config.routes.forEach((route, i) => {
@@ -245,7 +286,91 @@ function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
     },
     priority: intAt(raw, 'priority', undefined, -1_000_000, 1_000_000, at),
     captureHeaders: new Set((headers as string[]).map((h) => h.toLowerCase())),
+    health: buildHealth(objectAt(raw, 'health', at), `${at}health.`),
   };
+}
+
+type Health = typeof routeDefaults.health;
+
+function buildHealth(raw: Record<string, unknown>, at: string): Health {
+  const d = routeDefaults.health;
+  const merged = {
+    ...d,
+    ...raw,
+    trip: { ...d.trip, ...objectAt(raw, 'trip', at) },
+    revert: { ...d.revert, ...objectAt(raw, 'revert', at) },
+    adaptiveConcurrency: { ...d.adaptiveConcurrency, ...objectAt(raw, 'adaptiveConcurrency', at) },
+  };
+  for (const key of Object.keys(raw)) {
+    if (!(key in d))
+      throw new ConfigError(`Unknown option "${at}${key}". Known: ${Object.keys(d).join(', ')}.`);
+  }
+  const int = (key: keyof Health, min: number, max?: number) => intAt(merged, key, undefined, min, max, at);
+  const share = (obj: Record<string, unknown>, key: string, where: string) => {
+    const v = obj[key];
+    if (typeof v !== 'number' || !(v >= 0 && v <= 1))
+      throw new ConfigError(`${where}${key} must be a number from 0 to 1, got ${show(v)}.`);
+    return v;
+  };
+  const thresholds = (key: 'trip' | 'revert') => ({
+    errorRate: share(merged[key], 'errorRate', `${at}${key}.`),
+    slowRate: share(merged[key], 'slowRate', `${at}${key}.`),
+    latencyMs: intAt(merged[key], 'latencyMs', undefined, 1, undefined, `${at}${key}.`),
+  });
+  const health: Health = {
+    windowMs: int('windowMs', 1),
+    bucketMs: int('bucketMs', 1),
+    minCalls: int('minCalls', 1),
+    slowCallMs: int('slowCallMs', 1),
+    latencyPercentile: numberAt(merged, 'latencyPercentile', 1, at),
+    trip: thresholds('trip'),
+    revert: thresholds('revert'),
+    hungCalls: int('hungCalls', 1),
+    maxConcurrency: int('maxConcurrency', 1),
+    adaptiveConcurrency: {
+      enabled: boolAt(merged.adaptiveConcurrency, 'enabled', `${at}adaptiveConcurrency.`),
+      min: intAt(merged.adaptiveConcurrency, 'min', undefined, 1, undefined, `${at}adaptiveConcurrency.`),
+      initial: intAt(
+        merged.adaptiveConcurrency,
+        'initial',
+        undefined,
+        1,
+        undefined,
+        `${at}adaptiveConcurrency.`,
+      ),
+    },
+    openMs: int('openMs', 1),
+    maxOpenMs: int('maxOpenMs', 1),
+    openMultiplier: numberAt(merged, 'openMultiplier', 1, at),
+    openJitter: share(merged, 'openJitter', at),
+    decayAfterMs: int('decayAfterMs', 1),
+    probeShare: share(merged, 'probeShare', at),
+    probeCalls: int('probeCalls', 1),
+    minProbingMs: int('minProbingMs', 0),
+    rampMs: int('rampMs', 0),
+    drillShare: share(merged, 'drillShare', at),
+  };
+  if (health.latencyPercentile > 100)
+    throw new ConfigError(`${at}latencyPercentile must be at most 100, got ${health.latencyPercentile}.`);
+  if (health.bucketMs > health.windowMs)
+    throw new ConfigError(
+      `${at}bucketMs (${health.bucketMs}) must not exceed ${at}windowMs (${health.windowMs}).`,
+    );
+  if (health.maxOpenMs < health.openMs)
+    throw new ConfigError(
+      `${at}maxOpenMs (${health.maxOpenMs}) must be at least ${at}openMs (${health.openMs}).`,
+    );
+  const { trip, revert } = health;
+  if (
+    revert.errorRate > trip.errorRate ||
+    revert.slowRate > trip.slowRate ||
+    revert.latencyMs > trip.latencyMs
+  ) {
+    throw new ConfigError(
+      `${at}revert thresholds must be at least as strict as ${at}trip (hysteresis): got revert ${JSON.stringify(revert)}, trip ${JSON.stringify(trip)}.`,
+    );
+  }
+  return health;
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

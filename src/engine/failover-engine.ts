@@ -15,6 +15,8 @@ import type { Clock } from '../clock.ts';
 import { type ErrorCode, StoreUnavailableError } from '../errors.ts';
 import type { AttemptOutcome } from '../policy/attempt-decision.ts';
 import { backoffDelay } from '../policy/backoff.ts';
+import type { HealthMonitor } from '../policy/health/health-monitor.ts';
+import type { CallToken } from '../policy/health/route-health.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, NewOperation, Operation, OperationStore } from '../store/port.ts';
@@ -53,7 +55,8 @@ export interface Submission {
 
 export type EngineAnswer =
   | { kind: 'sync'; response: UpstreamResponse }
-  | { kind: 'accepted'; operation: Operation }
+  /** Captured; `reason` says why the request went async (for the Spillway-Failover-Reason header). */
+  | { kind: 'accepted'; operation: Operation; reason: string }
   | { kind: 'failed'; code: ErrorCode; detail: string; retryAfterSeconds?: number };
 
 export interface FailoverEngineOptions {
@@ -63,9 +66,25 @@ export interface FailoverEngineOptions {
   /** This process's lease owner name. */
   instanceId: string;
   maxResultBytes: number;
+  /** The routes' health: decides sync or divert, and learns from every sync outcome. */
+  health?: HealthMonitor;
   /** Called after each capture, so idle replay workers can wake. */
   onCapture?: (operation: Operation) => void;
   random?: () => number;
+}
+
+/** One request on its way through the engine. */
+interface Pending {
+  id: string | undefined;
+  submission: Submission;
+  request: ForwardRequest;
+}
+
+interface CaptureSpec {
+  attempts: number;
+  outcomeUnknown: boolean;
+  nextAttemptAt: number;
+  reason: string;
 }
 
 export class FailoverEngine {
@@ -84,36 +103,72 @@ export class FailoverEngine {
     const { clock } = this.#options;
     // The id is minted up front only when the first attempt must already carry the key derived from it.
     const id = route.honoursIdempotencyKey ? newOperationId() : undefined;
-    const request = withIdempotencyKey(submission.request, id);
+    const pending: Pending = { id, submission, request: withIdempotencyKey(submission.request, id) };
+    const now = clock.now();
+    const capture = (spec: Partial<CaptureSpec> & { reason: string }) =>
+      this.#capture(pending, { attempts: 0, outcomeUnknown: false, nextAttemptAt: clock.now(), ...spec });
 
-    if (mayFailover && submission.budgetMs === 0)
-      return this.#captureForReplay(id, submission, request, 0, false);
+    if (mayFailover && submission.budgetMs === 0) return capture({ reason: 'respond-async with wait=0' });
+
+    // The health state may divert before any attempt; a route that cannot fail over is only observed.
+    const health = this.#options.health?.route(route.name);
+    let token: CallToken | undefined;
+    if (health && mayFailover) {
+      const admission = health.admit(now);
+      if (admission.path === 'divert')
+        return capture({ reason: admission.reason, nextAttemptAt: admission.until ?? now });
+      token = admission.token;
+    } else token = health?.observe(now);
+    const report = (failed: boolean, retryAfterMs?: number) => {
+      const at = clock.now();
+      if (token)
+        health?.finish(
+          token,
+          { failed, durationMs: at - now, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
+          at,
+        );
+    };
 
     // The attempt's own limit bounds it to the end of the response body; the budget only bounds the wait for headers.
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
-    const call = this.#options.upstream.send(request, deadline.signal);
-    const remaining = Math.max(0, receivedAt + submission.budgetMs - clock.now());
+    const call = this.#options.upstream.send(pending.request, deadline.signal);
+    const remaining = Math.max(0, receivedAt + submission.budgetMs - now);
     const first = await withinBudget(call, remaining, clock);
 
     if (first.kind === 'budget-spent') {
-      if (mayFailover) return this.#adopt(id, submission, request, call, deadline);
+      if (mayFailover) return this.#adopt(pending, call, deadline, report);
       deadline.abort(new AttemptTimeoutError(submission.budgetMs));
+      report(true);
       return timedOut(submission);
     }
     if (first.kind === 'error') {
       deadline.clear();
-      if (mayFailover)
-        return this.#captureForReplay(id, submission, request, 1, !failedBeforeSending(first.error));
-      return syncFailure(first.error);
+      report(true);
+      if (!mayFailover) return syncFailure(first.error);
+      const sent = !failedBeforeSending(first.error);
+      return capture({
+        attempts: 1,
+        outcomeUnknown: sent,
+        reason: sent ? 'upstream connection failed mid-request' : 'upstream unreachable',
+        nextAttemptAt: sent ? clock.now() : clock.now() + backoffDelay(route.backoff, 1, this.#random),
+      });
     }
 
     const response = first.response;
-    if (mayFailover && route.failoverStatuses.has(response.statusCode)) {
+    const status = response.statusCode;
+    const header = response.headers['retry-after'];
+    const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, clock.now());
+    const refused = route.failoverStatuses.has(status);
+    report(refused, refused && (status === 429 || status === 503) ? retryAfterMs : undefined);
+    if (mayFailover && refused) {
       deadline.clear();
       response.body.resume(); // discard the refusal, keep the connection reusable
-      const header = response.headers['retry-after'];
-      const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, clock.now());
-      return this.#captureForReplay(id, submission, request, 1, false, retryAfterMs);
+      const delay = retryAfterMs ?? backoffDelay(route.backoff, 1, this.#random);
+      return capture({
+        attempts: 1,
+        reason: `upstream answered ${status}`,
+        nextAttemptAt: clock.now() + delay,
+      });
     }
     response.body.once('close', deadline.clear);
     return { kind: 'sync', response };
@@ -133,18 +188,23 @@ export class FailoverEngine {
   }
 
   async #adopt(
-    id: string | undefined,
-    submission: Submission,
-    request: ForwardRequest,
+    pending: Pending,
     call: Promise<UpstreamResponse>,
     deadline: AttemptDeadline,
+    report: (failed: boolean) => void,
   ): Promise<EngineAnswer> {
     const { clock, instanceId, store } = this.#options;
+    const { submission } = pending;
     const expiresAt = clock.now() + submission.route.attemptTimeoutMs + LEASE_MARGIN_MS;
     let operation: Operation;
     try {
       operation = await store.capture({
-        ...this.#newOperation(id, submission, request, 0, false, expiresAt),
+        ...this.#newOperation(pending, {
+          attempts: 0,
+          outcomeUnknown: false,
+          nextAttemptAt: expiresAt,
+          reason: '',
+        }),
         lease: { owner: instanceId, expiresAt },
       });
     } catch (error) {
@@ -152,16 +212,18 @@ export class FailoverEngine {
       // No durable capture, so no 202: the client waits for the sync attempt after all.
       try {
         const response = await call;
+        report(submission.route.failoverStatuses.has(response.statusCode));
         response.body.once('close', deadline.clear);
         return { kind: 'sync', response };
       } catch (failure) {
         deadline.clear();
+        report(true);
         return failure instanceof AttemptTimeoutError ? timedOut(submission) : syncFailure(failure);
       }
     }
     this.#options.onCapture?.(operation);
-    this.#finishAdopted(operation, submission.route, call, deadline);
-    return { kind: 'accepted', operation };
+    this.#finishAdopted(operation, submission.route, call, deadline, report);
+    return { kind: 'accepted', operation, reason: `budget of ${submission.budgetMs} ms spent (adopted)` };
   }
 
   #finishAdopted(
@@ -169,6 +231,7 @@ export class FailoverEngine {
     route: RoutePolicy,
     call: Promise<UpstreamResponse>,
     deadline: AttemptDeadline,
+    report: (failed: boolean) => void,
   ): void {
     const { clock, instanceId, store, maxResultBytes } = this.#options;
     // A store that refuses the final write leaves the lease to expire: the next lease recovers it.
@@ -182,49 +245,28 @@ export class FailoverEngine {
         return;
       }
       deadline.clear();
+      report(outcome.kind !== 'response' || route.failoverStatuses.has(outcome.response.status));
       await recordOutcome(store, operation, route, instanceId, outcome, clock, this.#random);
     });
   }
 
-  async #captureForReplay(
-    id: string | undefined,
-    submission: Submission,
-    request: ForwardRequest,
-    attempts: number,
-    outcomeUnknown: boolean,
-    retryAfterMs?: number,
-  ): Promise<EngineAnswer> {
-    const { clock, store } = this.#options;
-    const now = clock.now();
-    const delay =
-      attempts === 0 || outcomeUnknown
-        ? 0
-        : (retryAfterMs ?? backoffDelay(submission.route.backoff, attempts, this.#random));
+  async #capture(pending: Pending, spec: CaptureSpec): Promise<EngineAnswer> {
     try {
-      const operation = await store.capture(
-        this.#newOperation(id, submission, request, attempts, outcomeUnknown, now + delay),
-      );
+      const operation = await this.#options.store.capture(this.#newOperation(pending, spec));
       this.#options.onCapture?.(operation);
-      return { kind: 'accepted', operation };
+      return { kind: 'accepted', operation, reason: spec.reason };
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       return {
         kind: 'failed',
         code: 'store-unavailable',
-        detail: `The upstream could not take the request and it could not be stored (${error.message}). Nothing was accepted; retry later.`,
+        detail: `The request had to go async (${spec.reason}) and could not be stored (${error.message}). Nothing was accepted; retry later.`,
         retryAfterSeconds: 5,
       };
     }
   }
 
-  #newOperation(
-    id: string | undefined,
-    submission: Submission,
-    request: ForwardRequest,
-    attempts: number,
-    outcomeUnknown: boolean,
-    nextAttemptAt: number,
-  ): NewOperation {
+  #newOperation({ id, submission, request }: Pending, spec: CaptureSpec): NewOperation {
     const { route } = submission;
     return {
       id: id ?? newOperationId(),
@@ -236,9 +278,9 @@ export class FailoverEngine {
         : null,
       traceparent: headerValue(request.headers, 'traceparent') ?? null,
       tracestate: headerValue(request.headers, 'tracestate') ?? null,
-      attempts,
-      nextAttemptAt,
-      outcomeUnknown,
+      attempts: spec.attempts,
+      nextAttemptAt: spec.nextAttemptAt,
+      outcomeUnknown: spec.outcomeUnknown,
     };
   }
 }

@@ -91,6 +91,7 @@ export async function proxy(
         ...(text ? { 'content-location': links.monitor, 'content-type': 'application/json' } : {}),
         'retry-after': String(retryAfterSeconds(op, clock.now()) ?? 1),
         'cache-control': 'no-store',
+        'spillway-failover-reason': answer.reason,
         ...vary,
         ...(applied ? { 'preference-applied': applied } : {}),
         'content-length': Buffer.byteLength(text),

@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../config/config.ts';
 import { FailoverEngine } from '../engine/failover-engine.ts';
 import { Upstream } from '../engine/upstream.ts';
 import { createPublicServer } from '../gateway/public-server.ts';
+import { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { createAdminServer } from './admin-server.ts';
@@ -33,6 +34,7 @@ export interface Spillway {
   store: OperationStore;
   engine: FailoverEngine;
   worker: ReplayWorker;
+  health: HealthMonitor;
   /** Stops accepting, lets in-flight work finish within the grace period, hands back leases. Safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -45,6 +47,13 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   const store = await openStore(config.store, clock, config.maxStoreBytes);
   const upstream = new Upstream(config.upstream);
   const routeNamed = (name: string) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!;
+  const health = new HealthMonitor({
+    routes: config.routes,
+    clock,
+    store,
+    onEvent: (event) => log.warn({ event: event.type, route: event.route, reason: event.reason }, event.type),
+  });
+  await health.start();
 
   const worker = new ReplayWorker({
     store,
@@ -56,6 +65,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     concurrency: config.replay.concurrency,
     pollIntervalMs: config.replay.pollIntervalMs,
     maxResultBytes: config.maxResultBytes,
+    health,
   });
   const engine = new FailoverEngine({
     store,
@@ -63,6 +73,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     clock,
     instanceId,
     maxResultBytes: config.maxResultBytes,
+    health,
     onCapture: () => worker.wake(),
   });
 
@@ -80,7 +91,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     onError: (error) => log.error({ err: error }, 'request failed'),
   });
   let accepting = false;
-  const adminServer = createAdminServer(() => accepting);
+  const adminServer = createAdminServer({ isReady: () => accepting, health });
 
   const port = await listen(publicServer, config.port, config.host);
   const adminPort = await listen(adminServer, config.adminPort, config.adminHost);
@@ -107,6 +118,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       await closed;
       clearTimeout(grace);
       await Promise.all([workerStopped, engine.drain(config.shutdownGraceMs)]);
+      health.stop();
       await upstream.close();
       await store.close();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
@@ -124,6 +136,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     store,
     engine,
     worker,
+    health,
     stop,
     [Symbol.asyncDispose]: stop,
   };

@@ -4,6 +4,7 @@
  * beside its option; this is only the shape.
  */
 import type { BackoffPolicy } from './backoff.ts';
+import type { HealthPolicy } from './health/health-policy.ts';
 import type { PathMatcher } from './route-match.ts';
 
 export interface RoutePolicy {
@@ -29,4 +30,6 @@ export interface RoutePolicy {
   priority: number;
   /** Request headers kept with a capture, so that a replay carries them. */
   captureHeaders: ReadonlySet<string>;
+  /** When to divert, probe and come back (docs/policy.md). */
+  health: HealthPolicy;
 }

@@ -96,6 +96,8 @@ export interface LeaseRequest {
   limit: number;
   /** How long the lease lasts; longer than any attempt can take. */
   leaseMs: number;
+  /** Routes not to lease from now (their replay is paused while the upstream recovers). */
+  excludeRoutes?: readonly string[];
 }
 
 export interface RetryRecord {

@@ -13,6 +13,8 @@ import { LEASE_MARGIN_MS } from '../engine/failover-engine.ts';
 import { InFlight, whenAborted } from '../engine/in-flight.ts';
 import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
 import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
+import { AimdLimit } from '../policy/health/aimd-limit.ts';
+import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, Operation, OperationStore } from '../store/port.ts';
 
@@ -29,18 +31,31 @@ export interface ReplayWorkerOptions {
   concurrency: number;
   pollIntervalMs: number;
   maxResultBytes: number;
+  /** The routes' health: replay pauses for a route while it diverts for cause, and outcomes feed its replay view. */
+  health?: HealthMonitor;
   random?: () => number;
 }
 
 export class ReplayWorker {
   readonly #options: ReplayWorkerOptions;
   readonly #inFlight = new InFlight();
+  /** The drain rate adapts to the upstream: AIMD from replay latency and errors, within [1, concurrency]. */
+  readonly #limit: AimdLimit;
+  /** An upstream Retry-After on a replay pauses all replay until then. */
+  #pausedUntil = 0;
   #timer: ReturnType<Clock['setTimeout']> | undefined;
   #running = false;
   #leasing: Promise<number> | undefined;
 
   constructor(options: ReplayWorkerOptions) {
     this.#options = options;
+    const max = Math.max(1, options.concurrency);
+    this.#limit = new AimdLimit({ min: 1, max, initial: Math.ceil(max / 2), backoff: 0.5 });
+  }
+
+  /** Replays allowed in flight now (the adaptive limit). */
+  get concurrencyLimit(): number {
+    return Math.min(this.#limit.limit, this.#options.concurrency);
   }
 
   /** Starts the loop. Safe to call twice. */
@@ -98,7 +113,7 @@ export class ReplayWorker {
     let delay = pollIntervalMs;
     try {
       const leased = await this.runOnce();
-      if (leased > 0 && this.#inFlight.size < concurrency) delay = 0;
+      if (leased > 0 && this.#inFlight.size < Math.min(concurrency, this.#limit.limit)) delay = 0;
       else {
         const due = await store.nextDueAt();
         if (due !== undefined) delay = Math.min(pollIntervalMs, Math.max(0, due - clock.now()));
@@ -110,10 +125,17 @@ export class ReplayWorker {
   }
 
   async #leaseAndStart(): Promise<number> {
-    const { store, owner, concurrency, maxAttemptTimeoutMs } = this.#options;
-    const free = concurrency - this.#inFlight.size;
-    if (free <= 0) return 0;
-    const leased = await store.lease({ owner, limit: free, leaseMs: maxAttemptTimeoutMs + LEASE_MARGIN_MS });
+    const { store, owner, maxAttemptTimeoutMs, clock, health } = this.#options;
+    const free = this.concurrencyLimit - this.#inFlight.size;
+    if (free <= 0 || clock.now() < this.#pausedUntil) return 0;
+    // Routes diverting for cause get no replay: the backlog must not knock a recovering upstream over again.
+    const excludeRoutes = health?.routesNotReplaying() ?? [];
+    const leased = await store.lease({
+      owner,
+      limit: free,
+      leaseMs: maxAttemptTimeoutMs + LEASE_MARGIN_MS,
+      excludeRoutes,
+    });
     for (const op of leased) {
       void this.#inFlight
         .track((shutdown) => this.#replay(op, shutdown))
@@ -141,6 +163,7 @@ export class ReplayWorker {
       return;
     }
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
+    const started = clock.now();
     let outcome: AttemptOutcome;
     try {
       const call = upstream.send(forwardRequestOf(op), deadline.signal);
@@ -152,7 +175,21 @@ export class ReplayWorker {
       return;
     }
     deadline.clear();
+    this.#learn(op.route, route, outcome, clock.now() - started);
     await recordOutcome(store, op, route, owner, outcome, clock, this.#options.random);
+  }
+
+  /** Feeds the drain rate, the pause and the route's replay view from one replay's outcome. */
+  #learn(name: string, route: RoutePolicy, outcome: AttemptOutcome, durationMs: number): void {
+    const { clock, health } = this.#options;
+    const refused = outcome.kind === 'response' && route.failoverStatuses.has(outcome.response.status);
+    const failed = outcome.kind === 'not-sent' || outcome.kind === 'unknown' || refused;
+    if (failed || durationMs >= route.health.slowCallMs) this.#limit.bad();
+    else this.#limit.good();
+    if (outcome.kind === 'response' && outcome.retryAfterMs !== undefined && refused) {
+      this.#pausedUntil = Math.max(this.#pausedUntil, clock.now() + outcome.retryAfterMs);
+    }
+    if (health?.has(name)) health.route(name).replayFinished({ failed, durationMs }, clock.now());
   }
 }
 

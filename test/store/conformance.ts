@@ -108,6 +108,22 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.ok(expiredAndLater.some((o) => o.id === later.id));
     });
 
+    it('leases nothing from excluded routes', async () => {
+      const paused = await store.capture(newOperation(clock, { route: 'payments' }));
+      const other = await store.capture(newOperation(clock, { route: 'orders' }));
+      const leased = await store.lease({
+        owner: 'w1',
+        limit: 10,
+        leaseMs: 1_000,
+        excludeRoutes: ['payments'],
+      });
+      assert.deepEqual(
+        leased.map((o) => o.id),
+        [other.id],
+      );
+      assert.equal((await lease(store, 'w2'))[0]?.id, paused.id);
+    });
+
     it('respects the limit', async () => {
       for (let i = 0; i < 5; i++) await store.capture(newOperation(clock));
       assert.equal((await lease(store, 'w1', 2)).length, 2);

@@ -124,10 +124,11 @@ export class SqliteStore implements OperationStore {
     }) as Promise<Operation>;
   }
 
-  lease({ owner, limit, leaseMs }: LeaseRequest): Promise<Operation[]> {
+  lease({ owner, limit, leaseMs, excludeRoutes = [] }: LeaseRequest): Promise<Operation[]> {
     return this.#write(() => {
       const now = this.#clock.now();
-      const rows = this.#sql.lease.all({ owner, now, expires: now + leaseMs, limit }) as Row[];
+      const exclude = JSON.stringify(excludeRoutes);
+      const rows = this.#sql.lease.all({ owner, now, expires: now + leaseMs, limit, exclude }) as Row[];
       return rows.map(toOperation).sort(replayOrder);
     }) as Promise<Operation[]>;
   }
@@ -318,6 +319,7 @@ function prepareStatements(db: DatabaseSync) {
       WHERE id IN (SELECT id FROM operations
         WHERE status IN ('NotStarted', 'Running')
           AND (lease_owner IS NULL AND next_attempt_at <= :now OR lease_expires_at <= :now)
+          AND route NOT IN (SELECT value FROM json_each(:exclude))
         ORDER BY priority DESC, created_at, id LIMIT :limit)
       RETURNING *`),
     complete: db.prepare(`UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,

@@ -1,0 +1,359 @@
+/**
+ * One route's health state machine: pure logic, no I/O; time comes in as
+ * `now`, randomness as `random`. It decides, per request, whether to try the
+ * sync path or divert to capture, and moves between states on outcomes and on
+ * `tick(now)` (driven by a timer, so transitions happen on time even without
+ * traffic).
+ *
+ * States:
+ * - **sync** — requests try the upstream. Right after a revert the sync share
+ *   ramps up from `probeShare` to 100% over `rampMs`; the rest is captured.
+ *   Any trip rule firing (with the trip thresholds) moves to diverting.
+ * - **diverting** — every request is captured at once (a 202 in milliseconds),
+ *   for an open period that grows with each failed recovery (with jitter) and
+ *   decays after sustained health, or until an upstream Retry-After.
+ * - **probing** — a share of live requests tries the sync path; `probeCalls`
+ *   results are judged together with the stricter revert thresholds. Pass (and
+ *   `minProbingMs` spent) → sync, ramping. Fail → diverting, longer.
+ * Operator overrides (`forced-async`, `forced-sync`) sit on top: the machine
+ * keeps running underneath, and its view is shown, but the override decides.
+ */
+import { AimdLimit } from './aimd-limit.ts';
+import type { HealthPolicy } from './health-policy.ts';
+import { judge, type RuleContext, type Signals, signalsOf } from './rules.ts';
+import { type CallOutcome, SlidingWindow } from './sliding-window.ts';
+
+export type HealthState =
+  | { kind: 'sync'; since: number; rampUntil: number | null }
+  | { kind: 'diverting'; since: number; until: number; reason: string; cause: 'trip' | 'retry-after' }
+  | { kind: 'probing'; since: number; reason: string };
+
+export type Override = 'forced-async' | 'forced-sync';
+export type StateName = HealthState['kind'] | Override;
+
+export type HealthEventType = 'health:trip' | 'health:probe' | 'health:revert' | 'health:override';
+export interface HealthEvent {
+  type: HealthEventType;
+  route: string;
+  at: number;
+  reason: string;
+}
+
+/** The verdict for one request. A sync admission carries the token to finish it with. */
+export type Admission =
+  | { path: 'sync'; token: CallToken; probe: boolean }
+  | { path: 'divert'; reason: string; drill: boolean; until?: number };
+
+export interface CallToken {
+  readonly startedAt: number;
+  readonly probe: boolean;
+}
+
+export interface FinishedCall extends CallOutcome {
+  /** The upstream's Retry-After on a 429/503, ms: divert until then. */
+  retryAfterMs?: number;
+}
+
+export interface HealthSnapshot {
+  route: string;
+  state: StateName;
+  since: number;
+  reason: string;
+  trips: number;
+  signals: Signals & {
+    concurrencyLimit: number;
+    syncShare: number;
+    openMs: number;
+    drills: number;
+    replay: { calls: number; errorRate: number };
+  };
+}
+
+export class RouteHealth {
+  readonly route: string;
+  readonly #policy: HealthPolicy;
+  readonly #random: () => number;
+  readonly #emit: (event: HealthEvent) => void;
+  readonly #window: SlidingWindow;
+  readonly #probes: SlidingWindow;
+  readonly #replays: SlidingWindow;
+  readonly #inFlight = new Set<CallToken>();
+  readonly #adaptive: AimdLimit | undefined;
+  #state: HealthState;
+  #override: Override | null = null;
+  #overrideSince = 0;
+  #reason = 'started';
+  #trips = 0;
+  #drills = 0;
+  /** Failed recoveries not yet decayed: the exponent of the open period. */
+  #failedRecoveries = 0;
+  #lastOpenMs: number;
+  #healthySince: number;
+
+  constructor(
+    route: string,
+    policy: HealthPolicy,
+    now: number,
+    emit: (e: HealthEvent) => void,
+    random = Math.random,
+  ) {
+    this.route = route;
+    this.#policy = policy;
+    this.#emit = emit;
+    this.#random = random;
+    this.#window = new SlidingWindow(policy.windowMs, policy.bucketMs, policy.slowCallMs);
+    this.#probes = new SlidingWindow(policy.windowMs, policy.bucketMs, policy.slowCallMs);
+    this.#replays = new SlidingWindow(policy.windowMs, policy.bucketMs, policy.slowCallMs);
+    const { adaptiveConcurrency: a } = policy;
+    this.#adaptive = a.enabled
+      ? new AimdLimit({ min: a.min, max: policy.maxConcurrency, initial: a.initial, backoff: 0.9 })
+      : undefined;
+    this.#state = { kind: 'sync', since: now, rampUntil: null };
+    this.#lastOpenMs = policy.openMs;
+    this.#healthySince = now;
+  }
+
+  get state(): HealthState {
+    return this.#state;
+  }
+
+  get override(): Override | null {
+    return this.#override;
+  }
+
+  get trips(): number {
+    return this.#trips;
+  }
+
+  /**
+   * Replays pause while the route is diverting for cause, and resume when the
+   * open period ends: in probing they run beside the probes (at the workers'
+   * adaptive rate), so a backlog drains even when no live traffic comes to probe.
+   */
+  get replayPermitted(): boolean {
+    return this.#state.kind !== 'diverting';
+  }
+
+  /** Decides this request's path. A sync admission must be finished with `finish`. */
+  admit(now: number): Admission {
+    this.tick(now);
+    const s = this.#state;
+    if (this.#override === 'forced-async')
+      return { path: 'divert', reason: 'override forced-async', drill: false };
+    if (this.#override !== 'forced-sync') {
+      if (s.kind === 'diverting') {
+        return { path: 'divert', reason: `diverting: ${s.reason}`, drill: false, until: s.until };
+      }
+      if (s.kind === 'probing') {
+        const probing = [...this.#inFlight].filter((t) => t.probe).length;
+        if (probing >= this.#policy.probeCalls || this.#random() >= this.#policy.probeShare) {
+          return { path: 'divert', reason: `probing: ${s.reason}`, drill: false };
+        }
+        return this.#start(now, true);
+      }
+      const share = this.#syncShare(now);
+      if (share < 1 && this.#random() >= share)
+        return { path: 'divert', reason: 'ramp after revert', drill: false };
+    }
+    const limit = this.#concurrencyLimit();
+    if (this.#inFlight.size >= limit) {
+      return {
+        path: 'divert',
+        reason: `shed: ${this.#inFlight.size} in flight ≥ limit ${limit}`,
+        drill: false,
+      };
+    }
+    if (this.#override === null && this.#policy.drillShare > 0 && this.#random() < this.#policy.drillShare) {
+      this.#drills++;
+      return { path: 'divert', reason: 'drill', drill: true };
+    }
+    return this.#start(now, false);
+  }
+
+  /** Tracks a sync call that may not be diverted (its route or its client forbids async); it still feeds the signals. */
+  observe(now: number): CallToken {
+    const token: CallToken = { startedAt: now, probe: false };
+    this.#inFlight.add(token);
+    return token;
+  }
+
+  /** Records a sync call's outcome (including an adopted call that finished after its client got a 202). */
+  finish(token: CallToken, outcome: FinishedCall, now: number): void {
+    if (!this.#inFlight.delete(token)) return;
+    const bad = outcome.failed || outcome.durationMs >= this.#policy.slowCallMs;
+    if (bad) this.#adaptive?.bad();
+    else this.#adaptive?.good();
+    if (token.probe && this.#state.kind === 'probing') this.#probes.record(outcome, now);
+    else this.#window.record(outcome, now);
+    if (outcome.retryAfterMs !== undefined && this.#state.kind !== 'diverting') {
+      this.#divert(
+        now,
+        now + outcome.retryAfterMs,
+        `retry-after ${Math.ceil(outcome.retryAfterMs / 1000)} s`,
+        'retry-after',
+      );
+      return;
+    }
+    this.tick(now);
+  }
+
+  /** Replays feed a separate view: a draining backlog does not trip the route by itself. */
+  replayFinished(outcome: CallOutcome, now: number): void {
+    this.#replays.record(outcome, now);
+  }
+
+  setOverride(override: Override | null, now: number): void {
+    if (override === this.#override) return;
+    this.#override = override;
+    this.#overrideSince = now;
+    this.#emit({ type: 'health:override', route: this.route, at: now, reason: override ?? 'none' });
+  }
+
+  /** Moves the machine along: open periods end, hung calls trip, judged probes revert or re-open. */
+  tick(now: number): void {
+    const s = this.#state;
+    if (s.kind === 'diverting') {
+      if (now >= s.until) this.#toProbing(now, s.reason);
+      return;
+    }
+    if (s.kind === 'probing') {
+      const reason = judge(
+        this.#probeSignals(now),
+        this.#ruleContext(this.#policy.revert, this.#policy.probeCalls),
+      );
+      if (reason) {
+        this.#failedRecoveries++;
+        this.#divert(now, now + this.#openPeriod(), `probe failed: ${reason}`, 'trip');
+      } else if (
+        this.#probes.totals(now).calls >= this.#policy.probeCalls &&
+        now - s.since >= this.#policy.minProbingMs
+      ) {
+        this.#state = { kind: 'sync', since: now, rampUntil: now + this.#policy.rampMs };
+        this.#reason = `probes passed (${this.#policy.probeCalls} judged)`;
+        this.#healthySince = now;
+        this.#window.clear();
+        this.#emit({ type: 'health:revert', route: this.route, at: now, reason: this.#reason });
+      }
+      return;
+    }
+    const reason = judge(this.#signals(now), this.#ruleContext(this.#policy.trip, this.#policy.minCalls));
+    if (reason) {
+      this.#divert(now, now + this.#openPeriod(), reason, 'trip');
+      return;
+    }
+    // Sustained health pays back one failed recovery per decay period.
+    if (this.#failedRecoveries > 0 && now - this.#healthySince >= this.#policy.decayAfterMs) {
+      this.#failedRecoveries--;
+      this.#healthySince = now;
+    }
+  }
+
+  /** When the machine next needs a tick even without traffic (open period end), if ever. */
+  nextDeadline(): number | undefined {
+    return this.#state.kind === 'diverting' ? this.#state.until : undefined;
+  }
+
+  snapshot(now: number): HealthSnapshot {
+    const s = this.#state;
+    const replay = this.#replays.totals(now);
+    const state: StateName = this.#override ?? s.kind;
+    return {
+      route: this.route,
+      state,
+      since: this.#override ? this.#overrideSince : s.since,
+      reason: this.#override ? `override ${this.#override}` : s.kind === 'sync' ? this.#reason : s.reason,
+      trips: this.#trips,
+      signals: {
+        ...(s.kind === 'probing' ? this.#probeSignals(now) : this.#signals(now)),
+        concurrencyLimit: this.#concurrencyLimit(),
+        syncShare: this.#syncShare(now),
+        openMs: this.#lastOpenMs,
+        drills: this.#drills,
+        replay: { calls: replay.calls, errorRate: replay.calls === 0 ? 0 : replay.failures / replay.calls },
+      },
+    };
+  }
+
+  #start(now: number, probe: boolean): Admission {
+    const token: CallToken = { startedAt: now, probe };
+    this.#inFlight.add(token);
+    return { path: 'sync', token, probe };
+  }
+
+  #divert(now: number, until: number, reason: string, cause: 'trip' | 'retry-after'): void {
+    if (this.#state.kind === 'sync') this.#trips++; // trips count sync → diverting only
+    this.#state = { kind: 'diverting', since: now, until, reason, cause };
+    this.#probes.clear();
+    this.#emit({ type: 'health:trip', route: this.route, at: now, reason });
+  }
+
+  #toProbing(now: number, reason: string): void {
+    this.#state = { kind: 'probing', since: now, reason };
+    this.#probes.clear();
+    this.#emit({
+      type: 'health:probe',
+      route: this.route,
+      at: now,
+      reason: `open period over after ${reason}`,
+    });
+  }
+
+  #openPeriod(): number {
+    const p = this.#policy;
+    const base = Math.min(p.maxOpenMs, p.openMs * p.openMultiplier ** this.#failedRecoveries);
+    this.#lastOpenMs = Math.round(base * (1 + p.openJitter * (2 * this.#random() - 1)));
+    return this.#lastOpenMs;
+  }
+
+  #syncShare(now: number): number {
+    const s = this.#state;
+    if (s.kind !== 'sync') return s.kind === 'probing' ? this.#policy.probeShare : 0;
+    if (s.rampUntil === null || now >= s.rampUntil) return 1;
+    const progress = (now - s.since) / (s.rampUntil - s.since);
+    return this.#policy.probeShare + (1 - this.#policy.probeShare) * progress;
+  }
+
+  #concurrencyLimit(): number {
+    return this.#adaptive
+      ? Math.min(this.#adaptive.limit, this.#policy.maxConcurrency)
+      : this.#policy.maxConcurrency;
+  }
+
+  #hung(now: number, probes: boolean): number {
+    let n = 0;
+    for (const t of this.#inFlight)
+      if (t.probe === probes && now - t.startedAt >= this.#policy.slowCallMs) n++;
+    return n;
+  }
+
+  #signals(now: number): Signals {
+    return signalsOf(
+      this.#window.totals(now),
+      this.#policy.latencyPercentile,
+      this.#hung(now, false),
+      this.#inFlight.size,
+    );
+  }
+
+  #probeSignals(now: number): Signals {
+    return signalsOf(
+      this.#probes.totals(now),
+      this.#policy.latencyPercentile,
+      this.#hung(now, true),
+      this.#inFlight.size,
+    );
+  }
+
+  #ruleContext(thresholds: HealthPolicy['trip'], minCalls: number): RuleContext {
+    const p = this.#policy;
+    // A hung probe fails the round at once; in sync, `hungCalls` of them trip.
+    const hungCalls = thresholds === p.revert ? 1 : p.hungCalls;
+    return {
+      thresholds,
+      minCalls,
+      hungCalls,
+      latencyPercentile: p.latencyPercentile,
+      slowCallMs: p.slowCallMs,
+    };
+  }
+}

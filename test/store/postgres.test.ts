@@ -200,6 +200,31 @@ if (skip) {
       }
     });
 
+    it('a fenced write that meets a passing outage is retried, so the finished attempt is not taken for a lost one', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const store = await viaProxy(clock);
+      try {
+        const op = await store.capture(newOperation(clock));
+        await store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000 });
+        proxy.mode = 'refuse';
+        const error = { code: 'upstream-unreachable', message: 'refused' };
+        const retried = store.retry(op.id, 'w1', {
+          nextAttemptAt: clock.now(),
+          error,
+          outcomeUnknown: false,
+        });
+        await new Promise((resolve) => setTimeout(resolve, 600));
+        proxy.mode = 'forward';
+        assert.equal(await retried, true);
+        const after = await store.get(op.id);
+        assert.deepEqual([after?.attempts, after?.leaseOwner, after?.outcomeUnknown], [1, null, false]);
+      } finally {
+        proxy.mode = 'forward';
+        await store.close();
+      }
+    });
+
     it('a lease whose answer is lost is handed back untouched, not taken for an attempt lost in a crash', async () => {
       await empty();
       const clock = new ManualClock();

@@ -34,7 +34,12 @@
  * been stored (it is then replayed like any other). A lease whose answer was
  * lost is remembered by its token and handed back untouched at the next lease
  * call, so rows this process never saw are not later mistaken for attempts
- * lost in a crash.
+ * lost in a crash. For the same reason the fenced verbs that finish an
+ * attempt (complete, retry, fail, release) are retried through an outage of
+ * up to FENCED_RETRY_WINDOW_MS: were one lost, its lease would expire and the
+ * attempt be counted as lost with an unknown outcome. Retrying is safe: each
+ * clears the lease it is fenced by, so a retry after an unanswered success
+ * changes nothing (and resolves false).
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -54,7 +59,14 @@ import type {
   StatusCounts,
   StoredResponse,
 } from '../port.ts';
-import { asStoreError, createPool, loadDriver, type PostgresLocation, parseLocation } from './connection.ts';
+import {
+  asStoreError,
+  createPool,
+  isUnavailable,
+  loadDriver,
+  type PostgresLocation,
+  parseLocation,
+} from './connection.ts';
 import { checkServerVersion, migrate } from './migrate.ts';
 
 export interface PostgresStoreOptions {
@@ -83,6 +95,9 @@ type Row = Record<string, unknown>;
 const MAX_CAPTURE_FLUSHES = 2;
 /** Rows per INSERT at most. */
 const MAX_CAPTURE_BATCH = 500;
+/** How long a fenced verb keeps retrying while the store is unavailable, and the pauses between tries. */
+const FENCED_RETRY_WINDOW_MS = 10_000;
+const FENCED_RETRY_PAUSES_MS = [100, 250, 500, 1_000, 2_000];
 
 export class DuplicateOperationError extends Error {
   override name = 'DuplicateOperationError';
@@ -335,8 +350,21 @@ export class PostgresStore implements OperationStore {
     return promise;
   }
 
+  /** A fenced verb: one UPDATE, retried through a passing outage (see the header). */
   #changed(name: string, text: string, values: unknown[]): Promise<boolean> {
-    return this.#run(async () => (await this.#pool.query({ name, text, values })).rowCount === 1);
+    return this.#run(async () => {
+      const giveUpAt = Date.now() + FENCED_RETRY_WINDOW_MS;
+      for (let tries = 0; ; tries++) {
+        try {
+          return (await this.#pool.query({ name, text, values })).rowCount === 1;
+        } catch (error) {
+          const pause = FENCED_RETRY_PAUSES_MS[Math.min(tries, FENCED_RETRY_PAUSES_MS.length - 1)]!;
+          if (!isUnavailable(error) || Date.now() + pause > giveUpAt) throw error;
+          // Node's own timer, like the driver's timeouts: this waits for a network, not for a due time.
+          await new Promise((resolve) => setTimeout(resolve, pause));
+        }
+      }
+    });
   }
 
   /** Leases taken by calls whose answer never came: released as if never taken, attempts untouched. */

@@ -41,6 +41,19 @@ describe('buildConfig', () => {
     assert.equal(buildConfig(base).routes[0]?.maxWaitMs, 20_000);
   });
 
+  it('merges health options over routeDefaults.health and the documented defaults', () => {
+    const config = buildConfig({
+      ...base,
+      routeDefaults: { health: { minCalls: 20 } },
+      routes: [{ name: 'pay', match: 'POST /pay', health: { trip: { errorRate: 0.2 } } }],
+    });
+    const [pay, fallback] = config.routes;
+    assert.equal(pay?.health.minCalls, 20);
+    assert.deepEqual(pay?.health.trip, { ...routeDefaults.health.trip, errorRate: 0.2 });
+    assert.equal(fallback?.health.trip.errorRate, 0.1);
+    assert.equal(fallback?.health.openMs, routeDefaults.health.openMs);
+  });
+
   it('accepts numbers given as strings (flags and environment)', () => {
     assert.equal(buildConfig({ ...base, port: '9999' }).port, 9999);
   });
@@ -70,6 +83,22 @@ describe('buildConfig', () => {
       ],
       [{ ...base, replay: { concurrency: 'lots' } }, /replay\.concurrency must be an integer .* got "lots"/],
       [{ ...base, routes: [{ name: 'default', match: 'GET /x' }] }, /routes\[0\]\.name "default" is taken/],
+      [
+        { ...base, routeDefaults: { health: { probeShare: 2 } } },
+        /routeDefaults\.health\.probeShare must be a number from 0 to 1, got 2/,
+      ],
+      [
+        { ...base, routeDefaults: { health: { tripp: {} } } },
+        /Unknown option "routeDefaults\.health\.tripp"/,
+      ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', health: { revert: { errorRate: 0.5 } } }] },
+        /routes\[0\]\.health\.revert thresholds must be at least as strict as .*trip \(hysteresis\)/,
+      ],
+      [
+        { ...base, routeDefaults: { health: { openMs: 10_000, maxOpenMs: 5_000 } } },
+        /maxOpenMs \(5000\) must be at least .*openMs \(10000\)/,
+      ],
       [
         {
           ...base,

@@ -1,0 +1,130 @@
+/**
+ * Long-running-operation conformance, the table of
+ * ../shared/research/http-standards.md §2.7, each test named by its row id.
+ * Rows not built yet (L8 cancel, L10 tenants, L15 retention) are not here;
+ * L11 (kill after the 202) is test/reliability/kill9.test.ts.
+ */
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { describe, it } from 'node:test';
+import { jsonOf, operationIdOf, startGateway } from '../support/harness.ts';
+import { TestUpstream } from '../support/test-upstream.ts';
+
+async function slowUpstream(ms: number) {
+  const upstream = await new TestUpstream().start();
+  upstream.behaviour = () => ({
+    kind: 'delay',
+    ms,
+    and: { kind: 'respond', status: 201, headers: { 'content-type': 'application/json' }, body: '{"x":1}' },
+  });
+  return upstream;
+}
+
+describe('operations conformance, http-standards.md §2.7', () => {
+  it('L1–L3, L14: absolute Operation-Location; monitor 200 with Retry-After while running; result 202 with itself as Location, then the upstream answer', async () => {
+    const upstream = await slowUpstream(1_500);
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      routeDefaults: { attemptTimeoutMs: 5_000 },
+    });
+    const res = await fetch(`${gw.publicUrl}/things`, {
+      method: 'POST',
+      headers: { prefer: 'respond-async, wait=1' },
+    });
+    assert.equal(res.status, 202);
+    const monitorUrl = res.headers.get('operation-location')!;
+    assert.ok(new URL(monitorUrl).protocol.startsWith('http'), 'L1: absolute');
+
+    const monitor = await fetch(monitorUrl);
+    assert.equal(monitor.status, 200);
+    assert.ok(['NotStarted', 'Running'].includes((await jsonOf(monitor)).status));
+    assert.ok(Number(monitor.headers.get('retry-after')) >= 1);
+    assert.equal(monitor.headers.get('cache-control'), 'no-store', 'L14');
+    assert.equal(monitor.headers.get('content-type'), 'application/json', 'L14');
+
+    const pending = await fetch(`${monitorUrl}/result`);
+    assert.equal(pending.status, 202, 'L3');
+    assert.ok(pending.headers.get('retry-after'));
+    assert.equal(pending.headers.get('location'), `${monitorUrl}/result`);
+
+    await gw.settled(operationIdOf(res));
+    const done = await jsonOf(await fetch(monitorUrl));
+    assert.equal(done.status, 'Succeeded', 'L2');
+    assert.equal(done.resourceLocation, `${monitorUrl}/result`);
+    const result = await fetch(`${monitorUrl}/result`);
+    assert.equal(result.status, 201);
+    assert.equal(result.headers.get('content-type'), 'application/json');
+    assert.equal(await result.text(), '{"x":1}');
+    await upstream.stop();
+  });
+
+  it('L4: an upstream that keeps answering 500 ends Failed with error code and message; the result is not 200', async () => {
+    const upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({ kind: 'respond', status: 500, body: 'boom' });
+    await using gw = await startGateway({ upstream: upstream.url, routeDefaults: { maxAttempts: 3 } });
+    // PUT is idempotent, so each 500 is retried until maxAttempts; wait=0 skips the sync attempt.
+    const res = await fetch(`${gw.publicUrl}/docs/1`, {
+      method: 'PUT',
+      headers: { prefer: 'respond-async, wait=0' },
+    });
+    const op = await gw.settled(operationIdOf(res));
+    const monitor = await jsonOf(await fetch(`${gw.publicUrl}/_spillway/operations/${op.id}`));
+    assert.equal(monitor.status, 'Failed');
+    assert.ok(monitor.error.code);
+    assert.ok(monitor.error.message);
+    const result = await fetch(`${gw.publicUrl}/_spillway/operations/${op.id}/result`);
+    assert.ok(result.status >= 400, `result ${result.status}`);
+    await upstream.stop();
+  });
+
+  it('L5/L6: a poller following Location until it stops answering 202 ends with the upstream body', async () => {
+    const upstream = await slowUpstream(600);
+    await using gw = await startGateway({ upstream: upstream.url, routeDefaults: { budgetMs: 100 } });
+    const res = await fetch(`${gw.publicUrl}/things`, { method: 'POST' });
+    assert.equal(res.status, 202);
+    let location = res.headers.get('location')!;
+    let final: Response;
+    for (;;) {
+      final = await fetch(location);
+      if (final.status !== 202) break;
+      location = final.headers.get('location') ?? location;
+      await new Promise((r) => setTimeout(r, 100)); // a real poller would wait Retry-After seconds
+    }
+    assert.equal(final.status, 201);
+    assert.equal(await final.text(), '{"x":1}');
+    await upstream.stop();
+  });
+
+  it('L9: a random operation id → 404 problem+json', async () => {
+    await using gw = await startGateway({ upstream: 'http://127.0.0.1:9' });
+    const res = await fetch(`${gw.publicUrl}/_spillway/operations/op_${'x'.repeat(24)}`);
+    assert.equal(res.status, 404);
+    assert.equal(res.headers.get('content-type'), 'application/problem+json');
+  });
+
+  it('L12: circuit open (forced-async), POST without a key → upstream not called synchronously, 202', async () => {
+    const upstream = await new TestUpstream().start();
+    await upstream.stop();
+    await using gw = await startGateway({ upstream: upstream.url, replay: { concurrency: 0 } });
+    await gw.health.setOverride('default', 'forced-async');
+    const marker = randomUUID();
+    const res = await fetch(`${gw.publicUrl}/payments`, { method: 'POST', body: marker });
+    assert.equal(res.status, 202);
+    assert.equal(upstream.count(marker), 0);
+  });
+
+  it('L13: a POST that timed out after it was sent, no key forwarded → never re-sent', async () => {
+    const upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({ kind: 'black-hole' });
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      routeDefaults: { budgetMs: 100, attemptTimeoutMs: 300 },
+    });
+    const marker = randomUUID();
+    const res = await fetch(`${gw.publicUrl}/payments`, { method: 'POST', body: marker });
+    const op = await gw.settled(operationIdOf(res));
+    assert.equal(op.error?.code, 'outcome-unknown');
+    assert.equal(upstream.count(marker), 1);
+    await upstream.stop();
+  });
+});

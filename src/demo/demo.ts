@@ -84,6 +84,10 @@ The upstream is a small payments service; switch its behaviour on ${ctl}/mode.
    Ask for async explicitly at any time:
      curl -si -X POST ${gw}/payments -H 'prefer: respond-async, wait=0' -d '{"amount": 7}'
 
-Health: curl -s http://127.0.0.1:${adminPort}/readyz     Stop: Ctrl-C (graceful; nothing acknowledged is lost).
+6. Watch the health policy decide (state, reason, trips, signals); force a mode by hand:
+     curl -s http://127.0.0.1:${adminPort}/api/health
+     curl -s -X PUT http://127.0.0.1:${adminPort}/api/routes/payments/override -d forced-async   # or forced-sync, none
+
+Ready: curl -s http://127.0.0.1:${adminPort}/readyz     Stop: Ctrl-C (graceful; nothing acknowledged is lost).
 `;
 }

@@ -91,7 +91,7 @@ export async function proxy(
         ...(text ? { 'content-location': links.monitor, 'content-type': 'application/json' } : {}),
         'retry-after': String(retryAfterSeconds(op, clock.now()) ?? 1),
         'cache-control': 'no-store',
-        'spillway-failover-reason': answer.reason,
+        'spillway-failover-reason': headerText(answer.reason),
         ...vary,
         ...(applied ? { 'preference-applied': applied } : {}),
         'content-length': Buffer.byteLength(text),
@@ -106,6 +106,18 @@ export async function proxy(
       return;
     }
   }
+}
+
+/**
+ * Reasons are written for people and may hold `≥`; a header value must be
+ * visible ASCII here, or Node refuses to write the head and the client of a
+ * stored request would get a 500 instead of its 202.
+ */
+function headerText(text: string): string {
+  return text
+    .replaceAll('≥', '>=')
+    .replaceAll('≤', '<=')
+    .replace(/[^\t\x20-\x7e]/g, '?');
 }
 
 /** Adds Prefer to the upstream's Vary unless it is already covered. */

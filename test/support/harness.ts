@@ -22,7 +22,14 @@ export function tempDir(): string {
   return mkdtempSync(join(tmpdir(), 'spillway-test-'));
 }
 
-export async function startGateway(raw: Record<string, unknown>, dir = tempDir()): Promise<TestGateway> {
+/**
+ * Starts a gateway on `dir`/spillway.db. Without `dir`, a fresh temp directory
+ * that `stop()` removes; a `dir` passed in is the caller's (a restart on the
+ * same store starts a second gateway on it), and `stop()` leaves it.
+ */
+export async function startGateway(raw: Record<string, unknown>, dir?: string): Promise<TestGateway> {
+  const owned = dir === undefined;
+  dir ??= tempDir();
   const storePath = join(dir, 'spillway.db');
   const config = buildConfig({
     host: '127.0.0.1',
@@ -47,7 +54,7 @@ export async function startGateway(raw: Record<string, unknown>, dir = tempDir()
   const spillway = await startSpillway(config, { logger: createLogger('silent') });
   const stop = async () => {
     await spillway.stop();
-    rmSync(dir, { recursive: true, force: true });
+    if (owned) rmSync(dir, { recursive: true, force: true });
   };
   return {
     ...spillway,

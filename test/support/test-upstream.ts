@@ -1,7 +1,9 @@
 /**
  * A real upstream for tests, on loopback, whose behaviour each test sets:
  * answer, delay, refuse with a status, reset the connection after reading the
- * request, or hold it forever (black hole). It records every request it read.
+ * request, or hold it forever (black hole). It records every request it read,
+ * and which are in flight (read, not yet answered or dropped), so tests can
+ * measure the load the gateway puts on it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -22,6 +24,10 @@ export type Behaviour =
 
 export class TestUpstream {
   readonly received: Received[] = [];
+  /** Requests read and not yet answered (or dropped). */
+  readonly inFlight = new Set<Received>();
+  /** Called each time a request arrives, with the requests in flight then (it included): peaks are seen here. */
+  onArrival: (inFlight: ReadonlySet<Received>) => void = () => {};
   behaviour: (req: Received) => Behaviour = () => ({ kind: 'echo' });
   #server: Server;
   #port = 0;
@@ -68,6 +74,9 @@ export class TestUpstream {
       body: Buffer.concat(chunks),
     };
     this.received.push(received);
+    this.inFlight.add(received);
+    res.once('close', () => this.inFlight.delete(received));
+    this.onArrival(this.inFlight);
     await this.#act(this.behaviour(received), received, res);
   }
 

@@ -238,6 +238,9 @@ export class RouteHealth {
     }
     const reason = judge(this.#signals(now), this.#ruleContext(this.#policy.trip, this.#policy.minCalls));
     if (reason) {
+      // A revert that does not last decayAfterMs was a failed recovery too: without this, an
+      // upstream flapping slower than the open period would trip once per failing phase.
+      if (s.rampUntil !== null && now - s.since < this.#policy.decayAfterMs) this.#failedRecoveries++;
       this.#divert(now, now + this.#openPeriod(), reason, 'trip');
       return;
     }

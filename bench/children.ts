@@ -12,6 +12,8 @@ export interface Child<Info> {
   info: Info;
   /** SIGTERM, then SIGKILL after `graceMs`; resolves with the exit code (null if killed). */
   stop(graceMs?: number): Promise<number | null>;
+  /** Sends `message` over IPC; resolves with the child's next message. */
+  ask<Answer>(message: string): Promise<Answer>;
 }
 
 const running = new Set<ChildProcess>();
@@ -47,6 +49,12 @@ export function startChild<Info>(
     return code;
   };
 
+  const ask = <Answer>(message: string) =>
+    new Promise<Answer>((resolve) => {
+      child.once('message', (answer: Answer) => resolve(answer));
+      child.send(message);
+    });
+
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       void stop(0);
@@ -55,7 +63,7 @@ export function startChild<Info>(
     child.once('message', (message: { ready?: Info }) => {
       clearTimeout(timer);
       if (message.ready === undefined) reject(new Error(`${script} sent an unexpected first message`));
-      else resolve({ info: message.ready, stop });
+      else resolve({ info: message.ready, stop, ask });
     });
     void exited.then((code) => {
       clearTimeout(timer);

@@ -1,8 +1,10 @@
 /**
- * One load run with autocannon, in this process. autocannon's own latency
- * histogram keeps whole milliseconds, too coarse on loopback, so each
- * response's latency is taken from its `response` event and the percentiles
- * are computed here; throughput is answered requests over wall-clock time.
+ * One load run with autocannon, in this process, against one target or
+ * several at once (the load split evenly between them, as a load balancer
+ * would). autocannon's own latency histogram keeps whole milliseconds, too
+ * coarse on loopback, so each response's latency is taken from its `response`
+ * event and the percentiles are computed here; throughput is answered
+ * requests over wall-clock time.
  */
 import { performance } from 'node:perf_hooks';
 import autocannon from 'autocannon';
@@ -34,29 +36,40 @@ export interface LoadResult {
   errors: number;
 }
 
-export async function runLoad(spec: LoadSpec, limit: LoadLimit): Promise<LoadResult> {
+export function runLoad(spec: LoadSpec, limit: LoadLimit): Promise<LoadResult> {
+  return runLoads([spec], limit);
+}
+
+/** Runs every spec at once; an `amount` is split between them. One result for the whole. */
+export async function runLoads(specs: LoadSpec[], limit: LoadLimit): Promise<LoadResult> {
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   const started = performance.now();
   let lastAnswer = started;
-  const instance = autocannon({
-    url: spec.url,
-    method: spec.method,
-    connections: spec.connections,
-    timeout: 10,
-    ...(spec.headers ? { headers: spec.headers } : {}),
-    ...(spec.body === undefined ? {} : { body: spec.body }),
-    ...('amount' in limit ? { amount: limit.amount } : { duration: limit.seconds }),
+  const runs = specs.map((spec, i) => {
+    const share =
+      'amount' in limit
+        ? { amount: Math.floor(limit.amount / specs.length) + (i < limit.amount % specs.length ? 1 : 0) }
+        : { duration: limit.seconds };
+    const instance = autocannon({
+      url: spec.url,
+      method: spec.method,
+      connections: spec.connections,
+      timeout: 10,
+      ...(spec.headers ? { headers: spec.headers } : {}),
+      ...(spec.body === undefined ? {} : { body: spec.body }),
+      ...share,
+    });
+    instance.on('response', (_client, statusCode, _bytes, latencyMs) => {
+      lastAnswer = performance.now();
+      latencies.push(latencyMs);
+      const status = String(statusCode);
+      statuses[status] = (statuses[status] ?? 0) + 1;
+    });
+    const guard = 'amount' in limit ? setTimeout(() => instance.stop(), 60_000) : undefined;
+    return Promise.resolve(instance).finally(() => clearTimeout(guard));
   });
-  instance.on('response', (_client, statusCode, _bytes, latencyMs) => {
-    lastAnswer = performance.now();
-    latencies.push(latencyMs);
-    const status = String(statusCode);
-    statuses[status] = (statuses[status] ?? 0) + 1;
-  });
-  const guard = 'amount' in limit ? setTimeout(() => instance.stop(), 60_000) : undefined;
-  const result = await instance;
-  clearTimeout(guard);
+  const results = await Promise.all(runs);
   const seconds = (lastAnswer - started) / 1000;
   const sorted = Float64Array.from(latencies).sort();
   return {
@@ -66,7 +79,7 @@ export async function runLoad(spec: LoadSpec, limit: LoadLimit): Promise<LoadRes
     p50Ms: percentile(sorted, 50),
     p99Ms: percentile(sorted, 99),
     statuses,
-    errors: result.errors,
+    errors: results.reduce((sum, result) => sum + result.errors, 0),
   };
 }
 

@@ -12,11 +12,27 @@ export interface SyncComparison {
 }
 
 export interface CaptureSummary {
+  /** SQLite or PostgreSQL. */
+  store: string;
+  gateways: number;
   method: string;
   measured: LoadResult;
   warmUpAnswers202: number;
   answers202: number;
   storedOperations: number;
+}
+
+export interface ReplaySummary {
+  store: string;
+  gateways: number;
+  /** Operations waiting when the replaying gateways started. */
+  backlog: number;
+  /** From the replaying gateways being ready to the last operation Succeeded. */
+  seconds: number;
+  perSecond: number;
+  succeeded: number;
+  /** POSTs the upstream answered: one per operation, or some were delivered twice. */
+  delivered: number;
 }
 
 /** Spillway's figure divided by the direct one: above 1 for latency and below 1 for req/s means overhead. */
@@ -40,22 +56,39 @@ export function syncTable(comparisons: SyncComparison[]): string {
   return align(rows, 2);
 }
 
-export function captureTable(summary: CaptureSummary): string {
-  const { measured } = summary;
-  const request = summary.method === 'POST' ? 'POST (JSON)' : summary.method;
-  return align(
-    [
-      ['request', 'captures/s', 'p50 ms', 'p99 ms', 'answered 202'],
-      [request, ...figures(measured).slice(0, 3), count(measured.statuses['202'] ?? 0)],
-    ],
-    1,
-  );
+export function captureTable(summaries: CaptureSummary[]): string {
+  const rows: string[][] = [['store', 'gateways', 'captures/s', 'p50 ms', 'p99 ms', 'answered 202']];
+  for (const summary of summaries) {
+    const { measured } = summary;
+    rows.push([
+      summary.store,
+      String(summary.gateways),
+      ...figures(measured).slice(0, 3),
+      count(measured.statuses['202'] ?? 0),
+    ]);
+  }
+  return align(rows, 1);
+}
+
+export function replayTable(summaries: ReplaySummary[]): string {
+  const rows: string[][] = [['store', 'gateways', 'replays/s', 'backlog', 'seconds', 'delivered']];
+  for (const s of summaries) {
+    rows.push([
+      s.store,
+      String(s.gateways),
+      count(s.perSecond),
+      count(s.backlog),
+      s.seconds.toFixed(2),
+      count(s.delivered),
+    ]);
+  }
+  return align(rows, 1);
 }
 
 export function storeCheckLine(summary: CaptureSummary): string {
   const { storedOperations, answers202, warmUpAnswers202 } = summary;
   const verdict = storedOperations === answers202 ? 'OK' : 'MISMATCH';
-  return `Store check: ${count(storedOperations)} operations on disk, ${count(answers202)} answers 202 (${count(warmUpAnswers202)} in warm-up + ${count(answers202 - warmUpAnswers202)} measured): ${verdict}`;
+  return `Store check (${summary.store}, ${summary.gateways} gateway${summary.gateways > 1 ? 's' : ''}): ${count(storedOperations)} operations stored, ${count(answers202)} answers 202 (${count(warmUpAnswers202)} in warm-up + ${count(answers202 - warmUpAnswers202)} measured): ${verdict}`;
 }
 
 export function writeJson(file: URL, data: unknown): void {

@@ -3,34 +3,44 @@
  *
  *   1. Sync pass-through: a trivial upstream called directly, then through the
  *      gateway (GET, and POST with a ~200-byte JSON body); Spillway/direct ratios.
- *   2. Durable captures: the gateway's upstream is a closed port, so every
- *      request is captured to SQLite (synchronous=FULL) and answered 202. Then
- *      the gateway stops and the store file must hold one operation per 202.
+ *   2. Durable captures: the gateways' upstream is a closed port, so every
+ *      request is captured and answered 202: one gateway on SQLite
+ *      (synchronous=FULL), then one and two gateways sharing PostgreSQL
+ *      (synchronous_commit=on), the load split between them. Then the gateways
+ *      stop and the store must hold one operation per 202.
+ *   3. Replay: the backlog each capture run left is made due at once, the
+ *      upstream is up, and the same number of gateways replays it; replays/s
+ *      until every operation has Succeeded, each delivered exactly once.
  *
- * Upstream and gateway run as child processes; autocannon runs here. Tables go
- * to stdout, progress to stderr, numbers to bench/results/latest.json. Any lost
- * capture, error or unexpected status exits non-zero.
+ * Upstream and gateways run as child processes; autocannon runs here. Tables
+ * go to stdout, progress to stderr, numbers to bench/results/latest.json. Any
+ * lost capture or replay, error or unexpected status exits non-zero. Without a
+ * reachable PostgreSQL the PostgreSQL rows are skipped, with a note.
  *
- *   npm run bench [-- --quick] [-- --seconds N] [-- --connections N]
+ *   npm run bench [-- --quick] [-- --seconds N] [-- --connections N] [-- --postgres URL]
  */
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type Child, startChild } from './children.ts';
 import type { LoadResult } from './load.ts';
 import {
   type CaptureSummary,
   captureTable,
+  type ReplaySummary,
   ratios,
+  replayTable,
   type SyncComparison,
   storeCheckLine,
   syncTable,
   writeJson,
 } from './report.ts';
 import { loadSpec, measureCaptures, measureSync, postBody, type Timing } from './scenarios.ts';
-import { countStoredOperations } from './store-check.ts';
+import { type BenchStore, postgresBenchStore, postgresUnreachable, sqliteBenchStore } from './store-check.ts';
 
 type Ports = { port: number };
 
@@ -39,6 +49,10 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     seconds: { type: 'string' },
     connections: { type: 'string', default: '32' },
+    postgres: {
+      type: 'string',
+      default: process.env.SPILLWAY_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres',
+    },
   },
 });
 const timing: Timing = {
@@ -69,14 +83,37 @@ const start = async (script: string, args: string[], env?: Record<string, string
 };
 
 let sync: SyncComparison[] = [];
-let captures: CaptureSummary | undefined;
+const captures: CaptureSummary[] = [];
+const replays: ReplaySummary[] = [];
+const notes: string[] = [];
+const stores: BenchStore[] = [];
 try {
   sync = await benchSync();
-  captures = await benchCaptures();
+  const setups: Array<{ store: BenchStore; gateways: number }> = [
+    { store: sqliteBenchStore(join(dir, 'captures.db')), gateways: 1 },
+  ];
+  const unreachable = await postgresUnreachable(values.postgres);
+  if (unreachable) {
+    notes.push(
+      `PostgreSQL not reachable at ${hostOf(values.postgres)} (${unreachable}): its rows are skipped.`,
+    );
+  } else {
+    for (const gateways of [1, 2]) {
+      const schema = `spillway_bench_${randomBytes(4).toString('hex')}`;
+      setups.push({ store: postgresBenchStore(values.postgres, schema), gateways });
+    }
+  }
+  for (const { store, gateways } of setups) {
+    stores.push(store);
+    const summary = await benchCaptures(store, gateways);
+    captures.push(summary);
+    replays.push(await benchReplays(store, gateways, summary.storedOperations));
+  }
 } catch (error) {
   problems.push(`the bench crashed: ${(error as Error).stack ?? String(error)}`);
 } finally {
   await Promise.all(children.map((child) => child.stop(5_000)));
+  for (const store of stores) await store.drop().catch(() => {});
   rmSync(dir, { recursive: true, force: true });
 }
 
@@ -88,11 +125,18 @@ if (sync.length > 0) {
   console.log('\n1. Sync pass-through (healthy upstream, answers 200)\n');
   console.log(syncTable(sync));
 }
-if (captures) {
-  console.log('\n2. Durable captures (upstream down: SQLite synchronous=FULL, answers 202)\n');
+if (captures.length > 0) {
+  console.log(
+    '\n2. Durable captures (upstream down, answers 202: SQLite synchronous=FULL, PostgreSQL synchronous_commit=on)\n',
+  );
   console.log(captureTable(captures));
-  console.log(`\n${storeCheckLine(captures)}`);
+  console.log(`\n${captures.map(storeCheckLine).join('\n')}`);
 }
+if (replays.length > 0) {
+  console.log('\n3. Replay (the capture backlog, all due at once; upstream up, answers 200)\n');
+  console.log(replayTable(replays));
+}
+for (const note of notes) console.log(`\nNote: ${note}`);
 
 const resultsFile = new URL('./results/latest.json', import.meta.url);
 writeJson(resultsFile, {
@@ -102,7 +146,9 @@ writeJson(resultsFile, {
   machine,
   settings,
   syncPassThrough: sync.map((c) => ({ ...c, ratioSpillwayToDirect: ratios(c) })),
-  durableCaptures: captures ?? null,
+  durableCaptures: captures,
+  replays,
+  notes,
   problems,
 });
 console.log(`\nNumbers written to bench/results/latest.json`);
@@ -136,38 +182,85 @@ async function benchSync(): Promise<SyncComparison[]> {
   return results;
 }
 
-async function benchCaptures(): Promise<CaptureSummary> {
-  const store = join(dir, 'captures.db');
-  const gateway = await start(
-    './gateway.ts',
-    ['--upstream', url(await closedPort()), '--store', store],
-    gatewayEnv,
+async function benchCaptures(store: BenchStore, gateways: number): Promise<CaptureSummary> {
+  const label = `${store.label}, ${gateways} gateway${gateways > 1 ? 's' : ''}`;
+  const upstreamDown = url(await closedPort());
+  const running = await Promise.all(
+    Array.from({ length: gateways }, () =>
+      start('./gateway.ts', ['--upstream', upstreamDown, '--store', store.location], gatewayEnv),
+    ),
   );
-  progress('POST with the upstream down: captures');
-  const runs = await measureCaptures(loadSpec(url(gateway.info.port), 'POST', connections), timing);
-  const code = await gateway.stop();
-  if (code !== 0) problems.push(`the capture gateway exited with code ${code}`);
+  progress(`POST with the upstream down: captures (${label})`);
+  const share = Math.max(1, Math.round(connections / gateways));
+  const specs = running.map((gateway) => loadSpec(url(gateway.info.port), 'POST', share));
+  const runs = await measureCaptures(specs, timing);
+  for (const code of await Promise.all(running.map((gateway) => gateway.stop()))) {
+    if (code !== 0) problems.push(`a capture gateway (${label}) exited with code ${code}`);
+  }
 
-  const all = [...runs.warmUp, runs.measured];
-  for (const run of runs.warmUp) expectOnly('capture warm-up', run, '202');
-  expectOnly('captures', runs.measured, '202');
+  for (const run of runs.warmUp) expectOnly(`capture warm-up (${label})`, run, '202');
+  expectOnly(`captures (${label})`, runs.measured, '202');
   if (runs.measured.answered !== runs.planned) {
-    problems.push(`captures: ${runs.measured.answered} of ${runs.planned} requests answered`);
+    problems.push(`captures (${label}): ${runs.measured.answered} of ${runs.planned} requests answered`);
   }
   const count202 = (runs: LoadResult[]) => runs.reduce((sum, run) => sum + (run.statuses['202'] ?? 0), 0);
   const summary: CaptureSummary = {
+    store: store.label,
+    gateways,
     method: 'POST',
     measured: runs.measured,
     warmUpAnswers202: count202(runs.warmUp),
-    answers202: count202(all),
-    storedOperations: countStoredOperations(store),
+    answers202: count202([...runs.warmUp, runs.measured]),
+    storedOperations: await store.operations(),
   };
   if (summary.storedOperations !== summary.answers202) {
     problems.push(
-      `captures lost or invented: ${summary.storedOperations} operations in the store, ${summary.answers202} answers 202`,
+      `captures lost or invented (${label}): ${summary.storedOperations} operations in the store, ${summary.answers202} answers 202`,
     );
   }
   return summary;
+}
+
+/** Makes the backlog due, brings the upstream up and times `gateways` gateways draining it. */
+async function benchReplays(store: BenchStore, gateways: number, backlog: number): Promise<ReplaySummary> {
+  const label = `${store.label}, ${gateways} gateway${gateways > 1 ? 's' : ''}`;
+  await store.makeBacklogDue();
+  const upstream = await start('./upstream.ts', []);
+  progress(`replaying the backlog of ${backlog.toLocaleString('en-US')} (${label})`);
+  const running = await Promise.all(
+    Array.from({ length: gateways }, () =>
+      start('./gateway.ts', ['--upstream', url(upstream.info.port), '--store', store.location], gatewayEnv),
+    ),
+  );
+  const readyAt = performance.now();
+  const doneAtReady = await store.succeeded();
+  let succeeded = doneAtReady;
+  while (succeeded < backlog) {
+    if (performance.now() - readyAt > 120_000) {
+      problems.push(`replay (${label}): ${succeeded} of ${backlog} operations succeeded after 120 s`);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    succeeded = await store.succeeded();
+  }
+  const seconds = (performance.now() - readyAt) / 1000;
+  for (const code of await Promise.all(running.map((gateway) => gateway.stop()))) {
+    if (code !== 0) problems.push(`a replay gateway (${label}) exited with code ${code}`);
+  }
+  const { posts } = await upstream.ask<{ posts: number }>('count');
+  await upstream.stop();
+  if (posts !== backlog) {
+    problems.push(`replay (${label}): the upstream got ${posts} POSTs for ${backlog} operations`);
+  }
+  return {
+    store: store.label,
+    gateways,
+    backlog,
+    seconds,
+    perSecond: (succeeded - doneAtReady) / seconds,
+    succeeded,
+    delivered: posts,
+  };
 }
 
 /** Flags any status other than `status`, and any request that got no answer. */
@@ -190,6 +283,15 @@ function closedPort(): Promise<number> {
       server.close(() => resolve(port));
     });
   });
+}
+
+function hostOf(location: string): string {
+  try {
+    const parsed = new URL(location);
+    return `${parsed.hostname}:${parsed.port || 5432}`;
+  } catch {
+    return location;
+  }
 }
 
 function positive(name: string, value: string): number {

@@ -5,8 +5,9 @@
  * - captures: the upstream is down, every request is captured and answered 202.
  *   Runs are sized by request count instead of time, so no request is cut off
  *   in flight and every capture the gateway made has its 202 counted here.
+ *   With several gateways, the connections are split evenly between them.
  */
-import { type LoadResult, type LoadSpec, runLoad } from './load.ts';
+import { type LoadResult, type LoadSpec, runLoad, runLoads } from './load.ts';
 
 export interface Timing {
   warmUpSeconds: number;
@@ -49,8 +50,8 @@ export interface CaptureRuns {
   planned: number;
 }
 
-export async function measureCaptures(spec: LoadSpec, timing: Timing): Promise<CaptureRuns> {
-  const smallest = spec.connections * 8;
+export async function measureCaptures(specs: LoadSpec[], timing: Timing): Promise<CaptureRuns> {
+  const smallest = specs.reduce((sum, spec) => sum + spec.connections, 0) * 8;
   const warmUp: LoadResult[] = [];
   let elapsed = 0;
   let rate = 0;
@@ -58,11 +59,11 @@ export async function measureCaptures(spec: LoadSpec, timing: Timing): Promise<C
   // before, fill the warm-up time. Then the measured run is sized from the last rate seen.
   do {
     const left = Math.max(0.5, timing.warmUpSeconds - elapsed);
-    const run = await runLoad(spec, { amount: Math.max(smallest, Math.round(rate * left)) });
+    const run = await runLoads(specs, { amount: Math.max(smallest, Math.round(rate * left)) });
     warmUp.push(run);
     elapsed += run.seconds;
     rate = run.perSecond;
   } while ((elapsed < timing.warmUpSeconds || warmUp.length < 2) && warmUp.length < 5);
   const planned = Math.max(smallest, Math.round(rate * timing.seconds));
-  return { warmUp, measured: await runLoad(spec, { amount: planned }), planned };
+  return { warmUp, measured: await runLoads(specs, { amount: planned }), planned };
 }

@@ -1,15 +1,91 @@
 /**
- * Counts the operations in a stopped gateway's SQLite file, opened read-only:
- * what is on disk, not what a process still holds in memory.
+ * What is on disk, read around the gateways rather than through them: the
+ * bench counts the operations in the store (the SQLite file, opened read-only
+ * beside or after the gateways, or the PostgreSQL schema), and before a replay
+ * run makes the whole backlog due at once, so that the drain measures replay
+ * throughput rather than the backoff schedule left by the capture run.
  */
 import { DatabaseSync } from 'node:sqlite';
+import pg from 'pg';
 
-export function countStoredOperations(path: string): number {
-  const db = new DatabaseSync(path, { readOnly: true });
+export interface BenchStore {
+  /** What `--store` is given. */
+  location: string;
+  label: string;
+  operations(): Promise<number>;
+  succeeded(): Promise<number>;
+  /** Every waiting operation due now. Only while no gateway runs on the store. */
+  makeBacklogDue(): Promise<void>;
+  /** Removes what the bench created (the schema). */
+  drop(): Promise<void>;
+}
+
+export function sqliteBenchStore(path: string): BenchStore {
+  const count = (where: string) => {
+    const db = new DatabaseSync(path, { readOnly: true });
+    try {
+      const row = db.prepare(`SELECT count(*) AS n FROM operations ${where}`).get() as { n: number | bigint };
+      return Number(row.n);
+    } finally {
+      db.close();
+    }
+  };
+  return {
+    location: path,
+    label: 'SQLite',
+    operations: async () => count(''),
+    succeeded: async () => count(`WHERE status = 'Succeeded'`),
+    makeBacklogDue: async () => {
+      const db = new DatabaseSync(path);
+      try {
+        db.exec(`UPDATE operations SET next_attempt_at = 0 WHERE status IN ('NotStarted', 'Running')`);
+      } finally {
+        db.close();
+      }
+    },
+    drop: async () => {},
+  };
+}
+
+export function postgresBenchStore(url: string, schema: string): BenchStore {
+  const location = new URL(url);
+  location.searchParams.set('schema', schema);
+  const run = async (text: string) => {
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
+    await client.connect();
+    try {
+      return (await client.query<{ n: string }>(text)).rows;
+    } finally {
+      await client.end();
+    }
+  };
+  const count = async (where: string) =>
+    Number((await run(`SELECT count(*) AS n FROM ${schema}.operations ${where}`))[0]!.n);
+  return {
+    location: location.toString(),
+    label: 'PostgreSQL',
+    operations: () => count(''),
+    succeeded: () => count(`WHERE status = 'Succeeded'`),
+    makeBacklogDue: async () => {
+      await run(
+        `UPDATE ${schema}.operations SET next_attempt_at = 0 WHERE status IN ('NotStarted', 'Running')`,
+      );
+    },
+    drop: async () => {
+      await run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    },
+  };
+}
+
+/** A reason PostgreSQL cannot be used for the bench, or false. */
+export async function postgresUnreachable(url: string): Promise<string | false> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
   try {
-    const row = db.prepare('SELECT count(*) AS n FROM operations').get() as { n: number | bigint };
-    return Number(row.n);
+    await client.connect();
+    return false;
+  } catch (error) {
+    return (error as Error).message;
   } finally {
-    db.close();
+    await client.end().catch(() => {});
   }
 }

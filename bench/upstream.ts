@@ -2,11 +2,16 @@
  * Bench child process: a trivial upstream on 127.0.0.1, port chosen by the OS.
  * GET answers a small JSON document; POST reads the body and answers with its
  * length. As cheap as a server gets, so the bench measures the gateway.
+ *
+ * It counts the POSTs it answered and reports the count over IPC when asked
+ * (`'count'`), so replay runs can check each operation was delivered once.
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
 const getBody = JSON.stringify({ id: 'pay_0001', amount: 4200, currency: 'EUR', status: 'captured' });
+
+let posts = 0;
 
 const server = createServer((req, res) => {
   if (req.method === 'GET') {
@@ -19,6 +24,7 @@ const server = createServer((req, res) => {
     received += chunk.length;
   });
   req.on('end', () => {
+    posts++;
     const body = JSON.stringify({ id: 'pay_0002', status: 'captured', received });
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
     res.end(body);
@@ -29,6 +35,10 @@ server.keepAliveTimeout = 60_000;
 
 server.listen(0, '127.0.0.1', () => {
   process.send?.({ ready: { port: (server.address() as AddressInfo).port } });
+});
+
+process.on('message', (message) => {
+  if (message === 'count') process.send?.({ posts });
 });
 
 process.once('SIGTERM', () => {

@@ -20,6 +20,13 @@ export interface CaptureSummary {
   warmUpAnswers202: number;
   answers202: number;
   storedOperations: number;
+  server: ServerCost;
+}
+
+/** What the database server spent per operation (PostgreSQL; empty for SQLite). */
+export interface ServerCost {
+  walBytesPerOperation?: number;
+  cpuMsPerOperation?: number;
 }
 
 export interface ReplaySummary {
@@ -33,6 +40,7 @@ export interface ReplaySummary {
   succeeded: number;
   /** POSTs the upstream answered: one per operation, or some were delivered twice. */
   delivered: number;
+  server: ServerCost;
 }
 
 /** Spillway's figure divided by the direct one: above 1 for latency and below 1 for req/s means overhead. */
@@ -57,7 +65,9 @@ export function syncTable(comparisons: SyncComparison[]): string {
 }
 
 export function captureTable(summaries: CaptureSummary[]): string {
-  const rows: string[][] = [['store', 'gateways', 'captures/s', 'p50 ms', 'p99 ms', 'answered 202']];
+  const rows: string[][] = [
+    ['store', 'gateways', 'captures/s', 'p50 ms', 'p99 ms', 'answered 202', 'WAL B/op', 'server CPU ms/op'],
+  ];
   for (const summary of summaries) {
     const { measured } = summary;
     rows.push([
@@ -65,13 +75,16 @@ export function captureTable(summaries: CaptureSummary[]): string {
       String(summary.gateways),
       ...figures(measured).slice(0, 3),
       count(measured.statuses['202'] ?? 0),
+      ...costs(summary.server),
     ]);
   }
   return align(rows, 1);
 }
 
 export function replayTable(summaries: ReplaySummary[]): string {
-  const rows: string[][] = [['store', 'gateways', 'replays/s', 'backlog', 'seconds', 'delivered']];
+  const rows: string[][] = [
+    ['store', 'gateways', 'replays/s', 'backlog', 'seconds', 'delivered', 'WAL B/op', 'server CPU ms/op'],
+  ];
   for (const s of summaries) {
     rows.push([
       s.store,
@@ -80,6 +93,7 @@ export function replayTable(summaries: ReplaySummary[]): string {
       count(s.backlog),
       s.seconds.toFixed(2),
       count(s.delivered),
+      ...costs(s.server),
     ]);
   }
   return align(rows, 1);
@@ -96,6 +110,10 @@ export function writeJson(file: URL, data: unknown): void {
   writeFileSync(file, `${JSON.stringify(data, null, 2)}\n`);
 }
 
+const costs = (cost: ServerCost) => [
+  cost.walBytesPerOperation === undefined ? '—' : count(cost.walBytesPerOperation),
+  cost.cpuMsPerOperation === undefined ? '—' : cost.cpuMsPerOperation.toFixed(3),
+];
 const figures = (r: LoadResult) => [count(r.perSecond), ms(r.p50Ms), ms(r.p99Ms), count(r.answered)];
 const count = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => n.toFixed(2);

@@ -34,13 +34,20 @@ import {
   type ReplaySummary,
   ratios,
   replayTable,
+  type ServerCost,
   type SyncComparison,
   storeCheckLine,
   syncTable,
   writeJson,
 } from './report.ts';
 import { loadSpec, measureCaptures, measureSync, postBody, type Timing } from './scenarios.ts';
-import { type BenchStore, postgresBenchStore, postgresUnreachable, sqliteBenchStore } from './store-check.ts';
+import {
+  type BenchStore,
+  postgresBenchStore,
+  postgresUnreachable,
+  type ServerUsage,
+  sqliteBenchStore,
+} from './store-check.ts';
 
 type Ports = { port: number };
 
@@ -193,7 +200,9 @@ async function benchCaptures(store: BenchStore, gateways: number): Promise<Captu
   progress(`POST with the upstream down: captures (${label})`);
   const share = Math.max(1, Math.round(connections / gateways));
   const specs = running.map((gateway) => loadSpec(url(gateway.info.port), 'POST', share));
+  const before = await store.usage();
   const runs = await measureCaptures(specs, timing);
+  const after = await store.usage();
   for (const code of await Promise.all(running.map((gateway) => gateway.stop()))) {
     if (code !== 0) problems.push(`a capture gateway (${label}) exited with code ${code}`);
   }
@@ -212,7 +221,9 @@ async function benchCaptures(store: BenchStore, gateways: number): Promise<Captu
     warmUpAnswers202: count202(runs.warmUp),
     answers202: count202([...runs.warmUp, runs.measured]),
     storedOperations: await store.operations(),
+    server: {},
   };
+  summary.server = costPer(before, after, summary.answers202);
   if (summary.storedOperations !== summary.answers202) {
     problems.push(
       `captures lost or invented (${label}): ${summary.storedOperations} operations in the store, ${summary.answers202} answers 202`,
@@ -234,6 +245,7 @@ async function benchReplays(store: BenchStore, gateways: number, backlog: number
   );
   const readyAt = performance.now();
   const doneAtReady = await store.succeeded();
+  const before = await store.usage();
   let succeeded = doneAtReady;
   while (succeeded < backlog) {
     if (performance.now() - readyAt > 120_000) {
@@ -244,6 +256,7 @@ async function benchReplays(store: BenchStore, gateways: number, backlog: number
     succeeded = await store.succeeded();
   }
   const seconds = (performance.now() - readyAt) / 1000;
+  const after = await store.usage();
   for (const code of await Promise.all(running.map((gateway) => gateway.stop()))) {
     if (code !== 0) problems.push(`a replay gateway (${label}) exited with code ${code}`);
   }
@@ -260,7 +273,21 @@ async function benchReplays(store: BenchStore, gateways: number, backlog: number
     perSecond: (succeeded - doneAtReady) / seconds,
     succeeded,
     delivered: posts,
+    server: costPer(before, after, succeeded - doneAtReady),
   };
+}
+
+/** The server's spending between two readings, per operation. */
+function costPer(before: ServerUsage, after: ServerUsage, operations: number): ServerCost {
+  const cost: ServerCost = {};
+  if (operations <= 0) return cost;
+  if (before.walBytes !== undefined && after.walBytes !== undefined) {
+    cost.walBytesPerOperation = (after.walBytes - before.walBytes) / operations;
+  }
+  if (before.cpuSeconds !== undefined && after.cpuSeconds !== undefined) {
+    cost.cpuMsPerOperation = ((after.cpuSeconds - before.cpuSeconds) * 1000) / operations;
+  }
+  return cost;
 }
 
 /** Flags any status other than `status`, and any request that got no answer. */

@@ -4,7 +4,13 @@
  * beside or after the gateways, or the PostgreSQL schema), and before a replay
  * run makes the whole backlog due at once, so that the drain measures replay
  * throughput rather than the backoff schedule left by the capture run.
+ *
+ * On PostgreSQL it also reads what the server spent, for sizing: WAL written
+ * (`pg_current_wal_lsn()`, cluster-wide) and, when the server runs on this
+ * machine, the CPU time of its processes (from /proc). Both count whatever
+ * else the server does meanwhile, so run the bench on a quiet server.
  */
+import { readdirSync, readFileSync } from 'node:fs';
 import { DatabaseSync } from 'node:sqlite';
 import pg from 'pg';
 
@@ -18,6 +24,14 @@ export interface BenchStore {
   makeBacklogDue(): Promise<void>;
   /** Removes what the bench created (the schema). */
   drop(): Promise<void>;
+  /** What the server has spent so far (PostgreSQL only); compare two readings. */
+  usage(): Promise<ServerUsage>;
+}
+
+export interface ServerUsage {
+  walBytes?: number;
+  /** CPU seconds of the server's processes, when it runs on this machine. */
+  cpuSeconds?: number;
 }
 
 export function sqliteBenchStore(path: string): BenchStore {
@@ -44,6 +58,7 @@ export function sqliteBenchStore(path: string): BenchStore {
       }
     },
     drop: async () => {},
+    usage: async () => ({}),
   };
 }
 
@@ -54,7 +69,7 @@ export function postgresBenchStore(url: string, schema: string): BenchStore {
     const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5_000 });
     await client.connect();
     try {
-      return (await client.query<{ n: string }>(text)).rows;
+      return (await client.query<{ n: string; local: boolean }>(text)).rows;
     } finally {
       await client.end();
     }
@@ -74,6 +89,13 @@ export function postgresBenchStore(url: string, schema: string): BenchStore {
     drop: async () => {
       await run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     },
+    usage: async () => {
+      const [row] = await run(
+        `SELECT pg_current_wal_lsn() - '0/0' AS n, inet_server_addr() IS NULL OR host(inet_server_addr()) IN ('127.0.0.1', '::1') AS local`,
+      );
+      const cpuSeconds = row!.local ? postgresCpuSeconds() : undefined;
+      return { walBytes: Number(row!.n), ...(cpuSeconds === undefined ? {} : { cpuSeconds }) };
+    },
   };
 }
 
@@ -88,4 +110,27 @@ export async function postgresUnreachable(url: string): Promise<string | false> 
   } finally {
     await client.end().catch(() => {});
   }
+}
+
+/** CPU seconds (user + system) of every `postgres` process on this machine, or undefined off Linux. */
+function postgresCpuSeconds(): number | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
+  } catch {
+    return undefined;
+  }
+  let ticks = 0;
+  for (const pid of entries) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const close = stat.lastIndexOf(')');
+      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
+      const fields = stat.slice(close + 2).split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15 of stat(5)
+    } catch {
+      // the process ended meanwhile
+    }
+  }
+  return ticks / 100; // USER_HZ, 100 on Linux
 }

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { buildConfig, ConfigError, defaults, readConfigFile } from '../config/config.ts';
 import { startDemo } from '../demo/demo.ts';
 import { StoreUnavailableError } from '../errors.ts';
+import { healthCommand, overrideCommand } from './admin-commands.ts';
 import { startSpillway } from './spillway.ts';
 import { startWorkerProcess } from './worker-process.ts';
 
@@ -16,6 +17,10 @@ Usage:
   spillway worker --store postgres://… --upstream URL [options]
                                             Run replay workers only, beside gateways sharing a PostgreSQL store
   spillway demo [--port N]                  Run the demo: gateway + a switchable "payments" upstream
+  spillway health [--json] [--admin-url URL]
+                                            Show each route's health state, reason, trips and signals
+  spillway override ROUTE forced-async|forced-sync|none [--admin-url URL]
+                                            Force a route async or sync, or clear the override (kept in the store)
   spillway help                             Show this help
   spillway version                          Print the version
 
@@ -31,6 +36,11 @@ serve options (flag, environment variable, default):
 worker options: --upstream, --store (a postgres:// URL), --config, --admin-port (/healthz, /readyz)
   as for serve, with the same environment variables; replay.concurrency in the config file sets its workers.
 
+health and override options:
+  --admin-url URL    SPILLWAY_ADMIN_URL    http://127.0.0.1:${defaults.adminPort}   a running gateway's admin port
+  --json             (health) print GET /api/health's JSON instead of the table
+  They talk to the gateway's admin API; exit code 1 when it cannot be reached or the route is unknown.
+
 demo options:
   --port N           SPILLWAY_PORT         8080   the gateway; the demo upstream takes port+10, admin port+1
 
@@ -38,7 +48,7 @@ Other environment:
   SPILLWAY_LOG_LEVEL   trace|debug|info|warn|error|silent (default info); logs are JSON lines on stdout
 
 Signals: SIGTERM or SIGINT stop gracefully (stop accepting, finish or hand back in-flight work).
-Docs: README.md, docs/http-api.md, docs/configuration.md, docs/operations.md.`;
+Docs: README.md, docs/http-api.md, docs/configuration.md, docs/policy.md, docs/operations.md.`;
 
 const flagToOption = {
   upstream: 'upstream',
@@ -59,6 +69,13 @@ export async function main(argv: string[]): Promise<number> {
     const pkg = await import('../../package.json', { with: { type: 'json' } });
     console.log(pkg.default.version);
     return 0;
+  }
+  if (command === 'health' || command === 'override') {
+    const run = command === 'health' ? healthCommand : overrideCommand;
+    const { code, out, err } = await run(rest, process.env);
+    if (out !== undefined) console.log(out);
+    if (err !== undefined) console.error(err);
+    return code;
   }
   if (command !== 'serve' && command !== 'demo' && command !== 'worker') {
     console.error(`Unknown command "${command}".\n\n${HELP}`);

@@ -91,6 +91,7 @@ describe('buildConfig', () => {
         { ...base, routeDefaults: { health: { tripp: {} } } },
         /Unknown option "routeDefaults\.health\.tripp"/,
       ],
+      [{ ...base, routeDefaults: { health: { probeShare: 0 } } }, /probeShare must be above 0, got 0/],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', health: { revert: { errorRate: 0.5 } } }] },
         /routes\[0\]\.health\.revert thresholds must be at least as strict as .*trip \(hysteresis\)/,

@@ -350,6 +350,11 @@ function buildHealth(raw: Record<string, unknown>, at: string): Health {
     rampMs: int('rampMs', 0),
     drillShare: share(merged, 'drillShare', at),
   };
+  if (health.probeShare === 0) {
+    throw new ConfigError(
+      `${at}probeShare must be above 0, got 0: without probes a tripped route would never come back.`,
+    );
+  }
   if (health.latencyPercentile > 100)
     throw new ConfigError(`${at}latencyPercentile must be at most 100, got ${health.latencyPercentile}.`);
   if (health.bucketMs > health.windowMs)

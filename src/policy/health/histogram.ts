@@ -21,9 +21,9 @@ export class LatencyHistogram {
     this.total++;
   }
 
-  add(other: LatencyHistogram): void {
-    for (let i = 0; i < this.counts.length; i++) this.counts[i]! += other.counts[i]!;
-    this.total += other.total;
+  subtract(other: LatencyHistogram): void {
+    for (let i = 0; i < this.counts.length; i++) this.counts[i]! -= other.counts[i]!;
+    this.total -= other.total;
   }
 
   /** The upper bound of the bucket holding the p-th percentile (0 < p ≤ 100); undefined when empty. */

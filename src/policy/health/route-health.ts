@@ -136,7 +136,9 @@ export class RouteHealth {
 
   /** Decides this request's path. A sync admission must be finished with `finish`. */
   admit(now: number): Admission {
-    this.tick(now);
+    // Only the cheap, time-driven step here: rules are judged when calls finish and on the timer's tick.
+    if (this.#state.kind === 'diverting' && now >= this.#state.until)
+      this.#toProbing(now, this.#state.reason);
     const s = this.#state;
     if (this.#override === 'forced-async')
       return { path: 'divert', reason: 'override forced-async', drill: false };

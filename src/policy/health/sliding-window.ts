@@ -11,12 +11,8 @@ export interface CallOutcome {
   durationMs: number;
 }
 
-interface Bucket {
+interface Bucket extends WindowTotals {
   start: number;
-  calls: number;
-  failures: number;
-  slow: number;
-  latency: LatencyHistogram;
 }
 
 export interface WindowTotals {
@@ -31,6 +27,8 @@ export class SlidingWindow {
   readonly #bucketMs: number;
   readonly #windowMs: number;
   readonly #slowCallMs: number;
+  /** Running totals over the live buckets: kept up to date on record and eviction, so reading is O(1). */
+  #sum: WindowTotals = emptyTotals();
 
   constructor(windowMs: number, bucketMs: number, slowCallMs: number) {
     this.#windowMs = windowMs;
@@ -39,39 +37,45 @@ export class SlidingWindow {
   }
 
   record(outcome: CallOutcome, now: number): void {
+    this.#evict(now);
     const start = now - (now % this.#bucketMs);
     let bucket = this.#buckets.at(-1);
     if (!bucket || bucket.start !== start) {
-      bucket = { start, calls: 0, failures: 0, slow: 0, latency: new LatencyHistogram() };
+      bucket = { start, ...emptyTotals() };
       this.#buckets.push(bucket);
     }
-    bucket.calls++;
-    if (outcome.failed) bucket.failures++;
-    if (outcome.durationMs >= this.#slowCallMs) bucket.slow++;
-    bucket.latency.record(outcome.durationMs);
-    this.#evict(now);
+    const slow = outcome.durationMs >= this.#slowCallMs;
+    for (const totals of [bucket, this.#sum]) {
+      totals.calls++;
+      if (outcome.failed) totals.failures++;
+      if (slow) totals.slow++;
+      totals.latency.record(outcome.durationMs);
+    }
   }
 
-  totals(now: number): WindowTotals {
+  /** The totals over the last `windowMs`; read-only, valid until the next call. */
+  totals(now: number): Readonly<WindowTotals> {
     this.#evict(now);
-    const totals: WindowTotals = { calls: 0, failures: 0, slow: 0, latency: new LatencyHistogram() };
-    for (const bucket of this.#buckets) {
-      totals.calls += bucket.calls;
-      totals.failures += bucket.failures;
-      totals.slow += bucket.slow;
-      totals.latency.add(bucket.latency);
-    }
-    return totals;
+    return this.#sum;
   }
 
   /** Forgets everything: a new state starts with a clean view. */
   clear(): void {
     this.#buckets.length = 0;
+    this.#sum = emptyTotals();
   }
 
   #evict(now: number): void {
     while (this.#buckets.length > 0 && this.#buckets[0]!.start + this.#bucketMs <= now - this.#windowMs) {
-      this.#buckets.shift();
+      const old = this.#buckets.shift()!;
+      this.#sum.calls -= old.calls;
+      this.#sum.failures -= old.failures;
+      this.#sum.slow -= old.slow;
+      this.#sum.latency.subtract(old.latency);
     }
   }
+}
+
+function emptyTotals(): WindowTotals {
+  return { calls: 0, failures: 0, slow: 0, latency: new LatencyHistogram() };
 }

@@ -3,7 +3,7 @@
  * root, as `spillway serve` does, but on ports chosen by the OS and reported
  * over IPC (the "listening" log line is info level, below the bench's `warn`).
  *
- *   node bench/gateway.ts --upstream URL --store PATH
+ *   node bench/gateway.ts --upstream URL --store PATH|URL [--replay-concurrency N]
  *
  * SIGTERM stops it gracefully; it exits 0 once the store is closed.
  */
@@ -12,7 +12,11 @@ import { buildConfig } from '../src/config/config.ts';
 import { startSpillway } from '../src/ops/spillway.ts';
 
 const { values } = parseArgs({
-  options: { upstream: { type: 'string' }, store: { type: 'string' } },
+  options: {
+    upstream: { type: 'string' },
+    store: { type: 'string' },
+    'replay-concurrency': { type: 'string' },
+  },
 });
 
 const spillway = await startSpillway(
@@ -23,6 +27,9 @@ const spillway = await startSpillway(
     port: 0,
     adminPort: 0,
     shutdownGraceMs: 2_000,
+    ...(values['replay-concurrency'] === undefined
+      ? {}
+      : { replay: { concurrency: Number(values['replay-concurrency']) } }),
   }),
 );
 process.send?.({ ready: { port: spillway.port, adminPort: spillway.adminPort } });

@@ -6,8 +6,11 @@
  *   2. Durable captures: the gateways' upstream is a closed port, so every
  *      request is captured and answered 202: one gateway on SQLite
  *      (synchronous=FULL), then one and two gateways sharing PostgreSQL
- *      (synchronous_commit=on), the load split between them. Then the gateways
- *      stop and the store must hold one operation per 202.
+ *      (synchronous_commit=on), the load split between them. The gateways
+ *      capture only (replay.concurrency 0), so this measures the capture path;
+ *      `--replay-during-capture` keeps their default replay workers running,
+ *      retrying against the closed port as they would in production. Then the
+ *      gateways stop and the store must hold one operation per 202.
  *   3. Replay: the backlog each capture run left is made due at once, the
  *      upstream is up, and the same number of gateways replays it; replays/s
  *      until every operation has Succeeded, each delivered exactly once.
@@ -18,6 +21,7 @@
  * reachable PostgreSQL the PostgreSQL rows are skipped, with a note.
  *
  *   npm run bench [-- --quick] [-- --seconds N] [-- --connections N] [-- --postgres URL]
+ *                 [-- --replay-during-capture]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -56,6 +60,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     seconds: { type: 'string' },
     connections: { type: 'string', default: '32' },
+    'replay-during-capture': { type: 'boolean', default: false },
     postgres: {
       type: 'string',
       default: process.env.SPILLWAY_BENCH_POSTGRES ?? 'postgres://postgres@127.0.0.1:5432/postgres',
@@ -68,6 +73,8 @@ const timing: Timing = {
 };
 const connections = positive('connections', values.connections);
 const gatewayEnv = { SPILLWAY_LOG_LEVEL: 'warn' };
+/** Replay runs drain at most this many operations per second of `--seconds`, the rest parked. */
+const REPLAY_BACKLOG_PER_SECOND = 2_000;
 const problems: string[] = [];
 const progress = (message: string) => process.stderr.write(`· ${message}\n`);
 const url = (port: number) => `http://127.0.0.1:${port}`;
@@ -79,7 +86,8 @@ const machine = {
   node: process.version,
   platform: `${process.platform} ${process.arch}`,
 };
-const settings = { connections, ...timing, postBodyBytes: Buffer.byteLength(postBody) };
+const replayDuringCapture = values['replay-during-capture'];
+const settings = { connections, ...timing, postBodyBytes: Buffer.byteLength(postBody), replayDuringCapture };
 const startedAt = new Date();
 const dir = mkdtempSync(join(tmpdir(), 'spillway-bench-'));
 const children: Child<Ports>[] = [];
@@ -114,7 +122,8 @@ try {
     stores.push(store);
     const summary = await benchCaptures(store, gateways);
     captures.push(summary);
-    replays.push(await benchReplays(store, gateways, summary.storedOperations));
+    const backlog = Math.min(summary.storedOperations, REPLAY_BACKLOG_PER_SECOND * timing.seconds);
+    replays.push(await benchReplays(store, gateways, backlog));
   }
 } catch (error) {
   problems.push(`the bench crashed: ${(error as Error).stack ?? String(error)}`);
@@ -134,7 +143,8 @@ if (sync.length > 0) {
 }
 if (captures.length > 0) {
   console.log(
-    '\n2. Durable captures (upstream down, answers 202: SQLite synchronous=FULL, PostgreSQL synchronous_commit=on)\n',
+    `\n2. Durable captures (upstream down, answers 202: SQLite synchronous=FULL, PostgreSQL synchronous_commit=on;` +
+      ` ${replayDuringCapture ? 'gateways replaying in the background' : 'capture-only gateways'})\n`,
   );
   console.log(captureTable(captures));
   console.log(`\n${captures.map(storeCheckLine).join('\n')}`);
@@ -194,7 +204,17 @@ async function benchCaptures(store: BenchStore, gateways: number): Promise<Captu
   const upstreamDown = url(await closedPort());
   const running = await Promise.all(
     Array.from({ length: gateways }, () =>
-      start('./gateway.ts', ['--upstream', upstreamDown, '--store', store.location], gatewayEnv),
+      start(
+        './gateway.ts',
+        [
+          '--upstream',
+          upstreamDown,
+          '--store',
+          store.location,
+          ...(replayDuringCapture ? [] : ['--replay-concurrency', '0']),
+        ],
+        gatewayEnv,
+      ),
     ),
   );
   progress(`POST with the upstream down: captures (${label})`);
@@ -232,10 +252,10 @@ async function benchCaptures(store: BenchStore, gateways: number): Promise<Captu
   return summary;
 }
 
-/** Makes the backlog due, brings the upstream up and times `gateways` gateways draining it. */
+/** Makes a backlog of `backlog` due, brings the upstream up and times `gateways` gateways draining it. */
 async function benchReplays(store: BenchStore, gateways: number, backlog: number): Promise<ReplaySummary> {
   const label = `${store.label}, ${gateways} gateway${gateways > 1 ? 's' : ''}`;
-  await store.makeBacklogDue();
+  await store.makeBacklogDue(backlog);
   const upstream = await start('./upstream.ts', []);
   progress(`replaying the backlog of ${backlog.toLocaleString('en-US')} (${label})`);
   const running = await Promise.all(

@@ -2,8 +2,8 @@
  * What is on disk, read around the gateways rather than through them: the
  * bench counts the operations in the store (the SQLite file, opened read-only
  * beside or after the gateways, or the PostgreSQL schema), and before a replay
- * run makes the whole backlog due at once, so that the drain measures replay
- * throughput rather than the backoff schedule left by the capture run.
+ * run makes a backlog of a chosen size due at once, so that the drain measures
+ * replay throughput rather than the backoff schedule left by the capture run.
  *
  * On PostgreSQL it also reads what the server spent, for sizing: WAL written
  * (`pg_current_wal_lsn()`, cluster-wide) and, when the server runs on this
@@ -20,8 +20,12 @@ export interface BenchStore {
   label: string;
   operations(): Promise<number>;
   succeeded(): Promise<number>;
-  /** Every waiting operation due now. Only while no gateway runs on the store. */
-  makeBacklogDue(): Promise<void>;
+  /**
+   * Makes the `count` oldest waiting operations due now and parks the rest far
+   * in the future, so a replay run drains exactly those. Only while no gateway
+   * runs on the store.
+   */
+  makeBacklogDue(count: number): Promise<void>;
   /** Removes what the bench created (the schema). */
   drop(): Promise<void>;
   /** What the server has spent so far (PostgreSQL only); compare two readings. */
@@ -49,10 +53,10 @@ export function sqliteBenchStore(path: string): BenchStore {
     label: 'SQLite',
     operations: async () => count(''),
     succeeded: async () => count(`WHERE status = 'Succeeded'`),
-    makeBacklogDue: async () => {
+    makeBacklogDue: async (count) => {
       const db = new DatabaseSync(path);
       try {
-        db.exec(`UPDATE operations SET next_attempt_at = 0 WHERE status IN ('NotStarted', 'Running')`);
+        db.prepare(dueStatement('operations', '?')).run(count);
       } finally {
         db.close();
       }
@@ -81,10 +85,8 @@ export function postgresBenchStore(url: string, schema: string): BenchStore {
     label: 'PostgreSQL',
     operations: () => count(''),
     succeeded: () => count(`WHERE status = 'Succeeded'`),
-    makeBacklogDue: async () => {
-      await run(
-        `UPDATE ${schema}.operations SET next_attempt_at = 0 WHERE status IN ('NotStarted', 'Running')`,
-      );
+    makeBacklogDue: async (count) => {
+      await run(dueStatement(`${schema}.operations`, String(Math.floor(count))));
     },
     drop: async () => {
       await run(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
@@ -111,6 +113,15 @@ export async function postgresUnreachable(url: string): Promise<string | false> 
     await client.end().catch(() => {});
   }
 }
+
+const PARKED = Date.UTC(3000, 0, 1);
+
+/** The UPDATE behind makeBacklogDue, the same SQL on both engines. */
+const dueStatement = (table: string, count: string) =>
+  `UPDATE ${table} SET next_attempt_at = CASE WHEN id IN (
+     SELECT id FROM ${table} WHERE status IN ('NotStarted', 'Running') ORDER BY created_at, id LIMIT ${count}
+   ) THEN 0 ELSE ${PARKED} END
+   WHERE status IN ('NotStarted', 'Running')`;
 
 /** CPU seconds (user + system) of every `postgres` process on this machine, or undefined off Linux. */
 function postgresCpuSeconds(): number | undefined {

@@ -17,7 +17,7 @@ import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { createAdminServer } from './admin-server.ts';
 import { createLogger, type Logger } from './logger.ts';
-import { openStore } from './open-store.ts';
+import { describeStore, openStore } from './open-store.ts';
 
 export interface StartOptions {
   clock?: Clock;
@@ -74,7 +74,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     instanceId,
     maxResultBytes: config.maxResultBytes,
     health,
-    onCapture: () => worker.wake(),
+    onCapture: (operation) => worker.wake(operation.nextAttemptAt),
   });
 
   let publicUrl = config.publicUrl ?? '';
@@ -99,7 +99,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   accepting = true;
   if (config.replay.concurrency > 0) worker.start();
   log.info(
-    { port, adminPort, publicUrl, upstream: config.upstream, store: config.store, instanceId },
+    { port, adminPort, publicUrl, upstream: config.upstream, store: describeStore(config.store), instanceId },
     'listening',
   );
 

@@ -123,7 +123,12 @@ export type StatusCounts = Record<OperationStatus, number> & { deadLettered: num
 export type RouteOverride = 'forced-async' | 'forced-sync';
 
 export interface OperationStore {
-  /** Writes a new operation durably. Captures arriving together share one commit. */
+  /**
+   * Writes a new operation durably. Captures arriving together share one commit.
+   * On a networked store a rejection can be ambiguous (the commit's answer was
+   * lost): the operation may then exist although nobody was told; it is
+   * replayed like any other, never acknowledged twice.
+   */
   capture(operation: NewOperation): Promise<Operation>;
   /**
    * Claims due operations (highest priority, then oldest first) whose lease is

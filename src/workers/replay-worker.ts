@@ -44,6 +44,7 @@ export class ReplayWorker {
   /** An upstream Retry-After on a replay pauses all replay until then. */
   #pausedUntil = 0;
   #timer: ReturnType<Clock['setTimeout']> | undefined;
+  #timerAt = 0;
   #running = false;
   #leasing: Promise<number> | undefined;
 
@@ -65,9 +66,17 @@ export class ReplayWorker {
     this.#schedule(0);
   }
 
-  /** Something became due (a capture): look now instead of at the next poll. */
-  wake(): void {
-    if (this.#running) this.#schedule(0);
+  /**
+   * A capture falls due at `dueAt` (default now): look then instead of at the
+   * next poll, unless a look is already planned sooner. Captures during an
+   * outage fall due later, so they do not set off a lease each.
+   */
+  wake(dueAt?: number): void {
+    if (!this.#running) return;
+    const now = this.#options.clock.now();
+    const delay = dueAt === undefined ? 0 : Math.max(0, dueAt - now);
+    if (this.#timer && this.#timerAt <= now + delay) return;
+    this.#schedule(delay);
   }
 
   /**
@@ -101,6 +110,7 @@ export class ReplayWorker {
   #schedule(ms: number): void {
     const { clock } = this.#options;
     if (this.#timer) clock.clearTimeout(this.#timer);
+    this.#timerAt = clock.now() + ms;
     this.#timer = clock.setTimeout(() => {
       this.#timer = undefined;
       void this.#tick();
@@ -115,8 +125,12 @@ export class ReplayWorker {
       const leased = await this.runOnce();
       if (leased > 0 && this.#inFlight.size < Math.min(concurrency, this.#limit.limit)) delay = 0;
       else {
+        // Something due that could not be leased (routes paused, slots full, Retry-After) waits a poll:
+        // finished replays and captures wake the loop sooner.
         const due = await store.nextDueAt();
-        if (due !== undefined) delay = Math.min(pollIntervalMs, Math.max(0, due - clock.now()));
+        const now = clock.now();
+        if (due !== undefined && due > now) delay = Math.min(pollIntervalMs, due - now);
+        if (this.#pausedUntil > now) delay = Math.min(pollIntervalMs, this.#pausedUntil - now);
       }
     } catch {
       // The store is unavailable: try again at the next poll.

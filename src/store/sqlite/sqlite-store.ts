@@ -311,15 +311,19 @@ function prepareStatements(db: DatabaseSync) {
         :next_attempt_at, :lease_owner, :lease_expires_at, :outcome_unknown, :priority, :idempotency_key,
         :traceparent, :tracestate, :created_at, :created_at)`),
     // An expired lease means its holder died mid-attempt: count that attempt, outcome unknown.
+    // Candidates come from the two due-time indexes (migration 003), not from a walk of the backlog.
     lease: db.prepare(`UPDATE operations SET
         status = 'Running',
         attempts = attempts + (lease_owner IS NOT NULL),
         outcome_unknown = outcome_unknown OR (lease_owner IS NOT NULL),
         lease_owner = :owner, lease_expires_at = :expires, updated_at = :now
-      WHERE id IN (SELECT id FROM operations
-        WHERE status IN ('NotStarted', 'Running')
-          AND (lease_owner IS NULL AND next_attempt_at <= :now OR lease_expires_at <= :now)
-          AND route NOT IN (SELECT value FROM json_each(:exclude))
+      WHERE id IN (SELECT id FROM (
+          SELECT id, route, priority, created_at FROM operations
+            WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
+          UNION ALL
+          SELECT id, route, priority, created_at FROM operations
+            WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now)
+        WHERE route NOT IN (SELECT value FROM json_each(:exclude))
         ORDER BY priority DESC, created_at, id LIMIT :limit)
       RETURNING *`),
     complete: db.prepare(`UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,
@@ -341,9 +345,12 @@ function prepareStatements(db: DatabaseSync) {
       ON CONFLICT (route) DO UPDATE SET override = excluded.override, updated_at = excluded.updated_at`),
     clearOverride: db.prepare('DELETE FROM route_overrides WHERE route = :route'),
     overrides: db.prepare('SELECT route, override FROM route_overrides ORDER BY route'),
-    nextDue:
-      db.prepare(`SELECT min(CASE WHEN lease_owner IS NULL THEN next_attempt_at ELSE lease_expires_at END) AS at
-      FROM operations WHERE status IN ('NotStarted', 'Running')`),
+    nextDue: db.prepare(`SELECT min(at) AS at FROM (
+        SELECT min(next_attempt_at) AS at FROM operations
+          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+        UNION ALL
+        SELECT min(lease_expires_at) FROM operations
+          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL)`),
   };
 }
 

@@ -111,6 +111,17 @@ export const defaults = {
     /** How often idle workers look for due operations (they are also woken by captures). */
     pollIntervalMs: 1_000,
   },
+  /** Server-Sent Events on /_spillway/operations/{id}/events. */
+  sse: {
+    /** Reconnection delay suggested to clients (`retry:`). */
+    retryMs: 2_000,
+    /** A comment line this often keeps idle proxies from closing the stream (≤ 15 s per WHATWG). */
+    heartbeatMs: 15_000,
+    /** The store is re-read this often even without a change notice (the backstop). */
+    pollMs: 5_000,
+  },
+  /** Browser origins (exact, like "https://app.example") allowed to read /_spillway/ with credentials. */
+  corsOrigins: [] as string[],
   /** On SIGTERM: how long /readyz answers 503 while the gateway still serves, so load balancers stop sending first. */
   shutdownDelayMs: 0,
   /** On SIGTERM: how long in-flight work may take to finish before leases are handed back. */
@@ -132,6 +143,8 @@ export interface GatewayConfig {
   replay: { concurrency: number; pollIntervalMs: number };
   shutdownDelayMs: number;
   shutdownGraceMs: number;
+  sse: { retryMs: number; heartbeatMs: number; pollMs: number };
+  corsOrigins: ReadonlySet<string>;
   /** Matched in order; the last is the catch-all `default` route. */
   routes: RoutePolicy[];
 }
@@ -171,6 +184,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     );
   }
   const replay = objectAt(raw, 'replay');
+  const sse = objectAt(raw, 'sse');
   const config: GatewayConfig = {
     upstream,
     host: stringAt(raw, 'host', defaults.host),
@@ -195,6 +209,12 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
       ),
     },
     shutdownDelayMs: intAt(raw, 'shutdownDelayMs', defaults.shutdownDelayMs, 0),
+    sse: {
+      retryMs: intAt(sse, 'retryMs', defaults.sse.retryMs, 0, 3_600_000, 'sse.'),
+      heartbeatMs: intAt(sse, 'heartbeatMs', defaults.sse.heartbeatMs, 100, 3_600_000, 'sse.'),
+      pollMs: intAt(sse, 'pollMs', defaults.sse.pollMs, 10, 3_600_000, 'sse.'),
+    },
+    corsOrigins: originsAt(raw),
     shutdownGraceMs: intAt(raw, 'shutdownGraceMs', defaults.shutdownGraceMs, 0),
     routes: [],
   };
@@ -376,6 +396,26 @@ function buildHealth(raw: Record<string, unknown>, at: string): Health {
     );
   }
   return health;
+}
+
+function originsAt(raw: Record<string, unknown>): ReadonlySet<string> {
+  const value = raw.corsOrigins ?? [];
+  const origins =
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean)
+      : value;
+  if (
+    !Array.isArray(origins) ||
+    !origins.every((o) => typeof o === 'string' && /^https?:\/\/[^/]+$/.test(o))
+  ) {
+    throw new ConfigError(
+      `corsOrigins must list origins like "https://app.example" (no path), got ${show(value)}.`,
+    );
+  }
+  return new Set(origins as string[]);
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -4,6 +4,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
+import { resumeAfter, type SseOptions, streamEvents } from '../delivery/sse.ts';
 import { operationLinks, retryAfterSeconds, statusMonitor } from '../delivery/status-monitor.ts';
 import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, errorTable } from '../errors.ts';
@@ -16,26 +17,50 @@ export interface OperationsApiOptions {
   store: OperationStore;
   clock: Clock;
   publicUrl: string;
+  /** Browser origins allowed to read the operations API (CORS), with credentials. */
+  corsOrigins: ReadonlySet<string>;
+  sse: Omit<SseOptions, 'store' | 'clock' | 'publicUrl'>;
 }
 
 export async function serveOperationsApi(
   req: IncomingMessage,
   res: ServerResponse,
-  path: string,
-  { store, clock, publicUrl }: OperationsApiOptions,
+  target: { path: string; query: string },
+  options: OperationsApiOptions,
 ): Promise<void> {
-  const match = /^\/_spillway\/operations\/([^/]+)(\/result)?$/.exec(path);
+  const { store, clock, publicUrl } = options;
+  const { path } = target;
+  const cors = corsHeaders(req.headers.origin, options.corsOrigins);
+  const match = /^\/_spillway\/operations\/([^/]+)(?:\/(result|events))?$/.exec(path);
   if (!match) {
     sendProblem(
       res,
       'not-found',
-      `Nothing is served at ${path}. See GET /_spillway/operations/{id} and its /result.`,
+      `Nothing is served at ${path}. See GET /_spillway/operations/{id}, its /result and its /events.`,
+      cors,
     );
+    return;
+  }
+  if (req.method === 'OPTIONS') {
+    // CORS preflight, for fetch-based clients that send Last-Event-ID themselves.
+    const allowed = 'access-control-allow-origin' in cors;
+    res.writeHead(204, {
+      ...cors,
+      ...(allowed
+        ? {
+            'access-control-allow-methods': 'GET, HEAD',
+            'access-control-allow-headers': 'Last-Event-ID',
+            'access-control-max-age': '600',
+          }
+        : {}),
+    });
+    res.end();
     return;
   }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     sendProblem(res, 'method-not-allowed', `${req.method} is not supported here; use GET.`, {
-      allow: 'GET, HEAD',
+      ...cors,
+      allow: 'GET, HEAD, OPTIONS',
     });
     return;
   }
@@ -46,12 +71,27 @@ export async function serveOperationsApi(
       res,
       'operation-not-found',
       `No operation has the id ${JSON.stringify(id)}. Check the id from the 202's Operation-Location.`,
+      cors,
     );
+    return;
+  }
+  if (match[2] === 'events') {
+    const header = req.headers['last-event-id'];
+    const lastEventId =
+      (typeof header === 'string' ? header : undefined) ??
+      new URLSearchParams(target.query).get('lastEventId') ??
+      undefined;
+    await streamEvents(req, res, op.id, resumeAfter(op.id, lastEventId), cors, {
+      ...options.sse,
+      store,
+      clock,
+      publicUrl,
+    });
     return;
   }
   const links = operationLinks(publicUrl, op.id);
   const retryAfter = retryAfterSeconds(op, clock.now());
-  const pollHeaders: Record<string, string | number> = { 'cache-control': 'no-store' };
+  const pollHeaders: Record<string, string | number> = { ...cors, 'cache-control': 'no-store' };
   if (retryAfter !== undefined) pollHeaders['retry-after'] = retryAfter;
 
   if (match[2] === undefined || retryAfter !== undefined) {
@@ -63,13 +103,13 @@ export async function serveOperationsApi(
     });
     return;
   }
-  sendResult(res, op, links.monitor);
+  sendResult(res, op, links.monitor, cors);
 }
 
-function sendResult(res: ServerResponse, op: Operation, monitor: string): void {
+function sendResult(res: ServerResponse, op: Operation, monitor: string, cors: Record<string, string>): void {
   if (op.result) {
     // The upstream's own answer, byte for byte (its final success, or its final refusal).
-    res.writeHead(op.result.status, op.result.headers.flat());
+    res.writeHead(op.result.status, [...op.result.headers.flat(), ...Object.entries(cors).flat()]);
     res.end(op.result.body);
     return;
   }
@@ -81,7 +121,7 @@ function sendResult(res: ServerResponse, op: Operation, monitor: string): void {
     res,
     code,
     detail,
-    { link: `<${monitor}>; rel="monitor"` },
+    { ...cors, link: `<${monitor}>; rel="monitor"` },
     {
       operationId: op.id,
       attempts: op.attempts,
@@ -104,4 +144,15 @@ export function sendJson(
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/** CORS for an allowed browser origin (exact match, credentials allowed); nothing for any other. */
+function corsHeaders(origin: string | undefined, allowed: ReadonlySet<string>): Record<string, string> {
+  if (origin === undefined || !allowed.has(origin)) return {};
+  return {
+    'access-control-allow-origin': origin,
+    'access-control-allow-credentials': 'true',
+    'access-control-expose-headers': 'Location, Operation-Location, Retry-After',
+    vary: 'Origin',
+  };
 }

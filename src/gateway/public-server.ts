@@ -42,7 +42,7 @@ export function createPublicServer(options: PublicServerOptions): Server {
           ),
         )
       : target.path.startsWith(RESERVED_PREFIX)
-        ? serveOperationsApi(req, res, target.path, options)
+        ? serveOperationsApi(req, res, target, options)
         : proxy(req, res, target, receivedAt, options);
     work.catch((error: unknown) => {
       options.onError(error);

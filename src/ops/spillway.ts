@@ -9,6 +9,7 @@ import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
+import { EventHub } from '../delivery/event-hub.ts';
 import { FailoverEngine } from '../engine/failover-engine.ts';
 import { Upstream } from '../engine/upstream.ts';
 import { createPublicServer } from '../gateway/public-server.ts';
@@ -78,10 +79,13 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   });
 
   let publicUrl = config.publicUrl ?? '';
+  const hub = new EventHub(store);
   const publicServer = createPublicServer({
     engine,
     store,
     clock,
+    corsOrigins: config.corsOrigins,
+    sse: { ...config.sse, hub },
     routes: config.routes,
     maxBodyBytes: config.maxBodyBytes,
     maxInFlight: config.maxInFlight,
@@ -119,6 +123,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       clearTimeout(grace);
       await Promise.all([workerStopped, engine.drain(config.shutdownGraceMs)]);
       health.stop();
+      hub.close();
       await upstream.close();
       await store.close();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));

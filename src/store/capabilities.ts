@@ -26,7 +26,10 @@ export interface StoreCapabilities {
   clock: 'node';
   /** Oldest server version the adapter accepts (`server_version_num`), or null when embedded. */
   minServerVersion: number | null;
-  /** Store changes pushed to other processes (LISTEN/NOTIFY). Not built yet on either engine. */
+  /**
+   * `watch` also hears of other processes' commits (PostgreSQL: LISTEN/NOTIFY).
+   * SQLite has one process per file: its watchers hear of that process's writes.
+   */
   crossProcessEvents: boolean;
 }
 
@@ -46,7 +49,7 @@ export const storeCapabilities: Record<StoreEngine, StoreCapabilities> = {
     clock: 'node',
     // 13: the oldest release still supported upstream when this adapter was written.
     minServerVersion: 130000,
-    crossProcessEvents: false,
+    crossProcessEvents: true,
   },
 };
 

@@ -119,6 +119,21 @@ export interface FailRecord {
 
 export type StatusCounts = Record<OperationStatus, number> & { deadLettered: number };
 
+/**
+ * One status change of an operation, as stored: the source of the SSE stream
+ * and of webhooks. Written in the same transaction as the change itself.
+ */
+export interface OperationEvent {
+  operationId: string;
+  /** 1, 2, 3… per operation, in order, without gaps. */
+  seq: number;
+  status: OperationStatus;
+  /** Epoch ms of the change. */
+  at: number;
+  attempts: number;
+  error: OperationError | null;
+}
+
 /** An operator's override of a route's health state; kept in the store so it survives restarts. */
 export type RouteOverride = 'forced-async' | 'forced-sync';
 
@@ -149,6 +164,16 @@ export interface OperationStore {
   release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean>;
   get(id: string): Promise<Operation | undefined>;
   counts(): Promise<StatusCounts>;
+  /** The operation's events after `afterSeq` (0: all of them), in order. */
+  events(id: string, afterSeq: number): Promise<OperationEvent[]>;
+  /**
+   * Calls `listener(operationId)` after a commit touched that operation, in
+   * this process and, on a shared store, in the others (PostgreSQL
+   * LISTEN/NOTIFY). A hint, not a delivery: it may come late, twice or not at
+   * all, so readers re-read `events` and poll as a backstop. Returns the
+   * function that stops it.
+   */
+  watch(listener: (operationId: string) => void): () => void;
   /** Sets (or, with null, clears) a route's operator override. */
   setOverride(route: string, override: RouteOverride | null): Promise<void>;
   /** Every route override in force, by route name. */

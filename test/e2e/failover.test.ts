@@ -125,7 +125,7 @@ describe('sync pass-through', () => {
       method: 'POST',
     });
     assert.equal(post.status, 405);
-    assert.equal(post.headers.get('allow'), 'GET, HEAD');
+    assert.equal(post.headers.get('allow'), 'GET, HEAD, OPTIONS');
   });
 
   it('answers 404 problem+json for an unknown operation id', async () => {

@@ -11,6 +11,9 @@
  * - Every operation acknowledged before, during or after the outage is in the
  *   database after recovery, and completes exactly once when the upstream
  *   comes back (the replay workers, whose writes met the outage, resumed).
+ * - A store watching from another process (this one) reconnects its LISTEN
+ *   connection by itself and hears of the gateway's completions after the
+ *   restart.
  *
  * The server here is a private one (test/scale/private-cluster.ts): restarting
  * the shared server would break the test files running beside this one. When
@@ -21,6 +24,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, describe, it } from 'node:test';
+import pg from 'pg';
 import { PostgresStore } from '../../src/store/postgres/postgres-store.ts';
 import { type GatewayProcess, spawnGateway } from '../support/gateway-process.ts';
 import { jsonOf, tempDir } from '../support/harness.ts';
@@ -75,6 +79,27 @@ describe('PostgreSQL crashes and restarts under load', { skip }, () => {
         routeDefaults: { maxAttempts: 10_000, backoff: { initialMs: 20, maxMs: 200 } },
       });
       const gw = gateway;
+      // Watches from this process, across the crash: its LISTEN connection must come back by itself.
+      const watcher = await PostgresStore.open({ url, poolSize: 1 });
+      const heard = new Set<string>();
+      const stopWatching = watcher.watch((id) => heard.add(id));
+      /** True once the watcher's LISTEN connection is up and has listened (its last query is not empty). */
+      const listening = async () => {
+        const client = new pg.Client({ connectionString: cluster.url, connectionTimeoutMillis: 2_000 });
+        try {
+          await client.connect();
+          const { rows } = await client.query(
+            `SELECT 1 FROM pg_stat_activity WHERE application_name = 'spillway-listen:spillway_restart'
+               AND state = 'idle' AND query <> ''`,
+          );
+          return rows.length === 1;
+        } catch {
+          return false;
+        } finally {
+          await client.end().catch(() => {});
+        }
+      };
+      await eventually(() => 'the watcher is not listening', listening, 10_000);
 
       const acknowledged = new Map<string, string>(); // id → body marker
       const refused: string[] = []; // problem types of the 503s
@@ -135,6 +160,8 @@ describe('PostgreSQL crashes and restarts under load', { skip }, () => {
       try {
         for (const id of acknowledged.keys()) assert.ok(await check.get(id), `acknowledged ${id} was lost`);
 
+        await eventually(() => 'the watcher did not listen again after the restart', listening, 10_000);
+        heard.clear();
         await upstream.start();
         let done = 0;
         await eventually(
@@ -154,8 +181,15 @@ describe('PostgreSQL crashes and restarts under load', { skip }, () => {
           );
         }
         assert.equal((await check.counts()).Failed, 0, 'no operation was failed by the outage');
+        await eventually(
+          () =>
+            `the watcher heard of ${[...acknowledged.keys()].filter((id) => heard.has(id)).length} of ${acknowledged.size} completions`,
+          () => [...acknowledged.keys()].every((id) => heard.has(id)),
+          10_000,
+        );
       } finally {
-        await check.close();
+        stopWatching();
+        await Promise.all([check.close(), watcher.close()]);
       }
       gw.child.kill('SIGTERM');
       assert.equal(await gw.exited, 0, 'the gateway stops gracefully');

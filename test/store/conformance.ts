@@ -235,6 +235,56 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.deepEqual(await store.overrides(), { payments: 'forced-sync' });
     });
 
+    it('records each status change as a numbered event in the same commit, and tells watchers', async () => {
+      const heard: string[] = [];
+      const stop = store.watch((id) => heard.push(id));
+      const op = await store.capture(newOperation(clock));
+      await lease(store);
+      const error = { code: 'upstream-status', message: 'The upstream answered 503.', upstreamStatus: 503 };
+      await store.retry(op.id, 'w1', { nextAttemptAt: clock.now(), error, outcomeUnknown: false });
+      await lease(store);
+      clock.advance(5);
+      await store.fail(op.id, 'w1', { error, result: null, deadLetter: true, countsAsAttempt: true });
+      const events = await store.events(op.id, 0);
+      assert.deepEqual(
+        events.map((e) => [e.seq, e.status, e.attempts]),
+        [
+          [1, 'NotStarted', 0],
+          [2, 'Running', 0],
+          [3, 'Failed', 2],
+        ],
+        'one event per status change: a retry or a second lease is not one',
+      );
+      assert.equal(events[2]?.at, clock.now());
+      assert.deepEqual(events[2]?.error, error);
+      assert.deepEqual(
+        (await store.events(op.id, 2)).map((e) => e.seq),
+        [3],
+      );
+      assert.deepEqual(await store.events(op.id, 3), []);
+      assert.deepEqual(await store.events(newOperationId(), 0), []);
+      // Watching is a hint that may come late: wait for the last one to arrive.
+      for (let i = 0; i < 100 && heard.filter((id) => id === op.id).length < 3; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      stop();
+      assert.ok(heard.filter((id) => id === op.id).length >= 3, `heard ${heard.length} notices`);
+    });
+
+    it('starts an adopted capture at Running, and completes it with an event', async () => {
+      const op = await store.capture(
+        newOperation(clock, { lease: { owner: 'gw', expiresAt: clock.now() + 5_000 } }),
+      );
+      await store.complete(op.id, 'gw', { status: 200, headers: [], body: new Uint8Array() });
+      assert.deepEqual(
+        (await store.events(op.id, 0)).map((e) => [e.seq, e.status]),
+        [
+          [1, 'Running'],
+          [2, 'Succeeded'],
+        ],
+      );
+    });
+
     it('answers get for an unknown id with undefined', async () => {
       assert.equal(await store.get(newOperationId()), undefined);
     });

@@ -5,8 +5,10 @@
  * owners; captures from two store instances interleave, duplicates rejected;
  * an unreachable, hung or restarted server rejects verbs with
  * StoreUnavailableError within their time limits, and the pool recovers by
- * itself. Faults are put between the store and the server by a TCP proxy, so
- * the shared server is never touched.
+ * itself; a watcher on one store instance hears of operations changed through
+ * another (LISTEN/NOTIFY), also after its LISTEN connection was killed. Faults
+ * are put between the store and the server by a TCP proxy, so the shared
+ * server is never touched (except the one LISTEN backend a test terminates).
  *
  * One fresh schema for the file, emptied before each conformance test and
  * dropped at the end.
@@ -30,7 +32,8 @@ if (skip) {
   const db = freshSchema('spillway_store_test');
   const open = (clock: ManualClock, options: Partial<PostgresStoreOptions> = {}) =>
     PostgresStore.open({ url: db.url, clock, poolSize: 4, ...options });
-  const empty = () => db.query(`TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides`);
+  const empty = () =>
+    db.query(`TRUNCATE ${db.schema}.operations, ${db.schema}.operation_events, ${db.schema}.route_overrides`);
 
   before(async () => {
     await (await open(new ManualClock())).close(); // creates the schema and its tables
@@ -123,10 +126,130 @@ if (skip) {
         );
         assert.deepEqual(
           applied.map((row) => row.version),
-          [1, 2, 3],
+          [1, 2, 3, 4],
         );
       } finally {
         await other.drop();
+      }
+    });
+  });
+
+  describe('PostgreSQL: events across store instances (LISTEN/NOTIFY)', () => {
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    /** Waits, at most `ms`, until `check` holds; resolves whether it does. */
+    const until = async (check: () => boolean | Promise<boolean>, ms: number) => {
+      const giveUpAt = Date.now() + ms;
+      while (!(await check())) {
+        if (Date.now() > giveUpAt) return false;
+        await sleep(20);
+      }
+      return true;
+    };
+    const listenBackends = async () =>
+      (
+        await db.query<{ pid: number }>(
+          'SELECT pid FROM pg_stat_activity WHERE application_name = $1 ORDER BY pid',
+          [`spillway-listen:${db.schema}`],
+        )
+      ).map((row) => row.pid);
+
+    it('a watcher on store B hears of operations captured and completed through store A, also after its LISTEN connection is killed', {
+      timeout: 30_000,
+    }, async () => {
+      await empty();
+      const clock = new ManualClock();
+      const [a, b] = await Promise.all([open(clock), open(clock)]);
+      const heard: string[] = [];
+      const stop = b!.watch((id) => heard.push(id));
+      const times = (id: string) => heard.filter((heardId) => heardId === id).length;
+      /** Captures, leases and completes one operation through A; resolves its id. */
+      const runThroughA = async () => {
+        const op = await a!.capture(newOperation(clock));
+        const [leased] = await a!.lease({ owner: 'worker-a', limit: 1, leaseMs: 60_000 });
+        assert.equal(leased?.id, op.id);
+        assert.equal(
+          await a!.complete(op.id, 'worker-a', { status: 200, headers: [], body: new Uint8Array() }),
+          true,
+        );
+        return op.id;
+      };
+      /** Runs operations through A until B hears of one: B's LISTEN connection is up from then on. */
+      const untilHeard = async (ms: number) => {
+        const giveUpAt = Date.now() + ms;
+        while (Date.now() < giveUpAt) {
+          const id = await runThroughA();
+          if (await until(() => times(id) > 0, 200)) return id;
+        }
+        assert.fail(`store B heard nothing through its LISTEN connection for ${ms} ms`);
+      };
+      try {
+        await untilHeard(5_000);
+
+        const id = await runThroughA();
+        assert.ok(
+          await until(() => times(id) >= 3, 5_000),
+          `B heard of ${id} ${times(id)} times, not once per status change (3)`,
+        );
+        assert.deepEqual(
+          (await b!.events(id, 0)).map((e) => [e.seq, e.status]),
+          [
+            [1, 'NotStarted'],
+            [2, 'Running'],
+            [3, 'Succeeded'],
+          ],
+        );
+
+        // A status changed outside any store (a psql session with another search_path): the trigger
+        // still writes the event in the right schema, and B hears of it.
+        await db.query(
+          `UPDATE ${db.schema}.operations SET status = 'Canceled', updated_at = $2 WHERE id = $1`,
+          [id, clock.now()],
+        );
+        assert.ok(await until(() => times(id) >= 4, 5_000), 'B heard of the change made outside the stores');
+        assert.deepEqual(
+          (await b!.events(id, 3)).map((e) => [e.seq, e.status]),
+          [[4, 'Canceled']],
+        );
+
+        // Kill B's LISTEN connection on the server: B reconnects by itself and keeps hearing.
+        const [killed, ...others] = await listenBackends();
+        assert.ok(killed !== undefined && others.length === 0, 'one LISTEN connection per watching store');
+        await db.query('SELECT pg_terminate_backend($1)', [killed]);
+        const afterKill = await untilHeard(10_000);
+        const now = await listenBackends();
+        assert.equal(now.length, 1);
+        assert.notEqual(now[0], killed, 'a new LISTEN connection');
+        assert.ok(
+          await until(() => times(afterKill) >= 3, 5_000),
+          `B heard of ${afterKill} ${times(afterKill)} times`,
+        );
+      } finally {
+        stop();
+        await Promise.all([a!.close(), b!.close()]);
+      }
+      assert.deepEqual(await listenBackends(), [], 'close() ends the LISTEN connection');
+    });
+
+    it('a store hears of its own writes at once, and once each, without waiting for the notification', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const store = await open(clock);
+      const heard: string[] = [];
+      const stop = store.watch((id) => heard.push(id));
+      try {
+        // Let the LISTEN connection come up, so its notifications would arrive if they were not skipped.
+        assert.ok(await until(async () => (await listenBackends()).length === 1, 5_000));
+        await sleep(200);
+        const op = await store.capture(newOperation(clock));
+        assert.deepEqual(heard, [op.id], 'told when capture resolved');
+        await store.lease({ owner: 'w1', limit: 1, leaseMs: 60_000 });
+        await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+        assert.equal(heard.length, 3);
+        await sleep(300);
+        assert.equal(heard.length, 3, "the store's own notifications are not told twice");
+      } finally {
+        stop();
+        await store.close();
       }
     });
   });

@@ -40,6 +40,15 @@
  * attempt be counted as lost with an unknown outcome. Retrying is safe: each
  * clears the lease it is fenced by, so a retry after an unanswered success
  * changes nothing (and resolves false).
+ *
+ * Events and watching: migration 004's triggers write an operation's events
+ * (one per status change) in the transaction that changes it, and NOTIFY the
+ * schema's channel with its id. `watch` hears of changes two ways: this
+ * process's own writes tell its watchers as soon as they resolve, and one
+ * LISTEN connection per store (started by the first `watch`, see
+ * listener.ts) brings the other processes' commits. Notifications sent by
+ * this store's own pooled connections are skipped there, having been told
+ * already.
  */
 import { randomUUID } from 'node:crypto';
 import type { Pool } from 'pg';
@@ -52,6 +61,7 @@ import type {
   NewOperation,
   Operation,
   OperationError,
+  OperationEvent,
   OperationStatus,
   OperationStore,
   RetryRecord,
@@ -67,6 +77,7 @@ import {
   type PostgresLocation,
   parseLocation,
 } from './connection.ts';
+import { NotificationListener } from './listener.ts';
 import { checkServerVersion, migrate } from './migrate.ts';
 
 export interface PostgresStoreOptions {
@@ -81,6 +92,8 @@ export interface PostgresStoreOptions {
   connectTimeoutMs?: number;
   /** A statement gives up after this (then 503). Default 10 s. */
   statementTimeoutMs?: number;
+  /** How often the LISTEN connection (see `watch`) checks that it is still alive. Default 30 s. */
+  listenHeartbeatMs?: number;
 }
 
 interface PendingCapture {
@@ -114,16 +127,34 @@ export class PostgresStore implements OperationStore {
   readonly #busy = new Set<Promise<unknown>>();
   /** Tokens of lease calls whose answer was lost: their rows are handed back at the next lease. */
   readonly #lostLeases = new Map<string, string>(); // token → owner
+  readonly #watchers = new Set<(operationId: string) => void>();
+  /**
+   * The LISTEN connection, made by the first watch. It skips notifications sent by this store's
+   * own pooled connections (their server process ids are kept from the pool's first connection
+   * on): those writes told the watchers when they resolved.
+   */
+  readonly #listener: NotificationListener;
   #closed = false;
 
   /** Connects, checks the server version and migrates the schema. Rejects StoreUnavailableError if unreachable. */
   static async open(options: PostgresStoreOptions): Promise<PostgresStore> {
     const location = parseLocation(options.url, options.schema);
     const pg = await loadDriver();
+    const connectTimeoutMs = options.connectTimeoutMs ?? 5_000;
     const pool = createPool(pg, location, {
       size: options.poolSize ?? 10,
-      connectTimeoutMs: options.connectTimeoutMs ?? 5_000,
+      connectTimeoutMs,
       statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
+    });
+    // From the first connection on: the one that migrates stays in the pool and serves verbs.
+    const ownBackends = new Set<number>();
+    pool.on('connect', (client) => {
+      const pid = backendOf(client);
+      if (pid !== undefined) ownBackends.add(pid);
+    });
+    pool.on('remove', (client) => {
+      const pid = backendOf(client);
+      if (pid !== undefined) ownBackends.delete(pid);
     });
     try {
       const client = await pool.connect();
@@ -137,13 +168,28 @@ export class PostgresStore implements OperationStore {
       await pool.end().catch(() => {});
       throw asStoreError(error, location);
     }
-    return new PostgresStore(pool, location, options.clock ?? systemClock);
+    const listener = (store: PostgresStore) =>
+      new NotificationListener(
+        pg,
+        location,
+        { connectTimeoutMs, heartbeatMs: options.listenHeartbeatMs ?? 30_000 },
+        (id, processId) => {
+          if (!ownBackends.has(processId)) store.#tell(id);
+        },
+      );
+    return new PostgresStore(pool, location, options.clock ?? systemClock, listener);
   }
 
-  private constructor(pool: Pool, location: PostgresLocation, clock: Clock) {
+  private constructor(
+    pool: Pool,
+    location: PostgresLocation,
+    clock: Clock,
+    listener: (store: PostgresStore) => NotificationListener,
+  ) {
     this.#pool = pool;
     this.#location = location;
     this.#clock = clock;
+    this.#listener = listener(this);
   }
 
   /** The schema holding this store's tables. */
@@ -192,7 +238,9 @@ export class PostgresStore implements OperationStore {
           text: LEASE,
           values: [owner, now, now + leaseMs, limit, token, excludeRoutes],
         });
-        return rows.map(toOperation).sort(replayOrder);
+        const leased = rows.map(toOperation).sort(replayOrder);
+        for (const op of leased) this.#tell(op.id);
+        return leased;
       } catch (error) {
         // The UPDATE may have committed with its answer lost: hand those rows back next time.
         this.#lostLeases.set(token, owner);
@@ -290,6 +338,34 @@ export class PostgresStore implements OperationStore {
     });
   }
 
+  events(id: string, afterSeq: number): Promise<OperationEvent[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_events',
+        text: `SELECT seq, status, at, attempts, error FROM operation_events
+               WHERE operation_id = $1 AND seq > $2 ORDER BY seq`,
+        values: [id, afterSeq],
+      });
+      return (rows as Row[]).map((row) => ({
+        operationId: id,
+        seq: Number(row.seq),
+        status: row.status as OperationStatus,
+        at: Number(row.at),
+        attempts: Number(row.attempts),
+        error: row.error === null ? null : (row.error as OperationError),
+      }));
+    });
+  }
+
+  watch(listener: (operationId: string) => void): () => void {
+    if (this.#closed) return () => {};
+    this.#watchers.add(listener);
+    this.#listener.start();
+    return () => {
+      this.#watchers.delete(listener);
+    };
+  }
+
   setOverride(route: string, override: RouteOverride | null): Promise<void> {
     return this.#run(async () => {
       if (override === null) {
@@ -335,7 +411,22 @@ export class PostgresStore implements OperationStore {
     this.#closed = true;
     while (this.#busy.size > 0) await Promise.allSettled([...this.#busy]);
     if (this.#lostLeases.size > 0) await this.#handBackLostLeases().catch(() => {});
-    await this.#pool.end();
+    this.#watchers.clear();
+    await Promise.all([this.#listener.stop(), this.#pool.end()]);
+  }
+
+  /** Tells every watcher that a commit touched `id`. A watcher that throws does not keep the others from hearing. */
+  #tell(id: string): void {
+    for (const watcher of this.#watchers) {
+      try {
+        watcher(id);
+      } catch (error) {
+        // Not swallowed: a broken watcher is a bug, reported like any uncaught error.
+        queueMicrotask(() => {
+          throw error;
+        });
+      }
+    }
   }
 
   #run<T>(verb: () => Promise<T>): Promise<T> {
@@ -360,7 +451,9 @@ export class PostgresStore implements OperationStore {
       const giveUpAt = Date.now() + FENCED_RETRY_WINDOW_MS;
       for (let tries = 0; ; tries++) {
         try {
-          return (await this.#pool.query({ name, text, values })).rowCount === 1;
+          const changed = (await this.#pool.query({ name, text, values })).rowCount === 1;
+          if (changed) this.#tell(values[0] as string);
+          return changed;
         } catch (error) {
           const pause = FENCED_RETRY_PAUSES_MS[Math.min(tries, FENCED_RETRY_PAUSES_MS.length - 1)]!;
           if (!isUnavailable(error) || Date.now() + pause > giveUpAt) throw error;
@@ -414,6 +507,7 @@ export class PostgresStore implements OperationStore {
         if (inserted.has(pending.row.id)) pending.resolve(pending.row);
         else pending.reject(duplicateError(pending.row.id));
       }
+      for (const id of inserted) this.#tell(id);
     } catch (error) {
       const failure = asStoreError(error, this.#location);
       if (failure instanceof StoreUnavailableError || rows.length === 1) {
@@ -562,6 +656,12 @@ function toOperation(row: Row): Operation {
 
 const replayOrder = (a: Operation, b: Operation) =>
   b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
+
+/** The server process id behind a pooled client (the driver keeps it, untyped), to recognise its notifications. */
+const backendOf = (client: unknown): number | undefined => {
+  const pid = (client as { processID?: unknown }).processID;
+  return typeof pid === 'number' ? pid : undefined;
+};
 
 const closedError = () => new StoreUnavailableError('The store is closed.');
 const duplicateError = (id: string) =>

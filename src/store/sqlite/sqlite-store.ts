@@ -24,6 +24,7 @@ import type {
   NewOperation,
   Operation,
   OperationError,
+  OperationEvent,
   OperationStatus,
   OperationStore,
   RetryRecord,
@@ -58,6 +59,9 @@ export class SqliteStore implements OperationStore {
   readonly #clock: Clock;
   readonly #sql: ReturnType<typeof prepareStatements>;
   #queue: QueuedWrite[] = [];
+  /** Operations the current batch touched: their watchers hear of them once it commits. */
+  #touched = new Set<string>();
+  readonly #watchers = new Set<(operationId: string) => void>();
   #flushScheduled = false;
   #closed = false;
 
@@ -100,6 +104,7 @@ export class SqliteStore implements OperationStore {
         createdAt: now,
         updatedAt: now,
       };
+      this.#touched.add(row.id);
       this.#sql.insert.run({
         id: row.id,
         route: row.route,
@@ -129,6 +134,7 @@ export class SqliteStore implements OperationStore {
       const now = this.#clock.now();
       const exclude = JSON.stringify(excludeRoutes);
       const rows = this.#sql.lease.all({ owner, now, expires: now + leaseMs, limit, exclude }) as Row[];
+      for (const row of rows) this.#touched.add(String(row.id));
       return rows.map(toOperation).sort(replayOrder);
     }) as Promise<Operation[]>;
   }
@@ -209,6 +215,24 @@ export class SqliteStore implements OperationStore {
     return Object.fromEntries(rows.map((row) => [String(row.route), row.override as RouteOverride]));
   }
 
+  async events(id: string, afterSeq: number): Promise<OperationEvent[]> {
+    this.#assertOpen();
+    const rows = this.#sql.events.all({ id, after: afterSeq }) as Row[];
+    return rows.map((row) => ({
+      operationId: String(row.operation_id),
+      seq: Number(row.seq),
+      status: row.status as OperationStatus,
+      at: Number(row.at),
+      attempts: Number(row.attempts),
+      error: row.error === null ? null : (JSON.parse(String(row.error)) as OperationError),
+    }));
+  }
+
+  watch(listener: (operationId: string) => void): () => void {
+    this.#watchers.add(listener);
+    return () => this.#watchers.delete(listener);
+  }
+
   async nextDueAt(): Promise<number | undefined> {
     this.#assertOpen();
     const row = this.#sql.nextDue.get() as Row;
@@ -228,7 +252,11 @@ export class SqliteStore implements OperationStore {
   }
 
   #changed(statement: StatementSync, params: Record<string, SQLInputValue>): Promise<boolean> {
-    return this.#write(() => Number(statement.run(params).changes) === 1) as Promise<boolean>;
+    return this.#write(() => {
+      const changed = Number(statement.run(params).changes) === 1;
+      if (changed) this.#touched.add(String(params.id));
+      return changed;
+    }) as Promise<boolean>;
   }
 
   #write(run: () => unknown): Promise<unknown> {
@@ -266,6 +294,7 @@ export class SqliteStore implements OperationStore {
       }
       this.#db.exec('COMMIT');
     } catch (error) {
+      this.#touched.clear();
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       const failure = asStoreError(error);
       for (const write of batch) write.reject(failure);
@@ -276,6 +305,9 @@ export class SqliteStore implements OperationStore {
       if (outcome.ok) write.resolve(outcome.value);
       else write.reject(outcome.error);
     });
+    const touched = this.#touched;
+    this.#touched = new Set();
+    for (const id of touched) for (const watcher of this.#watchers) watcher(id);
   }
 }
 
@@ -338,6 +370,9 @@ function prepareStatements(db: DatabaseSync) {
     release: db.prepare(`UPDATE operations SET attempts = attempts + :in_flight,
         outcome_unknown = outcome_unknown OR :in_flight, ${clearLease}, updated_at = :now ${fenced}`),
     get: db.prepare('SELECT * FROM operations WHERE id = :id'),
+    events: db.prepare(
+      'SELECT * FROM operation_events WHERE operation_id = :id AND seq > :after ORDER BY seq',
+    ),
     counts: db.prepare('SELECT status, count(*) AS n FROM operations GROUP BY status'),
     deadLettered: db.prepare('SELECT count(*) AS n FROM operations WHERE dead_lettered_at IS NOT NULL'),
     setOverride:

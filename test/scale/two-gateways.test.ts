@@ -14,6 +14,13 @@
  *    not deduplicate by Idempotency-Key). A replayer killed mid-attempt is a
  *    different case, and is case 2.
  *
+ *    An SSE client on the surviving gateway follows operations the killed one
+ *    acknowledged, from before the upstream is back: it receives their events
+ *    up to the terminal Succeeded, which the worker (a third process)
+ *    commits, and the stream ends. The gateways' SSE poll backstop is set far
+ *    beyond the test's bounds, so the events can only arrive through the
+ *    store's LISTEN/NOTIFY.
+ *
  * 2. A worker is killed -9 while its attempts are in flight (the upstream holds
  *    them); a second worker recovers them once their leases expire, under the
  *    retry-safety rule: the plain POST is not re-sent (dead-lettered, outcome
@@ -43,6 +50,34 @@ const skip = await skipWithoutPostgres('the scale-out end-to-end tests');
 const CLIENTS_PER_GATEWAY = 8;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface SseEvent {
+  id: string;
+  data: { status: string };
+}
+
+/** Reads a text/event-stream response to its end: each event's id and its CloudEvent's data. */
+async function readEvents(res: Response): Promise<SseEvent[]> {
+  const events: SseEvent[] = [];
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for await (const chunk of res.body!) {
+    buffer += decoder.decode(chunk, { stream: true });
+    const blocks = buffer.split('\n\n');
+    buffer = blocks.pop()!;
+    for (const block of blocks) {
+      const fields = new Map<string, string>();
+      for (const line of block.split('\n')) {
+        if (line.startsWith(':')) continue; // a heartbeat comment
+        const colon = line.indexOf(':');
+        fields.set(line.slice(0, colon), line.slice(colon + 1).replace(/^ /, ''));
+      }
+      const data = fields.get('data');
+      if (data !== undefined) events.push({ id: fields.get('id') ?? '', data: JSON.parse(data).data });
+    }
+  }
+  return events;
+}
 
 /** Polls `check` every 50 ms until it holds, failing with `what` after `ms`. */
 async function eventually(what: () => string, check: () => Promise<boolean>, ms: number): Promise<void> {
@@ -83,11 +118,13 @@ describe('scale-out: gateways and workers sharing one PostgreSQL schema', { skip
       // The upstream stays down for seconds: retry often and never give up within the test.
       routeDefaults: { maxAttempts: 10_000, backoff: { initialMs: 20, maxMs: 200 } },
     };
+    // SSE streams re-read the store only every minute without a notice: past this test's bounds.
+    const sse = { pollMs: 60_000 };
     const processes: SpillwayProcess[] = [];
     try {
       const gateways: GatewayProcess[] = await Promise.all([
-        spawnGateway(dir, { ...shared, replay: { concurrency: 0 } }),
-        spawnGateway(dir, { ...shared, replay: { concurrency: 0 } }),
+        spawnGateway(dir, { ...shared, sse, replay: { concurrency: 0 } }),
+        spawnGateway(dir, { ...shared, sse, replay: { concurrency: 0 } }),
       ]);
       processes.push(...gateways);
       const worker = await spawnWorker(dir, { ...shared, replay: { concurrency: 8, pollIntervalMs: 50 } });
@@ -134,7 +171,57 @@ describe('scale-out: gateways and workers sharing one PostgreSQL schema', { skip
       const ids = [...acknowledged.keys()];
       for (const id of ids) assert.ok(await store.get(id), `acknowledged ${id} is missing`);
 
+      // SSE clients on the survivor follow five operations the killed gateway acknowledged.
+      const orphans = [...acknowledged].filter(([, { via }]) => via === 0).map(([id]) => id);
+      const followed = orphans.slice(0, 5);
+      const streamsAbort = new AbortController();
+      const opened = await Promise.all(
+        followed.map(async (id) => {
+          const res = await fetch(`${gateways[1]!.url}/_spillway/operations/${id}/events`, {
+            headers: { accept: 'text/event-stream' },
+            signal: streamsAbort.signal,
+          });
+          assert.equal(res.status, 200);
+          assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+          return res;
+        }),
+      );
+      const streams = opened.map(readEvents); // each resolves when its stream ends
+      // Awaited below; should an assertion fail before, the killed streams must not reject unheard.
+      for (const stream of streams) stream.catch(() => {});
+      // Following made the survivor LISTEN; once it does, it hears what the worker commits.
+      await eventually(
+        () => "the surviving gateway's LISTEN connection is not up",
+        async () =>
+          (
+            await db.query(
+              `SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND state = 'idle' AND query <> ''`,
+              [`spillway-listen:${db.schema}`],
+            )
+          ).length > 0,
+        10_000,
+      );
+
       await upstream.start();
+      const bound = setTimeout(() => streamsAbort.abort(), 20_000);
+      const heard = await Promise.allSettled(streams);
+      clearTimeout(bound);
+      heard.forEach((result, i) => {
+        const id = followed[i]!;
+        assert.equal(
+          result.status,
+          'fulfilled',
+          `the SSE stream of ${id} did not end within 20 s of the upstream's return`,
+        );
+        const events = (result as PromiseFulfilledResult<SseEvent[]>).value;
+        assert.deepEqual(
+          events.map((event) => event.id),
+          events.map((_, seq) => `${id}:${seq + 1}`),
+          'every event, in order, from the first',
+        );
+        assert.equal(events[0]?.data.status, 'NotStarted');
+        assert.equal(events.at(-1)?.data.status, 'Succeeded', `the last event of ${id} is the terminal one`);
+      });
       let done = 0;
       await eventually(
         () =>
@@ -153,7 +240,6 @@ describe('scale-out: gateways and workers sharing one PostgreSQL schema', { skip
       t.diagnostic(`${progress()}; all ${ids.length} completed exactly once`);
 
       // The survivor serves the operations the dead gateway acknowledged.
-      const orphans = [...acknowledged].filter(([, { via }]) => via === 0).map(([id]) => id);
       for (const id of orphans.slice(0, 20)) {
         const monitor = await jsonOf(await fetch(`${gateways[1]!.url}/_spillway/operations/${id}`));
         assert.equal(monitor.status, 'Succeeded');

@@ -22,6 +22,8 @@ export const errorTable = {
   'max-age-exceeded': { status: 502, title: 'The operation grew too old to replay' },
   'outcome-unknown': { status: 502, title: 'The upstream may or may not have processed the request' },
   'result-too-large': { status: 502, title: 'The upstream response was too large to store' },
+  'operation-canceled': { status: 409, title: 'The operation was canceled' },
+  'operation-running': { status: 409, title: 'The operation has started and cannot be canceled' },
   'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -31,12 +31,12 @@ export async function serveOperationsApi(
   const { store, clock, publicUrl } = options;
   const { path } = target;
   const cors = corsHeaders(req.headers.origin, options.corsOrigins);
-  const match = /^\/_spillway\/operations\/([^/]+)(?:\/(result|events))?$/.exec(path);
+  const match = /^\/_spillway\/operations\/([^/]+)(?:\/(result|events|cancel))?$/.exec(path);
   if (!match) {
     sendProblem(
       res,
       'not-found',
-      `Nothing is served at ${path}. See GET /_spillway/operations/{id}, its /result and its /events.`,
+      `Nothing is served at ${path}. See GET /_spillway/operations/{id}, its /result and /events, and POST its /cancel.`,
       cors,
     );
     return;
@@ -48,7 +48,7 @@ export async function serveOperationsApi(
       ...cors,
       ...(allowed
         ? {
-            'access-control-allow-methods': 'GET, HEAD',
+            'access-control-allow-methods': 'GET, HEAD, POST',
             'access-control-allow-headers': 'Last-Event-ID',
             'access-control-max-age': '600',
           }
@@ -57,10 +57,12 @@ export async function serveOperationsApi(
     res.end();
     return;
   }
-  if (req.method !== 'GET' && req.method !== 'HEAD') {
-    sendProblem(res, 'method-not-allowed', `${req.method} is not supported here; use GET.`, {
+  const canceling = match[2] === 'cancel';
+  const allow = canceling ? ['POST', 'OPTIONS'] : ['GET', 'HEAD', 'OPTIONS'];
+  if (!allow.includes(req.method ?? '')) {
+    sendProblem(res, 'method-not-allowed', `${req.method} is not supported here; use ${allow[0]}.`, {
       ...cors,
-      allow: 'GET, HEAD, OPTIONS',
+      allow: allow.join(', '),
     });
     return;
   }
@@ -73,6 +75,26 @@ export async function serveOperationsApi(
       `No operation has the id ${JSON.stringify(id)}. Check the id from the 202's Operation-Location.`,
       cors,
     );
+    return;
+  }
+  if (canceling) {
+    await store.cancel(op.id);
+    const now = (await store.get(op.id)) ?? op;
+    if (now.status === 'Running') {
+      sendProblem(
+        res,
+        'operation-running',
+        'An attempt has started, so the request may already be at the upstream; wait for the outcome instead.',
+        cors,
+        { operationId: op.id },
+      );
+      return;
+    }
+    // Canceled now or before, or already terminal: 200 with the monitor, unchanged if it was terminal.
+    sendJson(res, 200, statusMonitor(now, operationLinks(publicUrl, now.id)), {
+      ...cors,
+      'cache-control': 'no-store',
+    });
     return;
   }
   if (match[2] === 'events') {
@@ -115,8 +137,13 @@ function sendResult(res: ServerResponse, op: Operation, monitor: string, cors: R
   }
   // Failed by Spillway's own decision (an upstream's final answer is replayed above).
   const code: ErrorCode =
-    op.error && op.error.code in errorTable ? (op.error.code as ErrorCode) : 'upstream-failed';
-  const detail = op.error?.message ?? `The operation ended ${op.status}.`;
+    op.status === 'Canceled'
+      ? 'operation-canceled'
+      : op.error && op.error.code in errorTable
+        ? (op.error.code as ErrorCode)
+        : 'upstream-failed';
+  const detail =
+    op.error?.message ?? 'The operation was canceled before it was sent to the upstream; nothing reached it.';
   sendProblem(
     res,
     code,

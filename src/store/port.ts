@@ -164,6 +164,12 @@ export interface OperationStore {
   release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean>;
   get(id: string): Promise<Operation | undefined>;
   counts(): Promise<StatusCounts>;
+  /**
+   * Cancels an operation that has not started: `NotStarted` and not leased
+   * becomes `Canceled` (an event), atomically against leasing. Resolves true
+   * when this call canceled it; false when it was unknown or past NotStarted.
+   */
+  cancel(id: string): Promise<boolean>;
   /** The operation's events after `afterSeq` (0: all of them), in order. */
   events(id: string, afterSeq: number): Promise<OperationEvent[]>;
   /**

@@ -1,7 +1,7 @@
 /**
  * Long-running-operation conformance, the table of
  * ../shared/research/http-standards.md §2.7, each test named by its row id.
- * Rows not built yet (L8 cancel, L10 tenants, L15 retention) are not here;
+ * Rows not built yet (L10 tenants, L15 retention) are not here;
  * L11 (kill after the 202) is test/reliability/kill9.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -92,6 +92,46 @@ describe('operations conformance, http-standards.md §2.7', () => {
     }
     assert.equal(final.status, 201);
     assert.equal(await final.text(), '{"x":1}');
+    await upstream.stop();
+  });
+
+  it('L8: cancel while NotStarted → 200 Canceled, the upstream never called, again 200; a Running one → 409', async () => {
+    const upstream = await new TestUpstream().start();
+    await upstream.stop();
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      routeDefaults: { backoff: { initialMs: 60_000 } },
+    });
+    const marker = randomUUID();
+    const id = operationIdOf(await fetch(`${gw.publicUrl}/payments`, { method: 'POST', body: marker }));
+    const cancel = () => fetch(`${gw.publicUrl}/_spillway/operations/${id}/cancel`, { method: 'POST' });
+    const first = await cancel();
+    assert.equal(first.status, 200);
+    assert.equal((await jsonOf(first)).status, 'Canceled');
+    const again = await cancel();
+    assert.equal(again.status, 200);
+    assert.equal((await jsonOf(again)).status, 'Canceled');
+    const result = await fetch(`${gw.publicUrl}/_spillway/operations/${id}/result`);
+    assert.equal(result.status, 409);
+    assert.equal((await jsonOf(result)).type, 'https://spillway.dev/problems/operation-canceled');
+    const events = await (await fetch(`${gw.publicUrl}/_spillway/operations/${id}/events`)).text();
+    assert.match(events, /event: dev\.spillway\.operation\.canceled/);
+    await upstream.start();
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(upstream.count(marker), 0, 'never sent');
+    assert.equal((await fetch(`${gw.publicUrl}/_spillway/operations/${id}/cancel`)).status, 405);
+
+    upstream.behaviour = () => ({ kind: 'delay', ms: 1_000, and: { kind: 'respond', status: 201 } });
+    const running = operationIdOf(
+      await fetch(`${gw.publicUrl}/payments`, {
+        method: 'POST',
+        headers: { prefer: 'respond-async, wait=0' },
+      }),
+    );
+    while ((await gw.store.get(running))?.status !== 'Running') await new Promise((r) => setTimeout(r, 10));
+    const refused = await fetch(`${gw.publicUrl}/_spillway/operations/${running}/cancel`, { method: 'POST' });
+    assert.equal(refused.status, 409);
+    assert.equal((await jsonOf(refused)).type, 'https://spillway.dev/problems/operation-running');
     await upstream.stop();
   });
 

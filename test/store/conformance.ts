@@ -285,6 +285,27 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       );
     });
 
+    it('cancels only an operation not started and not leased, atomically against leasing', async () => {
+      const waiting = await store.capture(newOperation(clock, { nextAttemptAt: clock.now() + 60_000 }));
+      const leased = await store.capture(newOperation(clock));
+      await lease(store);
+      assert.equal(await store.cancel(waiting.id), true);
+      assert.equal(await store.cancel(waiting.id), false, 'already canceled');
+      assert.equal(await store.cancel(leased.id), false, 'running');
+      assert.equal(await store.cancel(newOperationId()), false, 'unknown');
+      assert.equal((await store.get(waiting.id))?.status, 'Canceled');
+      assert.deepEqual(
+        (await store.events(waiting.id, 0)).map((e) => e.status),
+        ['NotStarted', 'Canceled'],
+      );
+      clock.advance(60_000);
+      assert.ok(
+        (await lease(store, 'w2')).every((o) => o.id !== waiting.id),
+        'a canceled operation is never leased',
+      );
+      assert.equal((await store.counts()).Canceled, 1);
+    });
+
     it('answers get for an unknown id with undefined', async () => {
       assert.equal(await store.get(newOperationId()), undefined);
     });

@@ -306,6 +306,15 @@ export class PostgresStore implements OperationStore {
     );
   }
 
+  cancel(id: string): Promise<boolean> {
+    return this.#changed(
+      'spillway_cancel',
+      `UPDATE operations SET status = 'Canceled', updated_at = $2
+       WHERE id = $1 AND status = 'NotStarted' AND lease_owner IS NULL`,
+      [id, this.#clock.now()],
+    );
+  }
+
   get(id: string): Promise<Operation | undefined> {
     return this.#run(async () => {
       const { rows } = await this.#pool.query({

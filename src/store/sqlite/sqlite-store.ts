@@ -215,6 +215,10 @@ export class SqliteStore implements OperationStore {
     return Object.fromEntries(rows.map((row) => [String(row.route), row.override as RouteOverride]));
   }
 
+  cancel(id: string): Promise<boolean> {
+    return this.#changed(this.#sql.cancel, { id, now: this.#clock.now() });
+  }
+
   async events(id: string, afterSeq: number): Promise<OperationEvent[]> {
     this.#assertOpen();
     const rows = this.#sql.events.all({ id, after: afterSeq }) as Row[];
@@ -370,6 +374,8 @@ function prepareStatements(db: DatabaseSync) {
     release: db.prepare(`UPDATE operations SET attempts = attempts + :in_flight,
         outcome_unknown = outcome_unknown OR :in_flight, ${clearLease}, updated_at = :now ${fenced}`),
     get: db.prepare('SELECT * FROM operations WHERE id = :id'),
+    cancel: db.prepare(`UPDATE operations SET status = 'Canceled', updated_at = :now
+      WHERE id = :id AND status = 'NotStarted' AND lease_owner IS NULL`),
     events: db.prepare(
       'SELECT * FROM operation_events WHERE operation_id = :id AND seq > :after ORDER BY seq',
     ),

@@ -111,6 +111,8 @@ export const defaults = {
     /** How often idle workers look for due operations (they are also woken by captures). */
     pollIntervalMs: 1_000,
   },
+  /** How long a terminal operation (its monitor, result and events) is kept; then it is gone (404). */
+  retentionMs: 7 * 24 * 60 * 60_000,
   /** Server-Sent Events on /_spillway/operations/{id}/events. */
   sse: {
     /** Reconnection delay suggested to clients (`retry:`). */
@@ -143,6 +145,7 @@ export interface GatewayConfig {
   replay: { concurrency: number; pollIntervalMs: number };
   shutdownDelayMs: number;
   shutdownGraceMs: number;
+  retentionMs: number;
   sse: { retryMs: number; heartbeatMs: number; pollMs: number };
   corsOrigins: ReadonlySet<string>;
   /** Matched in order; the last is the catch-all `default` route. */
@@ -209,6 +212,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
       ),
     },
     shutdownDelayMs: intAt(raw, 'shutdownDelayMs', defaults.shutdownDelayMs, 0),
+    retentionMs: intAt(raw, 'retentionMs', defaults.retentionMs, 60_000),
     sse: {
       retryMs: intAt(sse, 'retryMs', defaults.sse.retryMs, 0, 3_600_000, 'sse.'),
       heartbeatMs: intAt(sse, 'heartbeatMs', defaults.sse.heartbeatMs, 100, 3_600_000, 'sse.'),

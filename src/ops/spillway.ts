@@ -16,6 +16,7 @@ import { createPublicServer } from '../gateway/public-server.ts';
 import { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
+import { Retention } from '../workers/retention.ts';
 import { createAdminServer } from './admin-server.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
@@ -80,6 +81,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
 
   let publicUrl = config.publicUrl ?? '';
   const hub = new EventHub(store);
+  const retention = new Retention(store, clock, config.retentionMs);
   const publicServer = createPublicServer({
     engine,
     store,
@@ -102,6 +104,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   if (!config.publicUrl) publicUrl = `http://${urlHost(config.host)}:${port}`;
   accepting = true;
   if (config.replay.concurrency > 0) worker.start();
+  retention.start();
   log.info(
     { port, adminPort, publicUrl, upstream: config.upstream, store: describeStore(config.store), instanceId },
     'listening',
@@ -123,6 +126,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       clearTimeout(grace);
       await Promise.all([workerStopped, engine.drain(config.shutdownGraceMs)]);
       health.stop();
+      retention.stop();
       hub.close();
       await upstream.close();
       await store.close();

@@ -170,6 +170,12 @@ export interface OperationStore {
    * when this call canceled it; false when it was unknown or past NotStarted.
    */
   cancel(id: string): Promise<boolean>;
+  /**
+   * Deletes terminal operations (and their events) last changed before
+   * `before` (epoch ms), at most `limit` of them; resolves with how many.
+   * Retention: past it an operation is gone (404).
+   */
+  purge(before: number, limit: number): Promise<number>;
   /** The operation's events after `afterSeq` (0: all of them), in order. */
   events(id: string, afterSeq: number): Promise<OperationEvent[]>;
   /**

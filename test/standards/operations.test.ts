@@ -1,12 +1,14 @@
 /**
  * Long-running-operation conformance, the table of
  * ../shared/research/http-standards.md §2.7, each test named by its row id.
- * Rows not built yet (L10 tenants, L15 retention) are not here;
+ * Row L10 (tenants) is not built yet, so not here;
  * L11 (kill after the 202) is test/reliability/kill9.test.ts.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
+import { systemClock } from '../../src/clock.ts';
+import { Retention } from '../../src/workers/retention.ts';
 import { jsonOf, operationIdOf, startGateway } from '../support/harness.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
 
@@ -133,6 +135,27 @@ describe('operations conformance, http-standards.md §2.7', () => {
     assert.equal(refused.status, 409);
     assert.equal((await jsonOf(refused)).type, 'https://spillway.dev/problems/operation-running');
     await upstream.stop();
+  });
+
+  it('L15: past the retention a terminal operation is gone: 404, events included; one still waiting is kept', async () => {
+    const upstream = await new TestUpstream().start();
+    await using gw = await startGateway({ upstream: upstream.url });
+    const done = operationIdOf(
+      await fetch(`${gw.publicUrl}/things`, { method: 'POST', headers: { prefer: 'respond-async, wait=0' } }),
+    );
+    await gw.settled(done);
+    await upstream.stop();
+    const waiting = operationIdOf(await fetch(`${gw.publicUrl}/things`, { method: 'POST' }));
+    const week = 7 * 24 * 60 * 60_000;
+    // Retention's own clock, a week and a minute ahead: the run that would happen then.
+    const later = { ...systemClock, now: () => Date.now() + week + 60_000 };
+    assert.equal(await new Retention(gw.store, later, week).runOnce(), 1);
+    for (const path of ['', '/result', '/events']) {
+      const res = await fetch(`${gw.publicUrl}/_spillway/operations/${done}${path}`);
+      assert.equal(res.status, 404, path);
+      assert.equal((await jsonOf(res)).type, 'https://spillway.dev/problems/operation-not-found');
+    }
+    assert.equal((await fetch(`${gw.publicUrl}/_spillway/operations/${waiting}`)).status, 200);
   });
 
   it('L9: a random operation id → 404 problem+json', async () => {

@@ -306,6 +306,23 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.equal((await store.counts()).Canceled, 1);
     });
 
+    it('purges terminal operations older than the retention, with their events, and nothing else', async () => {
+      const done = await store.capture(newOperation(clock));
+      const waiting = await store.capture(newOperation(clock, { nextAttemptAt: clock.now() + 600_000 }));
+      await lease(store);
+      await store.complete(done.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      clock.advance(1_000);
+      const recent = await store.capture(newOperation(clock));
+      await store.cancel(recent.id);
+      assert.equal(await store.purge(clock.now() - 500, 100), 1);
+      assert.equal(await store.get(done.id), undefined);
+      assert.deepEqual(await store.events(done.id, 0), []);
+      assert.ok(await store.get(waiting.id), 'not terminal: kept whatever its age');
+      assert.ok(await store.get(recent.id), 'within the retention: kept');
+      assert.equal(await store.purge(clock.now() + 1, 100), 1);
+      assert.equal(await store.purge(clock.now() + 1, 100), 0);
+    });
+
     it('answers get for an unknown id with undefined', async () => {
       assert.equal(await store.get(newOperationId()), undefined);
     });

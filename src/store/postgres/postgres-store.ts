@@ -306,6 +306,19 @@ export class PostgresStore implements OperationStore {
     );
   }
 
+  purge(before: number, limit: number): Promise<number> {
+    return this.#run(async () => {
+      const { rowCount } = await this.#pool.query({
+        name: 'spillway_purge',
+        text: `DELETE FROM operations WHERE id IN (SELECT id FROM operations
+                 WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < $1
+                 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        values: [before, limit],
+      });
+      return rowCount ?? 0;
+    });
+  }
+
   cancel(id: string): Promise<boolean> {
     return this.#changed(
       'spillway_cancel',

@@ -215,6 +215,10 @@ export class SqliteStore implements OperationStore {
     return Object.fromEntries(rows.map((row) => [String(row.route), row.override as RouteOverride]));
   }
 
+  purge(before: number, limit: number): Promise<number> {
+    return this.#write(() => Number(this.#sql.purge.run({ before, limit }).changes)) as Promise<number>;
+  }
+
   cancel(id: string): Promise<boolean> {
     return this.#changed(this.#sql.cancel, { id, now: this.#clock.now() });
   }
@@ -374,6 +378,8 @@ function prepareStatements(db: DatabaseSync) {
     release: db.prepare(`UPDATE operations SET attempts = attempts + :in_flight,
         outcome_unknown = outcome_unknown OR :in_flight, ${clearLease}, updated_at = :now ${fenced}`),
     get: db.prepare('SELECT * FROM operations WHERE id = :id'),
+    purge: db.prepare(`DELETE FROM operations WHERE id IN (SELECT id FROM operations
+      WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < :before LIMIT :limit)`),
     cancel: db.prepare(`UPDATE operations SET status = 'Canceled', updated_at = :now
       WHERE id = :id AND status = 'NotStarted' AND lease_owner IS NULL`),
     events: db.prepare(

@@ -1,0 +1,52 @@
+/**
+ * Retention: terminal operations (and their events) are deleted once they have
+ * been terminal for `retentionMs`; past that an operation answers 404. Runs on
+ * a timer in batches, so a large backlog of old operations never holds the
+ * store's writer for long; `runOnce()` is the manual trigger for tests.
+ */
+import type { Clock, Timer } from '../clock.ts';
+import type { OperationStore } from '../store/port.ts';
+
+const BATCH = 1_000;
+
+export class Retention {
+  readonly #store: OperationStore;
+  readonly #clock: Clock;
+  readonly #retentionMs: number;
+  readonly #everyMs: number;
+  #timer: Timer | undefined;
+
+  constructor(store: OperationStore, clock: Clock, retentionMs: number) {
+    this.#store = store;
+    this.#clock = clock;
+    this.#retentionMs = retentionMs;
+    this.#everyMs = Math.min(60_000, Math.max(1_000, Math.floor(retentionMs / 10)));
+  }
+
+  /** Deletes every operation past retention now; resolves with how many. */
+  async runOnce(): Promise<number> {
+    const before = this.#clock.now() - this.#retentionMs;
+    let total = 0;
+    for (;;) {
+      const purged = await this.#store.purge(before, BATCH);
+      total += purged;
+      if (purged < BATCH) return total;
+    }
+  }
+
+  start(): void {
+    this.#timer = this.#clock.setTimeout(() => {
+      this.runOnce()
+        .catch(() => {}) // the store is unavailable: the next round tries again
+        .finally(() => {
+          if (this.#timer) this.start();
+        });
+    }, this.#everyMs);
+    this.#timer.unref?.();
+  }
+
+  stop(): void {
+    if (this.#timer) this.#clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+}

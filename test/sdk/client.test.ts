@@ -17,7 +17,9 @@ interface Sent {
 }
 
 /** A fetch that records what the SDK sends, and can replace the answer to some URLs. */
-function recordingFetch(replace?: (url: string, sent: Sent) => Promise<Response> | undefined) {
+function recordingFetch(
+  replace?: (url: string, sent: Sent, init: RequestInit | undefined) => Promise<Response> | undefined,
+) {
   const sent: Sent[] = [];
   const wrapped: FetchLike = (input, init) => {
     const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
@@ -28,7 +30,7 @@ function recordingFetch(replace?: (url: string, sent: Sent) => Promise<Response>
       signal: init?.signal ?? undefined,
     };
     sent.push(record);
-    return replace?.(url, record) ?? fetch(input, init);
+    return replace?.(url, record, init) ?? fetch(input, init);
   };
   return { fetch: wrapped, sent, urls: () => sent.map((s) => s.url) };
 }
@@ -340,5 +342,99 @@ describe('client SDK', () => {
     } finally {
       await upstream.stop();
     }
+  });
+
+  for (const sse of [true, false]) {
+    it(`an operation canceled while the client waits answers the 409 operation-canceled problem (${sse ? 'SSE' : 'polling'})`, async () => {
+      await using env = await parkedUpstream();
+      // The gateway says Retry-After: 30 (the upstream's); for the polling case, make it 0 (polls every 100 ms).
+      const rec = recordingFetch((url, _sent, init) =>
+        sse
+          ? undefined
+          : fetch(url, init).then((res) => {
+              if (!res.headers.has('retry-after')) return res;
+              const headers = new Headers(res.headers);
+              headers.set('retry-after', '0');
+              return new Response(res.body, { status: res.status, headers });
+            }),
+      );
+      const client = createClient({
+        fetch: rec.fetch,
+        sse,
+        onAccepted: (op) =>
+          setTimeout(
+            () => void fetch(`${op.monitorUrl}/cancel`, { method: 'POST' }).then((r) => r.text()),
+            50,
+          ),
+      });
+      const started = performance.now();
+      const res = await client.fetch(`${env.gw.publicUrl}/payments`, post);
+      assert.equal(res.status, 409);
+      assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/);
+      assert.equal(((await res.json()) as { code: string }).code, 'operation-canceled');
+      assert.ok(performance.now() - started < 2_000);
+      if (!sse)
+        assert.ok(rec.urls().filter((u) => /\/op_[^/]+$/.test(u)).length >= 2, 'polled until Canceled');
+    });
+  }
+
+  it("an operation the gateway does not know: the monitor's 404 problem is the answer; relative URLs resolve", async () => {
+    const upstream = await new TestUpstream().start();
+    await using gw = await startGateway({ upstream: upstream.url });
+    try {
+      // A 202 as a gateway would send it, but for an id this one never issued, with relative URLs.
+      const rec = recordingFetch((url) =>
+        url.endsWith('/orders')
+          ? Promise.resolve(
+              new Response(null, {
+                status: 202,
+                headers: {
+                  'operation-location': '/_spillway/operations/op_AAAAAAAAAAAAAAAAAAAAAAAA',
+                  location: '/_spillway/operations/op_AAAAAAAAAAAAAAAAAAAAAAAA/result',
+                  'retry-after': '0',
+                },
+              }),
+            )
+          : undefined,
+      );
+      const accepted: AcceptedOperation[] = [];
+      const res = await createClient({ fetch: rec.fetch, onAccepted: (op) => accepted.push(op) }).fetch(
+        `${gw.publicUrl}/orders`,
+        { method: 'POST' },
+      );
+      assert.deepEqual(accepted, [
+        {
+          id: 'op_AAAAAAAAAAAAAAAAAAAAAAAA',
+          monitorUrl: `${gw.publicUrl}/_spillway/operations/op_AAAAAAAAAAAAAAAAAAAAAAAA`,
+          resultUrl: `${gw.publicUrl}/_spillway/operations/op_AAAAAAAAAAAAAAAAAAAAAAAA/result`,
+          status: undefined,
+        },
+      ]);
+      assert.equal(res.status, 404);
+      assert.equal(((await res.json()) as { code: string }).code, 'operation-not-found');
+      assert.deepEqual(
+        rec.urls().map((u) => u.replace(gw.publicUrl, '')),
+        [
+          '/orders',
+          '/_spillway/operations/op_AAAAAAAAAAAAAAAAAAAAAAAA/events',
+          '/_spillway/operations/op_AAAAAAAAAAAAAAAAAAAAAAAA',
+        ],
+      );
+    } finally {
+      await upstream.stop();
+    }
+  });
+
+  it('a throwing onAccepted rejects the call with its error', async () => {
+    await using env = await parkedUpstream();
+    const oops = new Error('UI bug');
+    await assert.rejects(
+      createClient({
+        onAccepted: () => {
+          throw oops;
+        },
+      }).fetch(`${env.gw.publicUrl}/payments`, post),
+      (e) => e === oops,
+    );
   });
 });

@@ -111,7 +111,7 @@ export async function streamEvents(
 
   write(backlog);
   if (ended) return;
-  unfollow = hub.follow(id, pump);
+  unfollow = hub.follow(id, pump, end);
   every(options.pollMs, pump);
   every(options.heartbeatMs, () => res.write(': heartbeat\n\n'));
   req.once('close', end);

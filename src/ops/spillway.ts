@@ -119,6 +119,8 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
       const workerStopped = worker.stop(config.shutdownGraceMs);
       // Requests on the public port finish first: one may still become an adoption.
+      // Event streams end now (clients reconnect elsewhere with Last-Event-ID), or they would hold the port open.
+      hub.close();
       const closed = new Promise<void>((resolve) => publicServer.close(() => resolve()));
       publicServer.closeIdleConnections();
       const grace = setTimeout(() => publicServer.closeAllConnections(), config.shutdownGraceMs);
@@ -127,7 +129,6 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       await Promise.all([workerStopped, engine.drain(config.shutdownGraceMs)]);
       health.stop();
       retention.stop();
-      hub.close();
       await upstream.close();
       await store.close();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));

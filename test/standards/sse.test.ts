@@ -255,6 +255,22 @@ describe('SSE conformance, http-standards.md §5.4', () => {
     }
   });
 
+  it('shutdown ends open streams at once instead of waiting out the grace period', async () => {
+    const { gw, capture } = await waitingGateway({
+      shutdownGraceMs: 5_000,
+      routeDefaults: { backoff: { initialMs: 60_000 } },
+    });
+    const id = await capture();
+    const res = await fetch(eventsUrl(gw, id));
+    const reading = readEvents(res);
+    await new Promise((r) => setTimeout(r, 50));
+    const started = performance.now();
+    await gw.stop();
+    assert.ok(performance.now() - started < 2_000, `stop took ${Math.round(performance.now() - started)} ms`);
+    const { events } = await reading;
+    assert.equal(events[0]?.id, `${id}:1`, 'the stream ended cleanly after what it had sent');
+  });
+
   it('S9: CR and LF inside data strings arrive escaped in JSON and come out identical', async () => {
     const { gw, capture } = await waitingGateway({ replay: { concurrency: 0 } });
     try {

@@ -3,9 +3,8 @@
  * the public and admin servers, and stops them in order. `serve` and the demo
  * both start Spillway through here; so do the end-to-end tests, in-process.
  */
+
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
@@ -18,6 +17,7 @@ import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { Retention } from '../workers/retention.ts';
 import { createAdminServer } from './admin-server.ts';
+import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
 
@@ -150,16 +150,6 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     stop,
     [Symbol.asyncDispose]: stop,
   };
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }
 
 const urlHost = (host: string) =>

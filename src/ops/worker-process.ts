@@ -9,9 +9,8 @@
  * their retry policies match the gateways'. It refuses a store that only one
  * process may write (SQLite): there, the gateway's own workers replay.
  */
+
 import { randomBytes } from 'node:crypto';
-import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import { ConfigError, type GatewayConfig } from '../config/config.ts';
@@ -20,6 +19,7 @@ import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { createAdminServer } from './admin-server.ts';
+import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
 
@@ -106,14 +106,4 @@ export async function startWorkerProcess(
     return stopping;
   };
   return { adminPort, store, worker, stop, [Symbol.asyncDispose]: stop };
-}
-
-function listen(server: Server, port: number, host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => {
-      server.off('error', reject);
-      resolve((server.address() as AddressInfo).port);
-    });
-  });
 }

@@ -119,6 +119,16 @@ export interface FailRecord {
 
 export type StatusCounts = Record<OperationStatus, number> & { deadLettered: number };
 
+/** Counts with every status at zero, for adapters to fill in. */
+export const emptyStatusCounts = (): StatusCounts => ({
+  NotStarted: 0,
+  Running: 0,
+  Succeeded: 0,
+  Failed: 0,
+  Canceled: 0,
+  deadLettered: 0,
+});
+
 /**
  * One status change of an operation, as stored: the source of the SSE stream
  * and of webhooks. Written in the same transaction as the change itself.

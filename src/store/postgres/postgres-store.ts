@@ -69,6 +69,7 @@ import type {
   StatusCounts,
   StoredResponse,
 } from '../port.ts';
+import { emptyStatusCounts } from '../port.ts';
 import {
   asStoreError,
   createPool,
@@ -344,14 +345,7 @@ export class PostgresStore implements OperationStore {
       const { rows } = await this.#pool.query(
         'SELECT status, count(*) AS n, count(dead_lettered_at) AS dead FROM operations GROUP BY status',
       );
-      const counts: StatusCounts = {
-        NotStarted: 0,
-        Running: 0,
-        Succeeded: 0,
-        Failed: 0,
-        Canceled: 0,
-        deadLettered: 0,
-      };
+      const counts = emptyStatusCounts();
       for (const row of rows as Row[]) {
         counts[row.status as OperationStatus] = Number(row.n);
         counts.deadLettered += Number(row.dead);

@@ -32,6 +32,7 @@ import type {
   StatusCounts,
   StoredResponse,
 } from '../port.ts';
+import { emptyStatusCounts } from '../port.ts';
 
 export interface SqliteStoreOptions {
   /** File path, or `:memory:` for tests that do not need durability. */
@@ -189,14 +190,7 @@ export class SqliteStore implements OperationStore {
 
   async counts(): Promise<StatusCounts> {
     this.#assertOpen();
-    const counts: StatusCounts = {
-      NotStarted: 0,
-      Running: 0,
-      Succeeded: 0,
-      Failed: 0,
-      Canceled: 0,
-      deadLettered: 0,
-    };
+    const counts = emptyStatusCounts();
     for (const row of this.#sql.counts.all() as Row[]) counts[row.status as OperationStatus] = Number(row.n);
     counts.deadLettered = Number((this.#sql.deadLettered.get() as Row).n);
     return counts;

@@ -23,6 +23,11 @@ export const routeDefaults = {
   failoverStatuses: [429, 502, 503, 504],
   /** Set when the upstream deduplicates by Idempotency-Key: then any request may be resent. */
   honoursIdempotencyKey: false,
+  /**
+   * Idempotency-Key from clients: "optional" replays the first answer to a retry carrying the same
+   * key, "required" also answers 400 to unsafe requests without one, "off" just forwards the header.
+   */
+  idempotencyKeys: 'optional' as 'optional' | 'required' | 'off',
   /** Attempts (sync attempt included) before an operation is dead-lettered. */
   maxAttempts: 10,
   /** Age after which an operation is dead-lettered instead of replayed. */
@@ -111,6 +116,10 @@ export const defaults = {
     /** How often idle workers look for due operations (they are also woken by captures). */
     pollIntervalMs: 1_000,
   },
+  /** How long an Idempotency-Key is remembered (Stripe's 24 h); a reuse after that is a new request. */
+  idempotencyTtlMs: 24 * 60 * 60_000,
+  /** The request header whose value identifies a tenant: operations and Idempotency-Keys are scoped to it. */
+  tenantHeader: 'authorization',
   /** How long a terminal operation (its monitor, result and events) is kept; then it is gone (404). */
   retentionMs: 7 * 24 * 60 * 60_000,
   /** Server-Sent Events on /_spillway/operations/{id}/events. */
@@ -146,6 +155,8 @@ export interface GatewayConfig {
   shutdownDelayMs: number;
   shutdownGraceMs: number;
   retentionMs: number;
+  idempotencyTtlMs: number;
+  tenantHeader: string;
   sse: { retryMs: number; heartbeatMs: number; pollMs: number };
   corsOrigins: ReadonlySet<string>;
   /** Matched in order; the last is the catch-all `default` route. */
@@ -213,6 +224,8 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     },
     shutdownDelayMs: intAt(raw, 'shutdownDelayMs', defaults.shutdownDelayMs, 0),
     retentionMs: intAt(raw, 'retentionMs', defaults.retentionMs, 60_000),
+    idempotencyTtlMs: intAt(raw, 'idempotencyTtlMs', defaults.idempotencyTtlMs, 60_000),
+    tenantHeader: headerNameAt(raw, 'tenantHeader', defaults.tenantHeader),
     sse: {
       retryMs: intAt(sse, 'retryMs', defaults.sse.retryMs, 0, 3_600_000, 'sse.'),
       heartbeatMs: intAt(sse, 'heartbeatMs', defaults.sse.heartbeatMs, 100, 3_600_000, 'sse.'),
@@ -301,6 +314,7 @@ function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
     attemptTimeoutMs,
     failoverStatuses: new Set(statuses as number[]),
     honoursIdempotencyKey: boolAt(raw, 'honoursIdempotencyKey', at),
+    idempotencyKeys: oneOfAt(raw, 'idempotencyKeys', ['optional', 'required', 'off'] as const, at),
     maxAttempts: intAt(raw, 'maxAttempts', undefined, 1, undefined, at),
     maxAgeMs: intAt(raw, 'maxAgeMs', undefined, 1, undefined, at),
     backoff: {
@@ -420,6 +434,28 @@ function originsAt(raw: Record<string, unknown>): ReadonlySet<string> {
     );
   }
   return new Set(origins as string[]);
+}
+
+function oneOfAt<T extends string>(
+  raw: Record<string, unknown>,
+  key: string,
+  values: readonly T[],
+  at: string,
+): T {
+  const value = raw[key];
+  if (!values.includes(value as T)) {
+    throw new ConfigError(
+      `${at}${key} must be one of ${values.map((v) => `"${v}"`).join(', ')}, got ${show(value)}.`,
+    );
+  }
+  return value as T;
+}
+
+function headerNameAt(raw: Record<string, unknown>, key: string, fallback: string): string {
+  const value = stringAt(raw, key, fallback);
+  if (!/^[!#-'*+.^`|~\w-]+$/.test(value))
+    throw new ConfigError(`${key} must be a header name like "authorization", got ${show(value)}.`);
+  return value.toLowerCase();
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -51,6 +51,10 @@ export interface Submission {
   budgetMs: number;
   /** False: never capture; a spent budget answers 504 and failures 502. */
   mayFailover: boolean;
+  /** The caller's tenant (src/gateway/access.ts), kept with a capture: only it may read the operation. */
+  tenant: string | null;
+  /** The Idempotency-Key claim the request holds: a capture marks it accepted in the same commit. */
+  idempotency?: { key: string; token: string };
 }
 
 export type EngineAnswer =
@@ -276,6 +280,8 @@ export class FailoverEngine {
       idempotencyKey: route.honoursIdempotencyKey
         ? (headerValue(request.headers, 'idempotency-key') ?? null)
         : null,
+      tenant: submission.tenant,
+      ...(submission.idempotency ? { idempotency: submission.idempotency } : {}),
       traceparent: headerValue(request.headers, 'traceparent') ?? null,
       tracestate: headerValue(request.headers, 'tracestate') ?? null,
       attempts: spec.attempts,

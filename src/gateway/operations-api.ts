@@ -9,6 +9,7 @@ import { operationLinks, retryAfterSeconds, statusMonitor } from '../delivery/st
 import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, errorTable } from '../errors.ts';
 import type { Operation, OperationStore } from '../store/port.ts';
+import { callerTenant, mayRead } from './access.ts';
 import { sendProblem } from './problem-response.ts';
 
 export const RESERVED_PREFIX = '/_spillway/';
@@ -20,6 +21,8 @@ export interface OperationsApiOptions {
   /** Browser origins allowed to read the operations API (CORS), with credentials. */
   corsOrigins: ReadonlySet<string>;
   sse: Omit<SseOptions, 'store' | 'clock' | 'publicUrl'>;
+  /** The header whose value identifies the caller's tenant: only the creator's tenant sees an operation. */
+  tenantHeader: string;
 }
 
 export async function serveOperationsApi(
@@ -67,7 +70,9 @@ export async function serveOperationsApi(
     return;
   }
   const id = decodeURIComponent(match[1]!);
-  const op = isOperationId(id) ? await store.get(id) : undefined;
+  const found = isOperationId(id) ? await store.get(id) : undefined;
+  // Another tenant's operation is answered exactly like an unknown one: nothing leaks.
+  const op = found && mayRead(found, callerTenant(req.headers, options.tenantHeader)) ? found : undefined;
   if (!op) {
     sendProblem(
       res,

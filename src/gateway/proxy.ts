@@ -5,20 +5,31 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
-import { operationLinks, retryAfterSeconds, statusMonitor } from '../delivery/status-monitor.ts';
 import { readBounded } from '../engine/body.ts';
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
 import { endToEnd, type HeaderRecord } from '../engine/http-fields.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
+import type { OperationStore } from '../store/port.ts';
+import { sendAccepted } from './accepted-response.ts';
+import { callerTenant } from './access.ts';
+import { keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
 import { parsePrefer } from './prefer.ts';
 import { sendProblem } from './problem-response.ts';
 
 export interface ProxyOptions {
   engine: FailoverEngine;
+  store: OperationStore;
   clock: Clock;
   routes: readonly RoutePolicy[];
   publicUrl: string;
   maxBodyBytes: number;
+  /** Largest synchronous answer kept for Idempotency-Key replay. */
+  maxResultBytes: number;
+  /** How long an Idempotency-Key is remembered. */
+  idempotencyTtlMs: number;
+  /** The header whose value identifies the caller's tenant (src/gateway/access.ts). */
+  tenantHeader: string;
+  onError: (error: unknown) => void;
 }
 
 export async function proxy(
@@ -26,8 +37,9 @@ export async function proxy(
   res: ServerResponse,
   target: { path: string; query: string },
   receivedAt: number,
-  { engine, clock, routes, publicUrl, maxBodyBytes }: ProxyOptions,
+  options: ProxyOptions,
 ): Promise<void> {
+  const { engine, clock, routes, publicUrl, maxBodyBytes } = options;
   const method = req.method ?? 'GET';
   const route = routes.find((r) => r.matches(method, target.path))!;
   // A route that can answer 202 applies preferences, so caches must key on Prefer (RFC 7240 §2).
@@ -49,57 +61,79 @@ export async function proxy(
   const prefs = parsePrefer(req.headers.prefer);
   const headers = endToEnd(req.headers as HeaderRecord, ['host', 'content-length', 'prefer']);
   if (prefs.forward) headers.push(['prefer', prefs.forward]);
+  const request = { method, path: target.path, query: target.query, headers, body };
+  const tenant = callerTenant(req.headers, options.tenantHeader);
+  const gate = await passIdempotencyGate(req.headers['idempotency-key'], res, {
+    store: options.store,
+    clock,
+    publicUrl,
+    ttlMs: options.idempotencyTtlMs,
+    route,
+    tenant,
+    request,
+    vary,
+  });
+  if (gate.kind === 'answered') return;
+  const { claim } = gate;
+
   const respondAsync = route.failover && prefs.respondAsync;
   const wait = prefs.waitMs === undefined ? undefined : Math.min(prefs.waitMs, route.maxWaitMs);
   const submission: Submission = {
     route,
-    request: { method, path: target.path, query: target.query, headers, body },
+    request,
+    tenant,
+    ...(claim ? { idempotency: claim } : {}),
     receivedAt,
     // `wait` without `respond-async` is only a timeout hint: answered 504, never 202 (OData reading of RFC 7240).
     budgetMs: wait ?? route.budgetMs,
     mayFailover: route.failover && (respondAsync || wait === undefined),
   };
 
-  const answer = await engine.submit(submission);
+  let answer: Awaited<ReturnType<FailoverEngine['submit']>>;
+  try {
+    answer = await engine.submit(submission);
+  } catch (error) {
+    if (claim) await options.store.releaseIdempotencyKey(claim.key, claim.token).catch(options.onError);
+    throw error;
+  }
   switch (answer.kind) {
     case 'sync': {
       const { response } = answer;
       const out = endToEnd(response.headers as HeaderRecord);
       if (route.failover) mergeVary(out);
       res.writeHead(response.statusCode, out.flat());
+      if (claim) keepForReplay(response, res, claim, options.store, options.maxResultBytes, options.onError);
       // Plain pipe: cheaper per request than stream.pipeline, which builds an AbortError on every success.
       response.body.pipe(res);
       response.body.once('error', () => res.destroy());
       res.once('close', () => {
-        if (!response.body.readableEnded) response.body.destroy();
+        if (!claim && !response.body.readableEnded) response.body.destroy();
       });
       return;
     }
     case 'accepted': {
-      const op = answer.operation;
-      const links = operationLinks(publicUrl, op.id);
-      const applied = [
-        respondAsync && 'respond-async',
-        respondAsync && prefs.returnMinimal && 'return=minimal',
-      ]
+      // The capture marked the key accepted in the same commit: a retry finds this operation.
+      const minimal = respondAsync && prefs.returnMinimal;
+      const applied = [respondAsync && 'respond-async', minimal && 'return=minimal']
         .filter(Boolean)
         .join(', ');
-      const text = respondAsync && prefs.returnMinimal ? '' : JSON.stringify(statusMonitor(op, links));
-      res.writeHead(202, {
-        location: links.result,
-        'operation-location': links.monitor,
-        ...(text ? { 'content-location': links.monitor, 'content-type': 'application/json' } : {}),
-        'retry-after': String(retryAfterSeconds(op, clock.now()) ?? 1),
-        'cache-control': 'no-store',
-        'spillway-failover-reason': headerText(answer.reason),
-        ...vary,
-        ...(applied ? { 'preference-applied': applied } : {}),
-        'content-length': Buffer.byteLength(text),
-      });
-      res.end(text);
+      sendAccepted(
+        res,
+        answer.operation,
+        publicUrl,
+        clock.now(),
+        {
+          'spillway-failover-reason': headerText(answer.reason),
+          ...vary,
+          ...(applied ? { 'preference-applied': applied } : {}),
+        },
+        minimal,
+      );
       return;
     }
     case 'failed': {
+      // Spillway's own answer, not the upstream's: not kept, so a retry under the key is sent on.
+      if (claim) await options.store.releaseIdempotencyKey(claim.key, claim.token).catch(options.onError);
       const headers: Record<string, string | number> = { ...vary };
       if (answer.retryAfterSeconds !== undefined) headers['retry-after'] = answer.retryAfterSeconds;
       sendProblem(res, answer.code, answer.detail, headers);

@@ -90,6 +90,9 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     sse: { ...config.sse, hub },
     routes: config.routes,
     maxBodyBytes: config.maxBodyBytes,
+    maxResultBytes: config.maxResultBytes,
+    idempotencyTtlMs: config.idempotencyTtlMs,
+    tenantHeader: config.tenantHeader,
     maxInFlight: config.maxInFlight,
     get publicUrl() {
       return publicUrl;

@@ -24,6 +24,12 @@ export interface RoutePolicy {
   failoverStatuses: ReadonlySet<number>;
   /** The upstream deduplicates by the Idempotency-Key Spillway forwards, so any request may be resent. */
   honoursIdempotencyKey: boolean;
+  /**
+   * Spillway's own Idempotency-Key handling for clients: `optional` dedupes
+   * requests that carry a key, `required` also answers 400 to those without,
+   * `off` leaves the header to the upstream alone.
+   */
+  idempotencyKeys: 'optional' | 'required' | 'off';
   maxAttempts: number;
   maxAgeMs: number;
   backoff: BackoffPolicy;

@@ -68,6 +68,8 @@ export interface Operation {
   priority: number;
   /** The Idempotency-Key forwarded on every attempt, when the route uses one. */
   idempotencyKey: string | null;
+  /** Digest of the creator's credential (src/gateway/access.ts); null when it sent none. */
+  tenant: string | null;
   traceparent: string | null;
   tracestate: string | null;
   createdAt: number;
@@ -81,6 +83,7 @@ export interface NewOperation {
   request: CapturedRequest;
   priority: number;
   idempotencyKey: string | null;
+  tenant: string | null;
   traceparent: string | null;
   tracestate: string | null;
   /** Attempts already made before capture (the failed sync attempt, if any). */
@@ -89,6 +92,12 @@ export interface NewOperation {
   outcomeUnknown: boolean;
   /** Set for adoption: the in-flight sync attempt continues as this lease. */
   lease?: { owner: string; expiresAt: number };
+  /**
+   * The Idempotency-Key claim this request holds: the same commit that stores
+   * the operation marks the key `accepted` with its id, so a duplicate finds
+   * the operation and never a second capture.
+   */
+  idempotency?: { key: string; token: string };
 }
 
 export interface LeaseRequest {
@@ -144,6 +153,35 @@ export interface OperationEvent {
   error: OperationError | null;
 }
 
+/**
+ * An Idempotency-Key record (docs/http-api.md, "Idempotency-Key"), under the
+ * composite lookup key the gateway derives from tenant, method, route and the
+ * client's key. `in-progress` while the first request is being handled;
+ * `completed` with the upstream's answer when it was given synchronously;
+ * `accepted` with the operation when it went async.
+ */
+export type IdempotencyRecord = { fingerprint: string; expiresAt: number } & (
+  | { state: 'in-progress'; lockedUntil: number }
+  | { state: 'completed'; response: StoredResponse }
+  | { state: 'accepted'; operationId: string }
+);
+
+export interface IdempotencyClaim {
+  key: string;
+  /** Identifies this claim: later writes to the record are fenced by it. */
+  token: string;
+  /** Digest of the request (method, target, content type, body). */
+  fingerprint: string;
+  /**
+   * Duplicates are refused (409) until then. Past it, the claimant is taken to
+   * have died and the key can be claimed again, so a crash cannot block a key
+   * for its whole life.
+   */
+  lockedUntil: number;
+  /** The record is forgotten from then on: a reuse of the key is a new request. */
+  expiresAt: number;
+}
+
 /** An operator's override of a route's health state; kept in the store so it survives restarts. */
 export type RouteOverride = 'forced-async' | 'forced-sync';
 
@@ -181,11 +219,24 @@ export interface OperationStore {
    */
   cancel(id: string): Promise<boolean>;
   /**
-   * Deletes terminal operations (and their events) last changed before
+   * Deletes terminal operations (their events, and Idempotency-Key records pointing at them) last changed before
    * `before` (epoch ms), at most `limit` of them; resolves with how many.
    * Retention: past it an operation is gone (404).
    */
   purge(before: number, limit: number): Promise<number>;
+  /**
+   * Claims an Idempotency-Key atomically across every process sharing the
+   * store. Resolves undefined when this call now holds it (no record, or only
+   * an expired one, or an in-progress one whose lock has lapsed); otherwise
+   * the record in force, unchanged.
+   */
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyRecord | undefined>;
+  /** The claimed request was answered synchronously: keep that answer for replay. No-op if the claim was lost. */
+  completeIdempotencyKey(key: string, token: string, response: StoredResponse): Promise<void>;
+  /** Forgets a claim whose request stored nothing (a gateway-local rejection), so a retry is processed anew. */
+  releaseIdempotencyKey(key: string, token: string): Promise<void>;
+  /** Deletes Idempotency-Key records expired at `now`, at most `limit`; resolves with how many. */
+  purgeIdempotencyKeys(now: number, limit: number): Promise<number>;
   /** The operation's events after `afterSeq` (0: all of them), in order. */
   events(id: string, afterSeq: number): Promise<OperationEvent[]>;
   /**

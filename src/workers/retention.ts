@@ -1,6 +1,7 @@
 /**
  * Retention: terminal operations (and their events) are deleted once they have
- * been terminal for `retentionMs`; past that an operation answers 404. Runs on
+ * been terminal for `retentionMs`; past that an operation answers 404.
+ * Idempotency-Key records are deleted once they expire (`idempotencyTtlMs`). Runs on
  * a timer in batches, so a large backlog of old operations never holds the
  * store's writer for long; `runOnce()` is the manual trigger for tests.
  */
@@ -23,15 +24,12 @@ export class Retention {
     this.#everyMs = Math.min(60_000, Math.max(1_000, Math.floor(retentionMs / 10)));
   }
 
-  /** Deletes every operation past retention now; resolves with how many. */
+  /** Deletes every operation past retention, and every expired Idempotency-Key, now; resolves with how many operations. */
   async runOnce(): Promise<number> {
-    const before = this.#clock.now() - this.#retentionMs;
-    let total = 0;
-    for (;;) {
-      const purged = await this.#store.purge(before, BATCH);
-      total += purged;
-      if (purged < BATCH) return total;
-    }
+    const now = this.#clock.now();
+    const total = await inBatches((limit) => this.#store.purge(now - this.#retentionMs, limit));
+    await inBatches((limit) => this.#store.purgeIdempotencyKeys(now, limit));
+    return total;
   }
 
   start(): void {
@@ -48,5 +46,14 @@ export class Retention {
   stop(): void {
     if (this.#timer) this.#clock.clearTimeout(this.#timer);
     this.#timer = undefined;
+  }
+}
+
+async function inBatches(purge: (limit: number) => Promise<number>): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const purged = await purge(BATCH);
+    total += purged;
+    if (purged < BATCH) return total;
   }
 }

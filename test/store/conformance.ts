@@ -4,10 +4,10 @@
  * expiry and due times are exact.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { newOperationId } from '../../src/engine/operation-id.ts';
-import type { NewOperation, OperationStore } from '../../src/store/port.ts';
+import type { IdempotencyClaim, NewOperation, OperationStore } from '../../src/store/port.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 
 export type StoreFactory = (
@@ -31,6 +31,7 @@ export function newOperation(clock: ManualClock, overrides: Partial<NewOperation
     },
     priority: 0,
     idempotencyKey: null,
+    tenant: null,
     traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01',
     tracestate: null,
     attempts: 0,
@@ -321,6 +322,102 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.ok(await store.get(recent.id), 'within the retention: kept');
       assert.equal(await store.purge(clock.now() + 1, 100), 1);
       assert.equal(await store.purge(clock.now() + 1, 100), 0);
+    });
+
+    describe('Idempotency-Key records', () => {
+      const claimOf = (overrides: Partial<IdempotencyClaim> = {}): IdempotencyClaim => ({
+        key: 'k1',
+        token: randomUUID(),
+        fingerprint: 'fp1',
+        lockedUntil: clock.now() + 10_000,
+        expiresAt: clock.now() + 86_400_000,
+        ...overrides,
+      });
+      const answer = {
+        status: 500,
+        headers: [['content-type', 'text/plain'] as [string, string]],
+        body: new Uint8Array(Buffer.from('upstream broke')),
+      };
+
+      it('a claim holds the key: the next claim sees it in progress', async () => {
+        const first = claimOf();
+        assert.equal(await store.claimIdempotencyKey(first), undefined);
+        const second = await store.claimIdempotencyKey(claimOf({ fingerprint: 'fp2' }));
+        assert.equal(second?.state, 'in-progress');
+        assert.equal(second?.fingerprint, 'fp1', 'the record is unchanged by the refused claim');
+      });
+
+      it('only one of many concurrent claims of a key wins', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, () => store.claimIdempotencyKey(claimOf())),
+        );
+        assert.equal(results.filter((r) => r === undefined).length, 1);
+      });
+
+      it('keeps a completed answer byte for byte, across reopening', async () => {
+        const claim = claimOf();
+        await store.claimIdempotencyKey(claim);
+        await store.completeIdempotencyKey(claim.key, claim.token, answer);
+        await store.close();
+        store = await reopen();
+        const record = await store.claimIdempotencyKey(claimOf());
+        assert.equal(record?.state, 'completed');
+        assert.ok(record?.state === 'completed');
+        assert.equal(record.response.status, 500);
+        assert.deepEqual(record.response.headers, answer.headers);
+        assert.deepEqual(Buffer.from(record.response.body), Buffer.from(answer.body));
+      });
+
+      it('a released claim frees the key; a stranger token changes nothing', async () => {
+        const claim = claimOf();
+        await store.claimIdempotencyKey(claim);
+        await store.releaseIdempotencyKey(claim.key, 'someone-else');
+        assert.equal((await store.claimIdempotencyKey(claimOf()))?.state, 'in-progress');
+        await store.releaseIdempotencyKey(claim.key, claim.token);
+        assert.equal(await store.claimIdempotencyKey(claimOf()), undefined);
+      });
+
+      it('a lapsed lock lets a new claim take over, and fences the old claimant out', async () => {
+        const old = claimOf();
+        await store.claimIdempotencyKey(old);
+        clock.advance(10_000);
+        const fresh = claimOf();
+        assert.equal(await store.claimIdempotencyKey(fresh), undefined);
+        await store.completeIdempotencyKey(old.key, old.token, answer);
+        assert.equal((await store.claimIdempotencyKey(claimOf()))?.state, 'in-progress', 'old token ignored');
+      });
+
+      it('an expired record is forgotten: claimed anew, and purged', async () => {
+        const claim = claimOf({ expiresAt: clock.now() + 1_000 });
+        await store.claimIdempotencyKey(claim);
+        await store.completeIdempotencyKey(claim.key, claim.token, answer);
+        await store.claimIdempotencyKey(claimOf({ key: 'k2', expiresAt: clock.now() + 1_000 }));
+        await store.claimIdempotencyKey(claimOf({ key: 'k3', expiresAt: clock.now() + 5_000 }));
+        assert.equal((await store.claimIdempotencyKey(claimOf()))?.state, 'completed');
+        clock.advance(1_000);
+        assert.equal(await store.purgeIdempotencyKeys(clock.now(), 100), 2, 'k1 and k2 expired; k3 kept');
+        assert.equal(await store.claimIdempotencyKey(claimOf()), undefined, 'a reuse after expiry is new');
+        assert.equal((await store.claimIdempotencyKey(claimOf({ key: 'k3' })))?.state, 'in-progress');
+      });
+
+      it('a capture marks its claim accepted in the same commit; retention takes the record with the operation', async () => {
+        const claim = claimOf();
+        await store.claimIdempotencyKey(claim);
+        const op = await store.capture(
+          newOperation(clock, { tenant: 't1', idempotency: { key: claim.key, token: claim.token } }),
+        );
+        assert.equal((await store.get(op.id))?.tenant, 't1');
+        const record = await store.claimIdempotencyKey(claimOf());
+        assert.deepEqual(record?.state === 'accepted' && record.operationId, op.id);
+        await store.cancel(op.id);
+        clock.advance(1_000);
+        assert.equal(await store.purge(clock.now(), 100), 1);
+        assert.equal(
+          await store.claimIdempotencyKey(claimOf()),
+          undefined,
+          'the key went with its operation',
+        );
+      });
     });
 
     it('answers get for an unknown id with undefined', async () => {

@@ -57,6 +57,8 @@ import { StoreUnavailableError } from '../../errors.ts';
 import type {
   FailRecord,
   HeaderList,
+  IdempotencyClaim,
+  IdempotencyRecord,
   LeaseRequest,
   NewOperation,
   Operation,
@@ -99,6 +101,7 @@ export interface PostgresStoreOptions {
 
 interface PendingCapture {
   row: Operation;
+  idempotency: NewOperation['idempotency'];
   resolve: (operation: Operation) => void;
   reject: (error: unknown) => void;
 }
@@ -216,13 +219,14 @@ export class PostgresStore implements OperationStore {
       deadLetteredAt: null,
       priority: op.priority,
       idempotencyKey: op.idempotencyKey,
+      tenant: op.tenant,
       traceparent: op.traceparent,
       tracestate: op.tracestate,
       createdAt: now,
       updatedAt: now,
     };
     const captured = new Promise<Operation>((resolve, reject) => {
-      this.#captures.push({ row, resolve, reject });
+      this.#captures.push({ row, idempotency: op.idempotency, resolve, reject });
     });
     this.#scheduleFlush();
     return this.#track(captured);
@@ -315,6 +319,71 @@ export class PostgresStore implements OperationStore {
                  WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < $1
                  LIMIT $2 FOR UPDATE SKIP LOCKED)`,
         values: [before, limit],
+      });
+      return rowCount ?? 0;
+    });
+  }
+
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyRecord | undefined> {
+    return this.#run(async () => {
+      const now = this.#clock.now();
+      for (;;) {
+        // The primary key makes the claim atomic across processes; a lapsed record is taken over in place.
+        const claimed = await this.#pool.query({
+          name: 'spillway_claim_key',
+          text: `INSERT INTO idempotency_keys (key, token, fingerprint, state, locked_until, expires_at, created_at)
+                 VALUES ($1, $2, $3, 'in-progress', $4, $5, $6)
+                 ON CONFLICT (key) DO UPDATE SET token = excluded.token, fingerprint = excluded.fingerprint,
+                   state = 'in-progress', operation_id = NULL, response_status = NULL, response_headers = NULL,
+                   response_body = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at,
+                   created_at = excluded.created_at
+                 WHERE idempotency_keys.expires_at <= $6
+                   OR (idempotency_keys.state = 'in-progress' AND idempotency_keys.locked_until <= $6)
+                 RETURNING key`,
+          values: [claim.key, claim.token, claim.fingerprint, claim.lockedUntil, claim.expiresAt, now],
+        });
+        if (claimed.rowCount === 1) return undefined;
+        const { rows } = await this.#pool.query({
+          name: 'spillway_get_key',
+          text: `SELECT fingerprint, state, operation_id, response_status, response_headers, response_body,
+                   locked_until, expires_at FROM idempotency_keys WHERE key = $1`,
+          values: [claim.key],
+        });
+        // Gone between the two statements (purged, or released by its claimant): claim again.
+        if (rows[0]) return toIdempotencyRecord(rows[0] as Row);
+      }
+    });
+  }
+
+  completeIdempotencyKey(key: string, token: string, response: StoredResponse): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query({
+        name: 'spillway_complete_key',
+        text: `UPDATE idempotency_keys SET state = 'completed', response_status = $3, response_headers = $4,
+                 response_body = $5
+               WHERE key = $1 AND token = $2 AND state = 'in-progress'`,
+        values: [key, token, ...resultValues(response)],
+      });
+    });
+  }
+
+  releaseIdempotencyKey(key: string, token: string): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query({
+        name: 'spillway_release_key',
+        text: `DELETE FROM idempotency_keys WHERE key = $1 AND token = $2 AND state = 'in-progress'`,
+        values: [key, token],
+      });
+    });
+  }
+
+  purgeIdempotencyKeys(now: number, limit: number): Promise<number> {
+    return this.#run(async () => {
+      const { rowCount } = await this.#pool.query({
+        name: 'spillway_purge_keys',
+        text: `DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys
+                 WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        values: [now, limit],
       });
       return rowCount ?? 0;
     });
@@ -537,8 +606,8 @@ export class PostgresStore implements OperationStore {
 
   /** One INSERT for every row; resolves with the ids written (the others already existed). */
   async #insertRows(pending: PendingCapture[]): Promise<Set<string>> {
-    const columns = INSERT_COLUMNS.map(() => [] as unknown[]);
-    for (const { row } of pending) {
+    const columns = [...INSERT_COLUMNS, ...KEY_COLUMNS].map(() => [] as unknown[]);
+    for (const { row, idempotency } of pending) {
       const values = [
         row.id,
         row.route,
@@ -555,9 +624,12 @@ export class PostgresStore implements OperationStore {
         row.outcomeUnknown,
         row.priority,
         row.idempotencyKey,
+        row.tenant,
         row.traceparent,
         row.tracestate,
         row.createdAt,
+        idempotency?.key ?? null,
+        idempotency?.token ?? null,
       ];
       values.forEach((value, i) => {
         columns[i]!.push(value);
@@ -585,21 +657,38 @@ const INSERT_COLUMNS = [
   ['outcome_unknown', 'boolean'],
   ['priority', 'integer'],
   ['idempotency_key', 'text'],
+  ['tenant', 'text'],
   ['traceparent', 'text'],
   ['tracestate', 'text'],
   ['created_at', 'bigint'],
 ] as const;
 
-const INSERT = `INSERT INTO operations (${INSERT_COLUMNS.map(([name]) => name).join(', ')}, updated_at)
-  SELECT *, created_at FROM unnest(${INSERT_COLUMNS.map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
-    AS batch (${INSERT_COLUMNS.map(([name]) => name).join(', ')})
-  ON CONFLICT (id) DO NOTHING
-  RETURNING id`;
+// The Idempotency-Key claim each capture holds, if any: marked accepted by the same statement.
+const KEY_COLUMNS = [
+  ['claim_key', 'text'],
+  ['claim_token', 'text'],
+] as const;
+
+const OPERATION_NAMES = INSERT_COLUMNS.map(([name]) => name).join(', ');
+const INSERT = `WITH batch AS (
+    SELECT * FROM unnest(${[...INSERT_COLUMNS, ...KEY_COLUMNS].map(([, type], i) => `$${i + 1}::${type}[]`).join(', ')})
+      AS batch (${[...INSERT_COLUMNS, ...KEY_COLUMNS].map(([name]) => name).join(', ')})
+  ), inserted AS (
+    INSERT INTO operations (${OPERATION_NAMES}, updated_at)
+    SELECT ${OPERATION_NAMES}, created_at FROM batch
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+  ), accepted AS (
+    UPDATE idempotency_keys AS k SET state = 'accepted', operation_id = b.id
+    FROM batch AS b JOIN inserted USING (id)
+    WHERE k.key = b.claim_key AND k.token = b.claim_token AND k.state = 'in-progress'
+  )
+  SELECT id FROM inserted`;
 
 // Named, not *, so that a column added by a later migration does not break statements prepared before it.
 const OPERATION_COLUMNS = `id, route, method, path, query, request_headers, request_body, status, attempts,
   next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, result_status, result_headers, result_body,
-  error, dead_lettered_at, priority, idempotency_key, traceparent, tracestate, created_at, updated_at`;
+  error, dead_lettered_at, priority, idempotency_key, tenant, traceparent, tracestate, created_at, updated_at`;
 
 // Claims due operations in replay order, skipping rows another lease call holds. An expired lease
 // means its holder died mid-attempt: count that attempt, outcome unknown.
@@ -663,11 +752,32 @@ function toOperation(row: Row): Operation {
     deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
     priority: Number(row.priority),
     idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
+    tenant: row.tenant === null || row.tenant === undefined ? null : String(row.tenant),
     traceparent: row.traceparent === null ? null : String(row.traceparent),
     tracestate: row.tracestate === null ? null : String(row.tracestate),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
+}
+
+function toIdempotencyRecord(row: Row): IdempotencyRecord {
+  const base = { fingerprint: String(row.fingerprint), expiresAt: Number(row.expires_at) };
+  switch (row.state) {
+    case 'completed':
+      return {
+        ...base,
+        state: 'completed',
+        response: {
+          status: Number(row.response_status),
+          headers: row.response_headers as HeaderList,
+          body: row.response_body as Buffer,
+        },
+      };
+    case 'accepted':
+      return { ...base, state: 'accepted', operationId: String(row.operation_id) };
+    default:
+      return { ...base, state: 'in-progress', lockedUntil: Number(row.locked_until) };
+  }
 }
 
 const replayOrder = (a: Operation, b: Operation) =>

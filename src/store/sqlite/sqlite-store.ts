@@ -20,6 +20,8 @@ import { readMigrations } from '../migrations.ts';
 import type {
   FailRecord,
   HeaderList,
+  IdempotencyClaim,
+  IdempotencyRecord,
   LeaseRequest,
   NewOperation,
   Operation,
@@ -100,6 +102,7 @@ export class SqliteStore implements OperationStore {
         deadLetteredAt: null,
         priority: op.priority,
         idempotencyKey: op.idempotencyKey,
+        tenant: op.tenant,
         traceparent: op.traceparent,
         tracestate: op.tracestate,
         createdAt: now,
@@ -122,10 +125,12 @@ export class SqliteStore implements OperationStore {
         outcome_unknown: row.outcomeUnknown ? 1 : 0,
         priority: row.priority,
         idempotency_key: row.idempotencyKey,
+        tenant: row.tenant,
         traceparent: row.traceparent,
         tracestate: row.tracestate,
         created_at: now,
       });
+      if (op.idempotency) this.#sql.acceptKey.run({ ...op.idempotency, id: row.id });
       return row;
     }) as Promise<Operation>;
   }
@@ -211,6 +216,30 @@ export class SqliteStore implements OperationStore {
 
   purge(before: number, limit: number): Promise<number> {
     return this.#write(() => Number(this.#sql.purge.run({ before, limit }).changes)) as Promise<number>;
+  }
+
+  claimIdempotencyKey(claim: IdempotencyClaim): Promise<IdempotencyRecord | undefined> {
+    return this.#write(() => {
+      this.#sql.claimKey.run({ ...claim, now: this.#clock.now() });
+      const row = this.#sql.getKey.get({ key: claim.key }) as Row;
+      return row.token === claim.token ? undefined : toIdempotencyRecord(row);
+    }) as Promise<IdempotencyRecord | undefined>;
+  }
+
+  completeIdempotencyKey(key: string, token: string, response: StoredResponse): Promise<void> {
+    return this.#write(() => {
+      this.#sql.completeKey.run({ key, token, ...responseColumns(response) });
+    }) as Promise<void>;
+  }
+
+  releaseIdempotencyKey(key: string, token: string): Promise<void> {
+    return this.#write(() => {
+      this.#sql.releaseKey.run({ key, token });
+    }) as Promise<void>;
+  }
+
+  purgeIdempotencyKeys(now: number, limit: number): Promise<number> {
+    return this.#write(() => Number(this.#sql.purgeKeys.run({ now, limit }).changes)) as Promise<number>;
   }
 
   cancel(id: string): Promise<boolean> {
@@ -340,10 +369,32 @@ function prepareStatements(db: DatabaseSync) {
   return {
     insert: db.prepare(`INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
         status, attempts, next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, priority,
-        idempotency_key, traceparent, tracestate, created_at, updated_at)
+        idempotency_key, tenant, traceparent, tracestate, created_at, updated_at)
       VALUES (:id, :route, :method, :path, :query, :request_headers, :request_body, :status, :attempts,
         :next_attempt_at, :lease_owner, :lease_expires_at, :outcome_unknown, :priority, :idempotency_key,
-        :traceparent, :tracestate, :created_at, :created_at)`),
+        :tenant, :traceparent, :tracestate, :created_at, :created_at)`),
+    // A claim takes a free key, or one whose record expired or whose claimant's lock lapsed.
+    claimKey:
+      db.prepare(`INSERT INTO idempotency_keys (key, token, fingerprint, state, locked_until, expires_at,
+        created_at) VALUES (:key, :token, :fingerprint, 'in-progress', :lockedUntil, :expiresAt, :now)
+      ON CONFLICT (key) DO UPDATE SET token = excluded.token, fingerprint = excluded.fingerprint,
+        state = 'in-progress', operation_id = NULL, response_status = NULL, response_headers = NULL,
+        response_body = NULL, locked_until = excluded.locked_until, expires_at = excluded.expires_at,
+        created_at = excluded.created_at
+      WHERE idempotency_keys.expires_at <= :now
+        OR (idempotency_keys.state = 'in-progress' AND idempotency_keys.locked_until <= :now)`),
+    getKey: db.prepare('SELECT * FROM idempotency_keys WHERE key = :key'),
+    acceptKey: db.prepare(`UPDATE idempotency_keys SET state = 'accepted', operation_id = :id
+      WHERE key = :key AND token = :token AND state = 'in-progress'`),
+    completeKey:
+      db.prepare(`UPDATE idempotency_keys SET state = 'completed', response_status = :response_status,
+        response_headers = :response_headers, response_body = :response_body
+      WHERE key = :key AND token = :token AND state = 'in-progress'`),
+    releaseKey: db.prepare(
+      `DELETE FROM idempotency_keys WHERE key = :key AND token = :token AND state = 'in-progress'`,
+    ),
+    purgeKeys: db.prepare(`DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys
+      WHERE expires_at <= :now LIMIT :limit)`),
     // An expired lease means its holder died mid-attempt: count that attempt, outcome unknown.
     // Candidates come from the two due-time indexes (migration 003), not from a walk of the backlog.
     lease: db.prepare(`UPDATE operations SET
@@ -403,6 +454,34 @@ function resultColumns(result: StoredResponse | null) {
   };
 }
 
+function responseColumns(response: StoredResponse) {
+  return {
+    response_status: response.status,
+    response_headers: JSON.stringify(response.headers),
+    response_body: response.body,
+  };
+}
+
+function toIdempotencyRecord(row: Row): IdempotencyRecord {
+  const base = { fingerprint: String(row.fingerprint), expiresAt: Number(row.expires_at) };
+  switch (row.state) {
+    case 'completed':
+      return {
+        ...base,
+        state: 'completed',
+        response: {
+          status: Number(row.response_status),
+          headers: JSON.parse(String(row.response_headers)) as HeaderList,
+          body: row.response_body as Uint8Array,
+        },
+      };
+    case 'accepted':
+      return { ...base, state: 'accepted', operationId: String(row.operation_id) };
+    default:
+      return { ...base, state: 'in-progress', lockedUntil: Number(row.locked_until) };
+  }
+}
+
 function toOperation(row: Row): Operation {
   return {
     id: String(row.id),
@@ -432,6 +511,7 @@ function toOperation(row: Row): Operation {
     deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
     priority: Number(row.priority),
     idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
+    tenant: row.tenant === null ? null : String(row.tenant),
     traceparent: row.traceparent === null ? null : String(row.traceparent),
     tracestate: row.tracestate === null ? null : String(row.tracestate),
     createdAt: Number(row.created_at),

@@ -70,6 +70,8 @@ export interface Operation {
   idempotencyKey: string | null;
   /** Digest of the creator's credential (src/gateway/access.ts); null when it sent none. */
   tenant: string | null;
+  /** Where the operation's terminal event is posted (`Spillway-Callback`, checked by the guard); null without one. */
+  callbackUrl: string | null;
   traceparent: string | null;
   tracestate: string | null;
   createdAt: number;
@@ -98,6 +100,14 @@ export interface NewOperation {
    * the operation and never a second capture.
    */
   idempotency?: { key: string; token: string };
+  /** `Spillway-Callback`, already checked by the callback guard. */
+  callbackUrl?: string | null;
+  /**
+   * The configured webhook subscriptions that apply to this operation, fixed
+   * at capture: its terminal event is delivered to each whose `events` lists
+   * it, whichever process later finishes the operation.
+   */
+  webhookSubscriptions?: readonly WebhookTarget[];
 }
 
 export interface LeaseRequest {
@@ -182,6 +192,87 @@ export interface IdempotencyClaim {
   expiresAt: number;
 }
 
+/** Terminal statuses as webhook subscriptions name them (`events`). */
+export type WebhookEventName = 'succeeded' | 'failed' | 'canceled';
+
+/** Where an operation's terminal event goes: its callback (`endpoint` "callback") or a subscription. */
+export interface WebhookTarget {
+  /** "callback", or the subscription's name; part of the webhook-id, so `[A-Za-z0-9_-]`. */
+  endpoint: string;
+  url: string;
+  /** The terminal events delivered; null: all of them. */
+  events: readonly WebhookEventName[] | null;
+}
+
+/**
+ * A webhook delivery (docs/glossary.md): one terminal event to one endpoint.
+ * `pending` until an attempt gets a 2xx (`delivered`), the schedule runs out
+ * (`failed`), or the endpoint answers 410 or was disabled before (`disabled`).
+ * The store creates it in the same commit as the terminal status change, once
+ * per event and endpoint, and never again.
+ */
+export interface WebhookDelivery {
+  operationId: string;
+  /** The terminal event's seq. */
+  seq: number;
+  endpoint: string;
+  url: string;
+  state: 'pending' | 'delivered' | 'failed' | 'disabled';
+  /** Attempts made, counting one lost with a crashed holder. */
+  attempts: number;
+  /** Epoch ms the next attempt is due while pending (while leased: when the lease runs out). */
+  nextAttemptAt: number;
+  /** Why the last attempt did not deliver, or why the delivery ended. */
+  lastError: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** One recorded delivery attempt. */
+export interface WebhookAttempt {
+  /** 1, 2, 3…; a number is missing for an attempt lost in a crash. */
+  attempt: number;
+  at: number;
+  /** The receiver's status, when it answered. */
+  status: number | null;
+  /** What went wrong before an answer, else null. */
+  error: string | null;
+  latencyMs: number;
+  /** The start of the receiver's answer (about 1 KiB), as text. */
+  responseSnippet: string | null;
+}
+
+/** A leased delivery, with what its message is made of. */
+export interface LeasedWebhookDelivery extends WebhookDelivery {
+  event: OperationEvent;
+  traceparent: string | null;
+  tracestate: string | null;
+}
+
+export interface WebhookLeaseRequest {
+  owner: string;
+  limit: number;
+  leaseMs: number;
+  /** Endpoints this process can deliver to (it has their secrets): "callback" and its subscriptions' names. */
+  endpoints: readonly string[];
+}
+
+export type WebhookDeliveryKey = Pick<WebhookDelivery, 'operationId' | 'seq' | 'endpoint'>;
+
+/** What an attempt came to, written with the attempt in one commit. */
+export interface WebhookAttemptRecord {
+  attempt: Omit<WebhookAttempt, 'attempt'>;
+  /** Pending again until `nextAttemptAt`, or one of the final states. */
+  next: { state: 'pending'; nextAttemptAt: number } | { state: 'delivered' | 'failed' | 'disabled' };
+  lastError: string | null;
+  /**
+   * The endpoint answered 410: disable it for every process (its pending
+   * deliveries end `disabled`, and later ones are created so). For a
+   * subscription; a callback's 410 ends only its own delivery.
+   */
+  disableEndpoint: boolean;
+}
+
 /** An operator's override of a route's health state; kept in the store so it survives restarts. */
 export type RouteOverride = 'forced-async' | 'forced-sync';
 
@@ -219,7 +310,7 @@ export interface OperationStore {
    */
   cancel(id: string): Promise<boolean>;
   /**
-   * Deletes terminal operations (their events, and Idempotency-Key records pointing at them) last changed before
+   * Deletes terminal operations (their events, webhook deliveries, and Idempotency-Key records pointing at them) last changed before
    * `before` (epoch ms), at most `limit` of them; resolves with how many.
    * Retention: past it an operation is gone (404).
    */
@@ -253,5 +344,19 @@ export interface OperationStore {
   overrides(): Promise<Record<string, RouteOverride>>;
   /** Earliest `nextAttemptAt` of a waiting operation, for the workers' timer. */
   nextDueAt(): Promise<number | undefined>;
+  /**
+   * Claims due pending webhook deliveries (earliest due first) whose lease is
+   * free or expired, for the given endpoints only; concurrent callers in any
+   * process never get the same one. An expired lease counts the lost attempt.
+   */
+  leaseWebhookDeliveries(request: WebhookLeaseRequest): Promise<LeasedWebhookDelivery[]>;
+  /** Writes an attempt and what follows it, fenced by the lease: false when the caller no longer holds it. */
+  recordWebhookAttempt(key: WebhookDeliveryKey, owner: string, record: WebhookAttemptRecord): Promise<boolean>;
+  /** Hands a delivery's lease back (shutdown): due again at once, the attempt not counted. */
+  releaseWebhookDelivery(key: WebhookDeliveryKey, owner: string): Promise<boolean>;
+  /** An operation's deliveries, each with its attempts in order; [] for none or an unknown id. */
+  webhookDeliveries(operationId: string): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>>;
+  /** Earliest `nextAttemptAt` of a pending delivery to one of `endpoints`, for the dispatcher's timer. */
+  nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined>;
   close(): Promise<void>;
 }

@@ -420,6 +420,230 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       });
     });
 
+    it('webhooks: a terminal change creates one delivery per endpoint in its own commit, filtered by events', async () => {
+      const hooks = `https://hooks.example/${randomUUID()}`;
+      const subscriptions = [
+        { endpoint: 'audit', url: `${hooks}/audit`, events: null },
+        { endpoint: 'failures', url: `${hooks}/failures`, events: ['failed' as const] },
+      ];
+      const done = await store.capture(
+        newOperation(clock, { callbackUrl: `${hooks}/cb`, webhookSubscriptions: subscriptions }),
+      );
+      const plain = await store.capture(newOperation(clock));
+      const canceled = await store.capture(
+        newOperation(clock, {
+          nextAttemptAt: clock.now() + 60_000,
+          webhookSubscriptions: [{ endpoint: 'cancels', url: `${hooks}/c`, events: ['canceled'] }],
+        }),
+      );
+      assert.equal((await store.get(done.id))?.callbackUrl, `${hooks}/cb`);
+      assert.equal((await store.get(plain.id))?.callbackUrl, null);
+      await lease(store);
+      assert.deepEqual(await store.webhookDeliveries(done.id), [], 'nothing before the terminal event');
+      clock.advance(7);
+      await store.complete(done.id, 'w1', { status: 201, headers: [], body: new Uint8Array() });
+      await store.complete(plain.id, 'w1', { status: 201, headers: [], body: new Uint8Array() });
+      await store.cancel(canceled.id);
+      const deliveries = await store.webhookDeliveries(done.id);
+      assert.deepEqual(
+        deliveries.map((d) => [d.seq, d.endpoint, d.url, d.state, d.attempts, d.nextAttemptAt, d.attemptLog]),
+        [
+          [3, 'audit', `${hooks}/audit`, 'pending', 0, clock.now(), []],
+          [3, 'callback', `${hooks}/cb`, 'pending', 0, clock.now(), []],
+        ],
+        'the Succeeded event (seq 3) goes to the callback and to "audit", not to "failures"',
+      );
+      assert.deepEqual(await store.webhookDeliveries(plain.id), []);
+      assert.deepEqual(
+        (await store.webhookDeliveries(canceled.id)).map((d) => [d.seq, d.endpoint]),
+        [[2, 'cancels']],
+      );
+      assert.deepEqual(await store.webhookDeliveries(newOperationId()), []);
+    });
+
+    it('webhooks: leasing is exclusive and per endpoint, attempts are fenced and recorded, a delivered one is done', async () => {
+      const url = `https://hooks.example/${randomUUID()}`;
+      const op = await store.capture(
+        newOperation(clock, {
+          callbackUrl: url,
+          webhookSubscriptions: [{ endpoint: 'audit', url: `${url}/audit`, events: null }],
+        }),
+      );
+      await lease(store);
+      await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      const leaseHooks = (owner: string, endpoints: string[], limit = 10) =>
+        store.leaseWebhookDeliveries({ owner, limit, leaseMs: 30_000, endpoints });
+      assert.deepEqual(await leaseHooks('w1', []), []);
+      const [mine, extra] = await leaseHooks('w1', ['callback']);
+      assert.equal(extra, undefined);
+      assert.equal(mine?.endpoint, 'callback');
+      assert.equal(mine?.url, url);
+      assert.deepEqual(
+        [mine?.event.operationId, mine?.event.seq, mine?.event.status, mine?.event.attempts],
+        [op.id, 3, 'Succeeded', 1],
+      );
+      assert.equal(mine?.traceparent, op.traceparent);
+      assert.deepEqual(await leaseHooks('w2', ['callback', 'audit']).then((l) => l.map((d) => d.endpoint)), [
+        'audit',
+      ]);
+      assert.deepEqual(await leaseHooks('w3', ['callback', 'audit']), [], 'held leases are not leased again');
+      assert.equal(await store.nextWebhookDueAt(['callback']), clock.now() + 30_000, 'the lease, while held');
+
+      const key = { operationId: op.id, seq: 3, endpoint: 'callback' };
+      const failedAttempt = {
+        attempt: { at: clock.now(), status: 500, error: null, latencyMs: 12, responseSnippet: 'boom' },
+        next: { state: 'pending' as const, nextAttemptAt: clock.now() + 5_000 },
+        lastError: 'The receiver answered 500.',
+        disableEndpoint: false,
+      };
+      assert.equal(await store.recordWebhookAttempt(key, 'w2', failedAttempt), false, 'fenced by the owner');
+      assert.equal(await store.recordWebhookAttempt(key, 'w1', failedAttempt), true);
+      assert.equal(await store.recordWebhookAttempt(key, 'w1', failedAttempt), false, 'the lease is gone');
+      assert.equal(await store.nextWebhookDueAt(['callback']), clock.now() + 5_000);
+      assert.deepEqual(await leaseHooks('w1', ['callback']), [], 'not due yet');
+      clock.advance(5_000);
+      const [again] = await leaseHooks('w3', ['callback']);
+      assert.equal(again?.attempts, 1);
+      clock.advance(40);
+      const delivered = {
+        attempt: { at: clock.now(), status: 204, error: null, latencyMs: 3, responseSnippet: '' },
+        next: { state: 'delivered' as const },
+        lastError: null,
+        disableEndpoint: false,
+      };
+      assert.equal(await store.recordWebhookAttempt(key, 'w3', delivered), true);
+      clock.advance(3_600_000);
+      assert.deepEqual(await leaseHooks('w4', ['callback']), [], 'delivered: never leased again');
+      assert.equal(await store.nextWebhookDueAt(['callback']), undefined);
+      const callback = (await store.webhookDeliveries(op.id)).find((d) => d.endpoint === 'callback');
+      assert.equal(callback?.state, 'delivered');
+      assert.equal(callback?.attempts, 2);
+      assert.equal(callback?.lastError, null);
+      assert.deepEqual(callback?.attemptLog, [
+        {
+          attempt: 1,
+          at: failedAttempt.attempt.at,
+          status: 500,
+          error: null,
+          latencyMs: 12,
+          responseSnippet: 'boom',
+        },
+        { attempt: 2, at: delivered.attempt.at, status: 204, error: null, latencyMs: 3, responseSnippet: '' },
+      ]);
+    });
+
+    it('webhooks: an expired lease counts the lost attempt; a released one is due at once, uncounted', async () => {
+      const op = await store.capture(
+        newOperation(clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
+      );
+      await lease(store);
+      await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      const leaseHooks = (owner: string) =>
+        store.leaseWebhookDeliveries({ owner, limit: 10, leaseMs: 1_000, endpoints: ['callback'] });
+      await leaseHooks('dead');
+      clock.advance(999);
+      assert.deepEqual(await leaseHooks('w2'), []);
+      clock.advance(1);
+      const [recovered] = await leaseHooks('w2');
+      assert.equal(recovered?.attempts, 1, 'the lost attempt is counted');
+      const key = { operationId: op.id, seq: 3, endpoint: 'callback' };
+      assert.equal(await store.releaseWebhookDelivery(key, 'dead'), false);
+      assert.equal(await store.releaseWebhookDelivery(key, 'w2'), true);
+      const [handedBack] = await leaseHooks('w3');
+      assert.equal(handedBack?.attempts, 1, 'a release is not an attempt');
+    });
+
+    it('webhooks: a 410 disables a subscription for its pending and later deliveries; a callback only its own', async () => {
+      const url = `https://hooks.example/${randomUUID()}`;
+      const subscribed = (callbackUrl: string | null = null) =>
+        store.capture(
+          newOperation(clock, {
+            callbackUrl,
+            webhookSubscriptions: [{ endpoint: 'audit', url, events: null }],
+          }),
+        );
+      const [a, b] = [await subscribed(`${url}/cb-a`), await subscribed(`${url}/cb-b`)];
+      const later = await subscribed();
+      const other = await store.capture(
+        newOperation(clock, {
+          webhookSubscriptions: [{ endpoint: 'audit', url: `${url}/elsewhere`, events: null }],
+        }),
+      );
+      await lease(store);
+      for (const op of [a, b, other]) {
+        await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      }
+      const gone = (lastError: string) => ({
+        attempt: { at: clock.now(), status: 410, error: null, latencyMs: 1, responseSnippet: null },
+        next: { state: 'disabled' as const },
+        lastError,
+        disableEndpoint: true,
+      });
+      const [first] = await store.leaseWebhookDeliveries({
+        owner: 'w1',
+        limit: 1,
+        leaseMs: 30_000,
+        endpoints: ['audit'],
+      });
+      assert.ok(first);
+      assert.equal(
+        await store.recordWebhookAttempt(first, 'w1', gone('The receiver answered 410 Gone.')),
+        true,
+      );
+      const state = async (id: string, endpoint: string) =>
+        (await store.webhookDeliveries(id)).find((d) => d.endpoint === endpoint)?.state;
+      assert.equal(await state(a.id, 'audit'), 'disabled');
+      assert.equal(
+        await state(b.id, 'audit'),
+        'disabled',
+        'a pending delivery to the same endpoint ends too',
+      );
+      assert.equal(await state(other.id, 'audit'), 'pending', 'another URL of the same name is not disabled');
+      await store.complete(later.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      assert.equal(await state(later.id, 'audit'), 'disabled', 'later deliveries are created disabled');
+      assert.deepEqual(
+        (
+          await store.leaseWebhookDeliveries({ owner: 'w2', limit: 10, leaseMs: 1_000, endpoints: ['audit'] })
+        ).map((d) => d.operationId),
+        [other.id],
+      );
+
+      // A callback's 410 ends that delivery only.
+      const [cbA] = await store.leaseWebhookDeliveries({
+        owner: 'w1',
+        limit: 1,
+        leaseMs: 30_000,
+        endpoints: ['callback'],
+      });
+      assert.ok(cbA);
+      await store.recordWebhookAttempt(cbA, 'w1', { ...gone('gone'), disableEndpoint: false });
+      const callbacks = [await state(a.id, 'callback'), await state(b.id, 'callback')].sort();
+      assert.deepEqual(callbacks, ['disabled', 'pending']);
+    });
+
+    it('webhooks: purging an operation removes its deliveries and their attempts', async () => {
+      const op = await store.capture(
+        newOperation(clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
+      );
+      await lease(store);
+      await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      const [d] = await store.leaseWebhookDeliveries({
+        owner: 'w1',
+        limit: 1,
+        leaseMs: 1_000,
+        endpoints: ['callback'],
+      });
+      await store.recordWebhookAttempt(d!, 'w1', {
+        attempt: { at: clock.now(), status: 200, error: null, latencyMs: 1, responseSnippet: 'ok' },
+        next: { state: 'delivered' },
+        lastError: null,
+        disableEndpoint: false,
+      });
+      clock.advance(1_000);
+      assert.equal(await store.purge(clock.now(), 100), 1);
+      assert.deepEqual(await store.webhookDeliveries(op.id), []);
+    });
+
     it('answers get for an unknown id with undefined', async () => {
       assert.equal(await store.get(newOperationId()), undefined);
     });

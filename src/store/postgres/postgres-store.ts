@@ -59,6 +59,7 @@ import type {
   HeaderList,
   IdempotencyClaim,
   IdempotencyRecord,
+  LeasedWebhookDelivery,
   LeaseRequest,
   NewOperation,
   Operation,
@@ -70,6 +71,11 @@ import type {
   RouteOverride,
   StatusCounts,
   StoredResponse,
+  WebhookAttempt,
+  WebhookAttemptRecord,
+  WebhookDelivery,
+  WebhookDeliveryKey,
+  WebhookLeaseRequest,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import {
@@ -82,6 +88,19 @@ import {
 } from './connection.ts';
 import { NotificationListener } from './listener.ts';
 import { checkServerVersion, migrate } from './migrate.ts';
+import {
+  LEASE_WEBHOOKS,
+  leaseWebhookValues,
+  NEXT_WEBHOOK_DUE,
+  RECORD_WEBHOOK_ATTEMPT,
+  RELEASE_WEBHOOK,
+  recordWebhookValues,
+  releaseWebhookValues,
+  toLeasedWebhookDelivery,
+  WEBHOOK_ATTEMPTS,
+  WEBHOOK_DELIVERIES,
+  withAttemptLogs,
+} from './webhook-outbox.ts';
 
 export interface PostgresStoreOptions {
   /** `postgres://user:password@host:port/database[?schema=name]`. */
@@ -102,6 +121,8 @@ export interface PostgresStoreOptions {
 interface PendingCapture {
   row: Operation;
   idempotency: NewOperation['idempotency'];
+  /** The webhook subscriptions that apply, as the jsonb column holds them. */
+  webhookSubscriptions: string | null;
   resolve: (operation: Operation) => void;
   reject: (error: unknown) => void;
 }
@@ -220,13 +241,17 @@ export class PostgresStore implements OperationStore {
       priority: op.priority,
       idempotencyKey: op.idempotencyKey,
       tenant: op.tenant,
+      callbackUrl: op.callbackUrl ?? null,
       traceparent: op.traceparent,
       tracestate: op.tracestate,
       createdAt: now,
       updatedAt: now,
     };
+    const webhookSubscriptions = op.webhookSubscriptions?.length
+      ? JSON.stringify(op.webhookSubscriptions)
+      : null;
     const captured = new Promise<Operation>((resolve, reject) => {
-      this.#captures.push({ row, idempotency: op.idempotency, resolve, reject });
+      this.#captures.push({ row, idempotency: op.idempotency, webhookSubscriptions, resolve, reject });
     });
     this.#scheduleFlush();
     return this.#track(captured);
@@ -490,6 +515,68 @@ export class PostgresStore implements OperationStore {
     });
   }
 
+  leaseWebhookDeliveries(request: WebhookLeaseRequest): Promise<LeasedWebhookDelivery[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_webhook_lease',
+        text: LEASE_WEBHOOKS,
+        values: leaseWebhookValues(request, this.#clock.now()),
+      });
+      return (rows as Row[]).map(toLeasedWebhookDelivery).sort((a, b) => a.createdAt - b.createdAt);
+    });
+  }
+
+  recordWebhookAttempt(
+    key: WebhookDeliveryKey,
+    owner: string,
+    record: WebhookAttemptRecord,
+  ): Promise<boolean> {
+    // Retried through an outage like the other fenced verbs: a lost record would send the webhook again.
+    return this.#changed(
+      'spillway_webhook_record',
+      RECORD_WEBHOOK_ATTEMPT,
+      recordWebhookValues(key, owner, record, this.#clock.now()),
+    );
+  }
+
+  releaseWebhookDelivery(key: WebhookDeliveryKey, owner: string): Promise<boolean> {
+    return this.#changed(
+      'spillway_webhook_release',
+      RELEASE_WEBHOOK,
+      releaseWebhookValues(key, owner, this.#clock.now()),
+    );
+  }
+
+  webhookDeliveries(operationId: string): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>> {
+    return this.#run(async () => {
+      const [deliveries, attempts] = await Promise.all([
+        this.#pool.query({
+          name: 'spillway_webhook_deliveries',
+          text: WEBHOOK_DELIVERIES,
+          values: [operationId],
+        }),
+        this.#pool.query({
+          name: 'spillway_webhook_attempts',
+          text: WEBHOOK_ATTEMPTS,
+          values: [operationId],
+        }),
+      ]);
+      return withAttemptLogs(deliveries.rows as Row[], attempts.rows as Row[]);
+    });
+  }
+
+  nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_webhook_next_due',
+        text: NEXT_WEBHOOK_DUE,
+        values: [endpoints],
+      });
+      const at = (rows[0] as Row | undefined)?.at;
+      return at === null || at === undefined ? undefined : Number(at);
+    });
+  }
+
   /** Writes the captures already queued, lets verbs in progress finish, then closes the pool. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -607,7 +694,7 @@ export class PostgresStore implements OperationStore {
   /** One INSERT for every row; resolves with the ids written (the others already existed). */
   async #insertRows(pending: PendingCapture[]): Promise<Set<string>> {
     const columns = [...INSERT_COLUMNS, ...KEY_COLUMNS].map(() => [] as unknown[]);
-    for (const { row, idempotency } of pending) {
+    for (const { row, idempotency, webhookSubscriptions } of pending) {
       const values = [
         row.id,
         row.route,
@@ -628,6 +715,8 @@ export class PostgresStore implements OperationStore {
         row.traceparent,
         row.tracestate,
         row.createdAt,
+        row.callbackUrl,
+        webhookSubscriptions,
         idempotency?.key ?? null,
         idempotency?.token ?? null,
       ];
@@ -661,6 +750,8 @@ const INSERT_COLUMNS = [
   ['traceparent', 'text'],
   ['tracestate', 'text'],
   ['created_at', 'bigint'],
+  ['callback_url', 'text'],
+  ['webhook_subscriptions', 'jsonb'],
 ] as const;
 
 // The Idempotency-Key claim each capture holds, if any: marked accepted by the same statement.
@@ -688,7 +779,8 @@ const INSERT = `WITH batch AS (
 // Named, not *, so that a column added by a later migration does not break statements prepared before it.
 const OPERATION_COLUMNS = `id, route, method, path, query, request_headers, request_body, status, attempts,
   next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, result_status, result_headers, result_body,
-  error, dead_lettered_at, priority, idempotency_key, tenant, traceparent, tracestate, created_at, updated_at`;
+  error, dead_lettered_at, priority, idempotency_key, tenant, callback_url, traceparent, tracestate, created_at,
+  updated_at`;
 
 // Claims due operations in replay order, skipping rows another lease call holds. An expired lease
 // means its holder died mid-attempt: count that attempt, outcome unknown.
@@ -753,6 +845,8 @@ function toOperation(row: Row): Operation {
     priority: Number(row.priority),
     idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
     tenant: row.tenant === null || row.tenant === undefined ? null : String(row.tenant),
+    callbackUrl:
+      row.callback_url === null || row.callback_url === undefined ? null : String(row.callback_url),
     traceparent: row.traceparent === null ? null : String(row.traceparent),
     tracestate: row.tracestate === null ? null : String(row.tracestate),
     createdAt: Number(row.created_at),

@@ -22,6 +22,7 @@ import type {
   HeaderList,
   IdempotencyClaim,
   IdempotencyRecord,
+  LeasedWebhookDelivery,
   LeaseRequest,
   NewOperation,
   Operation,
@@ -33,8 +34,14 @@ import type {
   RouteOverride,
   StatusCounts,
   StoredResponse,
+  WebhookAttempt,
+  WebhookAttemptRecord,
+  WebhookDelivery,
+  WebhookDeliveryKey,
+  WebhookLeaseRequest,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
+import { prepareWebhookOutbox } from './webhook-outbox.ts';
 
 export interface SqliteStoreOptions {
   /** File path, or `:memory:` for tests that do not need durability. */
@@ -61,6 +68,7 @@ export class SqliteStore implements OperationStore {
   readonly #db: DatabaseSync;
   readonly #clock: Clock;
   readonly #sql: ReturnType<typeof prepareStatements>;
+  readonly #webhooks: ReturnType<typeof prepareWebhookOutbox>;
   #queue: QueuedWrite[] = [];
   /** Operations the current batch touched: their watchers hear of them once it commits. */
   #touched = new Set<string>();
@@ -81,6 +89,7 @@ export class SqliteStore implements OperationStore {
     }
     migrate(this.#db);
     this.#sql = prepareStatements(this.#db);
+    this.#webhooks = prepareWebhookOutbox(this.#db);
   }
 
   capture(op: NewOperation): Promise<Operation> {
@@ -103,6 +112,7 @@ export class SqliteStore implements OperationStore {
         priority: op.priority,
         idempotencyKey: op.idempotencyKey,
         tenant: op.tenant,
+        callbackUrl: op.callbackUrl ?? null,
         traceparent: op.traceparent,
         tracestate: op.tracestate,
         createdAt: now,
@@ -126,6 +136,10 @@ export class SqliteStore implements OperationStore {
         priority: row.priority,
         idempotency_key: row.idempotencyKey,
         tenant: row.tenant,
+        callback_url: row.callbackUrl,
+        webhook_subscriptions: op.webhookSubscriptions?.length
+          ? JSON.stringify(op.webhookSubscriptions)
+          : null,
         traceparent: row.traceparent,
         tracestate: row.tracestate,
         created_at: now,
@@ -270,6 +284,38 @@ export class SqliteStore implements OperationStore {
     return row.at === null ? undefined : Number(row.at);
   }
 
+  leaseWebhookDeliveries(request: WebhookLeaseRequest): Promise<LeasedWebhookDelivery[]> {
+    return this.#write(() => this.#webhooks.lease(request, this.#clock.now())) as Promise<
+      LeasedWebhookDelivery[]
+    >;
+  }
+
+  recordWebhookAttempt(
+    key: WebhookDeliveryKey,
+    owner: string,
+    record: WebhookAttemptRecord,
+  ): Promise<boolean> {
+    return this.#write(() =>
+      this.#webhooks.record(key, owner, record, this.#clock.now()),
+    ) as Promise<boolean>;
+  }
+
+  releaseWebhookDelivery(key: WebhookDeliveryKey, owner: string): Promise<boolean> {
+    return this.#write(() => this.#webhooks.release(key, owner, this.#clock.now())) as Promise<boolean>;
+  }
+
+  async webhookDeliveries(
+    operationId: string,
+  ): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>> {
+    this.#assertOpen();
+    return this.#webhooks.deliveries(operationId);
+  }
+
+  async nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined> {
+    this.#assertOpen();
+    return this.#webhooks.nextDue(endpoints);
+  }
+
   /** Flushes queued writes, then closes the file. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -369,10 +415,11 @@ function prepareStatements(db: DatabaseSync) {
   return {
     insert: db.prepare(`INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
         status, attempts, next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, priority,
-        idempotency_key, tenant, traceparent, tracestate, created_at, updated_at)
+        idempotency_key, tenant, callback_url, webhook_subscriptions, traceparent, tracestate, created_at,
+        updated_at)
       VALUES (:id, :route, :method, :path, :query, :request_headers, :request_body, :status, :attempts,
         :next_attempt_at, :lease_owner, :lease_expires_at, :outcome_unknown, :priority, :idempotency_key,
-        :tenant, :traceparent, :tracestate, :created_at, :created_at)`),
+        :tenant, :callback_url, :webhook_subscriptions, :traceparent, :tracestate, :created_at, :created_at)`),
     // A claim takes a free key, or one whose record expired or whose claimant's lock lapsed.
     claimKey:
       db.prepare(`INSERT INTO idempotency_keys (key, token, fingerprint, state, locked_until, expires_at,
@@ -512,6 +559,7 @@ function toOperation(row: Row): Operation {
     priority: Number(row.priority),
     idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
     tenant: row.tenant === null ? null : String(row.tenant),
+    callbackUrl: row.callback_url === null ? null : String(row.callback_url),
     traceparent: row.traceparent === null ? null : String(row.traceparent),
     tracestate: row.tracestate === null ? null : String(row.tracestate),
     createdAt: Number(row.created_at),

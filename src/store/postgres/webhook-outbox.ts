@@ -1,0 +1,169 @@
+/**
+ * The PostgreSQL adapter's webhook outbox statements (migration 006), kept
+ * apart from the operation verbs. The outbox rows are written by the trigger
+ * on the terminal event, inside the commit of the status change; these
+ * statements lease them, record attempts and read them back.
+ *
+ * Leasing is `FOR UPDATE SKIP LOCKED` in one statement, so gateways and
+ * workers sharing the schema never hold one delivery at once, and a delivery
+ * recorded `delivered` is never leased again: each webhook is sent by one
+ * process at a time, and once it succeeded, never again. Recording an attempt
+ * is one statement too (data-modifying CTEs): the attempt, the delivery's new
+ * state and, on a 410, the disabled endpoint commit together, fenced by the
+ * lease owner.
+ */
+import type {
+  LeasedWebhookDelivery,
+  OperationError,
+  OperationStatus,
+  WebhookAttempt,
+  WebhookAttemptRecord,
+  WebhookDelivery,
+  WebhookDeliveryKey,
+  WebhookLeaseRequest,
+} from '../port.ts';
+
+type Row = Record<string, unknown>;
+
+const DELIVERY_COLUMNS = `operation_id, seq, endpoint, url, state, attempts, next_attempt_at, last_error,
+  created_at, updated_at`;
+
+// While leased, next_attempt_at is when the lease runs out: one due-time index finds free and expired alike.
+export const LEASE_WEBHOOKS = `WITH due AS (
+    SELECT operation_id, seq, endpoint FROM webhook_deliveries
+    WHERE state = 'pending' AND next_attempt_at <= $2 AND endpoint = ANY ($5::text[])
+    ORDER BY next_attempt_at
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+  )
+  UPDATE webhook_deliveries AS d SET lease_owner = $1, next_attempt_at = $3,
+    attempts = d.attempts + (d.lease_owner IS NOT NULL)::int, updated_at = $2
+  FROM due
+  JOIN operation_events AS e ON e.operation_id = due.operation_id AND e.seq = due.seq
+  JOIN operations AS o ON o.id = due.operation_id
+  WHERE d.operation_id = due.operation_id AND d.seq = due.seq AND d.endpoint = due.endpoint
+  RETURNING ${DELIVERY_COLUMNS.replace(/(\w+)/g, 'd.$1')},
+    e.status AS event_status, e.at AS event_at, e.attempts AS event_attempts, e.error AS event_error,
+    o.traceparent, o.tracestate`;
+
+export const leaseWebhookValues = (
+  { owner, limit, leaseMs, endpoints }: WebhookLeaseRequest,
+  now: number,
+): unknown[] => [owner, now, now + leaseMs, limit, endpoints];
+
+// Answers one row when this owner held the lease (and so wrote the attempt), none otherwise.
+export const RECORD_WEBHOOK_ATTEMPT = `WITH d AS (
+    UPDATE webhook_deliveries SET state = $5, attempts = attempts + 1, next_attempt_at = $6::bigint,
+      lease_owner = NULL, last_error = $7, updated_at = $4
+    WHERE operation_id = $1 AND seq = $2 AND endpoint = $3 AND lease_owner = $8 AND state = 'pending'
+    RETURNING operation_id, seq, endpoint, url, attempts
+  ), attempt AS (
+    INSERT INTO webhook_attempts (operation_id, seq, endpoint, attempt, at, status, error, latency_ms,
+      response_snippet)
+    SELECT operation_id, seq, endpoint, attempts, $9::bigint, $10::integer, $11::text, $12::integer, $13::text
+    FROM d
+  ), disabled AS (
+    INSERT INTO webhook_endpoints (endpoint, url, disabled_at, reason)
+    SELECT endpoint, url, $4, coalesce($7, 'The receiver answered 410 Gone.') FROM d WHERE $14::boolean
+    ON CONFLICT DO NOTHING
+  ), others AS (
+    UPDATE webhook_deliveries AS o SET state = 'disabled', lease_owner = NULL, last_error = $7, updated_at = $4
+    FROM d
+    WHERE $14::boolean AND o.endpoint = d.endpoint AND o.url = d.url AND o.state = 'pending'
+      AND (o.operation_id, o.seq) <> (d.operation_id, d.seq)
+  )
+  SELECT 1 FROM d`;
+
+export const recordWebhookValues = (
+  key: WebhookDeliveryKey,
+  owner: string,
+  record: WebhookAttemptRecord,
+  now: number,
+): unknown[] => [
+  key.operationId,
+  key.seq,
+  key.endpoint,
+  now,
+  record.next.state,
+  record.next.state === 'pending' ? record.next.nextAttemptAt : now,
+  record.lastError,
+  owner,
+  record.attempt.at,
+  record.attempt.status,
+  record.attempt.error,
+  record.attempt.latencyMs,
+  record.attempt.responseSnippet,
+  record.disableEndpoint,
+];
+
+export const RELEASE_WEBHOOK = `UPDATE webhook_deliveries SET lease_owner = NULL, next_attempt_at = $4, updated_at = $4
+  WHERE operation_id = $1 AND seq = $2 AND endpoint = $3 AND lease_owner = $5 AND state = 'pending'`;
+
+export const releaseWebhookValues = (key: WebhookDeliveryKey, owner: string, now: number): unknown[] => [
+  key.operationId,
+  key.seq,
+  key.endpoint,
+  now,
+  owner,
+];
+
+export const WEBHOOK_DELIVERIES = `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
+  WHERE operation_id = $1 ORDER BY seq, endpoint`;
+
+export const WEBHOOK_ATTEMPTS = `SELECT seq, endpoint, attempt, at, status, error, latency_ms, response_snippet
+  FROM webhook_attempts WHERE operation_id = $1 ORDER BY seq, endpoint, attempt`;
+
+export const NEXT_WEBHOOK_DUE = `SELECT min(next_attempt_at) AS at FROM webhook_deliveries
+  WHERE state = 'pending' AND endpoint = ANY ($1::text[])`;
+
+export function toWebhookDelivery(row: Row): WebhookDelivery {
+  return {
+    operationId: String(row.operation_id),
+    seq: Number(row.seq),
+    endpoint: String(row.endpoint),
+    url: String(row.url),
+    state: row.state as WebhookDelivery['state'],
+    attempts: Number(row.attempts),
+    nextAttemptAt: Number(row.next_attempt_at),
+    lastError: row.last_error === null ? null : String(row.last_error),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+export function toLeasedWebhookDelivery(row: Row): LeasedWebhookDelivery {
+  const delivery = toWebhookDelivery(row);
+  return {
+    ...delivery,
+    event: {
+      operationId: delivery.operationId,
+      seq: delivery.seq,
+      status: row.event_status as OperationStatus,
+      at: Number(row.event_at),
+      attempts: Number(row.event_attempts),
+      error: row.event_error === null ? null : (row.event_error as OperationError),
+    },
+    traceparent: row.traceparent === null ? null : String(row.traceparent),
+    tracestate: row.tracestate === null ? null : String(row.tracestate),
+  };
+}
+
+/** Deliveries with their attempts, from the two queries' rows. */
+export function withAttemptLogs(
+  deliveries: Row[],
+  attempts: Row[],
+): Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }> {
+  return deliveries.map((row) => ({
+    ...toWebhookDelivery(row),
+    attemptLog: attempts
+      .filter((a) => Number(a.seq) === Number(row.seq) && a.endpoint === row.endpoint)
+      .map((a) => ({
+        attempt: Number(a.attempt),
+        at: Number(a.at),
+        status: a.status === null ? null : Number(a.status),
+        error: a.error === null ? null : String(a.error),
+        latencyMs: Number(a.latency_ms),
+        responseSnippet: a.response_snippet === null ? null : String(a.response_snippet),
+      })),
+  }));
+}

@@ -1,0 +1,179 @@
+/**
+ * The SQLite adapter's webhook outbox verbs (migration 006), kept apart from
+ * the operation verbs. The outbox rows themselves are written by the trigger
+ * on the terminal event, inside the commit of the status change; what is here
+ * leases them, records attempts and reads them back.
+ *
+ * Every function runs inside the adapter's group-commit transaction (its
+ * `#write`), so an attempt, the delivery's new state and a disabled endpoint
+ * are committed together or not at all.
+ */
+import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import type {
+  LeasedWebhookDelivery,
+  OperationError,
+  OperationStatus,
+  WebhookAttempt,
+  WebhookAttemptRecord,
+  WebhookDelivery,
+  WebhookDeliveryKey,
+  WebhookLeaseRequest,
+} from '../port.ts';
+
+type Row = Record<string, SQLInputValue>;
+
+export function prepareWebhookOutbox(db: DatabaseSync) {
+  const key = 'operation_id = :operation_id AND seq = :seq AND endpoint = :endpoint';
+  const sql = {
+    // While leased, next_attempt_at is when the lease runs out: one due-time index finds free and expired alike.
+    lease: db.prepare(`UPDATE webhook_deliveries SET lease_owner = :owner, next_attempt_at = :expires,
+        attempts = attempts + (lease_owner IS NOT NULL), updated_at = :now
+      WHERE (operation_id, seq, endpoint) IN (
+        SELECT operation_id, seq, endpoint FROM webhook_deliveries
+        WHERE state = 'pending' AND next_attempt_at <= :now
+          AND endpoint IN (SELECT value FROM json_each(:endpoints))
+        ORDER BY next_attempt_at LIMIT :limit)
+      RETURNING operation_id, seq, endpoint`),
+    leased: db.prepare(`SELECT d.*, e.status AS event_status, e.at AS event_at, e.attempts AS event_attempts,
+        e.error AS event_error, o.traceparent, o.tracestate
+      FROM webhook_deliveries d
+      JOIN operation_events e ON e.operation_id = d.operation_id AND e.seq = d.seq
+      JOIN operations o ON o.id = d.operation_id
+      WHERE d.operation_id = :operation_id AND d.seq = :seq AND d.endpoint = :endpoint`),
+    finish: db.prepare(`UPDATE webhook_deliveries SET state = :state, attempts = attempts + 1,
+        next_attempt_at = :next_attempt_at, lease_owner = NULL, last_error = :last_error, updated_at = :now
+      WHERE ${key} AND lease_owner = :owner AND state = 'pending'
+      RETURNING attempts, url`),
+    attempt: db.prepare(`INSERT INTO webhook_attempts
+        (operation_id, seq, endpoint, attempt, at, status, error, latency_ms, response_snippet)
+      VALUES (:operation_id, :seq, :endpoint, :attempt, :at, :status, :error, :latency_ms, :response_snippet)`),
+    disable: db.prepare(`INSERT OR IGNORE INTO webhook_endpoints (endpoint, url, disabled_at, reason)
+      VALUES (:endpoint, :url, :now, :reason)`),
+    disablePending: db.prepare(`UPDATE webhook_deliveries SET state = 'disabled', lease_owner = NULL,
+        last_error = :reason, updated_at = :now
+      WHERE endpoint = :endpoint AND url = :url AND state = 'pending'`),
+    release:
+      db.prepare(`UPDATE webhook_deliveries SET lease_owner = NULL, next_attempt_at = :now, updated_at = :now
+      WHERE ${key} AND lease_owner = :owner AND state = 'pending'`),
+    deliveries: db.prepare(
+      'SELECT * FROM webhook_deliveries WHERE operation_id = :operation_id ORDER BY seq, endpoint',
+    ),
+    attempts: db.prepare(
+      'SELECT * FROM webhook_attempts WHERE operation_id = :operation_id ORDER BY seq, endpoint, attempt',
+    ),
+    nextDue: db.prepare(`SELECT min(next_attempt_at) AS at FROM webhook_deliveries
+      WHERE state = 'pending' AND endpoint IN (SELECT value FROM json_each(:endpoints))`),
+  };
+
+  const keyParams = (k: WebhookDeliveryKey) => ({
+    operation_id: k.operationId,
+    seq: k.seq,
+    endpoint: k.endpoint,
+  });
+
+  return {
+    lease({ owner, limit, leaseMs, endpoints }: WebhookLeaseRequest, now: number): LeasedWebhookDelivery[] {
+      const keys = sql.lease.all({
+        owner,
+        now,
+        expires: now + leaseMs,
+        limit,
+        endpoints: JSON.stringify(endpoints),
+      }) as Row[];
+      return keys
+        .map((k) => toLeased(sql.leased.get(k as Record<string, SQLInputValue>) as Row))
+        .sort((a, b) => a.createdAt - b.createdAt);
+    },
+
+    record(k: WebhookDeliveryKey, owner: string, record: WebhookAttemptRecord, now: number): boolean {
+      const updated = sql.finish.get({
+        ...keyParams(k),
+        owner,
+        now,
+        state: record.next.state,
+        next_attempt_at: record.next.state === 'pending' ? record.next.nextAttemptAt : now,
+        last_error: record.lastError,
+      }) as Row | undefined;
+      if (!updated) return false;
+      const { attempt } = record;
+      sql.attempt.run({
+        ...keyParams(k),
+        attempt: Number(updated.attempts),
+        at: attempt.at,
+        status: attempt.status,
+        error: attempt.error,
+        latency_ms: attempt.latencyMs,
+        response_snippet: attempt.responseSnippet,
+      });
+      if (record.disableEndpoint) {
+        const endpoint = {
+          endpoint: k.endpoint,
+          url: String(updated.url),
+          now,
+          reason: record.lastError ?? '410',
+        };
+        sql.disable.run(endpoint);
+        sql.disablePending.run(endpoint);
+      }
+      return true;
+    },
+
+    release(k: WebhookDeliveryKey, owner: string, now: number): boolean {
+      return Number(sql.release.run({ ...keyParams(k), owner, now }).changes) === 1;
+    },
+
+    deliveries(operationId: string): Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }> {
+      const attempts = sql.attempts.all({ operation_id: operationId }) as Row[];
+      return (sql.deliveries.all({ operation_id: operationId }) as Row[]).map((row) => ({
+        ...toDelivery(row),
+        attemptLog: attempts
+          .filter((a) => a.seq === row.seq && a.endpoint === row.endpoint)
+          .map((a) => ({
+            attempt: Number(a.attempt),
+            at: Number(a.at),
+            status: a.status === null ? null : Number(a.status),
+            error: a.error === null ? null : String(a.error),
+            latencyMs: Number(a.latency_ms),
+            responseSnippet: a.response_snippet === null ? null : String(a.response_snippet),
+          })),
+      }));
+    },
+
+    nextDue(endpoints: readonly string[]): number | undefined {
+      const row = sql.nextDue.get({ endpoints: JSON.stringify(endpoints) }) as Row;
+      return row.at === null ? undefined : Number(row.at);
+    },
+  };
+}
+
+function toDelivery(row: Row): WebhookDelivery {
+  return {
+    operationId: String(row.operation_id),
+    seq: Number(row.seq),
+    endpoint: String(row.endpoint),
+    url: String(row.url),
+    state: row.state as WebhookDelivery['state'],
+    attempts: Number(row.attempts),
+    nextAttemptAt: Number(row.next_attempt_at),
+    lastError: row.last_error === null ? null : String(row.last_error),
+    createdAt: Number(row.created_at),
+    updatedAt: Number(row.updated_at),
+  };
+}
+
+function toLeased(row: Row): LeasedWebhookDelivery {
+  const delivery = toDelivery(row);
+  return {
+    ...delivery,
+    event: {
+      operationId: delivery.operationId,
+      seq: delivery.seq,
+      status: row.event_status as OperationStatus,
+      at: Number(row.event_at),
+      attempts: Number(row.event_attempts),
+      error: row.event_error === null ? null : (JSON.parse(String(row.event_error)) as OperationError),
+    },
+    traceparent: row.traceparent === null ? null : String(row.traceparent),
+    tracestate: row.tracestate === null ? null : String(row.tracestate),
+  };
+}

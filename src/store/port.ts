@@ -351,7 +351,11 @@ export interface OperationStore {
    */
   leaseWebhookDeliveries(request: WebhookLeaseRequest): Promise<LeasedWebhookDelivery[]>;
   /** Writes an attempt and what follows it, fenced by the lease: false when the caller no longer holds it. */
-  recordWebhookAttempt(key: WebhookDeliveryKey, owner: string, record: WebhookAttemptRecord): Promise<boolean>;
+  recordWebhookAttempt(
+    key: WebhookDeliveryKey,
+    owner: string,
+    record: WebhookAttemptRecord,
+  ): Promise<boolean>;
   /** Hands a delivery's lease back (shutdown): due again at once, the attempt not counted. */
   releaseWebhookDelivery(key: WebhookDeliveryKey, owner: string): Promise<boolean>;
   /** An operation's deliveries, each with its attempts in order; [] for none or an unknown id. */

@@ -28,6 +28,8 @@ export const errorTable = {
   'idempotency-key-in-use': { status: 409, title: 'A request with this Idempotency-Key is in progress' },
   'operation-canceled': { status: 409, title: 'The operation was canceled' },
   'operation-running': { status: 409, title: 'The operation has started and cannot be canceled' },
+  'origin-not-allowed': { status: 403, title: 'This browser origin may not connect' },
+  'too-many-subscriptions': { status: 429, title: 'Too many subscriptions on one WebSocket' },
   'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

@@ -131,6 +131,19 @@ export const defaults = {
     /** The store is re-read this often even without a change notice (the backstop). */
     pollMs: 5_000,
   },
+  /** WebSocket delivery on /_spillway/ws: one connection follows many operations. */
+  websocket: {
+    /** Bytes buffered for one client past which sending pauses until it drains (events stay in the store). */
+    maxBufferedBytes: MiB,
+    /** A client over maxBufferedBytes this long is closed with 1013 (Try Again Later). */
+    slowClientMs: 30_000,
+    /** Operations one connection may follow at once; past it a subscribe gets an error message. */
+    maxSubscriptions: 1_000,
+    /** A ping this often; a connection whose pong has not come back by the next one is dropped. */
+    pingMs: 15_000,
+    /** The store is re-read this often for each subscription even without a change notice (the backstop). */
+    pollMs: 5_000,
+  },
   /** Browser origins (exact, like "https://app.example") allowed to read /_spillway/ with credentials. */
   corsOrigins: [] as string[],
   /** On SIGTERM: how long /readyz answers 503 while the gateway still serves, so load balancers stop sending first. */
@@ -158,6 +171,13 @@ export interface GatewayConfig {
   idempotencyTtlMs: number;
   tenantHeader: string;
   sse: { retryMs: number; heartbeatMs: number; pollMs: number };
+  websocket: {
+    maxBufferedBytes: number;
+    slowClientMs: number;
+    maxSubscriptions: number;
+    pingMs: number;
+    pollMs: number;
+  };
   corsOrigins: ReadonlySet<string>;
   /** Matched in order; the last is the catch-all `default` route. */
   routes: RoutePolicy[];
@@ -199,6 +219,9 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
   }
   const replay = objectAt(raw, 'replay');
   const sse = objectAt(raw, 'sse');
+  const websocket = objectAt(raw, 'websocket');
+  const websocketInt = (key: keyof typeof defaults.websocket, min: number, max: number) =>
+    intAt(websocket, key, defaults.websocket[key], min, max, 'websocket.');
   const config: GatewayConfig = {
     upstream,
     host: stringAt(raw, 'host', defaults.host),
@@ -230,6 +253,13 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
       retryMs: intAt(sse, 'retryMs', defaults.sse.retryMs, 0, 3_600_000, 'sse.'),
       heartbeatMs: intAt(sse, 'heartbeatMs', defaults.sse.heartbeatMs, 100, 3_600_000, 'sse.'),
       pollMs: intAt(sse, 'pollMs', defaults.sse.pollMs, 10, 3_600_000, 'sse.'),
+    },
+    websocket: {
+      maxBufferedBytes: websocketInt('maxBufferedBytes', 1024, 1024 * MiB),
+      slowClientMs: websocketInt('slowClientMs', 10, 3_600_000),
+      maxSubscriptions: websocketInt('maxSubscriptions', 1, 1_000_000),
+      pingMs: websocketInt('pingMs', 100, 3_600_000),
+      pollMs: websocketInt('pollMs', 10, 3_600_000),
     },
     corsOrigins: originsAt(raw),
     shutdownGraceMs: intAt(raw, 'shutdownGraceMs', defaults.shutdownGraceMs, 0),

@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
 import { EventHub } from '../delivery/event-hub.ts';
+import { WebSocketChannel } from '../delivery/websocket.ts';
 import { FailoverEngine } from '../engine/failover-engine.ts';
 import { Upstream } from '../engine/upstream.ts';
 import { createPublicServer } from '../gateway/public-server.ts';
@@ -37,6 +38,8 @@ export interface Spillway {
   engine: FailoverEngine;
   worker: ReplayWorker;
   health: HealthMonitor;
+  /** WebSocket delivery on the public port (`/_spillway/ws`). */
+  websocket: WebSocketChannel;
   /** Stops accepting, lets in-flight work finish within the grace period, hands back leases. Safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -99,6 +102,19 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     },
     onError: (error) => log.error({ err: error }, 'request failed'),
   });
+  const websocket = new WebSocketChannel({
+    ...config.websocket,
+    store,
+    hub,
+    clock,
+    corsOrigins: config.corsOrigins,
+    tenantHeader: config.tenantHeader,
+    get publicUrl() {
+      return publicUrl;
+    },
+    onError: (error) => log.error({ err: error }, 'websocket message failed'),
+  });
+  websocket.attach(publicServer);
   let accepting = false;
   const adminServer = createAdminServer({ isReady: () => accepting, health });
 
@@ -124,10 +140,11 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       // Requests on the public port finish first: one may still become an adoption.
       // Event streams end now (clients reconnect elsewhere with Last-Event-ID), or they would hold the port open.
       hub.close();
+      const websocketClosed = websocket.close(config.shutdownGraceMs); // 1001 to each, or they would too
       const closed = new Promise<void>((resolve) => publicServer.close(() => resolve()));
       publicServer.closeIdleConnections();
       const grace = setTimeout(() => publicServer.closeAllConnections(), config.shutdownGraceMs);
-      await closed;
+      await Promise.all([closed, websocketClosed]);
       clearTimeout(grace);
       await Promise.all([workerStopped, engine.drain(config.shutdownGraceMs)]);
       health.stop();
@@ -150,6 +167,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     engine,
     worker,
     health,
+    websocket,
     stop,
     [Symbol.asyncDispose]: stop,
   };

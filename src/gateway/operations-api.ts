@@ -2,6 +2,7 @@
  * The client-facing operations API under the reserved prefix `/_spillway/`:
  * the status monitor and the result (BRIEF §6).
  */
+import { readFile } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import { resumeAfter, type SseOptions, streamEvents } from '../delivery/sse.ts';
@@ -13,6 +14,8 @@ import { callerTenant, mayRead } from './access.ts';
 import { sendProblem } from './problem-response.ts';
 
 export const RESERVED_PREFIX = '/_spillway/';
+/** The OpenAPI 3.1 description of everything under the prefix: docs/openapi.json, served as it is. */
+export const OPENAPI_PATH = '/_spillway/openapi.json';
 
 export interface OperationsApiOptions {
   store: OperationStore;
@@ -34,6 +37,10 @@ export async function serveOperationsApi(
   const { store, clock, publicUrl } = options;
   const { path } = target;
   const cors = corsHeaders(req.headers.origin, options.corsOrigins);
+  if (path === OPENAPI_PATH) {
+    await sendOpenApiDocument(req, res, cors);
+    return;
+  }
   const match = /^\/_spillway\/operations\/([^/]+)(?:\/(result|events|cancel))?$/.exec(path);
   if (!match) {
     sendProblem(
@@ -161,6 +168,37 @@ function sendResult(res: ServerResponse, op: Operation, monitor: string, cors: R
       ...(op.error?.upstreamStatus === undefined ? {} : { upstreamStatus: op.error.upstreamStatus }),
     },
   );
+}
+
+const OPENAPI_FILE = new URL('../../docs/openapi.json', import.meta.url);
+let openApiDocument: Promise<Buffer> | undefined;
+
+/** Read once, on first request; a failed read is not cached, so the next request tries again. */
+async function sendOpenApiDocument(
+  req: IncomingMessage,
+  res: ServerResponse,
+  cors: Record<string, string>,
+): Promise<void> {
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    sendProblem(res, 'method-not-allowed', `${req.method} is not supported here; use GET.`, {
+      ...cors,
+      allow: 'GET, HEAD',
+    });
+    return;
+  }
+  openApiDocument ??= readFile(OPENAPI_FILE).catch((error: unknown) => {
+    openApiDocument = undefined;
+    throw error;
+  });
+  const body = await openApiDocument;
+  res.writeHead(200, {
+    ...cors,
+    'content-type': 'application/json',
+    'content-length': body.length,
+    // It changes only with a release, but then at once: reuse only after asking again.
+    'cache-control': 'no-cache',
+  });
+  res.end(body);
 }
 
 export function sendJson(

@@ -56,6 +56,15 @@ class Inbox {
   }
 }
 
+/** `promise`, or a failure naming `what` after `ms`: a missing close must fail the test, not hang it. */
+function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** Opens a global (browser-compatible) WebSocket. */
 async function connect(gw: TestGateway, protocols?: string | string[]) {
   const ws = new WebSocket(wsUrl(gw), protocols);
@@ -126,7 +135,7 @@ function captureWithLongUrls(gw: TestGateway): Promise<string> {
       { method: 'POST', headers: { prefer: 'respond-async, wait=0' }, maxHeaderSize: 256 * 1024 },
       (res) => {
         res.resume();
-        const location = res.headers['operation-location'];
+        const location = String(res.headers['operation-location'] ?? '');
         if (res.statusCode !== 202 || !location) reject(new Error(`not captured: ${res.statusCode}`));
         else resolve(location.split('/').at(-1)!);
       },
@@ -261,6 +270,14 @@ describe('WebSocket delivery, /_spillway/ws', () => {
     ws.close();
   });
 
+  it('a message over 4 KiB closes the connection with 1009', async () => {
+    const { gw } = await waitingGateway();
+    await using _ = gw;
+    const { ws, closed } = await connect(gw);
+    ws.send(JSON.stringify({ type: 'subscribe', operationId: 'x'.repeat(5_000) }));
+    assert.equal((await within(closed, 'closed')).code, 1009);
+  });
+
   it('unsubscribe stops the events; subscriptions past websocket.maxSubscriptions are refused', async () => {
     const { gw, capture, upstream } = await waitingGateway({ websocket: { maxSubscriptions: 2 } });
     await using _ = gw;
@@ -375,7 +392,7 @@ describe('WebSocket delivery, /_spillway/ws', () => {
       }
       const { peakBufferedBytes } = gw.websocket.stats();
       client.ws.resume();
-      assert.equal(await client.closed, 1013);
+      assert.equal(await within(client.closed, 'closed after resuming'), 1013);
       const largest = Math.max(
         ...client.inbox.messages.map((m) => Buffer.byteLength(JSON.stringify(m)) + 14 /* frame header */),
       );
@@ -403,7 +420,7 @@ describe('WebSocket delivery, /_spillway/ws', () => {
     await using _ = gw;
     const silent = await connectRaw(gw, { autoPong: false });
     const answering = await connectRaw(gw);
-    const code = await silent.closed;
+    const code = await within(silent.closed, 'dropped');
     assert.equal(code, 1006, 'dropped without a close handshake');
     await new Promise((r) => setTimeout(r, 250));
     assert.equal(answering.ws.readyState, WsClient.OPEN);
@@ -417,10 +434,10 @@ describe('WebSocket delivery, /_spillway/ws', () => {
     subscribed.send({ type: 'subscribe', operationId: id });
     await subscribed.inbox.until(() => subscribed.inbox.eventsOf(id).length === 1);
     const idle = await connect(gw);
-    await gw.stop();
+    await within(gw.stop(), 'stopped', 30_000);
     // 1001, not 1006: closed with a close handshake, not dropped when the shutdown grace ran out.
-    assert.equal((await subscribed.closed).code, 1001);
-    assert.equal((await idle.closed).code, 1001);
+    assert.equal((await within(subscribed.closed, 'closed')).code, 1001);
+    assert.equal((await within(idle.closed, 'closed')).code, 1001);
     const refused = await new Promise<boolean>((resolve) => {
       const late = new WsClient(wsUrl(gw));
       late.once('open', () => resolve(false));

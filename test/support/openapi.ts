@@ -12,6 +12,7 @@
  * by passing `PROXIED` as the path.
  */
 import { readFileSync } from 'node:fs';
+import type { IncomingMessage } from 'node:http';
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import { createParser, type EventSourceMessage } from 'eventsource-parser';
@@ -23,6 +24,8 @@ export const PROXIED = 'x-spillway-proxied-routes';
 
 /** The extension naming the schema of each Server-Sent Event's `data:` in a text/event-stream media type. */
 const SSE_DATA = 'x-spillway-sse-data';
+/** The extension on a `101` naming the schemas of the WebSocket messages each way. */
+const WEBSOCKET = 'x-spillway-websocket';
 /** The extension saying a response may come without a body (and then without Content-Type). */
 const OPTIONAL_BODY = 'x-spillway-optional-body';
 
@@ -116,6 +119,28 @@ export function coverage(doc: OpenApiDocument): { seen: ReadonlySet<string>; mis
   return { seen: s, missing: () => documentedResponses(doc).filter((key) => !s.has(key)) };
 }
 
+/**
+ * A response `fetch` cannot produce: a `101` or a refused WebSocket handshake
+ * read with node:http or `ws` (see `rawResponse`).
+ */
+export interface RawResponse {
+  url: string;
+  status: number;
+  headers: Headers;
+  body: Buffer;
+}
+
+/** A node:http response (a `ws` client's `upgrade` or `unexpected-response`) as a RawResponse, its body read. */
+export async function rawResponse(url: string, res: IncomingMessage): Promise<RawResponse> {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    for (const v of [value ?? []].flat()) headers.append(name, v);
+  }
+  const chunks: Buffer[] = [];
+  if (res.statusCode !== 101) for await (const chunk of res) chunks.push(chunk as Buffer);
+  return { url, status: res.statusCode ?? 0, headers, body: Buffer.concat(chunks) };
+}
+
 export interface CheckedResponse {
   /** The documented response it matched, as in `documentedResponses`. */
   key: string;
@@ -134,7 +159,7 @@ export async function checkResponse(
   doc: OpenApiDocument,
   method: string,
   pathTemplate: string,
-  response: Response,
+  response: Response | RawResponse,
 ): Promise<CheckedResponse> {
   const where = `${method} ${pathTemplate}`;
   const operation =
@@ -151,7 +176,7 @@ export async function checkResponse(
   const statusKey = [String(status), `${String(status)[0]}XX`, 'default'].find(
     (key) => key in operation.responses,
   );
-  const bytes = Buffer.from(await response.arrayBuffer());
+  const bytes = response instanceof Response ? Buffer.from(await response.arrayBuffer()) : response.body;
   if (statusKey === undefined) {
     throw new Error(`${where}: status ${status} is not documented (body: ${bytes.toString('utf8', 0, 300)})`);
   }
@@ -199,6 +224,30 @@ export async function checkResponse(
   coverage(doc);
   seenByDoc.get(doc)!.add(key);
   return { key, status, headers: response.headers, body };
+}
+
+/**
+ * Checks one WebSocket message (parsed JSON) against the `x-spillway-websocket`
+ * schemas of the `101` documented at `path`; throws on a mismatch.
+ */
+export function checkWebSocketMessage(
+  doc: OpenApiDocument,
+  path: string,
+  direction: 'client' | 'server',
+  message: unknown,
+): void {
+  const upgrade = resolve(
+    doc,
+    doc.paths[path]?.get?.responses['101'] ?? { $ref: '#/nothing' },
+  ) as ResponseObject & {
+    [WEBSOCKET]?: { clientMessage: Schema; serverMessage: Schema };
+  };
+  const messages = upgrade[WEBSOCKET];
+  if (!messages) throw new Error(`GET ${path} documents no ${WEBSOCKET} on its 101`);
+  const validate = compiled(doc, direction === 'client' ? messages.clientMessage : messages.serverMessage);
+  if (!validate(message)) {
+    throw new Error(`${direction} message ${errorsOf(validate)}: ${JSON.stringify(message).slice(0, 300)}`);
+  }
 }
 
 /** Compiles every schema of the document (components and inline) in ajv's strict mode; the errors found. */

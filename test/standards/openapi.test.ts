@@ -302,6 +302,9 @@ describe('OpenAPI document: docs/openapi.json', () => {
       const gaveUp = await check('GET', RESULT, url(gw, exhausted, '/result'));
       assert.equal(gaveUp.status, 502);
       assert.equal(gaveUp.headers.get('link'), `<${url(gw, exhausted)}>; rel="monitor"`);
+      const failedEvents = (await check('GET', EVENTS, url(gw, exhausted, '/events')))
+        .body as EventSourceMessage[];
+      assert.equal(JSON.parse(failedEvents.at(-1)!.data).data.error.code, 'attempts-exhausted');
 
       // Running (an attempt in flight): cancel is refused, the attempt goes on.
       const running = await capture(gw, 'POST', '/t/slow');

@@ -1,7 +1,7 @@
 /**
  * Long-running-operation conformance, the table of
  * ../shared/research/http-standards.md §2.7, each test named by its row id.
- * Row L10 (tenants) is not built yet, so not here;
+ * Row L10 (tenants) is in idempotency.test.ts, which shares the tenant;
  * L11 (kill after the 202) is test/reliability/kill9.test.ts.
  */
 import assert from 'node:assert/strict';

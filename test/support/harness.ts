@@ -6,6 +6,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { Clock } from '../../src/clock.ts';
 import { buildConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { type Spillway, startSpillway } from '../../src/ops/spillway.ts';
@@ -25,9 +26,14 @@ export function tempDir(): string {
 /**
  * Starts a gateway on `dir`/spillway.db. Without `dir`, a fresh temp directory
  * that `stop()` removes; a `dir` passed in is the caller's (a restart on the
- * same store starts a second gateway on it), and `stop()` leaves it.
+ * same store starts a second gateway on it), and `stop()` leaves it. A `clock`
+ * replaces the system clock (tests of expiry).
  */
-export async function startGateway(raw: Record<string, unknown>, dir?: string): Promise<TestGateway> {
+export async function startGateway(
+  raw: Record<string, unknown>,
+  dir?: string,
+  options: { clock?: Clock } = {},
+): Promise<TestGateway> {
   const owned = dir === undefined;
   dir ??= tempDir();
   const storePath = join(dir, 'spillway.db');
@@ -51,7 +57,7 @@ export async function startGateway(raw: Record<string, unknown>, dir?: string): 
       },
     },
   });
-  const spillway = await startSpillway(config, { logger: createLogger('silent') });
+  const spillway = await startSpillway(config, { logger: createLogger('silent'), ...options });
   const stop = async () => {
     await spillway.stop();
     if (owned) rmSync(dir, { recursive: true, force: true });

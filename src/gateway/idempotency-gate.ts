@@ -127,20 +127,31 @@ export async function passIdempotencyGate(
  * Keeps the upstream's synchronous answer for replay while it streams to the
  * client. The answer is kept even if the client goes away mid-body (that is
  * when it will retry); one that cannot be kept whole (over `maxBytes`, or cut
- * off) releases the claim, so a retry is sent on with the same key.
+ * off) releases the claim, so a retry is sent on with the same key. So does a
+ * "not processed, come back later" answer (the route's failover statuses, when
+ * it could not fail over): replaying a 503 for a day would defeat the retry.
+ * Returns whether the answer is being kept.
  */
 export function keepForReplay(
   response: UpstreamResponse,
   res: ServerResponse,
   claim: HeldClaim,
-  store: OperationStore,
-  maxBytes: number,
-  onError: (error: unknown) => void,
-): void {
+  options: {
+    store: OperationStore;
+    maxBytes: number;
+    notProcessed: ReadonlySet<number>;
+    onError: (error: unknown) => void;
+  },
+): boolean {
+  const { store, maxBytes, onError } = options;
+  const settle = (write: Promise<void>) => write.catch(onError);
+  if (options.notProcessed.has(response.statusCode)) {
+    void settle(store.releaseIdempotencyKey(claim.key, claim.token));
+    return false;
+  }
   const chunks: Buffer[] = [];
   let size = 0;
   let kept = true;
-  const settle = (write: Promise<void>) => write.catch(onError);
   response.body.on('data', (chunk: Buffer) => {
     size += chunk.length;
     if (size > maxBytes) kept = false;
@@ -162,4 +173,5 @@ export function keepForReplay(
     response.body.unpipe(res);
     response.body.resume();
   });
+  return true;
 }

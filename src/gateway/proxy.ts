@@ -102,12 +102,19 @@ export async function proxy(
       const out = endToEnd(response.headers as HeaderRecord);
       if (route.failover) mergeVary(out);
       res.writeHead(response.statusCode, out.flat());
-      if (claim) keepForReplay(response, res, claim, options.store, options.maxResultBytes, options.onError);
+      const keeping =
+        claim !== undefined &&
+        keepForReplay(response, res, claim, {
+          store: options.store,
+          maxBytes: options.maxResultBytes,
+          notProcessed: route.failoverStatuses,
+          onError: options.onError,
+        });
       // Plain pipe: cheaper per request than stream.pipeline, which builds an AbortError on every success.
       response.body.pipe(res);
       response.body.once('error', () => res.destroy());
       res.once('close', () => {
-        if (!claim && !response.body.readableEnded) response.body.destroy();
+        if (!keeping && !response.body.readableEnded) response.body.destroy();
       });
       return;
     }

@@ -163,6 +163,25 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     await upstream.stop();
   });
 
+  it('I7, except "come back later": an upstream 503 on a route that cannot fail over is not kept, so the retry is sent on', async () => {
+    let calls = 0;
+    const upstream = await upstreamAnswering(() =>
+      ++calls === 1 ? { kind: 'respond', status: 503, headers: { 'retry-after': '1' } } : created(),
+    );
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      routes: [{ name: 'direct', match: 'POST /payments', failover: false }],
+    });
+    const key = randomUUID();
+    assert.equal((await post(`${gw.publicUrl}/payments`, key)).status, 503);
+    const retry = await post(`${gw.publicUrl}/payments`, key);
+    assert.equal(retry.status, 201);
+    assert.equal(retry.headers.get('idempotent-replayed'), null);
+    assert.equal((await post(`${gw.publicUrl}/payments`, key)).headers.get('idempotent-replayed'), 'true');
+    assert.equal(upstream.received.length, 2);
+    await upstream.stop();
+  });
+
   it("I8: Spillway's own rejections are not kept: a corrected retry under the same key is processed", async () => {
     const upstream = await upstreamAnswering();
     const down = await closedPort();

@@ -23,6 +23,7 @@ export const errorTable = {
   'outcome-unknown': { status: 502, title: 'The upstream may or may not have processed the request' },
   'result-too-large': { status: 502, title: 'The upstream response was too large to store' },
   'idempotency-key-invalid': { status: 400, title: 'Malformed Idempotency-Key' },
+  'callback-not-allowed': { status: 400, title: 'The Spillway-Callback URL is not allowed' },
   'idempotency-key-missing': { status: 400, title: 'This route requires an Idempotency-Key' },
   'idempotency-key-reused': { status: 422, title: 'Idempotency-Key reused with a different request' },
   'idempotency-key-in-use': { status: 409, title: 'A request with this Idempotency-Key is in progress' },

@@ -4,8 +4,14 @@
  * Sources, later wins: defaults < config file (JSON) < environment < flags.
  */
 import { readFileSync } from 'node:fs';
+import { normalizeOrigin } from '../delivery/webhooks/callback-guard.ts';
+import { CALLBACK_ENDPOINT, ENDPOINT_NAME } from '../delivery/webhooks/message.ts';
+import { STANDARD_DELAYS_MS } from '../delivery/webhooks/schedule.ts';
+import { parseWebhookSecrets } from '../delivery/webhooks/signing.ts';
+import type { WebhookConfig, WebhookSubscription } from '../delivery/webhooks/webhooks.ts';
 import { compileMatcher } from '../policy/route-match.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
+import type { WebhookEventName } from '../store/port.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -146,6 +152,32 @@ export const defaults = {
   },
   /** Browser origins (exact, like "https://app.example") allowed to read /_spillway/ with credentials. */
   corsOrigins: [] as string[],
+  /** Webhooks: a terminal event posted, signed per Standard Webhooks, to `Spillway-Callback` and subscriptions. */
+  webhooks: {
+    /**
+     * Signing secrets, `whsec_` + base64 of 24–64 bytes (`spillway webhook-secret` makes one); every one
+     * signs each attempt, so during a rotation list the new and the old. SPILLWAY_WEBHOOK_SECRET.
+     */
+    secrets: [] as string[],
+    /** Origins a `Spillway-Callback` may name, exactly ("https://hooks.example"); none: callbacks refused. SPILLWAY_CALLBACK_ALLOW. */
+    callbackAllow: [] as string[],
+    /** Let webhooks reach loopback, private, link-local and CGNAT addresses (never metadata). SPILLWAY_CALLBACK_ALLOW_PRIVATE=1. */
+    allowPrivateNetworks: false,
+    /** One attempt's time limit (Standard Webhooks: 15–30 s). */
+    timeoutMs: 15_000,
+    /** Delays before the 2nd, 3rd… attempt: Standard Webhooks' 5 s … 24 h, about three days in all. */
+    schedule: [...STANDARD_DELAYS_MS],
+    /** Each delay is drawn from delay × [1 − jitter, 1 + jitter]. */
+    jitter: 0.2,
+    /** Attempts in all, the first included; then the delivery has failed. */
+    maxAttempts: STANDARD_DELAYS_MS.length + 1,
+    /** Attempts in flight at once, per process. */
+    concurrency: 8,
+    /** How often the dispatcher looks for due deliveries without a change notice (the backstop). */
+    pollIntervalMs: 1_000,
+    /** Configured receivers of every operation's terminal event: [{name, url, secrets?, routes?, events?}]. */
+    subscriptions: [] as Array<Record<string, unknown>>,
+  },
   /** On SIGTERM: how long /readyz answers 503 while the gateway still serves, so load balancers stop sending first. */
   shutdownDelayMs: 0,
   /** On SIGTERM: how long in-flight work may take to finish before leases are handed back. */
@@ -179,6 +211,7 @@ export interface GatewayConfig {
     pollMs: number;
   };
   corsOrigins: ReadonlySet<string>;
+  webhooks: WebhookConfig;
   /** Matched in order; the last is the catch-all `default` route. */
   routes: RoutePolicy[];
 }
@@ -262,6 +295,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
       pollMs: websocketInt('pollMs', 10, 3_600_000),
     },
     corsOrigins: originsAt(raw),
+    webhooks: buildWebhooks(objectAt(raw, 'webhooks')),
     shutdownGraceMs: intAt(raw, 'shutdownGraceMs', defaults.shutdownGraceMs, 0),
     routes: [],
   };
@@ -290,6 +324,15 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     names.add(route.name);
   });
   config.routes.push(buildRoute({ ...shared, name: 'default', match: '* /*' }, 'routeDefaults.'));
+  config.webhooks.subscriptions.forEach((subscription, i) => {
+    for (const route of subscription.routes ?? []) {
+      if (!names.has(route)) {
+        throw new ConfigError(
+          `webhooks.subscriptions[${i}].routes names "${route}", which is no route. Known: ${[...names].join(', ')}.`,
+        );
+      }
+    }
+  });
   return config;
 }
 
@@ -486,6 +529,152 @@ function headerNameAt(raw: Record<string, unknown>, key: string, fallback: strin
   if (!/^[!#-'*+.^`|~\w-]+$/.test(value))
     throw new ConfigError(`${key} must be a header name like "authorization", got ${show(value)}.`);
   return value.toLowerCase();
+}
+
+const webhookEvents: readonly WebhookEventName[] = ['succeeded', 'failed', 'canceled'];
+
+function buildWebhooks(raw: Record<string, unknown>): WebhookConfig {
+  const d = defaults.webhooks;
+  const at = 'webhooks.';
+  for (const key of Object.keys(raw)) {
+    if (!(key in d))
+      throw new ConfigError(`Unknown option "${at}${key}". Known: ${Object.keys(d).join(', ')}.`);
+  }
+  const secretsAt = (value: unknown, where: string) => {
+    // A string (SPILLWAY_WEBHOOK_SECRET) holds one secret, or several separated by spaces or commas.
+    if (typeof value !== 'string' && !(Array.isArray(value) && value.every((v) => typeof v === 'string'))) {
+      throw new ConfigError(`${where} must be an array of "whsec_…" secrets, got a ${typeof value}.`);
+    }
+    try {
+      return parseWebhookSecrets(value as string | string[]);
+    } catch (error) {
+      // The message never repeats the secret.
+      throw new ConfigError(`${where}: ${(error as Error).message}`);
+    }
+  };
+  const secrets = secretsAt(raw.secrets ?? d.secrets, `${at}secrets (or SPILLWAY_WEBHOOK_SECRET)`);
+  const allowValue = raw.callbackAllow ?? d.callbackAllow;
+  const allowList =
+    typeof allowValue === 'string'
+      ? allowValue
+          .split(',')
+          .map((o) => o.trim())
+          .filter(Boolean)
+      : allowValue;
+  if (!Array.isArray(allowList) || !allowList.every((o) => typeof o === 'string')) {
+    throw new ConfigError(
+      `${at}callbackAllow must list origins like "https://hooks.example", got ${show(allowValue)}.`,
+    );
+  }
+  const callbackAllow = new Set(
+    allowList.map((origin: string) => {
+      try {
+        return normalizeOrigin(origin);
+      } catch (error) {
+        throw new ConfigError(
+          `${at}callbackAllow (or SPILLWAY_CALLBACK_ALLOW): ${(error as Error).message}.`,
+        );
+      }
+    }),
+  );
+  if (callbackAllow.size > 0 && secrets.length === 0) {
+    throw new ConfigError(
+      `${at}callbackAllow allows callbacks, but there is no secret to sign them: set ${at}secrets or SPILLWAY_WEBHOOK_SECRET (\`spillway webhook-secret\` makes one).`,
+    );
+  }
+  const privateValue = raw.allowPrivateNetworks ?? d.allowPrivateNetworks;
+  const allowPrivateNetworks =
+    privateValue === '1' || privateValue === 'true'
+      ? true
+      : privateValue === '0' || privateValue === 'false'
+        ? false
+        : privateValue;
+  if (typeof allowPrivateNetworks !== 'boolean') {
+    throw new ConfigError(`${at}allowPrivateNetworks must be true or false, got ${show(privateValue)}.`);
+  }
+  const merged = { ...d, ...raw };
+  const delays = merged.schedule;
+  if (
+    !Array.isArray(delays) ||
+    delays.length === 0 ||
+    !delays.every((ms) => Number.isInteger(ms) && ms >= 0)
+  ) {
+    throw new ConfigError(`${at}schedule must be a non-empty array of delays in ms, got ${show(delays)}.`);
+  }
+  const jitter = merged.jitter;
+  if (typeof jitter !== 'number' || !(jitter >= 0 && jitter < 1)) {
+    throw new ConfigError(`${at}jitter must be a number from 0 to below 1, got ${show(jitter)}.`);
+  }
+  const names = new Set<string>();
+  const subscriptionsValue = merged.subscriptions;
+  if (!Array.isArray(subscriptionsValue)) {
+    throw new ConfigError(`${at}subscriptions must be an array, got ${show(subscriptionsValue)}.`);
+  }
+  const subscriptions = subscriptionsValue.map((entry: unknown, i): WebhookSubscription => {
+    const where = `${at}subscriptions[${i}].`;
+    if (!isObject(entry))
+      throw new ConfigError(`${at}subscriptions[${i}] must be an object, got ${show(entry)}.`);
+    for (const key of Object.keys(entry)) {
+      if (!['name', 'url', 'secrets', 'routes', 'events'].includes(key)) {
+        throw new ConfigError(`Unknown option "${where}${key}". Known: name, url, secrets, routes, events.`);
+      }
+    }
+    const name = stringAt(entry, 'name', undefined, where);
+    if (!ENDPOINT_NAME.test(name) || name === CALLBACK_ENDPOINT || names.has(name)) {
+      throw new ConfigError(
+        `${where}name must be 1–64 of A-Z a-z 0-9 _ -, unique and not "${CALLBACK_ENDPOINT}" (it is part of each webhook-id), got ${show(name)}.`,
+      );
+    }
+    names.add(name);
+    const url = stringAt(entry, 'url', undefined, where);
+    if (!isHttpUrl(url) || new URL(url).username || new URL(url).password) {
+      throw new ConfigError(`${where}url must be an http(s) URL without credentials, got ${show(url)}.`);
+    }
+    const own = entry.secrets === undefined ? [] : secretsAt(entry.secrets, `${where}secrets`);
+    if (own.length === 0 && secrets.length === 0) {
+      throw new ConfigError(
+        `${where}secrets is missing and there is no global secret: set one of them (\`spillway webhook-secret\` makes one).`,
+      );
+    }
+    const listAt = (key: 'routes' | 'events') => {
+      const value = entry[key];
+      if (value === undefined || value === null) return null;
+      if (!Array.isArray(value) || value.length === 0 || !value.every((v) => typeof v === 'string')) {
+        throw new ConfigError(`${where}${key} must be a non-empty array of names, got ${show(value)}.`);
+      }
+      return value as string[];
+    };
+    const events = listAt('events');
+    const unknown = events?.find((e) => !webhookEvents.includes(e as WebhookEventName));
+    if (unknown !== undefined) {
+      throw new ConfigError(
+        `${where}events lists "${unknown}"; terminal events are ${webhookEvents.join(', ')}.`,
+      );
+    }
+    const routes = listAt('routes');
+    return {
+      name,
+      url,
+      secrets: own.length > 0 ? own : secrets,
+      routes: routes ? new Set(routes) : null,
+      events: events as WebhookEventName[] | null,
+    };
+  });
+  return {
+    secrets,
+    callbackAllow,
+    allowPrivateNetworks,
+    // 100 ms at least, so tests can be quick; 30 s at most (Standard Webhooks).
+    timeoutMs: intAt(merged, 'timeoutMs', undefined, 100, 30_000, at),
+    schedule: {
+      delaysMs: delays as number[],
+      jitter,
+      maxAttempts: intAt(merged, 'maxAttempts', undefined, 1, 1_000, at),
+    },
+    concurrency: intAt(merged, 'concurrency', undefined, 1, 10_000, at),
+    pollIntervalMs: intAt(merged, 'pollIntervalMs', undefined, 10, 3_600_000, at),
+    subscriptions,
+  };
 }
 
 function isObject(value: unknown): value is Record<string, unknown> {

@@ -19,7 +19,7 @@ import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { CallToken } from '../policy/health/route-health.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { HeaderList, NewOperation, Operation, OperationStore } from '../store/port.ts';
+import type { HeaderList, NewOperation, Operation, OperationStore, WebhookTarget } from '../store/port.ts';
 import {
   type AttemptDeadline,
   AttemptTimeoutError,
@@ -55,6 +55,8 @@ export interface Submission {
   tenant: string | null;
   /** The Idempotency-Key claim the request holds: a capture marks it accepted in the same commit. */
   idempotency?: { key: string; token: string };
+  /** Where a capture's terminal event is posted: the checked `Spillway-Callback`, and the route's subscriptions. */
+  webhooks?: { callbackUrl: string | null; subscriptions: readonly WebhookTarget[] };
 }
 
 export type EngineAnswer =
@@ -282,6 +284,12 @@ export class FailoverEngine {
         : null,
       tenant: submission.tenant,
       ...(submission.idempotency ? { idempotency: submission.idempotency } : {}),
+      ...(submission.webhooks
+        ? {
+            callbackUrl: submission.webhooks.callbackUrl,
+            webhookSubscriptions: submission.webhooks.subscriptions,
+          }
+        : {}),
       traceparent: headerValue(request.headers, 'traceparent') ?? null,
       tracestate: headerValue(request.headers, 'tracestate') ?? null,
       attempts: spec.attempts,

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import { resumeAfter, type SseOptions, streamEvents } from '../delivery/sse.ts';
 import { operationLinks, retryAfterSeconds, statusMonitor } from '../delivery/status-monitor.ts';
+import { deliveriesView } from '../delivery/webhooks/deliveries-view.ts';
 import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, errorTable } from '../errors.ts';
 import type { Operation, OperationStore } from '../store/port.ts';
@@ -41,12 +42,12 @@ export async function serveOperationsApi(
     await sendOpenApiDocument(req, res, cors);
     return;
   }
-  const match = /^\/_spillway\/operations\/([^/]+)(?:\/(result|events|cancel))?$/.exec(path);
+  const match = /^\/_spillway\/operations\/([^/]+)(?:\/(result|events|cancel|deliveries))?$/.exec(path);
   if (!match) {
     sendProblem(
       res,
       'not-found',
-      `Nothing is served at ${path}. See GET /_spillway/operations/{id}, its /result and /events, and POST its /cancel.`,
+      `Nothing is served at ${path}. See GET /_spillway/operations/{id}, its /result, /events and /deliveries, and POST its /cancel.`,
       cors,
     );
     return;
@@ -120,6 +121,14 @@ export async function serveOperationsApi(
       store,
       clock,
       publicUrl,
+    });
+    return;
+  }
+  if (match[2] === 'deliveries') {
+    // Webhook deliveries and their attempts, under the same tenant check as the monitor.
+    sendJson(res, 200, deliveriesView(op.id, await store.webhookDeliveries(op.id)), {
+      ...cors,
+      'cache-control': 'no-store',
     });
     return;
   }

@@ -5,6 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
+import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { readBounded } from '../engine/body.ts';
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
 import { endToEnd, type HeaderRecord } from '../engine/http-fields.ts';
@@ -29,6 +30,8 @@ export interface ProxyOptions {
   idempotencyTtlMs: number;
   /** The header whose value identifies the caller's tenant (src/gateway/access.ts). */
   tenantHeader: string;
+  /** `Spillway-Callback` checks and the routes' subscriptions; absent: no webhooks. */
+  webhooks?: Webhooks;
   onError: (error: unknown) => void;
 }
 
@@ -58,8 +61,26 @@ export async function proxy(
     return;
   }
 
+  // Checked before anything is stored or forwarded (the SSRF guard); never forwarded itself.
+  const callback = await (options.webhooks?.callbackFrom(req.headersDistinct['spillway-callback']) ??
+    callbackOff(req.headersDistinct['spillway-callback']));
+  if (callback.kind === 'refused') {
+    sendProblem(res, 'callback-not-allowed', callback.detail, vary);
+    return;
+  }
+  const subscriptions = options.webhooks?.subscriptionsFor(route.name) ?? [];
+  const webhooks =
+    callback.kind === 'allowed' || subscriptions.length > 0
+      ? { callbackUrl: callback.kind === 'allowed' ? callback.url : null, subscriptions }
+      : undefined;
+
   const prefs = parsePrefer(req.headers.prefer);
-  const headers = endToEnd(req.headers as HeaderRecord, ['host', 'content-length', 'prefer']);
+  const headers = endToEnd(req.headers as HeaderRecord, [
+    'host',
+    'content-length',
+    'prefer',
+    'spillway-callback',
+  ]);
   if (prefs.forward) headers.push(['prefer', prefs.forward]);
   const request = { method, path: target.path, query: target.query, headers, body };
   const tenant = callerTenant(req.headers, options.tenantHeader);
@@ -83,6 +104,7 @@ export async function proxy(
     request,
     tenant,
     ...(claim ? { idempotency: claim } : {}),
+    ...(webhooks ? { webhooks } : {}),
     receivedAt,
     // `wait` without `respond-async` is only a timeout hint: answered 504, never 202 (OData reading of RFC 7240).
     budgetMs: wait ?? route.budgetMs,
@@ -159,6 +181,17 @@ function headerText(text: string): string {
     .replaceAll('≥', '>=')
     .replaceAll('≤', '<=')
     .replace(/[^\t\x20-\x7e]/g, '?');
+}
+
+/** Without webhooks configured, a `Spillway-Callback` is refused rather than silently ignored. */
+function callbackOff(values: string[] | undefined) {
+  return values === undefined
+    ? ({ kind: 'none' } as const)
+    : ({
+        kind: 'refused',
+        detail:
+          'Webhooks are not enabled on this gateway (no webhooks.callbackAllow), so Spillway-Callback cannot be honoured. Nothing was stored or sent; send the request without it and poll the operation.',
+      } as const);
 }
 
 /** Adds Prefer to the upstream's Vary unless it is already covered. */

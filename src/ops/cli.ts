@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { buildConfig, ConfigError, defaults, readConfigFile } from '../config/config.ts';
+import { newWebhookSecret } from '../delivery/webhooks/signing.ts';
 import { startDemo } from '../demo/demo.ts';
 import { StoreUnavailableError } from '../errors.ts';
 import { healthCommand, overrideCommand } from './admin-commands.ts';
@@ -21,6 +22,7 @@ Usage:
                                             Show each route's health state, reason, trips and signals
   spillway override ROUTE forced-async|forced-sync|none [--admin-url URL]
                                             Force a route async or sync, or clear the override (kept in the store)
+  spillway webhook-secret                   Print a new webhook signing secret (whsec_…, 32 random bytes)
   spillway help                             Show this help
   spillway version                          Print the version
 
@@ -46,6 +48,12 @@ demo options:
 
 Other environment:
   SPILLWAY_LOG_LEVEL   trace|debug|info|warn|error|silent (default info); logs are JSON lines on stdout
+  SPILLWAY_WEBHOOK_SECRET         webhooks.secrets: whsec_… secrets that sign webhooks, space- or comma-separated
+                                  (all sign: list the new and the old during a rotation)
+  SPILLWAY_CALLBACK_ALLOW         webhooks.callbackAllow: origins a Spillway-Callback may name, comma-separated,
+                                  exactly (https://hooks.example); unset: callbacks refused (400)
+  SPILLWAY_CALLBACK_ALLOW_PRIVATE webhooks.allowPrivateNetworks: 1 lets webhooks reach loopback and private
+                                  addresses (never cloud metadata); default refused
 
 Signals: SIGTERM or SIGINT stop gracefully (stop accepting, finish or hand back in-flight work).
 Docs: README.md, docs/http-api.md, docs/configuration.md, docs/policy.md, docs/operations.md.`;
@@ -68,6 +76,10 @@ export async function main(argv: string[]): Promise<number> {
   if (command === 'version' || command === '--version') {
     const pkg = await import('../../package.json', { with: { type: 'json' } });
     console.log(pkg.default.version);
+    return 0;
+  }
+  if (command === 'webhook-secret') {
+    console.log(newWebhookSecret());
     return 0;
   }
   if (command === 'health' || command === 'override') {
@@ -118,6 +130,7 @@ export async function main(argv: string[]): Promise<number> {
       const value = values[flag] ?? env;
       if (value !== undefined && value !== '') raw[option] = value;
     }
+    raw.webhooks = webhooksFromEnv(raw.webhooks, process.env);
     const running =
       command === 'worker'
         ? await startWorkerProcess(buildConfig(raw))
@@ -135,6 +148,20 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw error;
   }
+}
+
+/** The SPILLWAY_* variables of the `webhooks` options, over the config file's. */
+function webhooksFromEnv(fromFile: unknown, env: NodeJS.ProcessEnv): unknown {
+  const variables = {
+    secrets: env.SPILLWAY_WEBHOOK_SECRET,
+    callbackAllow: env.SPILLWAY_CALLBACK_ALLOW,
+    allowPrivateNetworks: env.SPILLWAY_CALLBACK_ALLOW_PRIVATE,
+  };
+  const set = Object.entries(variables).filter(([, value]) => value !== undefined && value !== '');
+  if (set.length === 0) return fromFile;
+  // A malformed file value is left for buildConfig to report.
+  const base = typeof fromFile === 'object' && fromFile !== null ? fromFile : {};
+  return { ...base, ...Object.fromEntries(set) };
 }
 
 function onSignal(stop: () => Promise<void>): void {

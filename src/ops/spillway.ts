@@ -9,6 +9,7 @@ import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
 import { EventHub } from '../delivery/event-hub.ts';
+import { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { WebSocketChannel } from '../delivery/websocket.ts';
 import { FailoverEngine } from '../engine/failover-engine.ts';
 import { Upstream } from '../engine/upstream.ts';
@@ -17,6 +18,7 @@ import { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { Retention } from '../workers/retention.ts';
+import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
 import { createAdminServer } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -40,6 +42,8 @@ export interface Spillway {
   health: HealthMonitor;
   /** WebSocket delivery on the public port (`/_spillway/ws`). */
   websocket: WebSocketChannel;
+  /** Posts terminal events to callbacks and subscriptions (idle without any configured). */
+  webhooks: WebhookDispatcher;
   /** Stops accepting, lets in-flight work finish within the grace period, hands back leases. Safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -83,6 +87,14 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   });
 
   let publicUrl = config.publicUrl ?? '';
+  const webhookSetup = new Webhooks(config.webhooks);
+  const webhooks = dispatcherFor(webhookSetup, {
+    store,
+    clock,
+    owner: instanceId,
+    publicUrl: () => publicUrl,
+    log,
+  });
   const hub = new EventHub(store);
   const retention = new Retention(store, clock, config.retentionMs);
   const publicServer = createPublicServer({
@@ -96,6 +108,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     maxResultBytes: config.maxResultBytes,
     idempotencyTtlMs: config.idempotencyTtlMs,
     tenantHeader: config.tenantHeader,
+    webhooks: webhookSetup,
     maxInFlight: config.maxInFlight,
     get publicUrl() {
       return publicUrl;
@@ -123,6 +136,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   if (!config.publicUrl) publicUrl = `http://${urlHost(config.host)}:${port}`;
   accepting = true;
   if (config.replay.concurrency > 0) worker.start();
+  webhooks.start();
   retention.start();
   log.info(
     { port, adminPort, publicUrl, upstream: config.upstream, store: describeStore(config.store), instanceId },
@@ -146,7 +160,12 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       const grace = setTimeout(() => publicServer.closeAllConnections(), config.shutdownGraceMs);
       await Promise.all([closed, websocketClosed]);
       clearTimeout(grace);
-      await Promise.all([workerStopped, engine.drain(config.shutdownGraceMs)]);
+      await Promise.all([
+        workerStopped,
+        engine.drain(config.shutdownGraceMs),
+        webhooks.stop(config.shutdownGraceMs),
+      ]);
+      await webhookSetup.close();
       health.stop();
       retention.stop();
       await upstream.close();
@@ -168,6 +187,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     worker,
     health,
     websocket,
+    webhooks,
     stop,
     [Symbol.asyncDispose]: stop,
   };

@@ -14,10 +14,12 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import { ConfigError, type GatewayConfig } from '../config/config.ts';
+import { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { Upstream } from '../engine/upstream.ts';
 import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
+import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
 import { createAdminServer } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
@@ -34,6 +36,8 @@ export interface WorkerProcess {
   adminPort: number;
   store: OperationStore;
   worker: ReplayWorker;
+  /** Posts terminal events to callbacks and subscriptions, beside the gateways' dispatchers. */
+  webhooks: WebhookDispatcher;
   /** Stops leasing, lets attempts in flight finish within the grace period, hands back the rest. Safe to call twice. */
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
@@ -52,6 +56,13 @@ export async function startWorkerProcess(
   if (config.replay.concurrency < 1) {
     throw new ConfigError('replay.concurrency must be at least 1 for spillway worker, got 0.');
   }
+  const webhookSetup = new Webhooks(config.webhooks);
+  const { publicUrl } = config;
+  if (webhookSetup.enabled && publicUrl === undefined) {
+    throw new ConfigError(
+      'spillway worker delivers webhooks, whose events link to the operation on a gateway: set publicUrl (--public-url or SPILLWAY_PUBLIC_URL) to the URL clients reach the gateways at.',
+    );
+  }
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? createLogger();
   const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -68,6 +79,13 @@ export async function startWorkerProcess(
     pollIntervalMs: config.replay.pollIntervalMs,
     maxResultBytes: config.maxResultBytes,
   });
+  const webhooks = dispatcherFor(webhookSetup, {
+    store,
+    clock,
+    owner: instanceId,
+    publicUrl: () => publicUrl ?? '',
+    log,
+  });
   let running = false;
   const adminServer = createAdminServer({ isReady: () => running });
   let adminPort: number;
@@ -79,6 +97,7 @@ export async function startWorkerProcess(
     throw error;
   }
   worker.start();
+  webhooks.start();
   running = true;
   log.info(
     {
@@ -96,7 +115,8 @@ export async function startWorkerProcess(
     stopping ??= (async () => {
       running = false;
       log.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
-      await worker.stop(config.shutdownGraceMs);
+      await Promise.all([worker.stop(config.shutdownGraceMs), webhooks.stop(config.shutdownGraceMs)]);
+      await webhookSetup.close();
       await upstream.close();
       await store.close();
       await new Promise<void>((resolve) => adminServer.close(() => resolve()));
@@ -105,5 +125,5 @@ export async function startWorkerProcess(
     })();
     return stopping;
   };
-  return { adminPort, store, worker, stop, [Symbol.asyncDispose]: stop };
+  return { adminPort, store, worker, webhooks, stop, [Symbol.asyncDispose]: stop };
 }

@@ -121,6 +121,7 @@ export class CallbackGuard {
   checkUrl(text: string): { ok: true; url: URL } | { ok: false; reason: string } {
     if (text.length > MAX_URL_LENGTH)
       return { ok: false, reason: `it is longer than ${MAX_URL_LENGTH} characters` };
+    if (/\s/.test(text)) return { ok: false, reason: 'it contains white space; percent-encode it' };
     let url: URL;
     try {
       url = new URL(text);

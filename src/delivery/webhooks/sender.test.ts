@@ -47,8 +47,9 @@ describe('WebhookSender', () => {
     const clock = new ManualClock(Date.now());
     const guard = new CallbackGuard({ allowOrigins: new Set([rx.origin]), allowPrivateNetworks: true });
     t.after(() => guard.close());
-    const sender = new WebhookSender(guard, clock);
+    const sender = new WebhookSender(clock);
     const { outcome, report } = await sender.send({
+      guard,
       url: `${rx.origin}/hooks?a=1`,
       message: message(),
       secrets,
@@ -84,7 +85,8 @@ describe('WebhookSender', () => {
       allowPrivateNetworks: true,
     });
     t.after(() => guard.close());
-    const { outcome } = await new WebhookSender(guard, new ManualClock()).send({
+    const { outcome } = await new WebhookSender(new ManualClock()).send({
+      guard,
       url: `${rx.origin}/`,
       message: message(),
       secrets,
@@ -99,7 +101,8 @@ describe('WebhookSender', () => {
     const clock = new ManualClock();
     const guard = new CallbackGuard({ allowOrigins: new Set([rx.origin]), allowPrivateNetworks: true });
     t.after(() => guard.close());
-    const sending = new WebhookSender(guard, clock).send({
+    const sending = new WebhookSender(clock).send({
+      guard,
       url: `${rx.origin}/`,
       message: message(),
       secrets,
@@ -124,8 +127,9 @@ describe('WebhookSender', () => {
     await using rx = await receiver((_req, res) => res.end());
     const strict = new CallbackGuard({ allowOrigins: new Set([rx.origin]), allowPrivateNetworks: false });
     t.after(() => strict.close());
-    const sender = new WebhookSender(strict, new ManualClock());
+    const sender = new WebhookSender(new ManualClock());
     const loopback = await sender.send({
+      guard: strict,
       url: `${rx.origin}/`,
       message: message(),
       secrets,
@@ -135,6 +139,7 @@ describe('WebhookSender', () => {
     assert.match(loopback.report.error!, /loopback address/);
     assert.equal((loopback.outcome as { permanent?: boolean }).permanent, false);
     const off = await sender.send({
+      guard: strict,
       url: 'http://127.0.0.2:1/',
       message: message(),
       secrets,

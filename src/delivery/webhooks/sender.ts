@@ -46,6 +46,8 @@ export interface WebhookMessage {
 
 export interface SendRequest {
   url: string;
+  /** Checks the URL before the attempt, and is the dispatcher its connections go through. */
+  guard: CallbackGuard;
   message: WebhookMessage;
   /** Every active secret signs (rotation); at least one. */
   secrets: readonly WebhookSecret[];
@@ -78,15 +80,13 @@ class DeliveryTimeoutError extends Error {
 }
 
 export class WebhookSender {
-  readonly #guard: CallbackGuard;
   readonly #clock: Clock;
 
-  constructor(guard: CallbackGuard, clock: Clock) {
-    this.#guard = guard;
+  constructor(clock: Clock) {
     this.#clock = clock;
   }
 
-  async send({ url, message, secrets, timeoutMs, signal }: SendRequest): Promise<SendResult> {
+  async send({ url, guard, message, secrets, timeoutMs, signal }: SendRequest): Promise<SendResult> {
     const clock = this.#clock;
     const at = clock.now();
     const report = (
@@ -100,10 +100,10 @@ export class WebhookSender {
     });
 
     // Checked before every attempt: the allow-list may have changed, and an IP literal never reaches `lookup`.
-    const allowed = await this.#guard.check(url);
+    const allowed = await guard.check(url);
     if (!allowed.ok) {
       const message = `Refused by the callback guard: ${allowed.reason}.`;
-      const permanent = !this.#guard.checkUrl(url).ok; // off the allow-list: no retry will change that
+      const permanent = !guard.checkUrl(url).ok; // off the allow-list: no retry will change that
       return report({ kind: 'error', message, timedOut: false, permanent }, null, message, null);
     }
 
@@ -131,7 +131,7 @@ export class WebhookSender {
         method: 'POST',
         headers,
         body: Buffer.from(message.body.buffer, message.body.byteOffset, message.body.byteLength),
-        dispatcher: this.#guard.dispatcher,
+        dispatcher: guard.dispatcher,
         signal: controller.signal,
       });
       const snippet = await readSnippet(response.body);

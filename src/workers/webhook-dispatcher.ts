@@ -1,0 +1,251 @@
+/**
+ * The webhook dispatcher: leases due deliveries from the store's outbox, makes
+ * one attempt each (src/delivery/webhooks/sender.ts), decides what the outcome
+ * means (schedule.ts) and records the attempt with it, fenced by the lease.
+ * It runs in `spillway serve` and in `spillway worker`; any number of them may
+ * share a PostgreSQL store, and the store's leasing keeps each delivery in
+ * flight at one place at a time and never sends a delivered one again.
+ *
+ * It is woken by the store's change notices (a terminal status change, in this
+ * process or, on PostgreSQL, in another), at most every WAKE_SPACING_MS so a
+ * burst of captures does not become a burst of lease queries, by its own timer
+ * when the next retry falls due, and by a poll as the backstop. `runOnce()` is
+ * the manual trigger tests drive with a ManualClock.
+ *
+ * It only leases deliveries to endpoints it knows (has secrets for): during a
+ * rolling change of subscriptions, a process without the new one leaves its
+ * deliveries to the processes that have it, rather than failing them.
+ *
+ * Delivery is at least once: an attempt whose 2xx is not recorded (a crash, the
+ * store down past the retry window) is made again after its lease runs out,
+ * with the same webhook-id, which receivers deduplicate on.
+ */
+import type { Clock, Timer } from '../clock.ts';
+import type { CallbackGuard } from '../delivery/webhooks/callback-guard.ts';
+import { CALLBACK_ENDPOINT, webhookIdOf, webhookMessage } from '../delivery/webhooks/message.ts';
+import { decideAfterDelivery, type WebhookSchedule } from '../delivery/webhooks/schedule.ts';
+import { WebhookSender } from '../delivery/webhooks/sender.ts';
+import type { WebhookSecret } from '../delivery/webhooks/signing.ts';
+import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
+import { InFlight } from '../engine/in-flight.ts';
+import type { LeasedWebhookDelivery, OperationStore, WebhookAttemptRecord } from '../store/port.ts';
+
+/** Notices closer together than this share one lease query. */
+const WAKE_SPACING_MS = 25;
+/** A lease outlives its attempt (time limit + name resolution) by this much. */
+const LEASE_MARGIN_MS = 10_000;
+
+export interface WebhookEndpoint {
+  /** Every one signs each attempt (rotation). */
+  secrets: readonly WebhookSecret[];
+  /** The allow-list and address checks for this endpoint's URLs. */
+  guard: CallbackGuard;
+}
+
+export interface WebhookDispatcherOptions {
+  store: OperationStore;
+  clock: Clock;
+  /** Lease owner name of this process. */
+  owner: string;
+  /** The endpoints this process delivers to, by name ("callback" and subscriptions): who signs, what may be reached. */
+  endpoints: ReadonlyMap<string, WebhookEndpoint>;
+  schedule: WebhookSchedule;
+  /** One attempt's time limit. */
+  timeoutMs: number;
+  /** Attempts in flight at once. */
+  concurrency: number;
+  pollIntervalMs: number;
+  /** Base of the links in the events (the result URL). */
+  publicUrl: () => string;
+  random?: () => number;
+  /** Told about every recorded attempt, for logs and metrics. */
+  onEvent?: (event: WebhookDispatchEvent) => void;
+}
+
+/** What happened to a delivery after one attempt. */
+export interface WebhookDispatchEvent {
+  type: 'webhook:delivered' | 'webhook:retry' | 'webhook:failed' | 'webhook:disabled' | 'webhook:lost-lease';
+  webhookId: string;
+  operationId: string;
+  endpoint: string;
+  attempt: number;
+  status: number | null;
+  error: string | null;
+  /** When the next attempt is due (`webhook:retry`). */
+  nextAttemptAt?: number;
+}
+
+export class WebhookDispatcher {
+  readonly #options: WebhookDispatcherOptions;
+  readonly #sender: WebhookSender;
+  readonly #inFlight = new InFlight();
+  readonly #endpointNames: string[];
+  #timer: Timer | undefined;
+  #timerAt = 0;
+  #lastLeaseAt = Number.NEGATIVE_INFINITY;
+  #running = false;
+  #leasing: Promise<number> | undefined;
+  #unwatch: (() => void) | undefined;
+
+  constructor(options: WebhookDispatcherOptions) {
+    this.#options = options;
+    this.#sender = new WebhookSender(options.clock);
+    this.#endpointNames = [...options.endpoints.keys()];
+  }
+
+  /** Starts the loop and listens for the store's notices. Safe to call twice. */
+  start(): void {
+    if (this.#running || this.#endpointNames.length === 0) return;
+    this.#running = true;
+    this.#unwatch = this.#options.store.watch(() => this.wake());
+    this.#schedule(0);
+  }
+
+  /** Something may have become deliverable: look soon, unless a look is planned sooner. */
+  wake(): void {
+    if (!this.#running) return;
+    const now = this.#options.clock.now();
+    const at = Math.max(now, this.#lastLeaseAt + WAKE_SPACING_MS);
+    if (this.#timer && this.#timerAt <= at) return;
+    this.#schedule(at - now);
+  }
+
+  /** Leases as many due deliveries as there are free slots and starts them; resolves with how many. */
+  runOnce(): Promise<number> {
+    this.#leasing ??= this.#leaseAndStart().finally(() => {
+      this.#leasing = undefined;
+    });
+    return this.#leasing;
+  }
+
+  /** Resolves when no attempt is in flight. */
+  idle(): Promise<void> {
+    return this.#inFlight.idle();
+  }
+
+  /** Stops leasing, waits up to `graceMs` for attempts in flight, then aborts the rest and hands them back. */
+  async stop(graceMs: number): Promise<void> {
+    this.#running = false;
+    this.#unwatch?.();
+    this.#unwatch = undefined;
+    if (this.#timer) this.#options.clock.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#leasing?.catch(() => {});
+    await this.#inFlight.drain(this.#options.clock, graceMs);
+  }
+
+  #schedule(ms: number): void {
+    const { clock } = this.#options;
+    if (this.#timer) clock.clearTimeout(this.#timer);
+    this.#timerAt = clock.now() + ms;
+    this.#timer = clock.setTimeout(() => {
+      this.#timer = undefined;
+      void this.#tick();
+    }, ms);
+    this.#timer.unref?.();
+  }
+
+  async #tick(): Promise<void> {
+    if (!this.#running) return;
+    const { clock, store, pollIntervalMs, concurrency } = this.#options;
+    let delay = pollIntervalMs;
+    try {
+      const leased = await this.runOnce();
+      if (leased > 0 && this.#inFlight.size < concurrency) delay = 0;
+      else {
+        const due = await store.nextWebhookDueAt(this.#endpointNames);
+        const now = clock.now();
+        if (due !== undefined) delay = Math.min(pollIntervalMs, Math.max(0, due - now));
+      }
+    } catch {
+      // The store is unavailable: the next poll tries again.
+    }
+    if (this.#running && !this.#timer) this.#schedule(delay);
+  }
+
+  async #leaseAndStart(): Promise<number> {
+    const { store, owner, clock, concurrency, timeoutMs } = this.#options;
+    const free = concurrency - this.#inFlight.size;
+    if (free <= 0) return 0;
+    this.#lastLeaseAt = clock.now();
+    const leased = await store.leaseWebhookDeliveries({
+      owner,
+      limit: free,
+      leaseMs: timeoutMs + LEASE_MARGIN_MS,
+      endpoints: this.#endpointNames,
+    });
+    for (const delivery of leased) {
+      void this.#inFlight
+        .track((shutdown) => this.#deliver(delivery, shutdown))
+        .then(() => {
+          if (this.#running) this.#schedule(0);
+        });
+    }
+    return leased.length;
+  }
+
+  async #deliver(delivery: LeasedWebhookDelivery, shutdown: AbortSignal): Promise<void> {
+    const { store, owner, clock, schedule, timeoutMs, endpoints, publicUrl, random } = this.#options;
+    const { secrets, guard } = endpoints.get(delivery.endpoint)!; // leased for the endpoints given only
+    const message = webhookMessage(delivery.event, delivery.endpoint, publicUrl(), delivery);
+    const { outcome, report } = await this.#sender.send({
+      url: delivery.url,
+      guard,
+      message,
+      secrets,
+      timeoutMs,
+      signal: shutdown,
+    });
+    if (shutdown.aborted) {
+      // Shutting down mid-attempt: hand it back, due at once for whoever is still running.
+      await store.releaseWebhookDelivery(delivery, owner);
+      return;
+    }
+    const attempt = delivery.attempts + 1;
+    const decision = decideAfterDelivery(outcome, attempt, schedule, random);
+    const record: WebhookAttemptRecord = {
+      attempt: report,
+      next:
+        decision.kind === 'retry'
+          ? { state: 'pending', nextAttemptAt: clock.now() + decision.delayMs }
+          : { state: decision.kind },
+      lastError: decision.kind === 'delivered' ? null : decision.reason,
+      // A subscription's 410 stops it for every process; a callback's ends only its own delivery.
+      disableEndpoint: decision.kind === 'disabled' && delivery.endpoint !== CALLBACK_ENDPOINT,
+    };
+    const held = await store.recordWebhookAttempt(delivery, owner, record);
+    this.#options.onEvent?.({
+      type: held ? `webhook:${decision.kind}` : 'webhook:lost-lease',
+      webhookId: webhookIdOf(delivery.operationId, delivery.seq, delivery.endpoint),
+      operationId: delivery.operationId,
+      endpoint: delivery.endpoint,
+      attempt,
+      status: report.status,
+      error: record.lastError,
+      ...(record.next.state === 'pending' ? { nextAttemptAt: record.next.nextAttemptAt } : {}),
+    });
+  }
+}
+
+/** The dispatcher of a process, from its webhook setup; its events go to `log`. */
+export function dispatcherFor(
+  webhooks: Webhooks,
+  options: Pick<WebhookDispatcherOptions, 'store' | 'clock' | 'owner' | 'publicUrl'> & {
+    log: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+  },
+): WebhookDispatcher {
+  const { log, ...rest } = options;
+  const { config } = webhooks;
+  return new WebhookDispatcher({
+    ...rest,
+    endpoints: webhooks.endpoints(),
+    schedule: config.schedule,
+    timeoutMs: config.timeoutMs,
+    concurrency: config.concurrency,
+    pollIntervalMs: config.pollIntervalMs,
+    onEvent: (event) => {
+      const quiet = event.type === 'webhook:delivered' || event.type === 'webhook:retry';
+      (quiet ? log.debug : log.warn).call(log, event, event.type);
+    },
+  });
+}

@@ -26,6 +26,9 @@ import {
   signatureHeader,
 } from '../../src/delivery/webhooks/signing.ts';
 import { Webhooks } from '../../src/delivery/webhooks/webhooks.ts';
+import { main } from '../../src/ops/cli.ts';
+import { createLogger } from '../../src/ops/logger.ts';
+import { startWorkerProcess } from '../../src/ops/worker-process.ts';
 import type { WebhookTarget } from '../../src/store/port.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { WebhookDispatcher } from '../../src/workers/webhook-dispatcher.ts';
@@ -623,5 +626,34 @@ describe('webhooks: subscriptions and the deliveries view', () => {
     assert.equal(fromEnv.secrets.length, 2);
     assert.deepEqual([...fromEnv.callbackAllow], ['https://a.example', 'https://b.example']);
     assert.equal(fromEnv.allowPrivateNetworks, true);
+  });
+
+  it('spillway worker delivers webhooks only with publicUrl, which the events link to', async () => {
+    const config = (publicUrl?: string) =>
+      buildConfig({
+        upstream: 'http://127.0.0.1:9',
+        store: 'postgres://127.0.0.1:1/never-reached',
+        adminPort: 0,
+        ...(publicUrl ? { publicUrl } : {}),
+        webhooks: { secrets: [SECRET], callbackAllow: ['https://hooks.example'] },
+      });
+    await assert.rejects(startWorkerProcess(config(), { logger: createLogger('silent') }), {
+      name: 'ConfigError',
+      message: /set publicUrl/,
+    });
+    // With it, the worker goes on to open the store (unreachable here): past the webhook check.
+    await assert.rejects(
+      startWorkerProcess(config('https://gw.example'), { logger: createLogger('silent') }),
+      (error: Error) => error.name !== 'ConfigError',
+    );
+  });
+
+  it('spillway webhook-secret prints a secret the reference library accepts', async (t) => {
+    const lines: string[] = [];
+    t.mock.method(console, 'log', (line: string) => lines.push(line));
+    assert.equal(await main(['webhook-secret']), 0);
+    assert.equal(lines.length, 1);
+    assert.equal(parseWebhookSecret(lines[0]!).key.byteLength, 32);
+    assert.doesNotThrow(() => new Webhook(lines[0]!));
   });
 });

@@ -44,7 +44,7 @@ const post = (
 
 describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
   it('I1: the same request twice: the second gets the first 201 and body again, marked replayed; the upstream saw one', async () => {
-    const upstream = await upstreamAnswering();
+    await using upstream = await upstreamAnswering();
     await using gw = await startGateway({ upstream: upstream.url });
     const key = randomUUID();
     const first = await post(`${gw.publicUrl}/payments`, key);
@@ -59,11 +59,10 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.equal(second.headers.get('x-upstream-request'), first.headers.get('x-upstream-request'));
     assert.equal(await second.text(), firstBody);
     assert.equal(upstream.received.length, 1);
-    await upstream.stop();
   });
 
   it('I2: the same key with another body: 422 problem, the upstream saw one', async () => {
-    const upstream = await upstreamAnswering();
+    await using upstream = await upstreamAnswering();
     await using gw = await startGateway({ upstream: upstream.url });
     const key = randomUUID();
     assert.equal((await post(`${gw.publicUrl}/payments`, key, '{"amount":10}')).status, 201);
@@ -74,11 +73,10 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     const otherPath = await post(`${gw.publicUrl}/payments?x=1`, key, '{"amount":10}');
     assert.equal(otherPath.status, 422, 'the target is part of the fingerprint too');
     assert.equal(upstream.received.length, 1);
-    await upstream.stop();
   });
 
   it('I3: two at once: one is processed, the other gets 409 with Retry-After; the upstream saw one', async () => {
-    const upstream = await upstreamAnswering(() => ({ kind: 'delay', ms: 1_000, and: created() }));
+    await using upstream = await upstreamAnswering(() => ({ kind: 'delay', ms: 1_000, and: created() }));
     await using gw = await startGateway({
       upstream: upstream.url,
       routeDefaults: { budgetMs: 3_000, attemptTimeoutMs: 5_000 },
@@ -95,11 +93,10 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.equal(later.status, 201, 'after the first finished, a retry gets its answer');
     assert.equal(later.headers.get('idempotent-replayed'), 'true');
     assert.equal(upstream.received.length, 1);
-    await upstream.stop();
   });
 
   it('I4: a route that requires a key answers 400 without one, with a type and a describedby link to the docs', async () => {
-    const upstream = await upstreamAnswering();
+    await using upstream = await upstreamAnswering();
     await using gw = await startGateway({
       upstream: upstream.url,
       routes: [{ name: 'payments', match: 'POST /payments', idempotencyKeys: 'required' }],
@@ -111,22 +108,20 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.match(res.headers.get('link') ?? '', /rel="describedby"/);
     assert.equal((await fetch(`${gw.publicUrl}/payments`)).status, 201, 'GET needs no key');
     assert.equal(upstream.received.length, 1, 'only the GET reached the upstream');
-    await upstream.stop();
   });
 
   it('I5: a quoted key and the same key bare are one key', async () => {
-    const upstream = await upstreamAnswering();
+    await using upstream = await upstreamAnswering();
     await using gw = await startGateway({ upstream: upstream.url });
     assert.equal((await post(`${gw.publicUrl}/payments`, '"abc-1"')).status, 201);
     const bare = await post(`${gw.publicUrl}/payments`, 'abc-1');
     assert.equal(bare.status, 201);
     assert.equal(bare.headers.get('idempotent-replayed'), 'true');
     assert.equal(upstream.received.length, 1);
-    await upstream.stop();
   });
 
   it('I6: a key of 256 characters, a control character, non-ASCII or a bad quoted string: 400, nothing sent on', async () => {
-    const upstream = await upstreamAnswering();
+    await using upstream = await upstreamAnswering();
     await using gw = await startGateway({ upstream: upstream.url });
     for (const key of ['k'.repeat(256), 'caf\u00e9', '"unterminated', '"a"b"', '""']) {
       const res = await post(`${gw.publicUrl}/payments`, key);
@@ -142,11 +137,10 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.match(raw, /^HTTP\/1\.1 400 /);
     assert.match(raw, /application\/problem\+json/);
     assert.equal(upstream.received.length, 1, 'only the valid 255-character key reached the upstream');
-    await upstream.stop();
   });
 
   it('I7: a stored upstream 500 is replayed as the same 500, marked replayed; the upstream is not hit again', async () => {
-    const upstream = await upstreamAnswering(() => ({
+    await using upstream = await upstreamAnswering(() => ({
       kind: 'respond',
       status: 500,
       headers: { 'content-type': 'text/plain' },
@@ -160,12 +154,11 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.equal(again.headers.get('idempotent-replayed'), 'true');
     assert.equal(await again.text(), 'ledger exploded');
     assert.equal(upstream.received.length, 1);
-    await upstream.stop();
   });
 
   it('I7, except "come back later": an upstream 503 on a route that cannot fail over is not kept, so the retry is sent on', async () => {
     let calls = 0;
-    const upstream = await upstreamAnswering(() =>
+    await using upstream = await upstreamAnswering(() =>
       ++calls === 1 ? { kind: 'respond', status: 503, headers: { 'retry-after': '1' } } : created(),
     );
     await using gw = await startGateway({
@@ -179,11 +172,10 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.equal(retry.headers.get('idempotent-replayed'), null);
     assert.equal((await post(`${gw.publicUrl}/payments`, key)).headers.get('idempotent-replayed'), 'true');
     assert.equal(upstream.received.length, 2);
-    await upstream.stop();
   });
 
   it("I8: Spillway's own rejections are not kept: a corrected retry under the same key is processed", async () => {
-    const upstream = await upstreamAnswering();
+    await using upstream = await upstreamAnswering();
     const down = await closedPort();
     await using gw = await startGateway({
       upstream: upstream.url,
@@ -211,7 +203,6 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     const retried = await post(`${direct.publicUrl}/direct`, other);
     assert.equal(retried.status, 502, 'sent on again, not a replayed 502');
     assert.equal(retried.headers.get('idempotent-replayed'), null);
-    await upstream.stop();
   });
 
   it('I9: a retry of a request answered 202 gets the same operation, and there is one capture', async () => {
@@ -231,7 +222,7 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
 
   it('I10: the same key from two tenants: independent, neither sees the other', async () => {
     let n = 0;
-    const upstream = await upstreamAnswering(() => created(`{"n":${++n}}`));
+    await using upstream = await upstreamAnswering(() => created(`{"n":${++n}}`));
     await using gw = await startGateway({ upstream: upstream.url });
     const key = randomUUID();
     const a = await post(`${gw.publicUrl}/payments`, key, '{}', { authorization: 'Bearer tenant-a' });
@@ -242,12 +233,11 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     const a2 = await post(`${gw.publicUrl}/payments`, key, '{}', { authorization: 'Bearer tenant-a' });
     assert.equal(await a2.text(), '{"n":1}');
     assert.equal(upstream.received.length, 2);
-    await upstream.stop();
   });
 
   it('I11: a key reused after its expiry (simulated clock) is a new request', async () => {
     const clock = new ManualClock();
-    const upstream = await upstreamAnswering();
+    await using upstream = await upstreamAnswering();
     await using gw = await startGateway({ upstream: upstream.url, idempotencyTtlMs: 3_600_000 }, undefined, {
       clock,
     });
@@ -260,12 +250,11 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.equal(reused.status, 201);
     assert.equal(reused.headers.get('idempotent-replayed'), null);
     assert.equal(upstream.received.length, 2);
-    await upstream.stop();
   });
 
   it('I12: the upstream gets the same key on the sync attempt and on the queued retry', async () => {
     let calls = 0;
-    const upstream = await upstreamAnswering(() =>
+    await using upstream = await upstreamAnswering(() =>
       ++calls === 1 ? { kind: 'respond', status: 503, headers: { 'retry-after': '0' } } : created(),
     );
     await using gw = await startGateway({
@@ -292,14 +281,13 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
       upstream.received.map((r) => r.headers['idempotency-key']),
       [`spillway-${id}`, `spillway-${id}`],
     );
-    await upstream.stop();
   });
 
   it('I3 across instances: two gateways on one PostgreSQL schema, the same key at once: one upstream call', async (t) => {
     const skip = await skipWithoutPostgres('two gateways sharing Idempotency-Keys');
     if (skip) return t.skip(skip);
     const db = freshSchema('spillway_idem_test');
-    const upstream = await upstreamAnswering(() => ({ kind: 'delay', ms: 500, and: created() }));
+    await using upstream = await upstreamAnswering(() => ({ kind: 'delay', ms: 500, and: created() }));
     try {
       const config = {
         upstream: upstream.url,
@@ -320,7 +308,6 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
       }
       assert.equal(upstream.received.length, 1);
     } finally {
-      await upstream.stop();
       await db.drop();
     }
   });

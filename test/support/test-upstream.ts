@@ -59,6 +59,11 @@ export class TestUpstream {
     await closed;
   }
 
+  /** `await using`: the upstream stops even when the test fails, so its file can exit. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+
   /** Requests received carrying this body marker (tests put a unique id in each body). */
   count(marker: string): number {
     return this.received.filter((r) => r.body.includes(marker)).length;

@@ -15,11 +15,13 @@ import addFormatsModule from 'ajv-formats';
 import { fullFormats } from 'ajv-formats/dist/formats.js';
 import type { EventSourceMessage } from 'eventsource-parser';
 import { WebSocket } from 'ws';
+import { newWebhookSecret } from '../../src/delivery/webhooks/signing.ts';
 import { errorTable } from '../../src/errors.ts';
 import { jsonOf, operationIdOf, startGateway, type TestGateway } from '../support/harness.ts';
 import {
   type CheckedResponse,
   checkResponse,
+  checkWebhook,
   checkWebSocketMessage,
   coverage,
   exampleProblems,
@@ -32,6 +34,7 @@ import {
   unresolvedRefs,
 } from '../support/openapi.ts';
 import { type Behaviour, closedPort, TestUpstream } from '../support/test-upstream.ts';
+import { WebhookReceiver } from '../support/webhook-receiver.ts';
 
 const doc = loadOpenApi();
 const ORIGIN = 'https://app.example';
@@ -40,6 +43,7 @@ const RESULT = '/_spillway/operations/{id}/result';
 const EVENTS = '/_spillway/operations/{id}/events';
 const CANCEL = '/_spillway/operations/{id}/cancel';
 const WS = '/_spillway/ws';
+const DELIVERIES = '/_spillway/operations/{id}/deliveries';
 
 /** The upstream's answer, by the path of the request (each path is one scenario). */
 function scenarios(upstream: TestUpstream): TestUpstream {
@@ -64,9 +68,10 @@ function scenarios(upstream: TestUpstream): TestUpstream {
   return upstream;
 }
 
-async function gateway(upstream: string): Promise<TestGateway> {
+async function gateway(upstream: string, extra: Record<string, unknown> = {}): Promise<TestGateway> {
   return startGateway({
     upstream,
+    ...extra,
     corsOrigins: [ORIGIN],
     maxBodyBytes: 1024,
     // minCalls: the failures on purpose must not trip the route into diverting (which pauses replays).
@@ -346,6 +351,7 @@ describe('OpenAPI document: docs/openapi.json', () => {
       ['GET', RESULT, '/result'],
       ['GET', EVENTS, '/events'],
       ['POST', CANCEL, '/cancel'],
+      ['GET', DELIVERIES, '/deliveries'],
     ] as const) {
       const res = await check(method, path, url(gw, unknown, tail));
       assert.equal(res.status, 404, `${method} ${path}`);
@@ -369,6 +375,7 @@ describe('OpenAPI document: docs/openapi.json', () => {
       ['DELETE', RESULT, '/result', 'GET, HEAD, OPTIONS'],
       ['DELETE', EVENTS, '/events', 'GET, HEAD, OPTIONS'],
       ['GET', CANCEL, '/cancel', 'POST, OPTIONS'],
+      ['DELETE', DELIVERIES, '/deliveries', 'GET, HEAD, OPTIONS'],
     ] as const) {
       const res = await check(method, path, url(gw, unknown, tail));
       assert.equal(res.status, 405, `${method} ${path}`);
@@ -383,6 +390,7 @@ describe('OpenAPI document: docs/openapi.json', () => {
       [RESULT, '/result'],
       [EVENTS, '/events'],
       [CANCEL, '/cancel'],
+      [DELIVERIES, '/deliveries'],
     ] as const) {
       const preflight: CheckedResponse = await check('OPTIONS', path, url(gw, unknown, tail), {
         headers: {
@@ -412,6 +420,7 @@ describe('OpenAPI document: docs/openapi.json', () => {
       ['GET', RESULT, '/result'],
       ['GET', EVENTS, '/events'],
       ['POST', CANCEL, '/cancel'],
+      ['GET', DELIVERIES, '/deliveries'],
     ] as const) {
       const res = await check(method, path, url(gw, id, tail));
       assert.equal((res.body as { code: string }).code, 'store-unavailable', `${method} ${path}`);
@@ -492,6 +501,51 @@ describe('OpenAPI document: docs/openapi.json', () => {
       assert.equal(post.status, 405);
       const plain = await check('GET', WS, `${gw.publicUrl}${WS}`);
       assert.equal(plain.status, 404);
+    } finally {
+      await upstream.stop();
+    }
+  });
+
+  it('(b) webhooks: the request a receiver gets matches webhooks.operationEnded; its deliveries; a callback not allowed is 400', async () => {
+    const upstream = scenarios(await new TestUpstream().start());
+    await using receiver = await new WebhookReceiver().start();
+    await using gw = await gateway(upstream.url, {
+      webhooks: {
+        secrets: [newWebhookSecret()],
+        callbackAllow: [receiver.origin],
+        allowPrivateNetworks: true,
+      },
+    });
+    try {
+      const res = await fetch(`${gw.publicUrl}/t/ok`, {
+        method: 'POST',
+        headers: { prefer: 'respond-async, wait=0', 'spillway-callback': `${receiver.origin}/hook?ref=1` },
+        body: '{}',
+      });
+      await checkResponse(doc, 'POST', PROXIED, res);
+      const id = operationIdOf(res);
+      await receiver.waitFor(1);
+      const webhook = receiver.received[0]!;
+      const event = checkWebhook(doc, 'operationEnded', { headers: webhook.headers, body: webhook.raw }) as {
+        type: string;
+        subject: string;
+      };
+      assert.deepEqual([event.type, event.subject], ['dev.spillway.operation.succeeded', id]);
+
+      const until = Date.now() + 5_000;
+      let deliveries: CheckedResponse;
+      do {
+        deliveries = await check('GET', DELIVERIES, url(gw, id, '/deliveries'));
+        if (Date.now() > until) throw new Error(`not delivered: ${JSON.stringify(deliveries.body)}`);
+      } while (
+        (deliveries.body as { deliveries: Array<{ state: string }> }).deliveries[0]?.state !== 'delivered'
+      );
+
+      const refused = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, {
+        headers: { prefer: 'respond-async, wait=0', 'spillway-callback': 'https://elsewhere.example/hook' },
+        body: '{}',
+      });
+      assert.equal((refused.body as { code: string }).code, 'callback-not-allowed');
     } finally {
       await upstream.stop();
     }

@@ -51,7 +51,15 @@ interface ResponseObject {
   content?: Record<string, MediaType>;
   [OPTIONAL_BODY]?: boolean;
 }
+interface ParameterObject {
+  name: string;
+  in: 'query' | 'header' | 'path' | 'cookie';
+  required?: boolean;
+  schema?: Schema;
+}
 interface OperationObject {
+  parameters?: Array<ParameterObject | Ref>;
+  requestBody?: { required?: boolean; content: Record<string, MediaType> };
   responses: Record<string, ResponseObject | Ref>;
 }
 type PathItem = Partial<Record<(typeof METHODS)[number], OperationObject>>;
@@ -66,6 +74,7 @@ export interface OpenApiDocument {
     headers?: Record<string, HeaderObject>;
   };
   [PROXIED]: OperationObject;
+  webhooks?: Record<string, PathItem>;
 }
 
 export function loadOpenApi(): OpenApiDocument {
@@ -224,6 +233,48 @@ export async function checkResponse(
   coverage(doc);
   seenByDoc.get(doc)!.add(key);
   return { key, status, headers: response.headers, body };
+}
+
+/**
+ * Checks a request Spillway sent (a webhook, as a receiver got it) against
+ * `webhooks.<name>.post`: the required header parameters are there and valid,
+ * the content type is documented, the body validates. Throws on a mismatch.
+ */
+export function checkWebhook(
+  doc: OpenApiDocument,
+  name: string,
+  request: { headers: Record<string, string | string[] | undefined>; body: Buffer },
+): unknown {
+  const operation = doc.webhooks?.[name]?.post;
+  if (!operation?.requestBody)
+    throw new Error(`webhooks.${name}.post with a requestBody is not in the document`);
+  const problems: string[] = [];
+  const header = (name: string) => {
+    const value = request.headers[name.toLowerCase()];
+    return Array.isArray(value) ? value.join(', ') : value;
+  };
+  for (const parameter of (operation.parameters ?? []).map((p) => resolve(doc, p))) {
+    if (parameter.in !== 'header') continue;
+    const value = header(parameter.name);
+    if (value === undefined) {
+      if (parameter.required) problems.push(`required header ${parameter.name} is missing`);
+      continue;
+    }
+    if (parameter.schema !== undefined) {
+      const validate = compiled(doc, parameter.schema);
+      if (!validate(headerValue(doc, parameter.schema, value))) {
+        problems.push(`header ${parameter.name}: ${JSON.stringify(value)} ${errorsOf(validate)}`);
+      }
+    }
+  }
+  const contentType = header('content-type') ?? '';
+  const essence = contentType.split(';')[0]!.trim().toLowerCase();
+  const media = mediaTypeFor(operation.requestBody.content, essence);
+  let body: unknown;
+  if (!media) problems.push(`content type ${contentType} is not documented`);
+  else body = checkBody(doc, media, essence, request.body, problems);
+  if (problems.length > 0) throw new Error(`webhook ${name}:\n- ${problems.join('\n- ')}`);
+  return body;
 }
 
 /**

@@ -58,7 +58,7 @@ function scenarios(upstream: TestUpstream): TestUpstream {
       case '/t/fail': // … but to a PUT it is retried, until maxAttempts
         return { kind: 'respond', status: 500, headers: { 'content-type': 'text/plain' }, body: 'boom' };
       case '/t/slow':
-        return { kind: 'delay', ms: 500, and: { kind: 'respond', status: 201, headers: json, body: '{}' } };
+        return { kind: 'delay', ms: 1_000, and: { kind: 'respond', status: 201, headers: json, body: '{}' } };
       case '/t/later': // "come back in an hour": the operation stays pending
         return { kind: 'respond', status: 503, headers: { 'retry-after': '3600' } };
       default:

@@ -572,6 +572,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await lease(store);
       for (const op of [a, b, other]) {
         await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+        clock.advance(1); // deliveries are leased oldest first: a's comes first
       }
       const gone = (lastError: string) => ({
         attempt: { at: clock.now(), status: 410, error: null, latencyMs: 1, responseSnippet: null },

@@ -225,6 +225,14 @@ describe('OpenAPI document: docs/openapi.json', () => {
       assert.equal(retry.headers.get('idempotent-replayed'), 'true');
       const reused = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, { headers: key, body: '{"a":2}' });
       assert.equal(reused.status, 422);
+      // A retry of a request that went async gets its 202 again, with the operation as it is now.
+      const asyncKey = { 'idempotency-key': randomUUID(), prefer: 'respond-async, wait=0' };
+      const first202 = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, { headers: asyncKey, body: '{}' });
+      await gw.settled((first202.body as { id: string }).id);
+      const again = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, { headers: asyncKey, body: '{}' });
+      assert.equal(again.status, 202);
+      assert.equal(again.headers.get('idempotent-replayed'), 'true');
+      assert.equal((again.body as { status: string }).status, 'Succeeded');
       const slowKey = { 'idempotency-key': randomUUID() };
       const slow = fetch(`${gw.publicUrl}/t/slow`, {
         method: 'POST',

@@ -227,7 +227,10 @@ describe('OpenAPI document: docs/openapi.json', () => {
       assert.equal(reused.status, 422);
       // A retry of a request that went async gets its 202 again, with the operation as it is now.
       const asyncKey = { 'idempotency-key': randomUUID(), prefer: 'respond-async, wait=0' };
-      const first202 = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, { headers: asyncKey, body: '{}' });
+      const first202 = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, {
+        headers: asyncKey,
+        body: '{}',
+      });
       await gw.settled((first202.body as { id: string }).id);
       const again = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, { headers: asyncKey, body: '{}' });
       assert.equal(again.status, 202);

@@ -13,6 +13,7 @@ export const errorTable = {
   'not-found': { status: 404, title: 'Nothing is served at this path' },
   'operation-not-found': { status: 404, title: 'No such operation' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },
+  'upgrade-required': { status: 426, title: 'This endpoint speaks WebSocket only' },
   'store-unavailable': { status: 503, title: 'The request could not be stored durably' },
   overloaded: { status: 503, title: 'The gateway has too many requests in flight' },
   'upstream-unreachable': { status: 502, title: 'The upstream could not be reached' },

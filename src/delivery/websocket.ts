@@ -136,7 +136,9 @@ export class WebSocketChannel {
     // Handshakes ws refuses are answered problem+json like every other error.
     this.#wss.on('wsClientError', (error, socket, req) => {
       if (req.method !== 'GET') {
-        refuse(socket, 'method-not-allowed', `${req.method} cannot open a WebSocket; use GET.`);
+        refuse(socket, 'method-not-allowed', `${req.method} cannot open a WebSocket; use GET.`, {
+          Allow: 'GET',
+        });
       } else {
         refuse(socket, 'bad-request', `Not a valid WebSocket handshake: ${error.message}.`);
       }
@@ -523,7 +525,7 @@ class Connection {
 }
 
 /** Answers a refused handshake with problem+json and closes the socket. */
-function refuse(socket: Duplex, code: ErrorCode, detail: string): void {
+function refuse(socket: Duplex, code: ErrorCode, detail: string, headers: Record<string, string> = {}): void {
   if (!socket.writable) {
     socket.destroy();
     return;
@@ -535,6 +537,9 @@ function refuse(socket: Duplex, code: ErrorCode, detail: string): void {
     `HTTP/1.1 ${doc.status} ${STATUS_CODES[doc.status]}\r\n` +
       'Content-Type: application/problem+json\r\n' +
       `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+      Object.entries(headers)
+        .map(([name, value]) => `${name}: ${value}\r\n`)
+        .join('') +
       'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
       body,
   );

@@ -22,7 +22,7 @@ export async function outcomeOf(
   try {
     response = await pending;
   } catch (error) {
-    const message = describeError(error);
+    const message = `Could not complete the attempt: ${describeError(error)}.`;
     return failedBeforeSending(error) ? { kind: 'not-sent', message } : { kind: 'unknown', message };
   }
   let body: Uint8Array | 'too-large';
@@ -30,7 +30,7 @@ export async function outcomeOf(
     body = await readBounded(response.body, maxResultBytes);
   } catch (error) {
     // The upstream started answering, then the answer broke off: it did get the request.
-    return { kind: 'unknown', message: `The response broke off: ${describeError(error)}` };
+    return { kind: 'unknown', message: `The response broke off: ${describeError(error)}.` };
   }
   if (body === 'too-large') return { kind: 'too-large', status: response.statusCode, limit: maxResultBytes };
   const retryAfter = response.headers['retry-after'];

@@ -343,10 +343,14 @@ function timedOut({ route, budgetMs }: Submission): EngineAnswer {
 
 function syncFailure(error: unknown): EngineAnswer {
   return failedBeforeSending(error)
-    ? { kind: 'failed', code: 'upstream-unreachable', detail: `${describeError(error)}. Retry later.` }
+    ? {
+        kind: 'failed',
+        code: 'upstream-unreachable',
+        detail: `Could not reach the upstream: ${describeError(error)}. Retry later.`,
+      }
     : {
         kind: 'failed',
         code: 'upstream-failed',
-        detail: `${describeError(error)}. The upstream may have processed the request; check before retrying.`,
+        detail: `The upstream connection failed mid-request: ${describeError(error)}. The upstream may have processed the request; check before retrying.`,
       };
 }

@@ -40,9 +40,31 @@ export function failedBeforeSending(error: unknown): boolean {
   return code !== undefined && NOT_SENT_CODES.has(code);
 }
 
+// What each failure means, in words fit for a client: the driver's own messages name the
+// upstream's address, which a client must not learn (http-standards §7.4).
+const PHRASES: Record<string, string> = {
+  ECONNREFUSED: 'the upstream refused the connection',
+  ENOTFOUND: "the upstream's host name did not resolve",
+  EAI_AGAIN: "the upstream's host name did not resolve",
+  EHOSTUNREACH: 'the upstream host is unreachable',
+  ENETUNREACH: "the upstream's network is unreachable",
+  EADDRNOTAVAIL: 'no local address was available to reach the upstream',
+  UND_ERR_CONNECT_TIMEOUT: 'connecting to the upstream timed out',
+  ECONNRESET: 'the upstream closed the connection',
+  EPIPE: 'the upstream closed the connection',
+  UND_ERR_SOCKET: 'the connection to the upstream failed',
+  UND_ERR_CLOSED: 'the connection to the upstream was closed',
+  UND_ERR_HEADERS_TIMEOUT: 'the upstream did not send response headers in time',
+  UND_ERR_BODY_TIMEOUT: 'the upstream stopped sending the response body',
+  UND_ERR_ABORTED: 'the attempt was aborted',
+  SPILLWAY_ATTEMPT_TIMEOUT: 'the attempt took longer than its attemptTimeoutMs',
+};
+
+/** A failure to reach the upstream, described without its address: `<what happened> (<code>)`. */
 export function describeError(error: unknown): string {
-  const { code, message } = error as { code?: string; message?: string };
-  return code ? `${code}: ${message}` : String(message ?? error);
+  const { code, name } = error as { code?: string; name?: string };
+  if (code) return `${PHRASES[code] ?? 'the upstream call failed'} (${code})`;
+  return `the upstream call failed (${name ?? 'unknown error'})`;
 }
 
 export class Upstream {

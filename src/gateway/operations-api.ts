@@ -8,6 +8,7 @@ import type { Clock } from '../clock.ts';
 import { resumeAfter, type SseOptions, streamEvents } from '../delivery/sse.ts';
 import { operationLinks, retryAfterSeconds, statusMonitor } from '../delivery/status-monitor.ts';
 import { deliveriesView } from '../delivery/webhooks/deliveries-view.ts';
+import { WEBSOCKET_PATH } from '../delivery/websocket.ts';
 import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, errorTable } from '../errors.ts';
 import type { Operation, OperationStore } from '../store/port.ts';
@@ -40,6 +41,16 @@ export async function serveOperationsApi(
   const cors = corsHeaders(req.headers.origin, options.corsOrigins);
   if (path === OPENAPI_PATH) {
     await sendOpenApiDocument(req, res, cors);
+    return;
+  }
+  if (path === WEBSOCKET_PATH) {
+    // Handshakes are taken by the server's 'upgrade' event (src/delivery/websocket.ts); this is anything else.
+    sendProblem(
+      res,
+      'upgrade-required',
+      `${WEBSOCKET_PATH} speaks WebSocket only: open a WebSocket to it, or follow one operation with GET /_spillway/operations/{id}/events.`,
+      { ...cors, upgrade: 'websocket', connection: 'Upgrade' },
+    );
     return;
   }
   const match = /^\/_spillway\/operations\/([^/]+)(?:\/(result|events|cancel|deliveries))?$/.exec(path);
@@ -164,7 +175,7 @@ function sendResult(res: ServerResponse, op: Operation, monitor: string, cors: R
         ? (op.error.code as ErrorCode)
         : 'upstream-failed';
   const detail =
-    op.error?.message ?? 'The operation was canceled before it was sent to the upstream; nothing reached it.';
+    op.status !== 'Canceled' ? (op.error?.message ?? 'The operation failed.') : canceledDetail(op);
   sendProblem(
     res,
     code,
@@ -208,6 +219,13 @@ async function sendOpenApiDocument(
     'cache-control': 'no-cache',
   });
   res.end(body);
+}
+
+/** What a canceled operation's result says: whether the upstream may have it after all. */
+function canceledDetail(op: Operation): string {
+  return op.outcomeUnknown
+    ? 'The operation was canceled before its next attempt, but an earlier attempt may have reached the upstream (its connection broke mid-request): check there before sending it again.'
+    : 'The operation was canceled before the upstream processed it: no attempt reached it, or it was refused with a failover status. Send the request again if it is still wanted.';
 }
 
 export function sendJson(

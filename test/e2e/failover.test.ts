@@ -284,7 +284,10 @@ describe('routes with failover switched off', () => {
     await upstream.stop();
     const down = await fetch(`${gw.publicUrl}/reports/1`);
     assert.equal(down.status, 502);
-    assert.equal((await jsonOf(down)).type, 'https://spillway.dev/problems/upstream-unreachable');
+    const unreachable = await jsonOf(down);
+    assert.equal(unreachable.type, 'https://spillway.dev/problems/upstream-unreachable');
+    assert.match(unreachable.detail, /refused the connection \(ECONNREFUSED\)/);
+    assert.ok(!unreachable.detail.includes(new URL(upstream.url).port), 'no upstream address (E8)');
     const counts = await gw.store.counts();
     assert.equal(counts.NotStarted + counts.Running + counts.Succeeded + counts.Failed, 0);
   });
@@ -309,6 +312,7 @@ describe('dead-lettering', () => {
     const doc = await jsonOf(result);
     assert.equal(doc.type, 'https://spillway.dev/problems/attempts-exhausted');
     assert.match(doc.detail, /ECONNREFUSED/);
+    assert.doesNotMatch(doc.detail, /127\.0\.0\.1|:\d{4,5}\b/, 'no upstream address reaches a client (E8)');
     assert.equal(doc.deadLettered, true);
     const monitor = await jsonOf(await fetch(`${gw.publicUrl}/_spillway/operations/${id}`));
     assert.equal(monitor.status, 'Failed');

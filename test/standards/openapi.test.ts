@@ -510,8 +510,10 @@ describe('OpenAPI document: docs/openapi.json', () => {
         await handshake(wsUrl, 'POST', { ...upgradeTo, ...KEY }),
       );
       assert.equal(post.status, 405);
+      assert.equal(post.headers.get('allow'), 'GET');
       const plain = await check('GET', WS, `${gw.publicUrl}${WS}`);
-      assert.equal(plain.status, 404);
+      assert.equal(plain.status, 426);
+      assert.equal(plain.headers.get('upgrade'), 'websocket');
     } finally {
       await upstream.stop();
     }

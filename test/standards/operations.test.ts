@@ -6,10 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { systemClock } from '../../src/clock.ts';
 import { Retention } from '../../src/workers/retention.ts';
-import { jsonOf, operationIdOf, startGateway } from '../support/harness.ts';
+import { jsonOf, operationIdOf, startGateway, tempDir } from '../support/harness.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
 
 async function slowUpstream(ms: number) {
@@ -100,41 +101,53 @@ describe('operations conformance, http-standards.md §2.7', () => {
   it('L8: cancel while NotStarted → 200 Canceled, the upstream never called, again 200; a Running one → 409', async () => {
     const upstream = await new TestUpstream().start();
     await upstream.stop();
-    await using gw = await startGateway({
-      upstream: upstream.url,
-      routeDefaults: { backoff: { initialMs: 60_000 } },
-    });
-    const marker = randomUUID();
-    const id = operationIdOf(await fetch(`${gw.publicUrl}/payments`, { method: 'POST', body: marker }));
-    const cancel = () => fetch(`${gw.publicUrl}/_spillway/operations/${id}/cancel`, { method: 'POST' });
-    const first = await cancel();
-    assert.equal(first.status, 200);
-    assert.equal((await jsonOf(first)).status, 'Canceled');
-    const again = await cancel();
-    assert.equal(again.status, 200);
-    assert.equal((await jsonOf(again)).status, 'Canceled');
-    const result = await fetch(`${gw.publicUrl}/_spillway/operations/${id}/result`);
-    assert.equal(result.status, 409);
-    assert.equal((await jsonOf(result)).type, 'https://spillway.dev/problems/operation-canceled');
-    const events = await (await fetch(`${gw.publicUrl}/_spillway/operations/${id}/events`)).text();
-    assert.match(events, /event: dev\.spillway\.operation\.canceled/);
-    await upstream.start();
-    await new Promise((r) => setTimeout(r, 200));
-    assert.equal(upstream.count(marker), 0, 'never sent');
-    assert.equal((await fetch(`${gw.publicUrl}/_spillway/operations/${id}/cancel`)).status, 405);
+    const dir = tempDir();
+    try {
+      // Capture only, so no replay can start before the cancel (a race the test would otherwise lose now and then).
+      const capturing = await startGateway({ upstream: upstream.url, replay: { concurrency: 0 } }, dir);
+      const marker = randomUUID();
+      const id = operationIdOf(
+        await fetch(`${capturing.publicUrl}/payments`, { method: 'POST', body: marker }),
+      );
+      const cancel = () =>
+        fetch(`${capturing.publicUrl}/_spillway/operations/${id}/cancel`, { method: 'POST' });
+      const first = await cancel();
+      assert.equal(first.status, 200);
+      assert.equal((await jsonOf(first)).status, 'Canceled');
+      const again = await cancel();
+      assert.equal(again.status, 200);
+      assert.equal((await jsonOf(again)).status, 'Canceled');
+      const result = await fetch(`${capturing.publicUrl}/_spillway/operations/${id}/result`);
+      assert.equal(result.status, 409);
+      assert.equal((await jsonOf(result)).type, 'https://spillway.dev/problems/operation-canceled');
+      const events = await (await fetch(`${capturing.publicUrl}/_spillway/operations/${id}/events`)).text();
+      assert.match(events, /event: dev\.spillway\.operation\.canceled/);
+      assert.equal((await fetch(`${capturing.publicUrl}/_spillway/operations/${id}/cancel`)).status, 405);
+      await capturing.stop();
 
-    upstream.behaviour = () => ({ kind: 'delay', ms: 1_000, and: { kind: 'respond', status: 201 } });
-    const running = operationIdOf(
-      await fetch(`${gw.publicUrl}/payments`, {
+      // The same store with replay on and the upstream up: the canceled operation is never sent.
+      await upstream.start();
+      await using gw = await startGateway({ upstream: upstream.url }, dir);
+      upstream.behaviour = () => ({ kind: 'delay', ms: 1_000, and: { kind: 'respond', status: 201 } });
+      const running = operationIdOf(
+        await fetch(`${gw.publicUrl}/payments`, {
+          method: 'POST',
+          headers: { prefer: 'respond-async, wait=0' },
+        }),
+      );
+      while ((await gw.store.get(running))?.status !== 'Running') await new Promise((r) => setTimeout(r, 10));
+      const refused = await fetch(`${gw.publicUrl}/_spillway/operations/${running}/cancel`, {
         method: 'POST',
-        headers: { prefer: 'respond-async, wait=0' },
-      }),
-    );
-    while ((await gw.store.get(running))?.status !== 'Running') await new Promise((r) => setTimeout(r, 10));
-    const refused = await fetch(`${gw.publicUrl}/_spillway/operations/${running}/cancel`, { method: 'POST' });
-    assert.equal(refused.status, 409);
-    assert.equal((await jsonOf(refused)).type, 'https://spillway.dev/problems/operation-running');
-    await upstream.stop();
+      });
+      assert.equal(refused.status, 409);
+      assert.equal((await jsonOf(refused)).type, 'https://spillway.dev/problems/operation-running');
+      await gw.settled(running);
+      assert.equal(upstream.count(marker), 0, 'never sent');
+      assert.equal((await gw.store.get(id))?.status, 'Canceled');
+    } finally {
+      await upstream.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('L15: past the retention a terminal operation is gone: 404, events included; one still waiting is kept', async () => {

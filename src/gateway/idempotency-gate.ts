@@ -28,8 +28,8 @@ export interface GateContext {
   route: RoutePolicy;
   tenant: string | null;
   request: { method: string; path: string; query: string; headers: HeaderList; body: Uint8Array };
-  /** Headers every answer of this route carries (Vary). */
-  vary: Record<string, string>;
+  /** Headers every answer Spillway writes on this route carries (Vary, CORS). */
+  ownHeaders: Record<string, string>;
 }
 
 /** A claim this request holds on its key: the capture or the kept answer settles it. */
@@ -50,11 +50,16 @@ export async function passIdempotencyGate(
   res: ServerResponse,
   ctx: GateContext,
 ): Promise<{ kind: 'answered' } | { kind: 'go'; claim?: HeldClaim }> {
-  const { route, request, store, clock, vary } = ctx;
+  const { route, request, store, clock, ownHeaders } = ctx;
   if (route.idempotencyKeys === 'off') return { kind: 'go' };
   const parsed = parseIdempotencyKey(request.method, fieldLines);
   if (parsed.kind === 'invalid') {
-    sendProblem(res, 'idempotency-key-invalid', `The Idempotency-Key is not valid: ${parsed.why}.`, vary);
+    sendProblem(
+      res,
+      'idempotency-key-invalid',
+      `The Idempotency-Key is not valid: ${parsed.why}.`,
+      ownHeaders,
+    );
     return { kind: 'answered' };
   }
   if (parsed.kind === 'absent') {
@@ -66,7 +71,7 @@ export async function passIdempotencyGate(
         res,
         'idempotency-key-missing',
         `Route "${route.name}" requires an Idempotency-Key on ${request.method} requests. Send a fresh random key (a UUID), and the same key on every retry of this request.`,
-        { ...vary, link: `<${KEY_DOCS}>; rel="describedby"` },
+        { ...ownHeaders, link: `<${KEY_DOCS}>; rel="describedby"` },
       );
       return { kind: 'answered' };
     }
@@ -93,11 +98,11 @@ export async function passIdempotencyGate(
       res,
       'idempotency-key-reused',
       'This Idempotency-Key was first used with a different request (method, target, content type or body). Use a new key for a new request.',
-      vary,
+      ownHeaders,
     );
     return { kind: 'answered' };
   }
-  const replayed = { ...vary, 'idempotent-replayed': 'true' };
+  const replayed = { ...ownHeaders, 'idempotent-replayed': 'true' };
   switch (record.state) {
     case 'completed': {
       const { response } = record;
@@ -118,7 +123,7 @@ export async function passIdempotencyGate(
     res,
     'idempotency-key-in-use',
     'The first request with this Idempotency-Key is still being answered. Retry after the Retry-After delay with the same key to get its answer.',
-    { ...vary, 'retry-after': 1 },
+    { ...ownHeaders, 'retry-after': 1 },
   );
   return { kind: 'answered' };
 }

@@ -13,6 +13,7 @@ import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, errorTable } from '../errors.ts';
 import type { Operation, OperationStore } from '../store/port.ts';
 import { callerTenant, mayRead } from './access.ts';
+import { corsHeaders } from './cors.ts';
 import { sendProblem } from './problem-response.ts';
 
 export const RESERVED_PREFIX = '/_spillway/';
@@ -241,15 +242,4 @@ export function sendJson(
     'content-length': Buffer.byteLength(text),
   });
   res.end(text);
-}
-
-/** CORS for an allowed browser origin (exact match, credentials allowed); nothing for any other. */
-function corsHeaders(origin: string | undefined, allowed: ReadonlySet<string>): Record<string, string> {
-  if (origin === undefined || !allowed.has(origin)) return {};
-  return {
-    'access-control-allow-origin': origin,
-    'access-control-allow-credentials': 'true',
-    'access-control-expose-headers': 'Location, Operation-Location, Retry-After',
-    vary: 'Origin',
-  };
 }

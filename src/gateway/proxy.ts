@@ -13,6 +13,7 @@ import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { OperationStore } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
 import { callerTenant } from './access.ts';
+import { corsHeaders } from './cors.ts';
 import { keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
 import { parsePrefer } from './prefer.ts';
 import { sendProblem } from './problem-response.ts';
@@ -30,6 +31,8 @@ export interface ProxyOptions {
   idempotencyTtlMs: number;
   /** The header whose value identifies the caller's tenant (src/gateway/access.ts). */
   tenantHeader: string;
+  /** Browser origins that may read Spillway's own answers (the 202 above all). */
+  corsOrigins: ReadonlySet<string>;
   /** `Spillway-Callback` checks and the routes' subscriptions; absent: no webhooks. */
   webhooks?: Webhooks;
   onError: (error: unknown) => void;
@@ -46,7 +49,12 @@ export async function proxy(
   const method = req.method ?? 'GET';
   const route = routes.find((r) => r.matches(method, target.path))!;
   // A route that can answer 202 applies preferences, so caches must key on Prefer (RFC 7240 §2).
-  const vary: Record<string, string> = route.failover ? { vary: 'Prefer' } : {};
+  // Spillway's own answers on this route also carry CORS for allowed origins (src/gateway/cors.ts).
+  const cors = corsHeaders(req.headers.origin, options.corsOrigins);
+  const ownHeaders: Record<string, string> = {
+    ...cors,
+    ...(route.failover ? { vary: cors.vary ? 'Prefer, Origin' : 'Prefer' } : {}),
+  };
 
   const declared = Number(req.headers['content-length'] ?? 0);
   const body = declared > maxBodyBytes ? 'too-large' : await readBounded(req, maxBodyBytes);
@@ -56,7 +64,7 @@ export async function proxy(
       res,
       'body-too-large',
       `The request body is over ${maxBodyBytes} bytes (maxBodyBytes). Send a smaller body.`,
-      vary,
+      ownHeaders,
     );
     return;
   }
@@ -65,7 +73,7 @@ export async function proxy(
   const callback = await (options.webhooks?.callbackFrom(req.headersDistinct['spillway-callback']) ??
     callbackOff(req.headersDistinct['spillway-callback']));
   if (callback.kind === 'refused') {
-    sendProblem(res, 'callback-not-allowed', callback.detail, vary);
+    sendProblem(res, 'callback-not-allowed', callback.detail, ownHeaders);
     return;
   }
   const subscriptions = options.webhooks?.subscriptionsFor(route.name) ?? [];
@@ -92,7 +100,7 @@ export async function proxy(
     route,
     tenant,
     request,
-    vary,
+    ownHeaders,
   });
   if (gate.kind === 'answered') return;
   const { claim } = gate;
@@ -153,7 +161,7 @@ export async function proxy(
         clock.now(),
         {
           'spillway-failover-reason': headerText(answer.reason),
-          ...vary,
+          ...ownHeaders,
           ...(applied ? { 'preference-applied': applied } : {}),
         },
         minimal,
@@ -163,7 +171,7 @@ export async function proxy(
     case 'failed': {
       // Spillway's own answer, not the upstream's: not kept, so a retry under the key is sent on.
       if (claim) await options.store.releaseIdempotencyKey(claim.key, claim.token).catch(options.onError);
-      const headers: Record<string, string | number> = { ...vary };
+      const headers: Record<string, string | number> = { ...ownHeaders };
       if (answer.retryAfterSeconds !== undefined) headers['retry-after'] = answer.retryAfterSeconds;
       sendProblem(res, answer.code, answer.detail, headers);
       return;

@@ -11,7 +11,7 @@ import { describe, it } from 'node:test';
 import { systemClock } from '../../src/clock.ts';
 import { Retention } from '../../src/workers/retention.ts';
 import { jsonOf, operationIdOf, startGateway, tempDir } from '../support/harness.ts';
-import { TestUpstream } from '../support/test-upstream.ts';
+import { closedPort, TestUpstream } from '../support/test-upstream.ts';
 
 async function slowUpstream(ms: number) {
   const upstream = await new TestUpstream().start();
@@ -202,5 +202,42 @@ describe('operations conformance, http-standards.md §2.7', () => {
     assert.equal(op.error?.code, 'outcome-unknown');
     assert.equal(upstream.count(marker), 1);
     await upstream.stop();
+  });
+});
+
+describe('CORS on proxied routes', () => {
+  it("an allowed browser origin can read a 202's Operation-Location and Spillway's own problems; others get no CORS", async () => {
+    const down = `http://127.0.0.1:${await closedPort()}`;
+    await using gw = await startGateway({
+      upstream: down,
+      corsOrigins: ['https://app.example'],
+      replay: { concurrency: 0 },
+    });
+    const accepted = await fetch(`${gw.publicUrl}/payments`, {
+      method: 'POST',
+      headers: { origin: 'https://app.example' },
+    });
+    assert.equal(accepted.status, 202);
+    assert.equal(accepted.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.equal(accepted.headers.get('access-control-allow-credentials'), 'true');
+    const exposed = accepted.headers.get('access-control-expose-headers') ?? '';
+    for (const name of ['Operation-Location', 'Location', 'Retry-After'])
+      assert.ok(exposed.includes(name), name);
+    assert.equal(accepted.headers.get('vary'), 'Prefer, Origin');
+
+    const invalidKey = await fetch(`${gw.publicUrl}/payments`, {
+      method: 'POST',
+      headers: { origin: 'https://app.example', 'idempotency-key': '' },
+    });
+    assert.equal(invalidKey.status, 400);
+    assert.equal(invalidKey.headers.get('access-control-allow-origin'), 'https://app.example');
+
+    const foreign = await fetch(`${gw.publicUrl}/payments`, {
+      method: 'POST',
+      headers: { origin: 'https://evil.example' },
+    });
+    assert.equal(foreign.status, 202);
+    assert.equal(foreign.headers.get('access-control-allow-origin'), null);
+    assert.equal(foreign.headers.get('vary'), 'Prefer');
   });
 });

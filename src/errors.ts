@@ -9,6 +9,7 @@ export const PROBLEM_BASE = 'https://spillway.dev/problems/';
 export const errorTable = {
   'bad-request': { status: 400, title: 'Malformed request' },
   'body-too-large': { status: 413, title: 'Request body too large' },
+  'invalid-json': { status: 400, title: 'The request body is not valid JSON' },
   'header-too-large': { status: 431, title: 'Request header fields too large' },
   'not-found': { status: 404, title: 'Nothing is served at this path' },
   'operation-not-found': { status: 404, title: 'No such operation' },

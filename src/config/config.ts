@@ -34,6 +34,8 @@ export const routeDefaults = {
    * key, "required" also answers 400 to unsafe requests without one, "off" just forwards the header.
    */
   idempotencyKeys: 'optional' as 'optional' | 'required' | 'off',
+  /** Check that a body sent as JSON parses, and answer 400 invalid-json before capture if it does not. */
+  rejectInvalidJson: false,
   /** Attempts (sync attempt included) before an operation is dead-lettered. */
   maxAttempts: 10,
   /** Age after which an operation is dead-lettered instead of replayed. */
@@ -388,6 +390,7 @@ function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
     failoverStatuses: new Set(statuses as number[]),
     honoursIdempotencyKey: boolAt(raw, 'honoursIdempotencyKey', at),
     idempotencyKeys: oneOfAt(raw, 'idempotencyKeys', ['optional', 'required', 'off'] as const, at),
+    rejectInvalidJson: boolAt(raw, 'rejectInvalidJson', at),
     maxAttempts: intAt(raw, 'maxAttempts', undefined, 1, undefined, at),
     maxAgeMs: intAt(raw, 'maxAgeMs', undefined, 1, undefined, at),
     backoff: {

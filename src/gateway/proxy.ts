@@ -69,6 +69,14 @@ export async function proxy(
     return;
   }
 
+  if (route.rejectInvalidJson) {
+    const broken = jsonProblem(req.headers['content-type'], body);
+    if (broken) {
+      sendProblem(res, 'invalid-json', broken, ownHeaders);
+      return;
+    }
+  }
+
   // Checked before anything is stored or forwarded (the SSRF guard); never forwarded itself.
   const callback = await (options.webhooks?.callbackFrom(req.headersDistinct['spillway-callback']) ??
     callbackOff(req.headersDistinct['spillway-callback']));
@@ -211,4 +219,20 @@ function mergeVary(headers: Array<[string, string]>): void {
   }
   const names = entry[1].split(',').map((n) => n.trim().toLowerCase());
   if (!names.includes('*') && !names.includes('prefer')) entry[1] = `${entry[1]}, Prefer`;
+}
+
+/**
+ * Why a body sent as JSON does not parse, or undefined when it does (or is
+ * not JSON-typed, or empty): a request that can never succeed is refused
+ * before it is captured, not replayed for a day (http-standards §2.6).
+ */
+function jsonProblem(contentType: string | undefined, body: Uint8Array): string | undefined {
+  const type = contentType?.split(';')[0]?.trim().toLowerCase() ?? '';
+  if (body.length === 0 || !(type === 'application/json' || type.endsWith('+json'))) return undefined;
+  try {
+    JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+    return undefined;
+  } catch (error) {
+    return `The body is sent as ${type} but is not valid JSON (${(error as Error).message}). Fix the body or its Content-Type.`;
+  }
 }

@@ -30,6 +30,8 @@ export interface RoutePolicy {
    * `off` leaves the header to the upstream alone.
    */
   idempotencyKeys: 'optional' | 'required' | 'off';
+  /** Answer 400 to a JSON-typed body that does not parse, before anything is stored or forwarded. */
+  rejectInvalidJson: boolean;
   maxAttempts: number;
   maxAgeMs: number;
   backoff: BackoffPolicy;

@@ -150,6 +150,29 @@ describe('operations conformance, http-standards.md §2.7', () => {
     }
   });
 
+  it('L7: an invalid JSON body on a route that checks JSON → 400 problem at once, nothing queued, the upstream never called', async () => {
+    await using upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({ kind: 'respond', status: 503 }); // would fail over, were it sent
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      routes: [{ name: 'orders', match: 'POST /orders', rejectInvalidJson: true }],
+    });
+    const send = (body: string, type = 'application/json') =>
+      fetch(`${gw.publicUrl}/orders`, { method: 'POST', headers: { 'content-type': type }, body });
+    const broken = await send('{"amount": 10,');
+    assert.equal(broken.status, 400);
+    assert.equal(broken.headers.get('content-type'), 'application/problem+json');
+    const problem = await jsonOf(broken);
+    assert.equal(problem.code, 'invalid-json');
+    assert.match(problem.detail, /not valid JSON/);
+    assert.equal((await send('{nope', 'application/merge-patch+json; charset=utf-8')).status, 400);
+    const counts = await gw.store.counts();
+    assert.equal(counts.NotStarted + counts.Running + counts.Succeeded + counts.Failed + counts.Canceled, 0);
+    assert.equal(upstream.received.length, 0);
+    assert.equal((await send('{"amount": 10}')).status, 202, 'valid JSON goes on (and fails over here)');
+    assert.equal((await send('not json', 'text/plain')).status, 202, 'only JSON-typed bodies are checked');
+  });
+
   it('L15: past the retention a terminal operation is gone: 404, events included; one still waiting is kept', async () => {
     const upstream = await new TestUpstream().start();
     await using gw = await startGateway({ upstream: upstream.url });

@@ -1,16 +1,22 @@
 /**
  * `npm start`: Spillway on the embedded store in front of the demo payments
- * upstream, with a printed guide of curl commands for each path.
+ * upstream, with a webhook receiver that verifies what it gets, and a printed
+ * guide of curl commands for each path.
  */
 import { buildConfig } from '../config/config.ts';
+import { newWebhookSecret, parseWebhookSecret } from '../delivery/webhooks/signing.ts';
 import { createLogger } from '../ops/logger.ts';
 import { startSpillway } from '../ops/spillway.ts';
 import { startPaymentsUpstream } from './payments-upstream.ts';
+import { startWebhookReceiver } from './webhook-receiver.ts';
 
 export interface DemoOptions {
-  /** The gateway's public port; the others default to port+1 (admin), port+10 (upstream), port+11 (its control). */
+  /**
+   * The gateway's public port; the others default to port+1 (admin), port+10 (upstream), port+11 (its
+   * control), port+12 (the webhook receiver).
+   */
   port: number;
-  ports?: { admin: number; upstream: number; control: number };
+  ports?: { admin: number; upstream: number; control: number; webhooks: number };
   store?: string;
   /** Print the curl guide (default true). */
   guide?: boolean;
@@ -26,8 +32,13 @@ export async function startDemo({
     admin,
     upstream: upstreamPort,
     control,
-  } = ports ?? { admin: port + 1, upstream: port + 10, control: port + 11 };
+    webhooks: webhooksPort,
+  } = ports ?? { admin: port + 1, upstream: port + 10, control: port + 11, webhooks: port + 12 };
   const upstream = await startPaymentsUpstream(upstreamPort, control);
+  const secret = process.env.SPILLWAY_WEBHOOK_SECRET?.split(/[\s,]+/)[0] || newWebhookSecret();
+  const receiver = await startWebhookReceiver(webhooksPort, parseWebhookSecret(secret), (line) => {
+    if (printGuide) console.log(line);
+  });
   const config = buildConfig({
     upstream: upstream.url,
     host: '127.0.0.1',
@@ -39,22 +50,27 @@ export async function startDemo({
       { name: 'payments', match: 'POST /payments', budgetMs: 2000, honoursIdempotencyKey: true },
     ],
     routeDefaults: { backoff: { initialMs: 500, maxMs: 5000, multiplier: 2 } },
+    // Callbacks may reach the demo's own receiver, on loopback; a production gateway lists public origins.
+    webhooks: { secrets: [secret], callbackAllow: [receiver.origin], allowPrivateNetworks: true },
   });
   const spillway = await startSpillway(config, {
     logger: createLogger(process.env.SPILLWAY_LOG_LEVEL ?? 'warn'),
   });
-  if (printGuide) console.log(guide(spillway.publicUrl, upstream.controlUrl, spillway.adminPort, store));
+  if (printGuide)
+    console.log(guide(spillway.publicUrl, upstream.controlUrl, spillway.adminPort, store, receiver.url));
   return {
     spillway,
     upstream,
+    receiver,
     stop: async () => {
       await spillway.stop();
       await upstream.stop();
+      await receiver.stop();
     },
   };
 }
 
-function guide(gw: string, ctl: string, adminPort: number, store: string): string {
+function guide(gw: string, ctl: string, adminPort: number, store: string, hooks: string): string {
   const pay = `curl -si -X POST ${gw}/payments -H 'content-type: application/json' -d '{"amount": 42, "currency": "EUR"}'`;
   const mode = (body: string) => `curl -s -X PUT ${ctl}/mode -d '${body}'`;
   return `
@@ -84,7 +100,17 @@ The upstream is a small payments service; switch its behaviour on ${ctl}/mode.
    Ask for async explicitly at any time:
      curl -si -X POST ${gw}/payments -H 'prefer: respond-async, wait=0' -d '{"amount": 7}'
 
-6. Watch the health policy decide (state, reason, trips, signals); force a mode by hand:
+6. Get the result pushed instead of polling. Break the upstream, pay with a callback, follow the events:
+     ${mode('{"mode":"down"}')}
+     curl -si -X POST ${gw}/payments -H 'content-type: application/json' -H 'spillway-callback: ${hooks}' -d '{"amount": 9}'
+     curl -N ${gw}/_spillway/operations/<id>/events          # Server-Sent Events, CloudEvents inside
+     ${mode('{"mode":"healthy"}')}
+   This terminal prints the signed webhook when the payment completes (the receiver checks its signature).
+
+7. Retry without paying twice: send the same Idempotency-Key again and get the first answer back.
+     curl -si -X POST ${gw}/payments -H 'content-type: application/json' -H 'idempotency-key: order-1001' -d '{"amount": 5}'   # twice
+
+8. Watch the health policy decide (state, reason, trips, signals); force a mode by hand:
      curl -s http://127.0.0.1:${adminPort}/api/health
      curl -s -X PUT http://127.0.0.1:${adminPort}/api/routes/payments/override -d forced-async   # or forced-sync, none
 

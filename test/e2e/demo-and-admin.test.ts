@@ -15,7 +15,7 @@ describe('the demo', () => {
     const dir = tempDir();
     const demo = await startDemo({
       port: 0,
-      ports: { admin: 0, upstream: 0, control: 0 },
+      ports: { admin: 0, upstream: 0, control: 0, webhooks: 0 },
       store: join(dir, 'demo.db'),
       guide: false,
     });
@@ -31,8 +31,25 @@ describe('the demo', () => {
       assert.equal(sync.status, 201);
       assert.equal((await jsonOf(sync)).amount, 42);
 
+      const again = await fetch(`${gw}/payments`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1001' },
+        body: '{"amount": 5}',
+      });
+      const replayed = await fetch(`${gw}/payments`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'idempotency-key': 'order-1001' },
+        body: '{"amount": 5}',
+      });
+      assert.equal(replayed.headers.get('idempotent-replayed'), 'true');
+      assert.deepEqual(await jsonOf(replayed), await jsonOf(again));
+
       await demo.upstream.setMode({ mode: 'down' });
-      const accepted = await pay(43);
+      const accepted = await fetch(`${gw}/payments`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'spillway-callback': demo.receiver.url },
+        body: JSON.stringify({ amount: 43 }),
+      });
       assert.equal(accepted.status, 202);
       const id = operationIdOf(accepted);
 
@@ -48,7 +65,12 @@ describe('the demo', () => {
       const payment = await jsonOf(result);
       assert.equal(payment.amount, 43);
       const all = await jsonOf(await fetch(`${demo.upstream.url}/payments`));
-      assert.equal(Object.keys(all).length, 2, 'two payments, each made once');
+      assert.equal(Object.keys(all).length, 3, 'three payments, each made once');
+      while (demo.receiver.received.length === 0) await new Promise((r) => setTimeout(r, 20));
+      const [hook] = demo.receiver.received;
+      assert.equal(hook?.verified, true);
+      assert.equal(hook?.event?.subject, id);
+      assert.equal(hook?.event?.data?.status, 'Succeeded');
     } finally {
       await demo.stop();
       rmSync(dir, { recursive: true, force: true });

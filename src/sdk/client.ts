@@ -45,10 +45,21 @@ export interface ClientOptions {
   sse?: boolean;
   /** An event stream silent for this long is given up for polling. Default 60000 (the server sends a heartbeat every 15 s). */
   sseIdleMs?: number;
+  /**
+   * Request headers carried from the original request to the status monitor,
+   * events and result, so the gateway knows the caller: an operation created
+   * with a credential is visible only to that credential (the gateway's
+   * `tenantHeader`). Carried only to the origin the request went to.
+   * Default `['authorization']`.
+   */
+  followHeaders?: readonly string[];
 }
 
 /** Per-call options; they override the client's. */
-export type CallOptions = Pick<ClientOptions, 'timeoutMs' | 'onAccepted' | 'pollIntervalMs' | 'sse'>;
+export type CallOptions = Pick<
+  ClientOptions,
+  'timeoutMs' | 'onAccepted' | 'pollIntervalMs' | 'sse' | 'followHeaders'
+>;
 
 export interface SpillwayClient {
   /**
@@ -109,7 +120,12 @@ async function spillwayFetch(
     operation.status = statusOf(await bodyJson(first));
     const firstPollAt = acceptedAt + (parseRetryAfter(first.headers.get('retry-after')) ?? 0);
     options.onAccepted?.({ ...operation });
-    return await follow(options, send, operation, firstPollAt, signal, init?.credentials);
+    const carried = carriedHeaders(options, input, init, operation.monitorUrl);
+    const followInit: RequestInit = {
+      headers: carried,
+      ...(init?.credentials ? { credentials: init.credentials } : {}),
+    };
+    return await follow(options, send, operation, firstPollAt, signal, followInit);
   } catch (error) {
     // Our own abort (the caller's signal or the timeout) rejects with its reason,
     // whatever error the fetch implementation turned it into.
@@ -131,11 +147,10 @@ async function follow(
   operation: AcceptedOperation,
   firstPollAt: number,
   signal: AbortSignal,
-  credentials: RequestInit['credentials'],
+  followInit: RequestInit,
 ): Promise<Response> {
   const pollIntervalMs = options.pollIntervalMs ?? 1_000;
-  const get = (url: string, accept: string, s = signal) =>
-    send(url, { headers: { accept }, signal: s, ...(credentials ? { credentials } : {}) });
+  const get = (url: string, accept: string, s = signal) => send(url, withAccept(followInit, accept, s));
   let resultUrl = operation.resultUrl;
   let terminal = operation.status !== undefined && TERMINAL.has(operation.status);
   let useSse = options.sse !== false;
@@ -170,13 +185,7 @@ async function follow(
 
     if (useSse) {
       useSse = false; // one stream; if it fails or ends early, polling takes over
-      const outcome = await followEvents(
-        send,
-        `${operation.monitorUrl}/events`,
-        signal,
-        options,
-        credentials,
-      );
+      const outcome = await followEvents(send, `${operation.monitorUrl}/events`, signal, options, followInit);
       if (outcome.kind === 'terminal') {
         terminal = true;
         resultUrl = outcome.resultUrl ?? resultUrl;
@@ -228,7 +237,7 @@ async function followEvents(
   url: string,
   signal: AbortSignal,
   options: ClientOptions,
-  credentials: RequestInit['credentials'],
+  followInit: RequestInit,
 ): Promise<Outcome> {
   const stream = new AbortController();
   const onAbort = () => stream.abort(signal.reason);
@@ -245,11 +254,7 @@ async function followEvents(
   let outcome = { kind: 'poll' } as Outcome;
   try {
     arm();
-    const res = await send(url, {
-      headers: { accept: 'text/event-stream' },
-      signal: stream.signal,
-      ...(credentials ? { credentials } : {}),
-    });
+    const res = await send(url, withAccept(followInit, 'text/event-stream', stream.signal));
     const type = res.headers.get('content-type') ?? '';
     if (res.status !== 200 || !/^text\/event-stream\s*(;|$)/i.test(type) || !res.body) {
       discard(res); // 204 (already terminal), 404, a proxy's error page…: poll instead
@@ -321,6 +326,28 @@ function urlOf(input: FetchInput): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The `followHeaders` of the original request, when the operation lives on the origin it was sent to. */
+function carriedHeaders(
+  options: ClientOptions,
+  input: FetchInput,
+  init: RequestInit | undefined,
+  monitorUrl: string,
+): Record<string, string> {
+  const sentTo = urlOf(input);
+  if (sentTo === undefined || new URL(sentTo).origin !== new URL(monitorUrl).origin) return {};
+  const sent = new Headers(init?.headers ?? (isRequest(input) ? input.headers : undefined));
+  const carried: Record<string, string> = {};
+  for (const name of options.followHeaders ?? ['authorization']) {
+    const value = sent.get(name);
+    if (value !== null) carried[name.toLowerCase()] = value;
+  }
+  return carried;
+}
+
+function withAccept(base: RequestInit, accept: string, signal: AbortSignal): RequestInit {
+  return { ...base, headers: { ...(base.headers as Record<string, string>), accept }, signal };
 }
 
 function isRequest(input: FetchInput): input is Request {

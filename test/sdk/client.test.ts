@@ -240,6 +240,31 @@ describe('client SDK', () => {
     });
   }
 
+  for (const sse of [true, false]) {
+    it(`a request with Authorization: the credential is carried to the monitor, events and result, which are the caller's only (${sse ? 'SSE' : 'polling'})`, async () => {
+      await using env = await downUpstream();
+      const rec = recordingFetch();
+      const client = createClient({
+        fetch: rec.fetch,
+        sse,
+        pollIntervalMs: 100,
+        onAccepted: () => void env.upstream.start(),
+      });
+      const res = await client.fetch(`${env.gw.publicUrl}/payments`, {
+        ...post,
+        headers: { ...post.headers, authorization: 'Bearer alice', 'x-other': 'not carried' },
+      });
+      assert.equal(res.status, 201, 'without the credential the gateway would answer 404');
+      assert.deepEqual(Buffer.from(await res.arrayBuffer()), BINARY);
+      for (const s of rec.sent.slice(1)) {
+        assert.equal(s.headers.get('authorization'), 'Bearer alice', s.url);
+        assert.equal(s.headers.get('x-other'), null, s.url);
+      }
+      const monitor = rec.sent[1]!.url.replace(/\/events$/, '');
+      assert.equal((await fetch(monitor)).status, 404, 'another caller does not see it');
+    });
+  }
+
   it('polling only (sse: false) follows Retry-After until the operation is finished', async () => {
     // A slow upstream: the request is adopted at the budget (500 ms), Running, and answers at 1.8 s.
     const upstream = await new TestUpstream().start();

@@ -273,6 +273,28 @@ export interface WebhookAttemptRecord {
   disableEndpoint: boolean;
 }
 
+/** A subscription's URL disabled by a `410 Gone`: nothing is sent there, by any process, until it is enabled. */
+export interface DisabledWebhookEndpoint {
+  /** The subscription's name. */
+  endpoint: string;
+  url: string;
+  /** Epoch ms. */
+  disabledAt: number;
+  reason: string;
+}
+
+/**
+ * What a manual re-send did (`resendWebhookDelivery`). `resent`: the delivery
+ * was `failed` or `disabled` and is `pending` again. Otherwise nothing
+ * changed: `unknown` (no such delivery), or `refused` because it is `pending`
+ * (due or in flight: it is sent anyway), `delivered` (never sent twice), or
+ * its endpoint is disabled at the URL it would go to (enable it first).
+ */
+export type WebhookResend =
+  | { outcome: 'resent'; previousState: 'failed' | 'disabled'; delivery: WebhookDelivery }
+  | { outcome: 'unknown' }
+  | { outcome: 'refused'; reason: 'pending' | 'delivered' | 'endpoint-disabled' };
+
 /** An operator's override of a route's health state; kept in the store so it survives restarts. */
 export type RouteOverride = 'forced-async' | 'forced-sync';
 
@@ -362,5 +384,24 @@ export interface OperationStore {
   webhookDeliveries(operationId: string): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>>;
   /** Earliest `nextAttemptAt` of a pending delivery to one of `endpoints`, for the dispatcher's timer. */
   nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined>;
+  /** The subscription URLs disabled by a 410, oldest first. */
+  disabledWebhookEndpoints(): Promise<DisabledWebhookEndpoint[]>;
+  /**
+   * Enables a subscription again at every URL it was disabled at: deliveries
+   * created from now on are pending. Those disabled meanwhile stay `disabled`
+   * until each is re-sent. Resolves with what it enabled; [] when nothing of
+   * that name was disabled.
+   */
+  enableWebhookEndpoint(endpoint: string): Promise<DisabledWebhookEndpoint[]>;
+  /**
+   * Manual replay: a `failed` or `disabled` delivery becomes `pending`, due at
+   * once, with its attempts, attempt log and (derived) webhook-id kept; the
+   * schedule goes on from its attempt count, so an exhausted one gets one more
+   * attempt. `url`, when given, replaces the delivery's URL (a subscription
+   * pointed elsewhere since). Atomic against leasing and recording: a delivery
+   * disabled while an attempt was in flight stays held by that lease until it
+   * runs out, so no delivery is ever leased twice at once.
+   */
+  resendWebhookDelivery(key: WebhookDeliveryKey, url?: string): Promise<WebhookResend>;
   close(): Promise<void>;
 }

@@ -7,7 +7,12 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { newOperationId } from '../../src/engine/operation-id.ts';
-import type { IdempotencyClaim, NewOperation, OperationStore } from '../../src/store/port.ts';
+import type {
+  IdempotencyClaim,
+  NewOperation,
+  OperationStore,
+  WebhookAttemptRecord,
+} from '../../src/store/port.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 
 export type StoreFactory = (
@@ -643,6 +648,249 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       clock.advance(1_000);
       assert.equal(await store.purge(clock.now(), 100), 1);
       assert.deepEqual(await store.webhookDeliveries(op.id), []);
+    });
+
+    describe('webhooks: operator actions (enable an endpoint, re-send a delivery)', () => {
+      const ok = { status: 200, headers: [], body: new Uint8Array() };
+      /** A fresh subscription name: on PostgreSQL disabled endpoints outlive each test's truncation. */
+      const freshName = () => `hooks-${randomUUID().slice(0, 8)}`;
+      const leaseHooks = (owner: string, endpoints: string[], limit = 10, leaseMs = 30_000) =>
+        store.leaseWebhookDeliveries({ owner, limit, leaseMs, endpoints });
+      const attempt = (status: number, next: WebhookAttemptRecord['next'], disableEndpoint = false) => ({
+        attempt: { at: clock.now(), status, error: null, latencyMs: 2, responseSnippet: String(status) },
+        next,
+        lastError: status === 410 ? 'The receiver answered 410 Gone.' : `The receiver answered ${status}.`,
+        disableEndpoint,
+      });
+      /** Operations that have just Succeeded (seq 3), with a callback and the given subscription. */
+      async function finished(count: number, subscription?: { endpoint: string; url: string }) {
+        const ops = [];
+        for (let i = 0; i < count; i++) {
+          ops.push(
+            await store.capture(
+              newOperation(clock, {
+                callbackUrl: `https://cb.example/${randomUUID()}`,
+                webhookSubscriptions: subscription ? [{ ...subscription, events: null }] : [],
+              }),
+            ),
+          );
+        }
+        await store.lease({ owner: 'w', limit: count, leaseMs: 60_000 });
+        for (const op of ops) {
+          await store.complete(op.id, 'w', ok);
+          clock.advance(1); // deliveries are leased oldest first
+        }
+        return ops;
+      }
+      const delivery = async (operationId: string, endpoint = 'callback') =>
+        (await store.webhookDeliveries(operationId)).find((d) => d.endpoint === endpoint)!;
+      const keyOf = (operationId: string, endpoint = 'callback') => ({ operationId, seq: 3, endpoint });
+
+      it('webhooks: disabled endpoints are listed; enabling one sends later deliveries and leaves those disabled meanwhile disabled', async () => {
+        const name = freshName();
+        const [url, moved] = [`https://hooks.example/${randomUUID()}`, `https://new.example/${randomUUID()}`];
+        const [a, b] = await finished(2, { endpoint: name, url });
+        const [elsewhere] = await finished(1, { endpoint: name, url: moved });
+        const mine = async () => (await store.disabledWebhookEndpoints()).filter((e) => e.endpoint === name);
+        assert.deepEqual(await mine(), []);
+
+        const [first] = await leaseHooks('w1', [name], 1);
+        assert.equal(first?.operationId, a!.id);
+        const disabledAt = clock.now();
+        assert.equal(
+          await store.recordWebhookAttempt(first!, 'w1', attempt(410, { state: 'disabled' }, true)),
+          true,
+        );
+        clock.advance(5);
+        const [second] = await leaseHooks('w1', [name]);
+        assert.equal(second?.operationId, elsewhere!.id, "b's delivery was disabled with the endpoint");
+        await store.recordWebhookAttempt(second!, 'w1', attempt(410, { state: 'disabled' }, true));
+        const gone = 'The receiver answered 410 Gone.';
+        const listed = [
+          { endpoint: name, url, disabledAt, reason: gone },
+          { endpoint: name, url: moved, disabledAt: disabledAt + 5, reason: gone },
+        ];
+        assert.deepEqual(await mine(), listed, 'each URL of the name, oldest first');
+
+        assert.deepEqual(await store.enableWebhookEndpoint(name), listed, 'every URL of the name is enabled');
+        assert.deepEqual(await mine(), []);
+        assert.deepEqual(await store.enableWebhookEndpoint(name), [], 'enabling twice changes nothing');
+        assert.deepEqual(await store.enableWebhookEndpoint(freshName()), []);
+        assert.equal((await delivery(b!.id, name)).state, 'disabled', 'disabled meanwhile: stays disabled');
+        assert.deepEqual(await leaseHooks('w2', [name]), [], 'nothing was made pending by enabling');
+
+        const [later] = await finished(1, { endpoint: name, url });
+        assert.equal((await delivery(later!.id, name)).state, 'pending', 'later deliveries are sent again');
+        assert.deepEqual(
+          (await leaseHooks('w2', [name])).map((d) => d.operationId),
+          [later!.id],
+        );
+      });
+
+      it('webhooks: a re-send puts a failed or disabled delivery back, due now, keeping its attempts; pending, leased, delivered and unknown ones are refused', async () => {
+        const [failed, disabled, waiting] = await finished(3);
+        const [f, d] = await leaseHooks('w1', ['callback'], 2);
+        assert.deepEqual([f?.operationId, d?.operationId], [failed!.id, disabled!.id]);
+        await store.recordWebhookAttempt(f!, 'w1', attempt(500, { state: 'failed' }));
+        await store.recordWebhookAttempt(d!, 'w1', attempt(410, { state: 'disabled' }));
+        clock.advance(60_000);
+
+        const resent = await store.resendWebhookDelivery(keyOf(failed!.id));
+        assert.equal(resent.outcome, 'resent');
+        assert.ok(resent.outcome === 'resent');
+        assert.equal(resent.previousState, 'failed');
+        assert.equal(resent.delivery.state, 'pending');
+        assert.equal(resent.delivery.nextAttemptAt, clock.now(), 'due now');
+        assert.equal(resent.delivery.attempts, 1, 'its attempts are kept');
+        const after = await delivery(failed!.id);
+        assert.deepEqual(
+          [after.state, after.attempts, after.url, after.attemptLog.map((a) => a.status)],
+          ['pending', 1, f!.url, [500]],
+          'the attempt log is kept, and the URL',
+        );
+        assert.deepEqual(await store.resendWebhookDelivery(keyOf(failed!.id)), {
+          outcome: 'refused',
+          reason: 'pending',
+        });
+
+        const again = await store.resendWebhookDelivery(keyOf(disabled!.id));
+        assert.ok(again.outcome === 'resent', again.outcome);
+        assert.equal(again.previousState, 'disabled');
+
+        assert.deepEqual(await store.resendWebhookDelivery(keyOf(waiting!.id)), {
+          outcome: 'refused',
+          reason: 'pending',
+        });
+        const leased = await leaseHooks('w2', ['callback']);
+        assert.deepEqual(
+          leased.map((l) => [l.operationId, l.attempts]).sort(),
+          [
+            [disabled!.id, 1],
+            [failed!.id, 1],
+            [waiting!.id, 0],
+          ].sort() as Array<[string, number]>,
+        );
+        assert.deepEqual(
+          await store.resendWebhookDelivery(keyOf(failed!.id)),
+          { outcome: 'refused', reason: 'pending' },
+          'leased: refused, and still held',
+        );
+        assert.deepEqual(await leaseHooks('w3', ['callback']), []);
+        const [byW2] = leased.filter((l) => l.operationId === failed!.id);
+        assert.equal(
+          await store.recordWebhookAttempt(byW2!, 'w2', attempt(204, { state: 'delivered' })),
+          true,
+        );
+        const done = await delivery(failed!.id);
+        assert.deepEqual(
+          done.attemptLog.map((a) => [a.attempt, a.status]),
+          [
+            [1, 500],
+            [2, 204],
+          ],
+          'the re-sent attempt is numbered after the earlier ones',
+        );
+        assert.deepEqual(await store.resendWebhookDelivery(keyOf(failed!.id)), {
+          outcome: 'refused',
+          reason: 'delivered',
+        });
+        assert.equal((await delivery(failed!.id)).state, 'delivered');
+
+        assert.deepEqual(await store.resendWebhookDelivery(keyOf(newOperationId())), { outcome: 'unknown' });
+        assert.deepEqual(await store.resendWebhookDelivery(keyOf(waiting!.id, 'nobody')), {
+          outcome: 'unknown',
+        });
+        assert.deepEqual(await store.resendWebhookDelivery({ ...keyOf(waiting!.id), seq: 2 }), {
+          outcome: 'unknown',
+        });
+      });
+
+      it("webhooks: a re-send is refused while its endpoint is disabled there, and may point a subscription's delivery at a new URL", async () => {
+        const name = freshName();
+        const [url, moved] = [`https://hooks.example/${randomUUID()}`, `https://new.example/${randomUUID()}`];
+        const [a, b] = await finished(2, { endpoint: name, url });
+        const [first] = await leaseHooks('w1', [name], 1);
+        await store.recordWebhookAttempt(first!, 'w1', attempt(410, { state: 'disabled' }, true));
+        assert.deepEqual(await store.resendWebhookDelivery(keyOf(a!.id, name)), {
+          outcome: 'refused',
+          reason: 'endpoint-disabled',
+        });
+        assert.equal((await delivery(a!.id, name)).state, 'disabled');
+        assert.deepEqual(await leaseHooks('w1', [name]), []);
+
+        const retargeted = await store.resendWebhookDelivery(keyOf(a!.id, name), moved);
+        assert.ok(retargeted.outcome === 'resent', retargeted.outcome);
+        assert.equal(retargeted.delivery.url, moved);
+        const [leased] = await leaseHooks('w1', [name]);
+        assert.deepEqual([leased?.operationId, leased?.url], [a!.id, moved]);
+
+        assert.equal((await store.enableWebhookEndpoint(name)).length, 1);
+        const same = await store.resendWebhookDelivery(keyOf(b!.id, name));
+        assert.ok(same.outcome === 'resent', same.outcome);
+        assert.equal(same.delivery.url, url, 'without a URL, the delivery keeps its own');
+      });
+
+      it('webhooks: a delivery disabled mid-attempt and re-sent stays with its lease holder until the lease runs out, never leased twice', async () => {
+        const name = freshName();
+        const url = `https://hooks.example/${randomUUID()}`;
+        const [a, b, c] = await finished(3, { endpoint: name, url });
+        const [da] = await leaseHooks('w1', [name], 1);
+        const leasedAt = clock.now();
+        const [db, dc] = await leaseHooks('w2', [name], 2, 30_000);
+        assert.deepEqual(
+          [da, db, dc].map((d) => d?.operationId),
+          [a!.id, b!.id, c!.id],
+        );
+        await store.recordWebhookAttempt(da!, 'w1', attempt(410, { state: 'disabled' }, true));
+        assert.equal((await delivery(b!.id, name)).state, 'disabled', 'disabled while w2 sends it');
+        assert.equal(
+          await store.recordWebhookAttempt(db!, 'w2', attempt(204, { state: 'delivered' })),
+          false,
+          "the holder's record is refused while it is disabled",
+        );
+        await store.enableWebhookEndpoint(name);
+        clock.advance(1_000);
+        for (const op of [b!, c!]) {
+          const resent = await store.resendWebhookDelivery(keyOf(op.id, name));
+          assert.ok(resent.outcome === 'resent', resent.outcome);
+          assert.equal(resent.delivery.nextAttemptAt, leasedAt + 30_000, 'due when the lease runs out');
+        }
+        assert.deepEqual(await leaseHooks('w3', [name]), [], 'not leased while w2 may still be sending');
+        assert.equal(
+          await store.recordWebhookAttempt(dc!, 'w2', attempt(204, { state: 'delivered' })),
+          true,
+          'the holder records its attempt',
+        );
+        assert.equal((await delivery(c!.id, name)).state, 'delivered');
+        clock.advance(29_000);
+        const [recovered, extra] = await leaseHooks('w3', [name]);
+        assert.equal(extra, undefined);
+        assert.equal(recovered?.operationId, b!.id);
+        assert.equal(recovered?.attempts, 1, "the holder's unrecorded attempt is counted as lost");
+      });
+
+      it('webhooks: of concurrent re-sends one wins, and of concurrent leases after it one gets the delivery', async () => {
+        const [op] = await finished(1);
+        const [d] = await leaseHooks('w1', ['callback']);
+        await store.recordWebhookAttempt(d!, 'w1', attempt(500, { state: 'failed' }));
+        const resends = await Promise.all(
+          Array.from({ length: 8 }, () => store.resendWebhookDelivery(keyOf(op!.id))),
+        );
+        assert.deepEqual(resends.map((r) => (r.outcome === 'refused' ? r.reason : r.outcome)).sort(), [
+          'pending',
+          'pending',
+          'pending',
+          'pending',
+          'pending',
+          'pending',
+          'pending',
+          'resent',
+        ]);
+        const leases = await Promise.all(
+          ['x1', 'x2', 'x3', 'x4'].map((owner) => leaseHooks(owner, ['callback'])),
+        );
+        assert.equal(leases.flat().length, 1);
+      });
     });
 
     it('answers get for an unknown id with undefined', async () => {

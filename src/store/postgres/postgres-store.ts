@@ -55,6 +55,7 @@ import type { Pool } from 'pg';
 import { type Clock, systemClock } from '../../clock.ts';
 import { StoreUnavailableError } from '../../errors.ts';
 import type {
+  DisabledWebhookEndpoint,
   FailRecord,
   HeaderList,
   IdempotencyClaim,
@@ -76,6 +77,7 @@ import type {
   WebhookDelivery,
   WebhookDeliveryKey,
   WebhookLeaseRequest,
+  WebhookResend,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import {
@@ -89,14 +91,20 @@ import {
 import { NotificationListener } from './listener.ts';
 import { checkServerVersion, migrate } from './migrate.ts';
 import {
+  DISABLED_WEBHOOK_ENDPOINTS,
+  ENABLE_WEBHOOK_ENDPOINT,
   LEASE_WEBHOOKS,
   leaseWebhookValues,
   NEXT_WEBHOOK_DUE,
   RECORD_WEBHOOK_ATTEMPT,
   RELEASE_WEBHOOK,
+  RESEND_WEBHOOK,
   recordWebhookValues,
   releaseWebhookValues,
+  resendWebhookValues,
+  toDisabledWebhookEndpoint,
   toLeasedWebhookDelivery,
+  toWebhookResend,
   WEBHOOK_ATTEMPTS,
   WEBHOOK_DELIVERIES,
   withAttemptLogs,
@@ -574,6 +582,42 @@ export class PostgresStore implements OperationStore {
       });
       const at = (rows[0] as Row | undefined)?.at;
       return at === null || at === undefined ? undefined : Number(at);
+    });
+  }
+
+  disabledWebhookEndpoints(): Promise<DisabledWebhookEndpoint[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_webhook_disabled_endpoints',
+        text: DISABLED_WEBHOOK_ENDPOINTS,
+      });
+      return (rows as Row[]).map(toDisabledWebhookEndpoint);
+    });
+  }
+
+  enableWebhookEndpoint(endpoint: string): Promise<DisabledWebhookEndpoint[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_webhook_enable_endpoint',
+        text: ENABLE_WEBHOOK_ENDPOINT,
+        values: [endpoint],
+      });
+      return (rows as Row[]).map(toDisabledWebhookEndpoint);
+    });
+  }
+
+  // Not retried through an outage like the fenced verbs: a retry after a lost answer would find the
+  // delivery pending and report a refusal for a re-send that took place. The operator sees the error instead.
+  resendWebhookDelivery(key: WebhookDeliveryKey, url?: string): Promise<WebhookResend> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_webhook_resend',
+        text: RESEND_WEBHOOK,
+        values: resendWebhookValues(key, url, this.#clock.now()),
+      });
+      const resend = toWebhookResend(rows[0] as Row | undefined);
+      if (resend.outcome === 'resent') this.#tell(key.operationId);
+      return resend;
     });
   }
 

@@ -11,8 +11,14 @@
  * is one statement too (data-modifying CTEs): the attempt, the delivery's new
  * state and, on a 410, the disabled endpoint commit together, fenced by the
  * lease owner.
+ *
+ * A 410 disables the endpoint's other pending deliveries where they are, a
+ * leased one keeping its lease owner and expiry: its holder's record is then
+ * refused (no longer pending), and an operator's re-send of it waits for that
+ * lease to run out, so one delivery is never held by two processes at once.
  */
 import type {
+  DisabledWebhookEndpoint,
   LeasedWebhookDelivery,
   OperationError,
   OperationStatus,
@@ -21,6 +27,7 @@ import type {
   WebhookDelivery,
   WebhookDeliveryKey,
   WebhookLeaseRequest,
+  WebhookResend,
 } from '../port.ts';
 
 type Row = Record<string, unknown>;
@@ -67,7 +74,7 @@ export const RECORD_WEBHOOK_ATTEMPT = `WITH d AS (
     SELECT endpoint, url, $4, coalesce($7, 'The receiver answered 410 Gone.') FROM d WHERE $14::boolean
     ON CONFLICT DO NOTHING
   ), others AS (
-    UPDATE webhook_deliveries AS o SET state = 'disabled', lease_owner = NULL, last_error = $7, updated_at = $4
+    UPDATE webhook_deliveries AS o SET state = 'disabled', last_error = $7, updated_at = $4
     FROM d
     WHERE $14::boolean AND o.endpoint = d.endpoint AND o.url = d.url AND o.state = 'pending'
       AND (o.operation_id, o.seq) <> (d.operation_id, d.seq)
@@ -115,6 +122,59 @@ export const WEBHOOK_ATTEMPTS = `SELECT seq, endpoint, attempt, at, status, erro
 
 export const NEXT_WEBHOOK_DUE = `SELECT min(next_attempt_at) AS at FROM webhook_deliveries
   WHERE state = 'pending' AND endpoint = ANY ($1::text[])`;
+
+export const DISABLED_WEBHOOK_ENDPOINTS = `SELECT endpoint, url, disabled_at, reason FROM webhook_endpoints
+  ORDER BY disabled_at, endpoint, url`;
+
+export const ENABLE_WEBHOOK_ENDPOINT = `DELETE FROM webhook_endpoints WHERE endpoint = $1
+  RETURNING endpoint, url, disabled_at, reason`;
+
+// One statement: the row is locked as it is read, so the state it answers with is the one it changed, or
+// the one that refused it, whatever leases and records run beside it. A lease still held (the delivery was
+// disabled mid-attempt) is waited out; an expired one is counted when next leased.
+export const RESEND_WEBHOOK = `WITH current AS (
+    SELECT d.operation_id, d.seq, d.endpoint, d.state AS previous_state, coalesce($4, d.url) AS target,
+      EXISTS (SELECT 1 FROM webhook_endpoints w
+        WHERE w.endpoint = d.endpoint AND w.url = coalesce($4, d.url)) AS endpoint_disabled
+    FROM webhook_deliveries AS d
+    WHERE d.operation_id = $1 AND d.seq = $2 AND d.endpoint = $3
+    FOR UPDATE
+  ), resent AS (
+    UPDATE webhook_deliveries AS d SET state = 'pending', url = c.target,
+      next_attempt_at = CASE WHEN d.lease_owner IS NULL THEN $5 ELSE greatest(d.next_attempt_at, $5) END,
+      updated_at = $5
+    FROM current AS c
+    WHERE d.operation_id = c.operation_id AND d.seq = c.seq AND d.endpoint = c.endpoint
+      AND d.state IN ('failed', 'disabled') AND NOT c.endpoint_disabled
+    RETURNING ${DELIVERY_COLUMNS.replace(/(\w+)/g, 'd.$1')}
+  )
+  SELECT c.previous_state, c.endpoint_disabled, r.* FROM current AS c LEFT JOIN resent AS r ON true`;
+
+export const resendWebhookValues = (
+  key: WebhookDeliveryKey,
+  url: string | undefined,
+  now: number,
+): unknown[] => [key.operationId, key.seq, key.endpoint, url ?? null, now];
+
+/** What RESEND_WEBHOOK's row (or its absence) means. */
+export function toWebhookResend(row: Row | undefined): WebhookResend {
+  if (!row) return { outcome: 'unknown' };
+  const previous = row.previous_state as WebhookDelivery['state'];
+  if (row.state !== null && row.state !== undefined && (previous === 'failed' || previous === 'disabled')) {
+    return { outcome: 'resent', previousState: previous, delivery: toWebhookDelivery(row) };
+  }
+  if (previous === 'pending' || previous === 'delivered') return { outcome: 'refused', reason: previous };
+  return { outcome: 'refused', reason: 'endpoint-disabled' };
+}
+
+export function toDisabledWebhookEndpoint(row: Row): DisabledWebhookEndpoint {
+  return {
+    endpoint: String(row.endpoint),
+    url: String(row.url),
+    disabledAt: Number(row.disabled_at),
+    reason: String(row.reason),
+  };
+}
 
 export function toWebhookDelivery(row: Row): WebhookDelivery {
   return {

@@ -18,6 +18,7 @@ import { type Clock, systemClock } from '../../clock.ts';
 import { StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
 import type {
+  DisabledWebhookEndpoint,
   FailRecord,
   HeaderList,
   IdempotencyClaim,
@@ -39,6 +40,7 @@ import type {
   WebhookDelivery,
   WebhookDeliveryKey,
   WebhookLeaseRequest,
+  WebhookResend,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import { prepareWebhookOutbox } from './webhook-outbox.ts';
@@ -314,6 +316,24 @@ export class SqliteStore implements OperationStore {
   async nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined> {
     this.#assertOpen();
     return this.#webhooks.nextDue(endpoints);
+  }
+
+  async disabledWebhookEndpoints(): Promise<DisabledWebhookEndpoint[]> {
+    this.#assertOpen();
+    return this.#webhooks.disabledEndpoints();
+  }
+
+  enableWebhookEndpoint(endpoint: string): Promise<DisabledWebhookEndpoint[]> {
+    return this.#write(() => this.#webhooks.enable(endpoint)) as Promise<DisabledWebhookEndpoint[]>;
+  }
+
+  resendWebhookDelivery(key: WebhookDeliveryKey, url?: string): Promise<WebhookResend> {
+    return this.#write(() => {
+      const resend = this.#webhooks.resend(key, url, this.#clock.now());
+      // Its watchers include the dispatcher, which looks for the delivery now due.
+      if (resend.outcome === 'resent') this.#touched.add(key.operationId);
+      return resend;
+    }) as Promise<WebhookResend>;
   }
 
   /** Flushes queued writes, then closes the file. Safe to call twice. */

@@ -7,9 +7,15 @@
  * Every function runs inside the adapter's group-commit transaction (its
  * `#write`), so an attempt, the delivery's new state and a disabled endpoint
  * are committed together or not at all.
+ *
+ * A 410 disables the endpoint's other pending deliveries where they are, a
+ * leased one keeping its lease owner and expiry: its holder's record is then
+ * refused (no longer pending), and an operator's re-send of it waits for that
+ * lease to run out, so one delivery is never held by two processes at once.
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type {
+  DisabledWebhookEndpoint,
   LeasedWebhookDelivery,
   OperationError,
   OperationStatus,
@@ -18,6 +24,7 @@ import type {
   WebhookDelivery,
   WebhookDeliveryKey,
   WebhookLeaseRequest,
+  WebhookResend,
 } from '../port.ts';
 
 type Row = Record<string, SQLInputValue>;
@@ -49,7 +56,7 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       VALUES (:operation_id, :seq, :endpoint, :attempt, :at, :status, :error, :latency_ms, :response_snippet)`),
     disable: db.prepare(`INSERT OR IGNORE INTO webhook_endpoints (endpoint, url, disabled_at, reason)
       VALUES (:endpoint, :url, :now, :reason)`),
-    disablePending: db.prepare(`UPDATE webhook_deliveries SET state = 'disabled', lease_owner = NULL,
+    disablePending: db.prepare(`UPDATE webhook_deliveries SET state = 'disabled',
         last_error = :reason, updated_at = :now
       WHERE endpoint = :endpoint AND url = :url AND state = 'pending'`),
     release:
@@ -63,6 +70,17 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
     ),
     nextDue: db.prepare(`SELECT min(next_attempt_at) AS at FROM webhook_deliveries
       WHERE state = 'pending' AND endpoint IN (SELECT value FROM json_each(:endpoints))`),
+    disabledEndpoints: db.prepare('SELECT * FROM webhook_endpoints ORDER BY disabled_at, endpoint, url'),
+    enable: db.prepare('DELETE FROM webhook_endpoints WHERE endpoint = :endpoint RETURNING *'),
+    resendable: db.prepare(`SELECT state, EXISTS (SELECT 1 FROM webhook_endpoints w
+        WHERE w.endpoint = d.endpoint AND w.url = coalesce(:url, d.url)) AS endpoint_disabled
+      FROM webhook_deliveries d WHERE ${key}`),
+    // A lease still held (disabled mid-attempt) is waited out; an expired one is counted when next leased.
+    resend: db.prepare(`UPDATE webhook_deliveries SET state = 'pending', url = coalesce(:url, url),
+        next_attempt_at = CASE WHEN lease_owner IS NULL THEN :now ELSE max(next_attempt_at, :now) END,
+        updated_at = :now
+      WHERE ${key} AND state IN ('failed', 'disabled')
+      RETURNING *`),
   };
 
   const keyParams = (k: WebhookDeliveryKey) => ({
@@ -143,6 +161,35 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       const row = sql.nextDue.get({ endpoints: JSON.stringify(endpoints) }) as Row;
       return row.at === null ? undefined : Number(row.at);
     },
+
+    disabledEndpoints(): DisabledWebhookEndpoint[] {
+      return (sql.disabledEndpoints.all() as Row[]).map(toDisabledEndpoint);
+    },
+
+    enable(endpoint: string): DisabledWebhookEndpoint[] {
+      return (sql.enable.all({ endpoint }) as Row[]).map(toDisabledEndpoint);
+    },
+
+    /** Inside the write transaction: the check and the change see the same row. */
+    resend(k: WebhookDeliveryKey, url: string | undefined, now: number): WebhookResend {
+      const params = { ...keyParams(k), url: url ?? null };
+      const current = sql.resendable.get(params) as Row | undefined;
+      if (!current) return { outcome: 'unknown' };
+      const state = current.state as WebhookDelivery['state'];
+      if (state === 'pending' || state === 'delivered') return { outcome: 'refused', reason: state };
+      if (Number(current.endpoint_disabled) === 1) return { outcome: 'refused', reason: 'endpoint-disabled' };
+      const row = sql.resend.get({ ...params, now }) as Row;
+      return { outcome: 'resent', previousState: state, delivery: toDelivery(row) };
+    },
+  };
+}
+
+function toDisabledEndpoint(row: Row): DisabledWebhookEndpoint {
+  return {
+    endpoint: String(row.endpoint),
+    url: String(row.url),
+    disabledAt: Number(row.disabled_at),
+    reason: String(row.reason),
   };
 }
 

@@ -33,6 +33,9 @@ export const errorTable = {
   'operation-running': { status: 409, title: 'The operation has started and cannot be canceled' },
   'origin-not-allowed': { status: 403, title: 'This browser origin may not connect' },
   'too-many-subscriptions': { status: 429, title: 'Too many subscriptions on one WebSocket' },
+  'webhook-endpoint-not-disabled': { status: 404, title: 'No webhook endpoint of this name is disabled' },
+  'webhook-delivery-not-found': { status: 404, title: 'No such webhook delivery' },
+  'webhook-delivery-not-resendable': { status: 409, title: 'The webhook delivery cannot be re-sent' },
   'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

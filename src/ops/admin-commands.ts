@@ -1,9 +1,10 @@
 /**
- * `spillway health` and `spillway override`: thin clients of a running
- * gateway's admin API (GET /api/health, PUT /api/routes/{route}/override).
- * They only talk HTTP to the admin port; they never open the store, so what
- * they show is what that gateway decides, and an override goes through the
- * gateway, which keeps it in the store.
+ * `spillway health`, `spillway override` and `spillway webhooks …`: thin
+ * clients of a running gateway's admin API (GET /api/health, PUT
+ * /api/routes/{route}/override, the webhook endpoints and re-send). They only
+ * talk HTTP to the admin port; they never open the store, so what they show is
+ * what that gateway decides, and an override, an enabled endpoint or a re-sent
+ * delivery goes through the gateway, which keeps it in the store.
  */
 import { parseArgs } from 'node:util';
 import { defaults } from '../config/config.ts';
@@ -83,6 +84,105 @@ export async function overrideCommand(args: string[], env: NodeJS.ProcessEnv): P
   }
 }
 
+interface DisabledEndpointView {
+  name: string;
+  url: string;
+  disabledAt: string;
+  reason: string;
+}
+
+const WEBHOOKS_USAGE =
+  'spillway webhooks disabled [--json] | enable NAME | resend OPERATION-ID ENDPOINT SEQ [--admin-url URL]';
+
+/** `spillway webhooks disabled|enable|resend`: the webhook operator actions (docs/operations.md#webhooks). */
+export async function webhooksCommand(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
+  const [action, ...rest] = args;
+  try {
+    if (action === 'disabled') {
+      const parsed = parse(rest, env, { json: { type: 'boolean' } }, 0, 'webhooks disabled');
+      if ('code' in parsed) return parsed;
+      const { body } = await call(parsed.adminUrl, 'GET', '/api/webhooks/endpoints/disabled');
+      if (parsed.values.json) return { code: 0, out: JSON.stringify(body, null, 2) };
+      const { endpoints } = body as { endpoints: DisabledEndpointView[] };
+      if (endpoints.length === 0) return { code: 0, out: 'No webhook endpoint is disabled.' };
+      return {
+        code: 0,
+        out: `${disabledTable(endpoints)}\n\nEnable one again with: spillway webhooks enable NAME`,
+      };
+    }
+    if (action === 'enable') {
+      const parsed = parse(rest, env, {}, 1, 'webhooks enable');
+      if ('code' in parsed) return parsed;
+      const [name] = parsed.positionals as [string];
+      const path = `/api/webhooks/endpoints/${encodeURIComponent(name)}/enable`;
+      const answer = await call(parsed.adminUrl, 'POST', path, undefined, [404]);
+      if (answer.status === 404) {
+        const { body } = await call(parsed.adminUrl, 'GET', '/api/webhooks/endpoints/disabled');
+        const names = [
+          ...new Set((body as { endpoints: DisabledEndpointView[] }).endpoints.map((e) => e.name)),
+        ];
+        const disabled = names.length === 0 ? 'None is.' : `Disabled: ${names.join(', ')}.`;
+        return { code: 1, err: `spillway: no endpoint named "${name}" is disabled. ${disabled}` };
+      }
+      const { enabled } = answer.body as { enabled: DisabledEndpointView[] };
+      return {
+        code: 0,
+        out: [
+          `Endpoint "${name}" is enabled again at ${enabled.map((e) => e.url).join(', ')}: its new deliveries are sent.`,
+          'Deliveries disabled while it was stay disabled; re-send each one wanted with:',
+          `  spillway webhooks resend OPERATION-ID ${name} SEQ`,
+        ].join('\n'),
+      };
+    }
+    if (action === 'resend') {
+      const parsed = parse(rest, env, {}, 3, 'webhooks resend');
+      if ('code' in parsed) return parsed;
+      const [operationId, endpoint, seq] = parsed.positionals as [string, string, string];
+      if (!/^[1-9][0-9]*$/.test(seq)) {
+        return usage(
+          `spillway webhooks resend: SEQ must be a positive integer (the terminal event's, as in msg_<operation id>_<seq>_<endpoint>), got "${seq}".`,
+        );
+      }
+      const segments = [operationId, endpoint, seq].map(encodeURIComponent);
+      const path = `/api/operations/${segments[0]}/deliveries/${segments[1]}/${segments[2]}/resend`;
+      const answer = await call(parsed.adminUrl, 'POST', path, undefined, [404, 409]);
+      if (answer.status !== 200) {
+        const { detail } = answer.body as { detail?: string };
+        return {
+          code: 1,
+          err: `spillway: not re-sent: ${detail ?? `the admin port answered ${answer.status}`}`,
+        };
+      }
+      const view = answer.body as {
+        webhookId: string;
+        url: string;
+        previousState: string;
+        nextAttemptAt: string;
+        attempts: number;
+      };
+      return {
+        code: 0,
+        out: [
+          `Re-sent ${view.webhookId} (it was ${view.previousState}, after ${view.attempts} attempt${view.attempts === 1 ? '' : 's'}): pending, due ${view.nextAttemptAt}, to ${view.url}.`,
+          `It keeps its webhook-id, so receivers deduplicate it. Follow it at /_spillway/operations/${operationId}/deliveries.`,
+        ].join('\n'),
+      };
+    }
+  } catch (error) {
+    return failure(error);
+  }
+  return usage(
+    `spillway webhooks: expected disabled, enable or resend, got ${action === undefined ? 'nothing' : `"${action}"`}. Usage: ${WEBHOOKS_USAGE}`,
+  );
+}
+
+/** One line per disabled URL. */
+export function disabledTable(endpoints: readonly DisabledEndpointView[]): string {
+  const header = ['NAME', 'URL', 'DISABLED AT', 'REASON'];
+  const rows = endpoints.map((e) => [e.name, e.url, e.disabledAt.replace(/\.\d+Z$/, 'Z'), e.reason]);
+  return columns([header, ...rows]);
+}
+
 type Parsed =
   | { adminUrl: string; values: Record<string, string | boolean | undefined>; positionals: string[] }
   | CommandResult;
@@ -125,7 +225,7 @@ function parse(
 /** One request to the admin API; anything but a 2xx (or an `expected` status) is an AdminError saying what to do. */
 async function call(
   adminUrl: string,
-  method: 'GET' | 'PUT',
+  method: 'GET' | 'PUT' | 'POST',
   path: string,
   body?: string,
   expected: number[] = [],
@@ -213,8 +313,12 @@ export function healthTable(routes: readonly RouteView[], now: number): string {
     'REPLAYS',
     'REASON',
   ];
-  const table = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  return columns([header, ...rows]);
+}
+
+/** Aligned columns, two spaces apart; the last one is not padded. */
+function columns(table: readonly string[][]): string {
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   return table
     .map((row) =>
       row

@@ -6,20 +6,61 @@
  *   GET /healthz, GET /readyz
  *   GET /api/health                          every route's health state and signals
  *   PUT /api/routes/{route}/override         body forced-async | forced-sync | none
+ *   GET /api/webhooks/endpoints/disabled     subscription URLs disabled by a 410
+ *   POST /api/webhooks/endpoints/{name}/enable
+ *   POST /api/operations/{id}/deliveries/{endpoint}/{seq}/resend
+ *
+ * The webhook actions are Standard Webhooks' "manual replay" (http-standards.md
+ * §4.3): they go through the store, so they act for every process sharing it,
+ * and never send anything themselves: a re-sent delivery is pending again and
+ * the dispatchers send it, fenced by their leases like any other.
  */
-import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { webhookIdOf } from '../delivery/webhooks/message.ts';
+import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
+import { StoreUnavailableError } from '../errors.ts';
 import { sendJson } from '../gateway/operations-api.ts';
 import { sendProblem } from '../gateway/problem-response.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
+import type { DisabledWebhookEndpoint, OperationStore } from '../store/port.ts';
 
 export interface AdminOptions {
   isReady: () => boolean;
   health?: HealthMonitor;
+  /** The webhook operator actions; not served without. */
+  webhooks?: WebhookAdmin;
+}
+
+/** What the webhook operator actions need of the process. */
+export interface WebhookAdmin {
+  store: OperationStore;
+  /**
+   * The endpoints this process delivers to, by name: a subscription's URL as
+   * configured now (a re-send goes there), null for "callback" (each delivery
+   * keeps its own URL).
+   */
+  endpoints: ReadonlyMap<string, string | null>;
+  /** Looks for due deliveries at once (the dispatcher; it also polls, and other processes find them so). */
+  wake: () => void;
+}
+
+/** The webhook operator actions of a process, from its webhook setup and its dispatcher. */
+export function webhookAdmin(
+  store: OperationStore,
+  setup: Webhooks,
+  dispatcher: { wake(): void },
+): WebhookAdmin {
+  const urls = new Map(setup.config.subscriptions.map((s) => [s.name, s.url]));
+  return {
+    store,
+    endpoints: new Map([...setup.endpoints().keys()].map((name) => [name, urls.get(name) ?? null])),
+    wake: () => dispatcher.wake(),
+  };
 }
 
 const OVERRIDES = new Set(['forced-async', 'forced-sync', 'none']);
 
-export function createAdminServer({ isReady, health }: AdminOptions): Server {
+export function createAdminServer({ isReady, health, webhooks }: AdminOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
@@ -76,11 +117,158 @@ export function createAdminServer({ isReady, health }: AdminOptions): Server {
       });
       return;
     }
+    if (webhooks && serveWebhooks(req, res, path, webhooks)) return;
     sendProblem(
       res,
       'not-found',
       `Nothing is served at ${path} on the admin port. Try /healthz, /readyz or /api/health.`,
     );
+  });
+}
+
+const ENABLE = /^\/api\/webhooks\/endpoints\/([^/]+)\/enable$/;
+const RESEND = /^\/api\/operations\/([^/]+)\/deliveries\/([^/]+)\/([^/]+)\/resend$/;
+
+/** Answers the webhook paths; false for any other path. */
+function serveWebhooks(
+  req: IncomingMessage,
+  res: ServerResponse,
+  path: string,
+  admin: WebhookAdmin,
+): boolean {
+  const { store } = admin;
+  if (path === '/api/webhooks/endpoints/disabled') {
+    if (onlyMethod(req, res, 'GET')) {
+      act(res, async () => {
+        const endpoints = (await store.disabledWebhookEndpoints()).map(endpointView);
+        sendJson(res, 200, { endpoints }, { 'cache-control': 'no-store' });
+      });
+    }
+    return true;
+  }
+  const enable = ENABLE.exec(path);
+  if (enable) {
+    const name = decoded(enable[1]!);
+    if (!onlyMethod(req, res, 'POST')) return true;
+    if (name === undefined) {
+      badPath(res, path);
+      return true;
+    }
+    act(res, async () => {
+      const enabled = await store.enableWebhookEndpoint(name);
+      if (enabled.length === 0) {
+        return sendProblem(
+          res,
+          'webhook-endpoint-not-disabled',
+          `No endpoint named ${JSON.stringify(name)} is disabled. GET /api/webhooks/endpoints/disabled lists those that are.`,
+        );
+      }
+      sendJson(res, 200, { name, enabled: enabled.map(endpointView) });
+    });
+    return true;
+  }
+  const resend = RESEND.exec(path);
+  if (!resend) return false;
+  if (!onlyMethod(req, res, 'POST')) return true;
+  const [operationId, endpoint, seqText] = [decoded(resend[1]!), decoded(resend[2]!), resend[3]!];
+  if (operationId === undefined || endpoint === undefined) {
+    badPath(res, path);
+    return true;
+  }
+  if (!/^[1-9][0-9]{0,9}$/.test(seqText)) {
+    sendProblem(
+      res,
+      'bad-request',
+      `seq must be a positive integer, the terminal event's (as in the webhook-id msg_<operation id>_<seq>_<endpoint>), got ${JSON.stringify(seqText)}.`,
+    );
+    return true;
+  }
+  const seq = Number(seqText);
+  const webhookId = webhookIdOf(operationId, seq, endpoint);
+  if (!admin.endpoints.has(endpoint)) {
+    sendProblem(
+      res,
+      'webhook-delivery-not-resendable',
+      `This process does not deliver to the endpoint ${JSON.stringify(endpoint)} (it is not "callback" with callbacks allowed, nor one of its webhooks.subscriptions): a re-sent ${webhookId} would wait for a process that does. Re-send it through a gateway configured with it.`,
+      {},
+      { reason: 'endpoint-unknown' },
+    );
+    return true;
+  }
+  const target = admin.endpoints.get(endpoint) ?? undefined;
+  act(res, async () => {
+    const result = await store.resendWebhookDelivery({ operationId, seq, endpoint }, target);
+    if (result.outcome === 'unknown') {
+      return sendProblem(
+        res,
+        'webhook-delivery-not-found',
+        `No delivery ${webhookId}: the operation is unknown or purged, got no delivery to ${JSON.stringify(endpoint)}, or its terminal event has another seq. GET /_spillway/operations/${operationId}/deliveries lists its deliveries.`,
+      );
+    }
+    if (result.outcome === 'refused') {
+      const detail = {
+        pending: `The delivery ${webhookId} is pending (due, or an attempt is in flight): it is sent without a re-send. GET /_spillway/operations/${operationId}/deliveries shows when.`,
+        delivered: `The delivery ${webhookId} was delivered (its receiver answered 2xx); a delivered webhook is not re-sent. The receiver can read the operation at /_spillway/operations/${operationId}.`,
+        'endpoint-disabled': `The endpoint ${JSON.stringify(endpoint)} is disabled${target ? ` at ${target}` : ''}: enable it first (POST /api/webhooks/endpoints/${endpoint}/enable, or spillway webhooks enable ${endpoint}), then re-send.`,
+      }[result.reason];
+      return sendProblem(res, 'webhook-delivery-not-resendable', detail, {}, { reason: result.reason });
+    }
+    admin.wake();
+    const { delivery } = result;
+    sendJson(res, 200, {
+      webhookId,
+      operationId,
+      seq,
+      endpoint,
+      url: delivery.url,
+      state: delivery.state,
+      previousState: result.previousState,
+      attempts: delivery.attempts,
+      nextAttemptAt: new Date(delivery.nextAttemptAt).toISOString(),
+      lastError: delivery.lastError,
+    });
+  });
+  return true;
+}
+
+const endpointView = (e: DisabledWebhookEndpoint) => ({
+  name: e.endpoint,
+  url: e.url,
+  disabledAt: new Date(e.disabledAt).toISOString(),
+  reason: e.reason,
+});
+
+/** True when the request uses `method`; otherwise answers 405 with Allow. */
+function onlyMethod(req: IncomingMessage, res: ServerResponse, method: 'GET' | 'POST'): boolean {
+  if (req.method === method) return true;
+  sendProblem(res, 'method-not-allowed', `${req.method} is not supported here; use ${method}.`, {
+    allow: method,
+  });
+  return false;
+}
+
+function decoded(segment: string): string | undefined {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return undefined;
+  }
+}
+
+function badPath(res: ServerResponse, path: string): void {
+  sendProblem(res, 'bad-request', `The path ${path} is not percent-encoded correctly.`);
+}
+
+/** Runs a store action; a store that cannot answer is a 503 the operator can retry. */
+function act(res: ServerResponse, action: () => Promise<void>): void {
+  action().catch((error: unknown) => {
+    if (error instanceof StoreUnavailableError) {
+      sendProblem(res, 'store-unavailable', `The store could not be reached: ${error.message}`, {
+        'retry-after': 5,
+      });
+    } else {
+      sendProblem(res, 'internal-error', `The action failed: ${(error as Error).message}`);
+    }
   });
 }
 

@@ -7,7 +7,7 @@ import { buildConfig, ConfigError, defaults, readConfigFile } from '../config/co
 import { newWebhookSecret } from '../delivery/webhooks/signing.ts';
 import { startDemo } from '../demo/demo.ts';
 import { StoreUnavailableError } from '../errors.ts';
-import { healthCommand, overrideCommand } from './admin-commands.ts';
+import { healthCommand, overrideCommand, webhooksCommand } from './admin-commands.ts';
 import { startSpillway } from './spillway.ts';
 import { startWorkerProcess } from './worker-process.ts';
 
@@ -22,6 +22,12 @@ Usage:
                                             Show each route's health state, reason, trips and signals
   spillway override ROUTE forced-async|forced-sync|none [--admin-url URL]
                                             Force a route async or sync, or clear the override (kept in the store)
+  spillway webhooks disabled [--json] [--admin-url URL]
+                                            List the webhook subscriptions disabled by a 410 Gone
+  spillway webhooks enable NAME [--admin-url URL]
+                                            Enable a disabled subscription again (deliveries disabled meanwhile stay so)
+  spillway webhooks resend OPERATION-ID ENDPOINT SEQ [--admin-url URL]
+                                            Re-send a failed or disabled delivery, same webhook-id (msg_<id>_<seq>_<endpoint>)
   spillway webhook-secret                   Print a new webhook signing secret (whsec_…, 32 random bytes)
   spillway help                             Show this help
   spillway version                          Print the version
@@ -38,10 +44,11 @@ serve options (flag, environment variable, default):
 worker options: --upstream, --store (a postgres:// URL), --config, --admin-port (/healthz, /readyz)
   as for serve, with the same environment variables; replay.concurrency in the config file sets its workers.
 
-health and override options:
+health, override and webhooks options:
   --admin-url URL    SPILLWAY_ADMIN_URL    http://127.0.0.1:${defaults.adminPort}   a running gateway's admin port
-  --json             (health) print GET /api/health's JSON instead of the table
-  They talk to the gateway's admin API; exit code 1 when it cannot be reached or the route is unknown.
+  --json             (health, webhooks disabled) print the admin API's JSON instead of the table
+  They talk to the gateway's admin API; exit code 1 when it cannot be reached or refuses (unknown route,
+  endpoint not disabled, delivery unknown or not re-sendable), 2 for a usage error.
 
 demo options:
   --port N           SPILLWAY_PORT         8080   the gateway; the demo upstream takes port+10, admin port+1
@@ -82,8 +89,8 @@ export async function main(argv: string[]): Promise<number> {
     console.log(newWebhookSecret());
     return 0;
   }
-  if (command === 'health' || command === 'override') {
-    const run = command === 'health' ? healthCommand : overrideCommand;
+  if (command === 'health' || command === 'override' || command === 'webhooks') {
+    const run = { health: healthCommand, override: overrideCommand, webhooks: webhooksCommand }[command];
     const { code, out, err } = await run(rest, process.env);
     if (out !== undefined) console.log(out);
     if (err !== undefined) console.error(err);

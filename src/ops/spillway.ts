@@ -19,7 +19,7 @@ import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { Retention } from '../workers/retention.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
-import { createAdminServer } from './admin-server.ts';
+import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
@@ -129,7 +129,11 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   });
   websocket.attach(publicServer);
   let accepting = false;
-  const adminServer = createAdminServer({ isReady: () => accepting, health });
+  const adminServer = createAdminServer({
+    isReady: () => accepting,
+    health,
+    webhooks: webhookAdmin(store, webhookSetup, webhooks),
+  });
 
   const port = await listen(publicServer, config.port, config.host);
   const adminPort = await listen(adminServer, config.adminPort, config.adminHost);

@@ -5,9 +5,10 @@
  * and each process's leases are recovered by the others if it dies.
  *
  * It composes the same parts as `serve` (ReplayWorker, Upstream, the admin
- * port for /healthz and /readyz) from the same config file, so routes and
- * their retry policies match the gateways'. It refuses a store that only one
- * process may write (SQLite): there, the gateway's own workers replay.
+ * port for /healthz, /readyz and the webhook actions) from the same config
+ * file, so routes and their retry policies match the gateways'. It refuses a
+ * store that only one process may write (SQLite): there, the gateway's own
+ * workers replay.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -20,7 +21,7 @@ import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
-import { createAdminServer } from './admin-server.ts';
+import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
@@ -87,7 +88,10 @@ export async function startWorkerProcess(
     log,
   });
   let running = false;
-  const adminServer = createAdminServer({ isReady: () => running });
+  const adminServer = createAdminServer({
+    isReady: () => running,
+    webhooks: webhookAdmin(store, webhookSetup, webhooks),
+  });
   let adminPort: number;
   try {
     adminPort = await listen(adminServer, config.adminPort, config.adminHost);

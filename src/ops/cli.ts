@@ -51,7 +51,7 @@ health, override and webhooks options:
   endpoint not disabled, delivery unknown or not re-sendable), 2 for a usage error.
 
 demo options:
-  --port N           SPILLWAY_PORT         8080   the gateway; the demo upstream takes port+10, admin port+1
+  --port N           SPILLWAY_PORT         8080   the gateway; the demo upstream takes port+10, its webhook receiver port+12, admin port+1
 
 Other environment:
   SPILLWAY_LOG_LEVEL   trace|debug|info|warn|error|silent (default info); logs are JSON lines on stdout

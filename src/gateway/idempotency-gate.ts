@@ -16,7 +16,7 @@ import type { UpstreamResponse } from '../engine/upstream.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, OperationStore } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
-import { fingerprint, lookupKey, parseIdempotencyKey } from './idempotency.ts';
+import { fingerprint, keyApplies, lookupKey, parseIdempotencyKey } from './idempotency.ts';
 import { sendProblem } from './problem-response.ts';
 
 export interface GateContext {
@@ -63,10 +63,7 @@ export async function passIdempotencyGate(
     return { kind: 'answered' };
   }
   if (parsed.kind === 'absent') {
-    if (
-      route.idempotencyKeys === 'required' &&
-      !['GET', 'HEAD', 'OPTIONS', 'TRACE'].includes(request.method)
-    ) {
+    if (route.idempotencyKeys === 'required' && keyApplies(request.method)) {
       sendProblem(
         res,
         'idempotency-key-missing',

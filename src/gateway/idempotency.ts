@@ -12,6 +12,9 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE']);
 
 export const MAX_KEY_LENGTH = 255;
 
+/** Whether a key on a request of this method means anything. */
+export const keyApplies = (method: string): boolean => !SAFE_METHODS.has(method);
+
 export type ParsedKey = { kind: 'absent' } | { kind: 'key'; key: string } | { kind: 'invalid'; why: string };
 
 /**
@@ -20,7 +23,7 @@ export type ParsedKey = { kind: 'absent' } | { kind: 'key'; key: string } | { ki
  * accepted too and mean the same key: `"abc"` and `abc` are one key.
  */
 export function parseIdempotencyKey(method: string, fieldLines: string | string[] | undefined): ParsedKey {
-  if (fieldLines === undefined || SAFE_METHODS.has(method)) return { kind: 'absent' };
+  if (fieldLines === undefined || !keyApplies(method)) return { kind: 'absent' };
   const lines = [fieldLines].flat();
   if (lines.length !== 1) return { kind: 'invalid', why: 'it was sent more than once; send one key' };
   const text = lines[0]!.trim();

@@ -126,13 +126,16 @@ export async function passIdempotencyGate(
 }
 
 /**
- * Keeps the upstream's synchronous answer for replay while it streams to the
- * client. The answer is kept even if the client goes away mid-body (that is
- * when it will retry); one that cannot be kept whole (over `maxBytes`, or cut
- * off) releases the claim, so a retry is sent on with the same key. So does a
- * "not processed, come back later" answer (the route's failover statuses, when
- * it could not fail over): replaying a 503 for a day would defeat the retry.
- * Returns whether the answer is being kept.
+ * Streams the upstream's synchronous answer to the client and keeps it for
+ * replay. The response ends only once the answer is stored, so a client that
+ * has the whole answer and retries gets the replay, never a 409. The answer is
+ * kept even if the client goes away mid-body (that is when it will retry); one
+ * that cannot be kept whole (over `maxBytes`, or cut off) releases the claim,
+ * so a retry is sent on with the same key. So does a "not processed, come back
+ * later" answer (the route's failover statuses, when it could not fail over):
+ * replaying a 503 for a day would defeat the retry. Returns false, having
+ * released the claim and written nothing, when the answer is not to be kept:
+ * the caller streams it as usual.
  */
 export function keepForReplay(
   response: UpstreamResponse,
@@ -160,14 +163,17 @@ export function keepForReplay(
     else if (kept) chunks.push(chunk);
   });
   response.body.once('end', () => {
-    if (!kept) return void settle(store.releaseIdempotencyKey(claim.key, claim.token));
     const answer = {
       status: response.statusCode,
       headers: endToEnd(response.headers as HeaderRecord),
       body: Buffer.concat(chunks),
     };
-    void settle(store.completeIdempotencyKey(claim.key, claim.token, answer));
+    const stored = kept
+      ? store.completeIdempotencyKey(claim.key, claim.token, answer)
+      : store.releaseIdempotencyKey(claim.key, claim.token);
+    void settle(stored).finally(() => res.end());
   });
+  response.body.pipe(res, { end: false });
   response.body.once('error', () => void settle(store.releaseIdempotencyKey(claim.key, claim.token)));
   res.once('close', () => {
     if (response.body.readableEnded) return;

@@ -149,7 +149,7 @@ export async function proxy(
           onError: options.onError,
         });
       // Plain pipe: cheaper per request than stream.pipeline, which builds an AbortError on every success.
-      response.body.pipe(res);
+      if (!keeping) response.body.pipe(res);
       response.body.once('error', () => res.destroy());
       res.once('close', () => {
         if (!keeping && !response.body.readableEnded) response.body.destroy();

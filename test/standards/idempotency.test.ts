@@ -61,6 +61,24 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.equal(upstream.received.length, 1);
   });
 
+  it('I1, read-your-writes: once the whole answer has arrived, a retry gets the replay, however slow the store', async () => {
+    await using upstream = await upstreamAnswering();
+    await using gw = await startGateway({ upstream: upstream.url });
+    const store = gw.store;
+    const complete = store.completeIdempotencyKey.bind(store);
+    store.completeIdempotencyKey = async (...args) => {
+      await new Promise((r) => setTimeout(r, 300)); // a slow commit
+      return complete(...args);
+    };
+    const key = randomUUID();
+    const first = await post(`${gw.publicUrl}/payments`, key);
+    await first.text();
+    const retry = await post(`${gw.publicUrl}/payments`, key);
+    assert.equal(retry.status, 201, 'not 409: the answer was stored before it ended');
+    assert.equal(retry.headers.get('idempotent-replayed'), 'true');
+    assert.equal(upstream.received.length, 1);
+  });
+
   it('I2: the same key with another body: 422 problem, the upstream saw one', async () => {
     await using upstream = await upstreamAnswering();
     await using gw = await startGateway({ upstream: upstream.url });
@@ -88,7 +106,9 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
     assert.equal(second.status, 409);
     assert.equal((await jsonOf(second)).code, 'idempotency-key-in-use');
     assert.equal(second.headers.get('retry-after'), '1');
-    assert.equal((await first).status, 201);
+    const firstAnswer = await first;
+    assert.equal(firstAnswer.status, 201);
+    await firstAnswer.text();
     const later = await post(`${gw.publicUrl}/payments`, key);
     assert.equal(later.status, 201, 'after the first finished, a retry gets its answer');
     assert.equal(later.headers.get('idempotent-replayed'), 'true');
@@ -300,6 +320,8 @@ describe('Idempotency-Key conformance, http-standards.md §3.5', () => {
       const answers = await Promise.all([a, b, a, b].map((gw) => post(`${gw.publicUrl}/payments`, key)));
       const statuses = answers.map((r) => r.status).sort();
       assert.deepEqual(statuses, [201, 409, 409, 409]);
+      // Once a client has the whole answer, a retry gets the replay (the answer is stored before it ends).
+      await Promise.all(answers.map((r) => r.text()));
       assert.equal(upstream.received.length, 1);
       for (const gw of [a, b]) {
         const replay = await post(`${gw.publicUrl}/payments`, key);

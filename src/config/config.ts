@@ -147,6 +147,8 @@ export const defaults = {
     slowClientMs: 30_000,
     /** Operations one connection may follow at once; past it a subscribe gets an error message. */
     maxSubscriptions: 1_000,
+    /** Open WebSocket connections per gateway; past it a handshake is answered 503 overloaded. */
+    maxConnections: 10_000,
     /** A ping this often; a connection whose pong has not come back by the next one is dropped. */
     pingMs: 15_000,
     /** The store is re-read this often for each subscription even without a change notice (the backstop). */
@@ -209,6 +211,7 @@ export interface GatewayConfig {
     maxBufferedBytes: number;
     slowClientMs: number;
     maxSubscriptions: number;
+    maxConnections: number;
     pingMs: number;
     pollMs: number;
   };
@@ -293,6 +296,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
       maxBufferedBytes: websocketInt('maxBufferedBytes', 1024, 1024 * MiB),
       slowClientMs: websocketInt('slowClientMs', 10, 3_600_000),
       maxSubscriptions: websocketInt('maxSubscriptions', 1, 1_000_000),
+      maxConnections: websocketInt('maxConnections', 1, 1_000_000),
       pingMs: websocketInt('pingMs', 100, 3_600_000),
       pollMs: websocketInt('pollMs', 10, 3_600_000),
     },

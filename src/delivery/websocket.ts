@@ -63,6 +63,8 @@ export interface WebSocketOptions {
   slowClientMs: number;
   /** Operations one connection may follow at once. */
   maxSubscriptions: number;
+  /** Open connections at once (invariant 3: everything is bounded); past it, 503 overloaded. */
+  maxConnections: number;
   /** A ping this often; no pong by the next one drops the connection. */
   pingMs: number;
   /** The store is re-read this often even without a change notice (the backstop). */
@@ -118,6 +120,8 @@ export class WebSocketChannel {
   readonly #options: WebSocketOptions;
   readonly #wss: WebSocketServer;
   readonly #connections = new Set<Connection>();
+  /** Handshakes under way: counted against maxConnections with the open connections. */
+  #opening = 0;
   readonly #counters = { peakBufferedBytes: 0, slowClientsClosed: 0 };
   #closing = false;
 
@@ -208,8 +212,27 @@ export class WebSocketChannel {
       );
       return;
     }
+    // Handshakes do not pass through maxInFlight, so the connections are bounded here.
+    if (this.#connections.size + this.#opening >= this.#options.maxConnections) {
+      refuse(
+        socket,
+        'overloaded',
+        `Over ${this.#options.maxConnections} WebSocket connections are open (websocket.maxConnections). Retry after the Retry-After delay, or follow the operation by SSE or polling.`,
+        { 'Retry-After': '5' },
+      );
+      return;
+    }
     const tenant = callerTenant(req.headers, this.#options.tenantHeader);
+    // A handshake in progress counts too, until it opens or its socket closes (a refused handshake).
+    let opening = true;
+    this.#opening++;
+    const opened = () => {
+      if (opening) this.#opening--;
+      opening = false;
+    };
+    socket.once('close', opened);
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      opened();
       const connection = new Connection(ws, tenant, this.#options, this.#counters);
       this.#connections.add(connection);
       void connection.closed.then(() => this.#connections.delete(connection));

@@ -309,6 +309,26 @@ describe('WebSocket delivery, /_spillway/ws', () => {
     }
   });
 
+  it('connections past websocket.maxConnections are refused 503 overloaded; a closed one frees its place', async () => {
+    const { gw } = await waitingGateway({ websocket: { maxConnections: 2 } });
+    await using _ = gw;
+    const first = await connect(gw);
+    const second = await connect(gw);
+    const refused = await refusedHandshake(wsUrl(gw));
+    assert.equal(refused.status, 503);
+    assert.equal(refused.contentType, 'application/problem+json');
+    assert.equal(refused.body.code, 'overloaded');
+    assert.match(refused.body.detail, /websocket\.maxConnections/);
+    assert.equal(gw.websocket.stats().connections, 2);
+    first.ws.close();
+    await within(first.closed, 'the first connection closing');
+    while (gw.websocket.stats().connections > 1) await new Promise((r) => setTimeout(r, 10));
+    const third = await connect(gw);
+    third.ws.close();
+    second.ws.close();
+    await within(Promise.all([second.closed, third.closed]), 'closing');
+  });
+
   it('Origin: refused with 403 problem+json unless listed in corsOrigins; none (not a browser) is allowed', async () => {
     const { gw } = await waitingGateway({ corsOrigins: ['https://app.example'] });
     await using _ = gw;

@@ -4,19 +4,21 @@
  * a crashed process are recovered by the same lease query, under the retry
  * safety rule (src/policy/retry-safety.ts).
  *
- * The loop has a manual trigger, `runOnce()`, so tests drive it without
- * sleeping; `start()` runs it on a timer and on `wake()` after each capture.
+ * The loop (src/workers/lease-loop.ts) has a manual trigger, `runOnce()`, so
+ * tests drive it without sleeping; `start()` runs it on a timer and on
+ * `wake()` after each capture.
  */
 import type { Clock } from '../clock.ts';
 import { applyDecision, attemptDeadline, outcomeOf, recordOutcome } from '../engine/attempt.ts';
 import { LEASE_MARGIN_MS } from '../engine/failover-engine.ts';
-import { InFlight, whenAborted } from '../engine/in-flight.ts';
+import { whenAborted } from '../engine/in-flight.ts';
 import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
 import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
 import { AimdLimit } from '../policy/health/aimd-limit.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, Operation, OperationStore } from '../store/port.ts';
+import { LeaseLoop } from './lease-loop.ts';
 
 export interface ReplayWorkerOptions {
   store: OperationStore;
@@ -38,20 +40,41 @@ export interface ReplayWorkerOptions {
 
 export class ReplayWorker {
   readonly #options: ReplayWorkerOptions;
-  readonly #inFlight = new InFlight();
+  readonly #loop: LeaseLoop<Operation>;
   /** The drain rate adapts to the upstream: AIMD from replay latency and errors, within [1, concurrency]. */
   readonly #limit: AimdLimit;
   /** An upstream Retry-After on a replay pauses all replay until then. */
   #pausedUntil = 0;
-  #timer: ReturnType<Clock['setTimeout']> | undefined;
-  #timerAt = 0;
-  #running = false;
-  #leasing: Promise<number> | undefined;
 
   constructor(options: ReplayWorkerOptions) {
     this.#options = options;
     const max = Math.max(1, options.concurrency);
     this.#limit = new AimdLimit({ min: 1, max, initial: Math.ceil(max / 2), backoff: 0.5 });
+    const { clock, store, owner, maxAttemptTimeoutMs, health, pollIntervalMs } = options;
+    this.#loop = new LeaseLoop({
+      clock,
+      pollIntervalMs,
+      freeSlots: (inFlight) => (clock.now() < this.#pausedUntil ? 0 : this.concurrencyLimit - inFlight),
+      // Routes diverting for cause get no replay: the backlog must not knock a recovering upstream over again.
+      lease: (limit) =>
+        store.lease({
+          owner,
+          limit,
+          leaseMs: maxAttemptTimeoutMs + LEASE_MARGIN_MS,
+          excludeRoutes: health?.routesNotReplaying() ?? [],
+        }),
+      run: (op, shutdown) => this.#replay(op, shutdown),
+      // Something due that could not be leased (routes paused, slots full, Retry-After) waits a poll:
+      // finished replays and captures wake the loop sooner.
+      idleDelay: async () => {
+        const due = await store.nextDueAt();
+        const now = clock.now();
+        let delay = pollIntervalMs;
+        if (due !== undefined && due > now) delay = Math.min(pollIntervalMs, due - now);
+        if (this.#pausedUntil > now) delay = Math.min(pollIntervalMs, this.#pausedUntil - now);
+        return delay;
+      },
+    });
   }
 
   /** Replays allowed in flight now (the adaptive limit). */
@@ -61,9 +84,7 @@ export class ReplayWorker {
 
   /** Starts the loop. Safe to call twice. */
   start(): void {
-    if (this.#running) return;
-    this.#running = true;
-    this.#schedule(0);
+    this.#loop.start();
   }
 
   /**
@@ -72,11 +93,7 @@ export class ReplayWorker {
    * outage fall due later, so they do not set off a lease each.
    */
   wake(dueAt?: number): void {
-    if (!this.#running) return;
-    const now = this.#options.clock.now();
-    const delay = dueAt === undefined ? 0 : Math.max(0, dueAt - now);
-    if (this.#timer && this.#timerAt <= now + delay) return;
-    this.#schedule(delay);
+    this.#loop.wakeIn(dueAt === undefined ? 0 : Math.max(0, dueAt - this.#options.clock.now()));
   }
 
   /**
@@ -84,80 +101,20 @@ export class ReplayWorker {
    * replays. Resolves with the number leased; the replays go on in the background.
    */
   runOnce(): Promise<number> {
-    this.#leasing ??= this.#leaseAndStart().finally(() => {
-      this.#leasing = undefined;
-    });
-    return this.#leasing;
+    return this.#loop.runOnce();
   }
 
   /** Resolves when no replay is in flight. */
   idle(): Promise<void> {
-    return this.#inFlight.idle();
+    return this.#loop.idle();
   }
 
   /**
    * Stops leasing, waits up to `graceMs` for replays in flight, then aborts the
    * rest and hands their leases back. Safe to call twice.
    */
-  async stop(graceMs: number): Promise<void> {
-    this.#running = false;
-    if (this.#timer) this.#options.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#leasing;
-    await this.#inFlight.drain(this.#options.clock, graceMs);
-  }
-
-  #schedule(ms: number): void {
-    const { clock } = this.#options;
-    if (this.#timer) clock.clearTimeout(this.#timer);
-    this.#timerAt = clock.now() + ms;
-    this.#timer = clock.setTimeout(() => {
-      this.#timer = undefined;
-      void this.#tick();
-    }, ms);
-  }
-
-  async #tick(): Promise<void> {
-    if (!this.#running) return;
-    const { clock, store, pollIntervalMs, concurrency } = this.#options;
-    let delay = pollIntervalMs;
-    try {
-      const leased = await this.runOnce();
-      if (leased > 0 && this.#inFlight.size < Math.min(concurrency, this.#limit.limit)) delay = 0;
-      else {
-        // Something due that could not be leased (routes paused, slots full, Retry-After) waits a poll:
-        // finished replays and captures wake the loop sooner.
-        const due = await store.nextDueAt();
-        const now = clock.now();
-        if (due !== undefined && due > now) delay = Math.min(pollIntervalMs, due - now);
-        if (this.#pausedUntil > now) delay = Math.min(pollIntervalMs, this.#pausedUntil - now);
-      }
-    } catch {
-      // The store is unavailable: try again at the next poll.
-    }
-    if (this.#running && !this.#timer) this.#schedule(delay);
-  }
-
-  async #leaseAndStart(): Promise<number> {
-    const { store, owner, maxAttemptTimeoutMs, clock, health } = this.#options;
-    const free = this.concurrencyLimit - this.#inFlight.size;
-    if (free <= 0 || clock.now() < this.#pausedUntil) return 0;
-    // Routes diverting for cause get no replay: the backlog must not knock a recovering upstream over again.
-    const excludeRoutes = health?.routesNotReplaying() ?? [];
-    const leased = await store.lease({
-      owner,
-      limit: free,
-      leaseMs: maxAttemptTimeoutMs + LEASE_MARGIN_MS,
-      excludeRoutes,
-    });
-    for (const op of leased) {
-      void this.#inFlight
-        .track((shutdown) => this.#replay(op, shutdown))
-        .then(() => {
-          if (this.#running) this.#schedule(0);
-        });
-    }
-    return leased.length;
+  stop(graceMs: number): Promise<void> {
+    return this.#loop.stop(graceMs);
   }
 
   async #replay(op: Operation, shutdown: AbortSignal): Promise<void> {

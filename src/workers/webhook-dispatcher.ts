@@ -20,15 +20,15 @@
  * store down past the retry window) is made again after its lease runs out,
  * with the same webhook-id, which receivers deduplicate on.
  */
-import type { Clock, Timer } from '../clock.ts';
+import type { Clock } from '../clock.ts';
 import type { CallbackGuard } from '../delivery/webhooks/callback-guard.ts';
 import { CALLBACK_ENDPOINT, webhookIdOf, webhookMessage } from '../delivery/webhooks/message.ts';
 import { decideAfterDelivery, type WebhookSchedule } from '../delivery/webhooks/schedule.ts';
 import { WebhookSender } from '../delivery/webhooks/sender.ts';
 import type { WebhookSecret } from '../delivery/webhooks/signing.ts';
 import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
-import { InFlight } from '../engine/in-flight.ts';
 import type { LeasedWebhookDelivery, OperationStore, WebhookAttemptRecord } from '../store/port.ts';
+import { LeaseLoop } from './lease-loop.ts';
 
 /** Notices closer together than this share one lease query. */
 const WAKE_SPACING_MS = 25;
@@ -78,110 +78,66 @@ export interface WebhookDispatchEvent {
 export class WebhookDispatcher {
   readonly #options: WebhookDispatcherOptions;
   readonly #sender: WebhookSender;
-  readonly #inFlight = new InFlight();
+  readonly #loop: LeaseLoop<LeasedWebhookDelivery>;
   readonly #endpointNames: string[];
-  #timer: Timer | undefined;
-  #timerAt = 0;
   #lastLeaseAt = Number.NEGATIVE_INFINITY;
-  #running = false;
-  #leasing: Promise<number> | undefined;
   #unwatch: (() => void) | undefined;
 
   constructor(options: WebhookDispatcherOptions) {
     this.#options = options;
     this.#sender = new WebhookSender(options.clock);
     this.#endpointNames = [...options.endpoints.keys()];
+    const { store, owner, clock, concurrency, timeoutMs, pollIntervalMs } = options;
+    this.#loop = new LeaseLoop({
+      clock,
+      pollIntervalMs,
+      unref: true,
+      freeSlots: (inFlight) => concurrency - inFlight,
+      lease: (limit) => {
+        this.#lastLeaseAt = clock.now();
+        return store.leaseWebhookDeliveries({
+          owner,
+          limit,
+          leaseMs: timeoutMs + LEASE_MARGIN_MS,
+          endpoints: this.#endpointNames,
+        });
+      },
+      run: (delivery, shutdown) => this.#deliver(delivery, shutdown),
+      idleDelay: async () => {
+        const due = await store.nextWebhookDueAt(this.#endpointNames);
+        return due === undefined ? pollIntervalMs : Math.min(pollIntervalMs, Math.max(0, due - clock.now()));
+      },
+    });
   }
 
   /** Starts the loop and listens for the store's notices. Safe to call twice. */
   start(): void {
-    if (this.#running || this.#endpointNames.length === 0) return;
-    this.#running = true;
+    if (this.#loop.running || this.#endpointNames.length === 0) return;
     this.#unwatch = this.#options.store.watch(() => this.wake());
-    this.#schedule(0);
+    this.#loop.start();
   }
 
   /** Something may have become deliverable: look soon, unless a look is planned sooner. */
   wake(): void {
-    if (!this.#running) return;
     const now = this.#options.clock.now();
-    const at = Math.max(now, this.#lastLeaseAt + WAKE_SPACING_MS);
-    if (this.#timer && this.#timerAt <= at) return;
-    this.#schedule(at - now);
+    this.#loop.wakeIn(Math.max(now, this.#lastLeaseAt + WAKE_SPACING_MS) - now);
   }
 
   /** Leases as many due deliveries as there are free slots and starts them; resolves with how many. */
   runOnce(): Promise<number> {
-    this.#leasing ??= this.#leaseAndStart().finally(() => {
-      this.#leasing = undefined;
-    });
-    return this.#leasing;
+    return this.#loop.runOnce();
   }
 
   /** Resolves when no attempt is in flight. */
   idle(): Promise<void> {
-    return this.#inFlight.idle();
+    return this.#loop.idle();
   }
 
   /** Stops leasing, waits up to `graceMs` for attempts in flight, then aborts the rest and hands them back. */
   async stop(graceMs: number): Promise<void> {
-    this.#running = false;
     this.#unwatch?.();
     this.#unwatch = undefined;
-    if (this.#timer) this.#options.clock.clearTimeout(this.#timer);
-    this.#timer = undefined;
-    await this.#leasing?.catch(() => {});
-    await this.#inFlight.drain(this.#options.clock, graceMs);
-  }
-
-  #schedule(ms: number): void {
-    const { clock } = this.#options;
-    if (this.#timer) clock.clearTimeout(this.#timer);
-    this.#timerAt = clock.now() + ms;
-    this.#timer = clock.setTimeout(() => {
-      this.#timer = undefined;
-      void this.#tick();
-    }, ms);
-    this.#timer.unref?.();
-  }
-
-  async #tick(): Promise<void> {
-    if (!this.#running) return;
-    const { clock, store, pollIntervalMs, concurrency } = this.#options;
-    let delay = pollIntervalMs;
-    try {
-      const leased = await this.runOnce();
-      if (leased > 0 && this.#inFlight.size < concurrency) delay = 0;
-      else {
-        const due = await store.nextWebhookDueAt(this.#endpointNames);
-        const now = clock.now();
-        if (due !== undefined) delay = Math.min(pollIntervalMs, Math.max(0, due - now));
-      }
-    } catch {
-      // The store is unavailable: the next poll tries again.
-    }
-    if (this.#running && !this.#timer) this.#schedule(delay);
-  }
-
-  async #leaseAndStart(): Promise<number> {
-    const { store, owner, clock, concurrency, timeoutMs } = this.#options;
-    const free = concurrency - this.#inFlight.size;
-    if (free <= 0) return 0;
-    this.#lastLeaseAt = clock.now();
-    const leased = await store.leaseWebhookDeliveries({
-      owner,
-      limit: free,
-      leaseMs: timeoutMs + LEASE_MARGIN_MS,
-      endpoints: this.#endpointNames,
-    });
-    for (const delivery of leased) {
-      void this.#inFlight
-        .track((shutdown) => this.#deliver(delivery, shutdown))
-        .then(() => {
-          if (this.#running) this.#schedule(0);
-        });
-    }
-    return leased.length;
+    await this.#loop.stop(graceMs);
   }
 
   async #deliver(delivery: LeasedWebhookDelivery, shutdown: AbortSignal): Promise<void> {

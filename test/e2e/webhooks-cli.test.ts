@@ -4,35 +4,13 @@
  * whose subscription's receiver answered 410.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { describe, it, type TestContext } from 'node:test';
 import { newWebhookSecret } from '../../src/delivery/webhooks/signing.ts';
 import { newOperationId } from '../../src/engine/operation-id.ts';
+import { spillway } from '../support/cli.ts';
 import { jsonOf, operationIdOf, startGateway, type TestGateway } from '../support/harness.ts';
 import { closedPort, TestUpstream } from '../support/test-upstream.ts';
 import { WebhookReceiver } from '../support/webhook-receiver.ts';
-
-const BIN = new URL('../../bin/spillway.js', import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function spillway(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const environment = { ...process.env, ...env };
-    if (!('SPILLWAY_ADMIN_URL' in env)) delete environment.SPILLWAY_ADMIN_URL;
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: environment, timeout: 20_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 /** A gateway whose "ledger" subscription was disabled by its receiver's 410; `id` is that operation. */
 async function disabledLedger(t: TestContext, rx: WebhookReceiver) {

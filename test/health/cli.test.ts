@@ -3,32 +3,10 @@
  * bin/spillway.js in a child process, against a gateway started in-process.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { describe, it } from 'node:test';
+import { spillway } from '../support/cli.ts';
 import { jsonOf, startGateway, type TestGateway } from '../support/harness.ts';
 import { closedPort, TestUpstream } from '../support/test-upstream.ts';
-
-const BIN = new URL('../../bin/spillway.js', import.meta.url).pathname;
-
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function spillway(args: string[], env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const environment = { ...process.env, ...env };
-    if (!('SPILLWAY_ADMIN_URL' in env)) delete environment.SPILLWAY_ADMIN_URL;
-    execFile(
-      process.execPath,
-      [BIN, ...args],
-      { env: environment, timeout: 20_000 },
-      (error, stdout, stderr) =>
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-    );
-  });
-}
 
 async function gatewayWithTrippedRoute(upstream: TestUpstream): Promise<TestGateway> {
   upstream.behaviour = (req) =>

@@ -9,8 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-
-const BIN = new URL('../../bin/spillway.js', import.meta.url).pathname;
+import { BIN } from './cli.ts';
 
 export interface SpillwayProcess {
   adminUrl: string;

@@ -5,7 +5,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
-import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
+import type { CallbackDecision, Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { readBounded } from '../engine/body.ts';
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
 import { endToEnd, type HeaderRecord } from '../engine/http-fields.ts';
@@ -78,8 +78,14 @@ export async function proxy(
   }
 
   // Checked before anything is stored or forwarded (the SSRF guard); never forwarded itself.
-  const callback = await (options.webhooks?.callbackFrom(req.headersDistinct['spillway-callback']) ??
-    callbackOff(req.headersDistinct['spillway-callback']));
+  // Most requests carry none: they skip the check (and its await) altogether.
+  const callbackValues = req.headersDistinct['spillway-callback'];
+  const callback: CallbackDecision =
+    callbackValues === undefined
+      ? { kind: 'none' }
+      : options.webhooks
+        ? await options.webhooks.callbackFrom(callbackValues)
+        : CALLBACKS_OFF;
   if (callback.kind === 'refused') {
     sendProblem(res, 'callback-not-allowed', callback.detail, ownHeaders);
     return;
@@ -200,15 +206,12 @@ function headerText(text: string): string {
 }
 
 /** Without webhooks configured, a `Spillway-Callback` is refused rather than silently ignored. */
-function callbackOff(values: string[] | undefined) {
-  return values === undefined
-    ? ({ kind: 'none' } as const)
-    : ({
-        kind: 'refused',
-        detail:
-          'Webhooks are not enabled on this gateway (no webhooks.callbackAllow), so Spillway-Callback cannot be honoured. Nothing was stored or sent; send the request without it and poll the operation.',
-      } as const);
-}
+/** The answer to a `Spillway-Callback` on a gateway built without webhooks. */
+const CALLBACKS_OFF: CallbackDecision = {
+  kind: 'refused',
+  detail:
+    'Webhooks are not enabled on this gateway (no webhooks.callbackAllow), so Spillway-Callback cannot be honoured. Nothing was stored or sent; send the request without it and poll the operation.',
+};
 
 /** Adds Prefer to the upstream's Vary unless it is already covered. */
 function mergeVary(headers: Array<[string, string]>): void {

@@ -4,8 +4,6 @@
  * both start Spillway through here; so do the end-to-end tests, in-process.
  */
 
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
 import { EventHub } from '../delivery/event-hub.ts';
@@ -16,13 +14,14 @@ import { Upstream } from '../engine/upstream.ts';
 import { createPublicServer } from '../gateway/public-server.ts';
 import { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
-import { ReplayWorker } from '../workers/replay-worker.ts';
+import type { ReplayWorker } from '../workers/replay-worker.ts';
 import { Retention } from '../workers/retention.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
 import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
+import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts.ts';
 
 export interface StartOptions {
   clock?: Clock;
@@ -52,10 +51,9 @@ export interface Spillway {
 export async function startSpillway(config: GatewayConfig, options: StartOptions = {}): Promise<Spillway> {
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? createLogger();
-  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const instanceId = options.instanceId ?? defaultInstanceId();
   const store = await openStore(config.store, clock, config.maxStoreBytes);
   const upstream = new Upstream(config.upstream);
-  const routeNamed = (name: string) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!;
   const health = new HealthMonitor({
     routes: config.routes,
     clock,
@@ -64,18 +62,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   });
   await health.start();
 
-  const worker = new ReplayWorker({
-    store,
-    upstream,
-    clock,
-    owner: instanceId,
-    routeNamed,
-    maxAttemptTimeoutMs: Math.max(...config.routes.map((r) => r.attemptTimeoutMs)),
-    concurrency: config.replay.concurrency,
-    pollIntervalMs: config.replay.pollIntervalMs,
-    maxResultBytes: config.maxResultBytes,
-    health,
-  });
+  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, health });
   const engine = new FailoverEngine({
     store,
     upstream,
@@ -174,8 +161,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       retention.stop();
       await upstream.close();
       await store.close();
-      await new Promise<void>((resolve) => adminServer.close(() => resolve()));
-      adminServer.closeAllConnections();
+      await closeServer(adminServer);
       log.info('stopped');
     })();
     return stopping;

@@ -11,20 +11,19 @@
  * workers replay.
  */
 
-import { randomBytes } from 'node:crypto';
-import { hostname } from 'node:os';
 import { type Clock, systemClock } from '../clock.ts';
 import { ConfigError, type GatewayConfig } from '../config/config.ts';
 import { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { Upstream } from '../engine/upstream.ts';
 import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
-import { ReplayWorker } from '../workers/replay-worker.ts';
+import type { ReplayWorker } from '../workers/replay-worker.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
 import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
+import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts.ts';
 
 export interface WorkerProcessOptions {
   clock?: Clock;
@@ -66,20 +65,10 @@ export async function startWorkerProcess(
   }
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? createLogger();
-  const instanceId = options.instanceId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const instanceId = options.instanceId ?? defaultInstanceId();
   const store = await openStore(config.store, clock);
   const upstream = new Upstream(config.upstream);
-  const worker = new ReplayWorker({
-    store,
-    upstream,
-    clock,
-    owner: instanceId,
-    routeNamed: (name) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!,
-    maxAttemptTimeoutMs: Math.max(...config.routes.map((r) => r.attemptTimeoutMs)),
-    concurrency: config.replay.concurrency,
-    pollIntervalMs: config.replay.pollIntervalMs,
-    maxResultBytes: config.maxResultBytes,
-  });
+  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId });
   const webhooks = dispatcherFor(webhookSetup, {
     store,
     clock,
@@ -123,8 +112,7 @@ export async function startWorkerProcess(
       await webhookSetup.close();
       await upstream.close();
       await store.close();
-      await new Promise<void>((resolve) => adminServer.close(() => resolve()));
-      adminServer.closeAllConnections();
+      await closeServer(adminServer);
       log.info('stopped');
     })();
     return stopping;

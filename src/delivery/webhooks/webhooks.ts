@@ -49,6 +49,7 @@ export class Webhooks {
   readonly callbackGuard: CallbackGuard;
   /** For subscriptions: their own origins only; the address checks are the same. */
   readonly subscriptionGuard: CallbackGuard;
+  readonly #targetsByRoute = new Map<string, readonly WebhookTarget[]>();
 
   constructor(config: WebhookConfig, resolve?: CallbackPolicy['resolve']) {
     this.config = config;
@@ -89,11 +90,16 @@ export class Webhooks {
     };
   }
 
-  /** The subscriptions that apply to an operation of `route`, as the store keeps them. */
-  subscriptionsFor(route: string): WebhookTarget[] {
-    return this.config.subscriptions
-      .filter((s) => s.routes === null || s.routes.has(route))
-      .map((s) => ({ endpoint: s.name, url: s.url, events: s.events }));
+  /** The subscriptions that apply to an operation of `route`, as the store keeps them (worked out once per route). */
+  subscriptionsFor(route: string): readonly WebhookTarget[] {
+    let targets = this.#targetsByRoute.get(route);
+    if (!targets) {
+      targets = this.config.subscriptions
+        .filter((s) => s.routes === null || s.routes.has(route))
+        .map((s) => ({ endpoint: s.name, url: s.url, events: s.events }));
+      this.#targetsByRoute.set(route, targets);
+    }
+    return targets;
   }
 
   /** The endpoints this process delivers to, by name, with who signs and what may be reached. */

@@ -1,0 +1,40 @@
+/**
+ * The parts `serve` (spillway.ts) and `spillway worker` (worker-process.ts)
+ * build alike from one config, so the two kinds of process cannot drift
+ * apart: their lease owner name, their replay worker, and how they close a
+ * server.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Server } from 'node:http';
+import { hostname } from 'node:os';
+import type { Clock } from '../clock.ts';
+import type { GatewayConfig } from '../config/config.ts';
+import type { Upstream } from '../engine/upstream.ts';
+import type { HealthMonitor } from '../policy/health/health-monitor.ts';
+import type { OperationStore } from '../store/port.ts';
+import { ReplayWorker } from '../workers/replay-worker.ts';
+
+/** A lease owner name unique to this process: host:pid:random. */
+export const defaultInstanceId = (): string =>
+  `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+
+/** The replay worker for the config's routes (the catch-all route governs names no longer configured). */
+export function replayWorkerFor(
+  config: GatewayConfig,
+  parts: { store: OperationStore; upstream: Upstream; clock: Clock; owner: string; health?: HealthMonitor },
+): ReplayWorker {
+  return new ReplayWorker({
+    ...parts,
+    routeNamed: (name) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!,
+    maxAttemptTimeoutMs: Math.max(...config.routes.map((r) => r.attemptTimeoutMs)),
+    concurrency: config.replay.concurrency,
+    pollIntervalMs: config.replay.pollIntervalMs,
+    maxResultBytes: config.maxResultBytes,
+  });
+}
+
+/** Stops accepting, waits for the server to close, then drops any connection left. */
+export async function closeServer(server: Server): Promise<void> {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+}

@@ -10,10 +10,10 @@
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { closedPort } from '../support/test-upstream.ts';
 
 const run = promisify(execFile);
 
@@ -84,7 +84,7 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
   const dir = mkdtempSync(join(tmpdir(), 'spillway-pg-'));
   if (tools.owner) chownSync(dir, tools.owner.uid, tools.owner.gid);
   const data = join(dir, 'data');
-  const port = await freePort();
+  const port = await closedPort(); // free now, for the cluster to take
   const tool = (name: string, args: string[]) => {
     const [command, ...prefix] = [...tools.asOwner, join(tools.bindir, name)];
     return run(command!, [...prefix, ...args], { timeout: 30_000 });
@@ -132,15 +132,4 @@ export async function startPrivateCluster(): Promise<PrivateCluster> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }

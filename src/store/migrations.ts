@@ -5,6 +5,7 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
 export interface Migration {
   version: number;
@@ -12,7 +13,13 @@ export interface Migration {
   sql: string;
 }
 
-export function readMigrations(dir: string): Migration[] {
+/**
+ * `folder` is the adapter's `new URL('./migrations', import.meta.url)`, in the
+ * sources or in the built package alike. A URL's `pathname` would keep a space
+ * in the install path as `%20`; fileURLToPath decodes it.
+ */
+export function readMigrations(folder: URL): Migration[] {
+  const dir = fileURLToPath(folder);
   return readdirSync(dir)
     .filter((file) => /^\d{3}_[\w-]+\.sql$/.test(file))
     .sort()

@@ -127,9 +127,7 @@ if (skip) {
         const applied = await other.query<{ version: number }>(
           `SELECT version FROM ${other.schema}.spillway_migrations ORDER BY version`,
         );
-        const shipped = readMigrations(
-          new URL('../../src/store/postgres/migrations', import.meta.url).pathname,
-        );
+        const shipped = readMigrations(new URL('../../src/store/postgres/migrations', import.meta.url));
         assert.deepEqual(
           applied.map((row) => row.version),
           shipped.map((m) => m.version),

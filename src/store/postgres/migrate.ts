@@ -38,7 +38,7 @@ export async function migrate(client: PoolClient, schema: string): Promise<void>
       version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
     const { rows } = await client.query<{ version: number }>('SELECT version FROM spillway_migrations');
     const applied = new Set(rows.map((row) => Number(row.version)));
-    const migrations = readMigrations(new URL('./migrations', import.meta.url).pathname);
+    const migrations = readMigrations(new URL('./migrations', import.meta.url));
     const newest = Math.max(0, ...migrations.map((m) => m.version));
     const unknown = [...applied].filter((version) => version > newest);
     if (unknown.length > 0) {

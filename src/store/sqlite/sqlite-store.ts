@@ -417,7 +417,7 @@ function migrate(db: DatabaseSync): void {
       (db.prepare('SELECT version FROM spillway_migrations').all() as Row[]).map((r) => Number(r.version)),
     );
     const record = db.prepare('INSERT INTO spillway_migrations (version, name, applied_at) VALUES (?, ?, ?)');
-    for (const migration of readMigrations(new URL('./migrations', import.meta.url).pathname)) {
+    for (const migration of readMigrations(new URL('./migrations', import.meta.url))) {
       if (applied.has(migration.version)) continue;
       db.exec(migration.sql);
       record.run(migration.version, migration.name, Date.now());

@@ -5,7 +5,7 @@
  */
 import { buildConfig } from '../config/config.ts';
 import { newWebhookSecret, parseWebhookSecret } from '../delivery/webhooks/signing.ts';
-import { createLogger } from '../ops/logger.ts';
+import { createLogger, type Logger } from '../ops/logger.ts';
 import { startSpillway } from '../ops/spillway.ts';
 import { startPaymentsUpstream } from './payments-upstream.ts';
 import { startWebhookReceiver } from './webhook-receiver.ts';
@@ -20,6 +20,8 @@ export interface DemoOptions {
   store?: string;
   /** Print the curl guide (default true). */
   guide?: boolean;
+  /** Where the JSON log lines go (default stdout at SPILLWAY_LOG_LEVEL, else info: a line per capture and attempt). */
+  logger?: Logger;
 }
 
 export async function startDemo({
@@ -27,6 +29,7 @@ export async function startDemo({
   ports,
   store = 'spillway-demo.db',
   guide: printGuide = true,
+  logger = createLogger(process.env.SPILLWAY_LOG_LEVEL ?? 'info'),
 }: DemoOptions) {
   const {
     admin,
@@ -53,9 +56,7 @@ export async function startDemo({
     // Callbacks may reach the demo's own receiver, on loopback; a production gateway lists public origins.
     webhooks: { secrets: [secret], callbackAllow: [receiver.origin], allowPrivateNetworks: true },
   });
-  const spillway = await startSpillway(config, {
-    logger: createLogger(process.env.SPILLWAY_LOG_LEVEL ?? 'warn'),
-  });
+  const spillway = await startSpillway(config, { logger });
   if (printGuide)
     console.log(guide(spillway.publicUrl, upstream.controlUrl, spillway.adminPort, store, receiver.url));
   return {
@@ -113,6 +114,10 @@ The upstream is a small payments service; switch its behaviour on ${ctl}/mode.
 8. Watch the health policy decide (state, reason, trips, signals); force a mode by hand:
      curl -s http://127.0.0.1:${adminPort}/api/health
      curl -s -X PUT http://127.0.0.1:${adminPort}/api/routes/payments/override -d forced-async   # or forced-sync, none
+
+Log lines (JSON, below): an info line per capture ("operation:captured") and per attempt
+("attempt:finished", with its outcome), a warn line per dead letter, each with operationId, route,
+attempt and traceId. Set SPILLWAY_LOG_LEVEL=debug for more, warn for fewer.
 
 Ready: curl -s http://127.0.0.1:${adminPort}/readyz     Stop: Ctrl-C (graceful; nothing acknowledged is lost).
 `;

@@ -42,7 +42,10 @@ export async function outcomeOf(
   };
 }
 
-/** Decides what the outcome means for the operation and writes it, fenced by the lease. */
+/**
+ * Decides what the outcome means for the operation and writes it, fenced by the
+ * lease; `held` is false when the lease was lost and nothing was written.
+ */
 export async function recordOutcome(
   store: OperationStore,
   op: Operation,
@@ -51,7 +54,7 @@ export async function recordOutcome(
   outcome: AttemptOutcome,
   clock: Clock,
   random: () => number = Math.random,
-): Promise<Decision> {
+): Promise<{ decision: Decision; held: boolean }> {
   const decision = decideAfterAttempt(outcome, {
     route,
     method: op.request.method,
@@ -60,8 +63,8 @@ export async function recordOutcome(
     now: clock.now(),
     random,
   });
-  await applyDecision(store, op.id, owner, decision, true);
-  return decision;
+  const held = await applyDecision(store, op.id, owner, decision, true);
+  return { decision, held };
 }
 
 export async function applyDecision(

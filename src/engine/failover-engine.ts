@@ -13,10 +13,11 @@
  */
 import type { Clock } from '../clock.ts';
 import { type ErrorCode, StoreUnavailableError } from '../errors.ts';
+import { type CaptureReason, LifecycleEvents, type SyncResult, traceIdOf } from '../events/lifecycle.ts';
 import type { AttemptOutcome } from '../policy/attempt-decision.ts';
 import { backoffDelay } from '../policy/backoff.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
-import type { CallToken } from '../policy/health/route-health.ts';
+import type { Admission, CallToken } from '../policy/health/route-health.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, NewOperation, Operation, OperationStore, WebhookTarget } from '../store/port.ts';
@@ -27,6 +28,7 @@ import {
   outcomeOf,
   recordOutcome,
 } from './attempt.ts';
+import { attemptFinished, attemptStarted } from './attempt-events.ts';
 import { headerValue } from './http-fields.ts';
 import { InFlight, whenAborted } from './in-flight.ts';
 import { newOperationId } from './operation-id.ts';
@@ -76,6 +78,8 @@ export interface FailoverEngineOptions {
   health?: HealthMonitor;
   /** Called after each capture, so idle replay workers can wake. */
   onCapture?: (operation: Operation) => void;
+  /** Where captures, sync attempts and adopted attempts are told (logs, metrics). */
+  events?: LifecycleEvents;
   random?: () => number;
 }
 
@@ -91,17 +95,20 @@ interface CaptureSpec {
   outcomeUnknown: boolean;
   nextAttemptAt: number;
   reason: string;
+  cause: CaptureReason;
 }
 
 export class FailoverEngine {
   readonly #options: FailoverEngineOptions;
   readonly #random: () => number;
+  readonly #events: LifecycleEvents;
   /** Adopted attempts still in flight. */
   readonly #adopted = new InFlight();
 
   constructor(options: FailoverEngineOptions) {
     this.#options = options;
     this.#random = options.random ?? Math.random;
+    this.#events = options.events ?? new LifecycleEvents();
   }
 
   async submit(submission: Submission): Promise<EngineAnswer> {
@@ -111,10 +118,11 @@ export class FailoverEngine {
     const id = route.honoursIdempotencyKey ? newOperationId() : undefined;
     const pending: Pending = { id, submission, request: withIdempotencyKey(submission.request, id) };
     const now = clock.now();
-    const capture = (spec: Partial<CaptureSpec> & { reason: string }) =>
+    const capture = (spec: Partial<CaptureSpec> & { reason: string; cause: CaptureReason }) =>
       this.#capture(pending, { attempts: 0, outcomeUnknown: false, nextAttemptAt: clock.now(), ...spec });
 
-    if (mayFailover && submission.budgetMs === 0) return capture({ reason: 'respond-async with wait=0' });
+    if (mayFailover && submission.budgetMs === 0)
+      return capture({ reason: 'respond-async with wait=0', cause: 'respond-async' });
 
     // The health state may divert before any attempt; a route that cannot fail over is only observed.
     const health = this.#options.health?.route(route.name);
@@ -122,7 +130,11 @@ export class FailoverEngine {
     if (health && mayFailover) {
       const admission = health.admit(now);
       if (admission.path === 'divert')
-        return capture({ reason: admission.reason, nextAttemptAt: admission.until ?? now });
+        return capture({
+          reason: admission.reason,
+          cause: divertCause(admission),
+          nextAttemptAt: admission.until ?? now,
+        });
       token = admission.token;
     } else token = health?.observe(now);
     const report = (failed: boolean, retryAfterMs?: number) => {
@@ -140,9 +152,19 @@ export class FailoverEngine {
     const call = this.#options.upstream.send(pending.request, deadline.signal);
     const remaining = Math.max(0, receivedAt + submission.budgetMs - now);
     const first = await withinBudget(call, remaining, clock);
+    const synced = (outcome: SyncResult, upstreamStatus: number | null = null) =>
+      this.#events.emit({
+        type: 'sync:finished',
+        at: clock.now(),
+        route: route.name,
+        outcome,
+        durationMs: clock.now() - now,
+        upstreamStatus,
+      });
 
     if (first.kind === 'budget-spent') {
-      if (mayFailover) return this.#adopt(pending, call, deadline, report);
+      synced('budget-spent');
+      if (mayFailover) return this.#adopt(pending, call, deadline, report, now);
       deadline.abort(new AttemptTimeoutError(submission.budgetMs));
       report(true);
       return timedOut(submission);
@@ -150,12 +172,14 @@ export class FailoverEngine {
     if (first.kind === 'error') {
       deadline.clear();
       report(true);
+      synced('error');
       if (!mayFailover) return syncFailure(first.error);
       const sent = !failedBeforeSending(first.error);
       return capture({
         attempts: 1,
         outcomeUnknown: sent,
         reason: sent ? 'upstream connection failed mid-request' : 'upstream unreachable',
+        cause: sent ? 'upstream-failed' : 'upstream-unreachable',
         nextAttemptAt: sent ? clock.now() : clock.now() + backoffDelay(route.backoff, 1, this.#random),
       });
     }
@@ -166,6 +190,7 @@ export class FailoverEngine {
     const retryAfterMs = parseRetryAfter(Array.isArray(header) ? header[0] : header, clock.now());
     const refused = route.failoverStatuses.has(status);
     report(refused, refused && (status === 429 || status === 503) ? retryAfterMs : undefined);
+    synced(refused ? 'refused' : 'answered', status);
     if (mayFailover && refused) {
       deadline.clear();
       response.body.resume(); // discard the refusal, keep the connection reusable
@@ -173,6 +198,7 @@ export class FailoverEngine {
       return capture({
         attempts: 1,
         reason: `upstream answered ${status}`,
+        cause: 'upstream-status',
         nextAttemptAt: clock.now() + delay,
       });
     }
@@ -198,6 +224,7 @@ export class FailoverEngine {
     call: Promise<UpstreamResponse>,
     deadline: AttemptDeadline,
     report: (failed: boolean) => void,
+    startedAt: number,
   ): Promise<EngineAnswer> {
     const { clock, instanceId, store } = this.#options;
     const { submission } = pending;
@@ -210,6 +237,7 @@ export class FailoverEngine {
           outcomeUnknown: false,
           nextAttemptAt: expiresAt,
           reason: '',
+          cause: 'budget-spent',
         }),
         lease: { owner: instanceId, expiresAt },
       });
@@ -227,9 +255,10 @@ export class FailoverEngine {
         return failure instanceof AttemptTimeoutError ? timedOut(submission) : syncFailure(failure);
       }
     }
-    this.#options.onCapture?.(operation);
-    this.#finishAdopted(operation, submission.route, call, deadline, report);
-    return { kind: 'accepted', operation, reason: `budget of ${submission.budgetMs} ms spent (adopted)` };
+    const reason = `budget of ${submission.budgetMs} ms spent (adopted)`;
+    this.#captured(operation, 'budget-spent', reason);
+    this.#finishAdopted(operation, submission.route, call, deadline, report, startedAt);
+    return { kind: 'accepted', operation, reason };
   }
 
   #finishAdopted(
@@ -238,8 +267,11 @@ export class FailoverEngine {
     call: Promise<UpstreamResponse>,
     deadline: AttemptDeadline,
     report: (failed: boolean) => void,
+    startedAt: number,
   ): void {
     const { clock, instanceId, store, maxResultBytes } = this.#options;
+    const facts = { attempt: 1, kind: 'adopted', startedAt } as const;
+    attemptStarted(this.#events, operation, facts);
     // A store that refuses the final write leaves the lease to expire: the next lease recovers it.
     this.#adopted.track(async (shutdown) => {
       let outcome: AttemptOutcome;
@@ -248,18 +280,28 @@ export class FailoverEngine {
       } catch (reason) {
         deadline.abort(reason as Error); // shutdown: abandon the call, hand the lease back
         await store.release(operation.id, instanceId, true);
+        attemptFinished(this.#events, operation, facts, null, false, clock.now());
         return;
       }
       deadline.clear();
       report(outcome.kind !== 'response' || route.failoverStatuses.has(outcome.response.status));
-      await recordOutcome(store, operation, route, instanceId, outcome, clock, this.#random);
+      const { decision, held } = await recordOutcome(
+        store,
+        operation,
+        route,
+        instanceId,
+        outcome,
+        clock,
+        this.#random,
+      );
+      attemptFinished(this.#events, operation, facts, decision, held, clock.now());
     });
   }
 
   async #capture(pending: Pending, spec: CaptureSpec): Promise<EngineAnswer> {
     try {
       const operation = await this.#options.store.capture(this.#newOperation(pending, spec));
-      this.#options.onCapture?.(operation);
+      this.#captured(operation, spec.cause, spec.reason);
       return { kind: 'accepted', operation, reason: spec.reason };
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
@@ -270,6 +312,20 @@ export class FailoverEngine {
         retryAfterSeconds: 5,
       };
     }
+  }
+
+  #captured(operation: Operation, cause: CaptureReason, detail: string): void {
+    this.#options.onCapture?.(operation);
+    this.#events.emit({
+      type: 'operation:captured',
+      at: this.#options.clock.now(),
+      operationId: operation.id,
+      route: operation.route,
+      traceId: traceIdOf(operation.traceparent),
+      reason: cause,
+      detail,
+      attempts: operation.attempts,
+    });
   }
 
   #newOperation({ id, submission, request }: Pending, spec: CaptureSpec): NewOperation {
@@ -328,6 +384,14 @@ function withinBudget(call: Promise<UpstreamResponse>, ms: number, clock: Clock)
       },
     );
   });
+}
+
+/** The closed-set reason of a health-state diversion (the human-readable one goes in the header). */
+function divertCause(admission: Extract<Admission, { path: 'divert' }>): CaptureReason {
+  if (admission.drill) return 'drill';
+  if (admission.reason.startsWith('override')) return 'forced-async';
+  if (admission.reason.startsWith('shed')) return 'shed';
+  return 'diverting';
 }
 
 function timedOut({ route, budgetMs }: Submission): EngineAnswer {

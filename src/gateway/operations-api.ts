@@ -11,6 +11,7 @@ import { deliveriesView } from '../delivery/webhooks/deliveries-view.ts';
 import { WEBSOCKET_PATH } from '../delivery/websocket.ts';
 import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, errorTable } from '../errors.ts';
+import { type LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
 import type { Operation, OperationStore } from '../store/port.ts';
 import { callerTenant, mayRead } from './access.ts';
 import { corsHeaders } from './cors.ts';
@@ -29,6 +30,8 @@ export interface OperationsApiOptions {
   sse: Omit<SseOptions, 'store' | 'clock' | 'publicUrl'>;
   /** The header whose value identifies the caller's tenant: only the creator's tenant sees an operation. */
   tenantHeader: string;
+  /** Where a client's cancel is told (logs, metrics). */
+  events?: LifecycleEvents;
 }
 
 export async function serveOperationsApi(
@@ -103,7 +106,16 @@ export async function serveOperationsApi(
     return;
   }
   if (canceling) {
-    await store.cancel(op.id);
+    if (await store.cancel(op.id)) {
+      options.events?.emit({
+        type: 'operation:canceled',
+        at: clock.now(),
+        operationId: op.id,
+        route: op.route,
+        traceId: traceIdOf(op.traceparent),
+        by: 'client',
+      });
+    }
     const now = (await store.get(op.id)) ?? op;
     if (now.status === 'Running') {
       sendProblem(

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import type { Clock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
 import type { Upstream } from '../engine/upstream.ts';
+import type { LifecycleEvents } from '../events/lifecycle.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
@@ -21,7 +22,14 @@ export const defaultInstanceId = (): string =>
 /** The replay worker for the config's routes (the catch-all route governs names no longer configured). */
 export function replayWorkerFor(
   config: GatewayConfig,
-  parts: { store: OperationStore; upstream: Upstream; clock: Clock; owner: string; health?: HealthMonitor },
+  parts: {
+    store: OperationStore;
+    upstream: Upstream;
+    clock: Clock;
+    owner: string;
+    events: LifecycleEvents;
+    health?: HealthMonitor;
+  },
 ): ReplayWorker {
   return new ReplayWorker({
     ...parts,

@@ -11,6 +11,7 @@ import { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { WebSocketChannel } from '../delivery/websocket.ts';
 import { FailoverEngine } from '../engine/failover-engine.ts';
 import { Upstream } from '../engine/upstream.ts';
+import { LifecycleEvents } from '../events/lifecycle.ts';
 import { createPublicServer } from '../gateway/public-server.ts';
 import { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
@@ -19,6 +20,7 @@ import { Retention } from '../workers/retention.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
 import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
+import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
 import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts.ts';
@@ -26,6 +28,8 @@ import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts
 export interface StartOptions {
   clock?: Clock;
   logger?: Logger;
+  /** The lifecycle event stream to emit on (default: a new one); subscribe to it for more than the log. */
+  events?: LifecycleEvents;
   /** Lease owner name; default host:pid:random. */
   instanceId?: string;
 }
@@ -39,6 +43,8 @@ export interface Spillway {
   engine: FailoverEngine;
   worker: ReplayWorker;
   health: HealthMonitor;
+  /** Every lifecycle event of this instance (captures, attempts, dead letters, health, webhooks, errors). */
+  events: LifecycleEvents;
   /** WebSocket delivery on the public port (`/_spillway/ws`). */
   websocket: WebSocketChannel;
   /** Posts terminal events to callbacks and subscriptions (idle without any configured). */
@@ -52,17 +58,21 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? createLogger();
   const instanceId = options.instanceId ?? defaultInstanceId();
+  const events = options.events ?? new LifecycleEvents();
+  const unsubscribeLogs = subscribeLogs(events, log);
   const store = await openStore(config.store, clock, config.maxStoreBytes);
   const upstream = new Upstream(config.upstream);
   const health = new HealthMonitor({
     routes: config.routes,
     clock,
     store,
-    onEvent: (event) => log.warn({ event: event.type, route: event.route, reason: event.reason }, event.type),
+    onEvent: (event) => events.emit(event),
+    onError: (error) =>
+      events.emit({ type: 'background:error', at: clock.now(), source: 'health-overrides', error }),
   });
   await health.start();
 
-  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, health });
+  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, health, events });
   const engine = new FailoverEngine({
     store,
     upstream,
@@ -71,6 +81,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     maxResultBytes: config.maxResultBytes,
     health,
     onCapture: (operation) => worker.wake(operation.nextAttemptAt),
+    events,
   });
 
   let publicUrl = config.publicUrl ?? '';
@@ -80,10 +91,12 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     clock,
     owner: instanceId,
     publicUrl: () => publicUrl,
-    log,
+    events,
   });
   const hub = new EventHub(store);
-  const retention = new Retention(store, clock, config.retentionMs);
+  const retention = new Retention(store, clock, config.retentionMs, (error) =>
+    events.emit({ type: 'background:error', at: clock.now(), source: 'retention', error }),
+  );
   const publicServer = createPublicServer({
     engine,
     store,
@@ -95,12 +108,13 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     maxResultBytes: config.maxResultBytes,
     idempotencyTtlMs: config.idempotencyTtlMs,
     tenantHeader: config.tenantHeader,
+    events,
     webhooks: webhookSetup,
     maxInFlight: config.maxInFlight,
     get publicUrl() {
       return publicUrl;
     },
-    onError: (error) => log.error({ err: error }, 'request failed'),
+    onError: (error) => events.emit({ type: 'request:error', at: clock.now(), source: 'request', error }),
   });
   const websocket = new WebSocketChannel({
     ...config.websocket,
@@ -112,7 +126,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     get publicUrl() {
       return publicUrl;
     },
-    onError: (error) => log.error({ err: error }, 'websocket message failed'),
+    onError: (error) => events.emit({ type: 'request:error', at: clock.now(), source: 'websocket', error }),
   });
   websocket.attach(publicServer);
   let accepting = false;
@@ -163,6 +177,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       await store.close();
       await closeServer(adminServer);
       log.info('stopped');
+      unsubscribeLogs();
     })();
     return stopping;
   };
@@ -176,6 +191,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     engine,
     worker,
     health,
+    events,
     websocket,
     webhooks,
     stop,

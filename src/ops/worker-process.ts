@@ -15,12 +15,14 @@ import { type Clock, systemClock } from '../clock.ts';
 import { ConfigError, type GatewayConfig } from '../config/config.ts';
 import { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { Upstream } from '../engine/upstream.ts';
+import { LifecycleEvents } from '../events/lifecycle.ts';
 import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
 import type { ReplayWorker } from '../workers/replay-worker.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
 import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
+import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
 import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts.ts';
@@ -28,6 +30,8 @@ import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts
 export interface WorkerProcessOptions {
   clock?: Clock;
   logger?: Logger;
+  /** The lifecycle event stream to emit on (default: a new one). */
+  events?: LifecycleEvents;
   /** Lease owner name; default host:pid:random. */
   instanceId?: string;
 }
@@ -36,6 +40,8 @@ export interface WorkerProcess {
   adminPort: number;
   store: OperationStore;
   worker: ReplayWorker;
+  /** Every lifecycle event of this process (attempts, dead letters, webhooks, errors). */
+  events: LifecycleEvents;
   /** Posts terminal events to callbacks and subscriptions, beside the gateways' dispatchers. */
   webhooks: WebhookDispatcher;
   /** Stops leasing, lets attempts in flight finish within the grace period, hands back the rest. Safe to call twice. */
@@ -66,15 +72,17 @@ export async function startWorkerProcess(
   const clock = options.clock ?? systemClock;
   const log = options.logger ?? createLogger();
   const instanceId = options.instanceId ?? defaultInstanceId();
+  const events = options.events ?? new LifecycleEvents();
+  const unsubscribeLogs = subscribeLogs(events, log);
   const store = await openStore(config.store, clock);
   const upstream = new Upstream(config.upstream);
-  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId });
+  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, events });
   const webhooks = dispatcherFor(webhookSetup, {
     store,
     clock,
     owner: instanceId,
     publicUrl: () => publicUrl ?? '',
-    log,
+    events,
   });
   let running = false;
   const adminServer = createAdminServer({
@@ -87,6 +95,7 @@ export async function startWorkerProcess(
   } catch (error) {
     await upstream.close();
     await store.close();
+    unsubscribeLogs();
     throw error;
   }
   worker.start();
@@ -114,8 +123,9 @@ export async function startWorkerProcess(
       await store.close();
       await closeServer(adminServer);
       log.info('stopped');
+      unsubscribeLogs();
     })();
     return stopping;
   };
-  return { adminPort, store, worker, webhooks, stop, [Symbol.asyncDispose]: stop };
+  return { adminPort, store, worker, events, webhooks, stop, [Symbol.asyncDispose]: stop };
 }

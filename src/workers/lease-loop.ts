@@ -21,6 +21,8 @@ export interface LeaseLoopOptions<Job> {
   idleDelay(): Promise<number>;
   /** Ms until the next look when the store could not be read. */
   pollIntervalMs: number;
+  /** Told when a look failed (the store could not be read); the loop tries again after `pollIntervalMs`. */
+  onError?: (error: unknown) => void;
   /** Let the process exit while only this loop's timer is pending. */
   unref?: boolean;
 }
@@ -100,8 +102,9 @@ export class LeaseLoop<Job> {
       const leased = await this.runOnce();
       delay =
         leased > 0 && this.#options.freeSlots(this.#inFlight.size) > 0 ? 0 : await this.#options.idleDelay();
-    } catch {
-      // The store is unavailable: try again at the next poll.
+    } catch (error) {
+      // The store is unavailable: say so, and try again at the next poll.
+      this.#options.onError?.(error);
     }
     if (this.#running && !this.#timer) this.#schedule(delay);
   }

@@ -10,9 +10,11 @@
  */
 import type { Clock } from '../clock.ts';
 import { applyDecision, attemptDeadline, outcomeOf, recordOutcome } from '../engine/attempt.ts';
+import { attemptFinished, attemptStarted, decided } from '../engine/attempt-events.ts';
 import { LEASE_MARGIN_MS } from '../engine/failover-engine.ts';
 import { whenAborted } from '../engine/in-flight.ts';
 import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
+import { LifecycleEvents } from '../events/lifecycle.ts';
 import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
 import { AimdLimit } from '../policy/health/aimd-limit.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
@@ -35,11 +37,14 @@ export interface ReplayWorkerOptions {
   maxResultBytes: number;
   /** The routes' health: replay pauses for a route while it diverts for cause, and outcomes feed its replay view. */
   health?: HealthMonitor;
+  /** Where attempts, their outcomes and the loop's errors are told (logs, metrics). */
+  events?: LifecycleEvents;
   random?: () => number;
 }
 
 export class ReplayWorker {
   readonly #options: ReplayWorkerOptions;
+  readonly #events: LifecycleEvents;
   readonly #loop: LeaseLoop<Operation>;
   /** The drain rate adapts to the upstream: AIMD from replay latency and errors, within [1, concurrency]. */
   readonly #limit: AimdLimit;
@@ -48,6 +53,7 @@ export class ReplayWorker {
 
   constructor(options: ReplayWorkerOptions) {
     this.#options = options;
+    this.#events = options.events ?? new LifecycleEvents();
     const max = Math.max(1, options.concurrency);
     this.#limit = new AimdLimit({ min: 1, max, initial: Math.ceil(max / 2), backoff: 0.5 });
     const { clock, store, owner, maxAttemptTimeoutMs, health, pollIntervalMs } = options;
@@ -64,6 +70,8 @@ export class ReplayWorker {
           excludeRoutes: health?.routesNotReplaying() ?? [],
         }),
       run: (op, shutdown) => this.#replay(op, shutdown),
+      onError: (error) =>
+        this.#events.emit({ type: 'background:error', at: clock.now(), source: 'replay', error }),
       // Something due that could not be leased (routes paused, slots full, Retry-After) waits a poll:
       // finished replays and captures wake the loop sooner.
       idleDelay: async () => {
@@ -126,7 +134,8 @@ export class ReplayWorker {
       clock.now(),
     );
     if (refusal) {
-      await applyDecision(store, op.id, owner, refusal, false);
+      if (await applyDecision(store, op.id, owner, refusal, false))
+        decided(this.#events, op, refusal, op.attempts, clock.now());
       return;
     }
     if (shutdown.aborted) {
@@ -135,6 +144,8 @@ export class ReplayWorker {
     }
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
     const started = clock.now();
+    const facts = { attempt: op.attempts + 1, kind: 'replay', startedAt: started } as const;
+    attemptStarted(this.#events, op, facts);
     let outcome: AttemptOutcome;
     try {
       const call = upstream.send(forwardRequestOf(op), deadline.signal);
@@ -143,11 +154,21 @@ export class ReplayWorker {
       // Shut down mid-attempt: the request is out, so its outcome is unknown to whoever leases it next.
       deadline.abort(reason as Error);
       await store.release(op.id, owner, true);
+      attemptFinished(this.#events, op, facts, null, false, clock.now());
       return;
     }
     deadline.clear();
     this.#learn(op.route, route, outcome, clock.now() - started);
-    await recordOutcome(store, op, route, owner, outcome, clock, this.#options.random);
+    const { decision, held } = await recordOutcome(
+      store,
+      op,
+      route,
+      owner,
+      outcome,
+      clock,
+      this.#options.random,
+    );
+    attemptFinished(this.#events, op, facts, decision, held, clock.now());
   }
 
   /** Feeds the drain rate, the pause and the route's replay view from one replay's outcome. */

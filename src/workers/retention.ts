@@ -17,7 +17,16 @@ export class Retention {
   readonly #everyMs: number;
   #timer: Timer | undefined;
 
-  constructor(store: OperationStore, clock: Clock, retentionMs: number) {
+  readonly #onError: (error: unknown) => void;
+
+  /** `onError` is told when a round fails (the store is unavailable); the next round tries again. */
+  constructor(
+    store: OperationStore,
+    clock: Clock,
+    retentionMs: number,
+    onError: (error: unknown) => void = () => {},
+  ) {
+    this.#onError = onError;
     this.#store = store;
     this.#clock = clock;
     this.#retentionMs = retentionMs;
@@ -35,7 +44,7 @@ export class Retention {
   start(): void {
     this.#timer = this.#clock.setTimeout(() => {
       this.runOnce()
-        .catch(() => {}) // the store is unavailable: the next round tries again
+        .catch(this.#onError) // the store is unavailable: the next round tries again
         .finally(() => {
           if (this.#timer) this.start();
         });

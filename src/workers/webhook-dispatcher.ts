@@ -27,6 +27,7 @@ import { decideAfterDelivery, type WebhookSchedule } from '../delivery/webhooks/
 import { WebhookSender } from '../delivery/webhooks/sender.ts';
 import type { WebhookSecret } from '../delivery/webhooks/signing.ts';
 import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
+import { LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
 import type { LeasedWebhookDelivery, OperationStore, WebhookAttemptRecord } from '../store/port.ts';
 import { LeaseLoop } from './lease-loop.ts';
 
@@ -58,25 +59,13 @@ export interface WebhookDispatcherOptions {
   /** Base of the links in the events (the result URL). */
   publicUrl: () => string;
   random?: () => number;
-  /** Told about every recorded attempt, for logs and metrics. */
-  onEvent?: (event: WebhookDispatchEvent) => void;
-}
-
-/** What happened to a delivery after one attempt. */
-export interface WebhookDispatchEvent {
-  type: 'webhook:delivered' | 'webhook:retry' | 'webhook:failed' | 'webhook:disabled' | 'webhook:lost-lease';
-  webhookId: string;
-  operationId: string;
-  endpoint: string;
-  attempt: number;
-  status: number | null;
-  error: string | null;
-  /** When the next attempt is due (`webhook:retry`). */
-  nextAttemptAt?: number;
+  /** Where every attempt (`webhook:*`) and the loop's errors are told, for logs and metrics. */
+  events?: LifecycleEvents;
 }
 
 export class WebhookDispatcher {
   readonly #options: WebhookDispatcherOptions;
+  readonly #events: LifecycleEvents;
   readonly #sender: WebhookSender;
   readonly #loop: LeaseLoop<LeasedWebhookDelivery>;
   readonly #endpointNames: string[];
@@ -85,6 +74,7 @@ export class WebhookDispatcher {
 
   constructor(options: WebhookDispatcherOptions) {
     this.#options = options;
+    this.#events = options.events ?? new LifecycleEvents();
     this.#sender = new WebhookSender(options.clock);
     this.#endpointNames = [...options.endpoints.keys()];
     const { store, owner, clock, concurrency, timeoutMs, pollIntervalMs } = options;
@@ -103,6 +93,8 @@ export class WebhookDispatcher {
         });
       },
       run: (delivery, shutdown) => this.#deliver(delivery, shutdown),
+      onError: (error) =>
+        this.#events.emit({ type: 'background:error', at: clock.now(), source: 'webhooks', error }),
       idleDelay: async () => {
         const due = await store.nextWebhookDueAt(this.#endpointNames);
         return due === undefined ? pollIntervalMs : Math.min(pollIntervalMs, Math.max(0, due - clock.now()));
@@ -170,38 +162,34 @@ export class WebhookDispatcher {
       disableEndpoint: decision.kind === 'disabled' && delivery.endpoint !== CALLBACK_ENDPOINT,
     };
     const held = await store.recordWebhookAttempt(delivery, owner, record);
-    this.#options.onEvent?.({
+    this.#events.emit({
       type: held ? `webhook:${decision.kind}` : 'webhook:lost-lease',
+      at: clock.now(),
       webhookId: webhookIdOf(delivery.operationId, delivery.seq, delivery.endpoint),
       operationId: delivery.operationId,
       endpoint: delivery.endpoint,
       attempt,
       status: report.status,
       error: record.lastError,
+      durationMs: report.latencyMs,
+      traceId: traceIdOf(delivery.traceparent),
       ...(record.next.state === 'pending' ? { nextAttemptAt: record.next.nextAttemptAt } : {}),
     });
   }
 }
 
-/** The dispatcher of a process, from its webhook setup; its events go to `log`. */
+/** The dispatcher of a process, from its webhook setup. */
 export function dispatcherFor(
   webhooks: Webhooks,
-  options: Pick<WebhookDispatcherOptions, 'store' | 'clock' | 'owner' | 'publicUrl'> & {
-    log: { debug(obj: object, msg: string): void; warn(obj: object, msg: string): void };
-  },
+  options: Pick<WebhookDispatcherOptions, 'store' | 'clock' | 'owner' | 'publicUrl' | 'events'>,
 ): WebhookDispatcher {
-  const { log, ...rest } = options;
   const { config } = webhooks;
   return new WebhookDispatcher({
-    ...rest,
+    ...options,
     endpoints: webhooks.endpoints(),
     schedule: config.schedule,
     timeoutMs: config.timeoutMs,
     concurrency: config.concurrency,
     pollIntervalMs: config.pollIntervalMs,
-    onEvent: (event) => {
-      const quiet = event.type === 'webhook:delivered' || event.type === 'webhook:retry';
-      (quiet ? log.debug : log.warn).call(log, event, event.type);
-    },
   });
 }

@@ -8,16 +8,19 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startDemo } from '../../src/demo/demo.ts';
 import { jsonOf, operationIdOf, startGateway, tempDir } from '../support/harness.ts';
+import { capturedLogger } from '../support/log-lines.ts';
 import { closedPort } from '../support/test-upstream.ts';
 
 describe('the demo', () => {
   it('answers sync, then 202 while the upstream is down, then completes the payment once it is back', async () => {
     const dir = tempDir();
+    const { logger, lines } = capturedLogger('info');
     const demo = await startDemo({
       port: 0,
       ports: { admin: 0, upstream: 0, control: 0, webhooks: 0 },
       store: join(dir, 'demo.db'),
       guide: false,
+      logger,
     });
     try {
       const gw = demo.spillway.publicUrl;
@@ -71,6 +74,13 @@ describe('the demo', () => {
       assert.equal(hook?.verified, true);
       assert.equal(hook?.event?.subject, id);
       assert.equal(hook?.event?.data?.status, 'Succeeded');
+      // The log shows the story: the capture, then the attempt that succeeded, both at info.
+      const mine = lines.filter((l) => l.operationId === id);
+      const capture = mine.find((l) => l.msg === 'operation:captured');
+      assert.equal(capture?.level, 'info');
+      assert.equal(capture?.route, 'payments');
+      assert.equal(capture?.reason, 'upstream-unreachable');
+      assert.ok(mine.some((l) => l.msg === 'attempt:finished' && l.outcome === 'succeeded'));
     } finally {
       await demo.stop();
       rmSync(dir, { recursive: true, force: true });

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Clock } from '../../src/clock.ts';
 import { buildConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/ops/logger.ts';
-import { type Spillway, startSpillway } from '../../src/ops/spillway.ts';
+import { type Spillway, type StartOptions, startSpillway } from '../../src/ops/spillway.ts';
 import type { Operation } from '../../src/store/port.ts';
 
 export interface TestGateway extends Spillway {
@@ -32,7 +32,7 @@ export function tempDir(): string {
 export async function startGateway(
   raw: Record<string, unknown>,
   dir?: string,
-  options: { clock?: Clock } = {},
+  options: Pick<StartOptions, 'logger' | 'events'> & { clock?: Clock } = {},
 ): Promise<TestGateway> {
   const owned = dir === undefined;
   dir ??= tempDir();

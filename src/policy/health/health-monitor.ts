@@ -22,6 +22,8 @@ export interface HealthMonitorOptions {
   /** How often overrides are re-read from the store (another instance may have set one). */
   overrideRefreshMs?: number;
   onEvent?: (event: HealthEvent) => void;
+  /** Told when overrides could not be re-read from the store (the ones in force are kept). */
+  onError?: (error: unknown) => void;
   random?: () => number;
 }
 
@@ -103,9 +105,8 @@ export class HealthMonitor {
       if (!this.#running) return;
       this.tick();
       if (clock.now() - this.#lastRefresh >= overrideRefreshMs) {
-        this.refreshOverrides().catch(() => {
-          // The store is unavailable: keep the overrides we have, try again next time.
-        });
+        // The store is unavailable: keep the overrides we have, say so, try again next time.
+        this.refreshOverrides().catch((error: unknown) => this.#options.onError?.(error));
       }
       this.#schedule();
     }, tickMs);

@@ -29,3 +29,18 @@ export function corsHeaders(
     vary: 'Origin',
   };
 }
+
+/**
+ * The header lines for a stored upstream answer that Spillway sends again (a
+ * result, an Idempotency-Key replay) with its own headers added. When those
+ * carry CORS (an allowed origin), they replace the stored answer's
+ * `Access-Control-*`: browsers refuse two `Access-Control-Allow-Origin` values.
+ * For any other origin the stored answer goes out as it was.
+ */
+export function storedWithOwnHeaders(stored: [string, string][], own: Record<string, string>): string[] {
+  const corsApplies = 'access-control-allow-origin' in own;
+  const kept = corsApplies
+    ? stored.filter(([name]) => !name.toLowerCase().startsWith('access-control-'))
+    : stored;
+  return [...kept.flat(), ...Object.entries(own).flat()];
+}

@@ -16,6 +16,7 @@ import type { UpstreamResponse } from '../engine/upstream.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, OperationStore } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
+import { storedWithOwnHeaders } from './cors.ts';
 import { fingerprint, keyApplies, lookupKey, parseIdempotencyKey } from './idempotency.ts';
 import { sendProblem } from './problem-response.ts';
 
@@ -103,7 +104,7 @@ export async function passIdempotencyGate(
   switch (record.state) {
     case 'completed': {
       const { response } = record;
-      res.writeHead(response.status, [...response.headers.flat(), ...Object.entries(replayed).flat()]);
+      res.writeHead(response.status, storedWithOwnHeaders(response.headers, replayed));
       res.end(response.body);
       return { kind: 'answered' };
     }

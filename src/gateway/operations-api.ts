@@ -14,7 +14,7 @@ import { type ErrorCode, errorTable } from '../errors.ts';
 import { type LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
 import type { Operation, OperationStore } from '../store/port.ts';
 import { callerTenant, mayRead } from './access.ts';
-import { corsHeaders } from './cors.ts';
+import { corsHeaders, storedWithOwnHeaders } from './cors.ts';
 import { sendProblem } from './problem-response.ts';
 
 export const RESERVED_PREFIX = '/_spillway/';
@@ -176,7 +176,7 @@ export async function serveOperationsApi(
 function sendResult(res: ServerResponse, op: Operation, monitor: string, cors: Record<string, string>): void {
   if (op.result) {
     // The upstream's own answer, byte for byte (its final success, or its final refusal).
-    res.writeHead(op.result.status, [...op.result.headers.flat(), ...Object.entries(cors).flat()]);
+    res.writeHead(op.result.status, storedWithOwnHeaders(op.result.headers, cors));
     res.end(op.result.body);
     return;
   }

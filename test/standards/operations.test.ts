@@ -263,4 +263,52 @@ describe('CORS on proxied routes', () => {
     assert.equal(foreign.headers.get('access-control-allow-origin'), null);
     assert.equal(foreign.headers.get('vary'), 'Prefer');
   });
+
+  it("a stored upstream answer sent again (its result, an Idempotency-Key replay) carries Spillway's CORS instead of its own: one Access-Control-Allow-Origin", async () => {
+    // Browsers refuse a response with two Access-Control-Allow-Origin values (found by test/browser).
+    await using upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({
+      kind: 'respond',
+      status: 201,
+      headers: { 'access-control-allow-origin': '*', 'access-control-expose-headers': 'X-Upstream' },
+      body: 'paid',
+    });
+    await using gw = await startGateway({ upstream: upstream.url, corsOrigins: ['https://app.example'] });
+    const origin = { origin: 'https://app.example' };
+
+    const first = await fetch(`${gw.publicUrl}/payments`, {
+      method: 'POST',
+      headers: { ...origin, 'idempotency-key': '"k-cors"' },
+    });
+    assert.equal(first.status, 201);
+    assert.equal(
+      first.headers.get('access-control-allow-origin'),
+      '*',
+      "the upstream's own answer, untouched",
+    );
+    const replay = await fetch(`${gw.publicUrl}/payments`, {
+      method: 'POST',
+      headers: { ...origin, 'idempotency-key': '"k-cors"' },
+    });
+    assert.equal(replay.headers.get('idempotent-replayed'), 'true');
+    assert.equal(replay.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.doesNotMatch(replay.headers.get('access-control-expose-headers') ?? '', /X-Upstream/);
+
+    const accepted = await fetch(`${gw.publicUrl}/payments`, {
+      method: 'POST',
+      headers: { ...origin, prefer: 'respond-async, wait=0' },
+    });
+    assert.equal(accepted.status, 202);
+    await gw.settled(operationIdOf(accepted));
+    const result = await fetch(new URL(accepted.headers.get('location')!, gw.publicUrl), { headers: origin });
+    assert.equal(result.status, 201);
+    assert.equal(result.headers.get('access-control-allow-origin'), 'https://app.example');
+    assert.equal(await result.text(), 'paid');
+
+    // An origin Spillway does not list gets the stored answer as it was.
+    const other = await fetch(new URL(accepted.headers.get('location')!, gw.publicUrl), {
+      headers: { origin: 'https://other.example' },
+    });
+    assert.equal(other.headers.get('access-control-allow-origin'), '*');
+  });
 });

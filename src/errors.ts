@@ -36,6 +36,14 @@ export const errorTable = {
   'webhook-endpoint-not-disabled': { status: 404, title: 'No webhook endpoint of this name is disabled' },
   'webhook-delivery-not-found': { status: 404, title: 'No such webhook delivery' },
   'webhook-delivery-not-resendable': { status: 409, title: 'The webhook delivery cannot be re-sent' },
+  unauthorized: { status: 401, title: 'The admin port needs a valid bearer token' },
+  'backlog-full': { status: 503, title: 'The backlog of waiting operations is full' },
+  'not-dead-lettered': { status: 409, title: 'The operation is not dead-lettered' },
+  'redrive-needs-confirmation': {
+    status: 409,
+    title: 'The operation may already have reached the upstream',
+  },
+  'operation-terminal': { status: 409, title: 'The operation has already ended' },
   'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

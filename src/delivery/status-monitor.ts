@@ -10,6 +10,12 @@ export interface StatusMonitor {
   createdDateTime: string;
   lastActionDateTime: string;
   attempts: number;
+  /** While waiting for its next attempt (none in flight): when that attempt is due. */
+  nextAttemptDateTime?: string;
+  /** While not terminal: why the last attempt failed. */
+  lastError?: OperationError;
+  /** Why the request went async rather than being answered synchronously. */
+  failoverReason?: string;
   /** The result URL, once Succeeded. */
   resourceLocation?: string;
   error?: OperationError & { deadLettered: boolean };
@@ -33,6 +39,11 @@ export function statusMonitor(op: Operation, links: OperationLinks): StatusMonit
     lastActionDateTime: new Date(op.updatedAt).toISOString(),
     attempts: op.attempts,
   };
+  if (!isTerminal(op.status)) {
+    if (op.leaseOwner === null) monitor.nextAttemptDateTime = new Date(op.nextAttemptAt).toISOString();
+    if (op.error) monitor.lastError = op.error;
+  }
+  if (op.failoverReason !== null) monitor.failoverReason = op.failoverReason;
   if (op.status === 'Succeeded') monitor.resourceLocation = links.result;
   if (op.status === 'Failed' && op.error)
     monitor.error = { ...op.error, deadLettered: op.deadLetteredAt !== null };

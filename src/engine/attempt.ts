@@ -7,7 +7,7 @@ import type { Clock } from '../clock.ts';
 import { type AttemptOutcome, type Decision, decideAfterAttempt } from '../policy/attempt-decision.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { Operation, OperationStore } from '../store/port.ts';
+import type { AttemptRecordInput, Operation, OperationStore } from '../store/port.ts';
 import { readBounded } from './body.ts';
 import { endToEnd } from './http-fields.ts';
 import { describeError, failedBeforeSending, type UpstreamResponse } from './upstream.ts';
@@ -43,8 +43,9 @@ export async function outcomeOf(
 }
 
 /**
- * Decides what the outcome means for the operation and writes it, fenced by the
- * lease; `held` is false when the lease was lost and nothing was written.
+ * Decides what the outcome of the attempt started at `startedAt` means for the
+ * operation and writes it, with the attempt's record, fenced by the lease;
+ * `held` is false when the lease was lost and nothing was written.
  */
 export async function recordOutcome(
   store: OperationStore,
@@ -53,35 +54,89 @@ export async function recordOutcome(
   owner: string,
   outcome: AttemptOutcome,
   clock: Clock,
+  startedAt: number,
   random: () => number = Math.random,
 ): Promise<{ decision: Decision; held: boolean }> {
+  const now = clock.now();
   const decision = decideAfterAttempt(outcome, {
     route,
     method: op.request.method,
-    attempts: op.attempts + 1,
-    createdAt: op.createdAt,
-    now: clock.now(),
+    ...retryBudgetOf(op),
+    now,
     random,
   });
-  const held = await applyDecision(store, op.id, owner, decision, true);
+  const held = await applyDecision(
+    store,
+    op.id,
+    owner,
+    decision,
+    attemptRecordOf(outcome, decision, startedAt, now),
+  );
   return { decision, held };
 }
 
+/**
+ * What the retry budget (maxAttempts, maxAgeMs) counts, this attempt included:
+ * a redrive starts it afresh (docs/operations.md).
+ */
+export function retryBudgetOf(op: Operation): { attempts: number; createdAt: number } {
+  return { attempts: op.attempts - op.attemptsAtRedrive + 1, createdAt: op.redrivenAt ?? op.createdAt };
+}
+
+/**
+ * Writes a decision. With `attempt` (an attempt was made) its record goes in
+ * the same commit; without, the decision was taken before sending, and no
+ * attempt is counted.
+ */
 export async function applyDecision(
   store: OperationStore,
   id: string,
   owner: string,
   decision: Decision,
-  countsAsAttempt: boolean,
+  attempt?: AttemptRecordInput,
 ): Promise<boolean> {
   switch (decision.kind) {
     case 'complete':
-      return store.complete(id, owner, decision.result);
+      return store.complete(id, owner, decision.result, attempt);
     case 'retry':
-      return store.retry(id, owner, decision);
+      return store.retry(id, owner, decision, attempt);
     case 'fail':
-      return store.fail(id, owner, { ...decision, countsAsAttempt });
+      return store.fail(id, owner, { ...decision, countsAsAttempt: attempt !== undefined }, attempt);
   }
+}
+
+/** The attempt history's record of one attempt. */
+export function attemptRecordOf(
+  outcome: AttemptOutcome,
+  decision: Decision,
+  startedAt: number,
+  now: number,
+): AttemptRecordInput {
+  const upstreamStatus =
+    outcome.kind === 'response'
+      ? outcome.response.status
+      : outcome.kind === 'too-large'
+        ? outcome.status
+        : null;
+  const error =
+    outcome.kind === 'not-sent' || outcome.kind === 'unknown'
+      ? outcome.message
+      : decision.kind === 'complete'
+        ? null
+        : decision.error.message;
+  const kind = { complete: 'succeeded', retry: 'retry', fail: 'failed' } as const;
+  return { startedAt, durationMs: now - startedAt, outcome: kind[decision.kind], upstreamStatus, error };
+}
+
+/** The record of an attempt abandoned at shutdown, its request already out. */
+export function interruptedAttempt(startedAt: number, now: number): AttemptRecordInput {
+  return {
+    startedAt,
+    durationMs: now - startedAt,
+    outcome: 'interrupted',
+    upstreamStatus: null,
+    error: 'Spillway shut down mid-attempt; the upstream may have processed the request.',
+  };
 }
 
 export interface AttemptDeadline {

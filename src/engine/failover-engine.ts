@@ -20,11 +20,19 @@ import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { Admission, CallToken } from '../policy/health/route-health.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { HeaderList, NewOperation, Operation, OperationStore, WebhookTarget } from '../store/port.ts';
+import type {
+  AttemptRecordInput,
+  HeaderList,
+  NewOperation,
+  Operation,
+  OperationStore,
+  WebhookTarget,
+} from '../store/port.ts';
 import {
   type AttemptDeadline,
   AttemptTimeoutError,
   attemptDeadline,
+  interruptedAttempt,
   outcomeOf,
   recordOutcome,
 } from './attempt.ts';
@@ -96,6 +104,8 @@ interface CaptureSpec {
   nextAttemptAt: number;
   reason: string;
   cause: CaptureReason;
+  /** The failed sync attempt, when one was made (`attempts` 1). */
+  firstAttempt?: AttemptRecordInput;
 }
 
 export class FailoverEngine {
@@ -181,6 +191,7 @@ export class FailoverEngine {
         reason: sent ? 'upstream connection failed mid-request' : 'upstream unreachable',
         cause: sent ? 'upstream-failed' : 'upstream-unreachable',
         nextAttemptAt: sent ? clock.now() : clock.now() + backoffDelay(route.backoff, 1, this.#random),
+        firstAttempt: syncAttempt(now, clock.now(), null, describeError(first.error)),
       });
     }
 
@@ -200,6 +211,7 @@ export class FailoverEngine {
         reason: `upstream answered ${status}`,
         cause: 'upstream-status',
         nextAttemptAt: clock.now() + delay,
+        firstAttempt: syncAttempt(now, clock.now(), status, `The upstream answered ${status}.`),
       });
     }
     response.body.once('close', deadline.clear);
@@ -229,6 +241,7 @@ export class FailoverEngine {
     const { clock, instanceId, store } = this.#options;
     const { submission } = pending;
     const expiresAt = clock.now() + submission.route.attemptTimeoutMs + LEASE_MARGIN_MS;
+    const reason = `budget of ${submission.budgetMs} ms spent (adopted)`;
     let operation: Operation;
     try {
       operation = await store.capture({
@@ -236,7 +249,7 @@ export class FailoverEngine {
           attempts: 0,
           outcomeUnknown: false,
           nextAttemptAt: expiresAt,
-          reason: '',
+          reason,
           cause: 'budget-spent',
         }),
         lease: { owner: instanceId, expiresAt },
@@ -255,7 +268,6 @@ export class FailoverEngine {
         return failure instanceof AttemptTimeoutError ? timedOut(submission) : syncFailure(failure);
       }
     }
-    const reason = `budget of ${submission.budgetMs} ms spent (adopted)`;
     this.#captured(operation, 'budget-spent', reason);
     this.#finishAdopted(operation, submission.route, call, deadline, report, startedAt);
     return { kind: 'accepted', operation, reason };
@@ -279,7 +291,7 @@ export class FailoverEngine {
         outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
       } catch (reason) {
         deadline.abort(reason as Error); // shutdown: abandon the call, hand the lease back
-        await store.release(operation.id, instanceId, true);
+        await store.release(operation.id, instanceId, true, interruptedAttempt(startedAt, clock.now()));
         attemptFinished(this.#events, operation, facts, null, false, clock.now());
         return;
       }
@@ -292,6 +304,7 @@ export class FailoverEngine {
         instanceId,
         outcome,
         clock,
+        startedAt,
         this.#random,
       );
       attemptFinished(this.#events, operation, facts, decision, held, clock.now());
@@ -351,6 +364,8 @@ export class FailoverEngine {
       attempts: spec.attempts,
       nextAttemptAt: spec.nextAttemptAt,
       outcomeUnknown: spec.outcomeUnknown,
+      failoverReason: spec.reason,
+      ...(spec.firstAttempt ? { firstAttempt: spec.firstAttempt } : {}),
     };
   }
 }
@@ -363,6 +378,16 @@ function withIdempotencyKey(request: ForwardRequest, id: string | undefined): Fo
   if (id === undefined || headerValue(request.headers, 'idempotency-key') !== undefined) return request;
   const headers: HeaderList = [...request.headers, ['idempotency-key', `spillway-${id}`]];
   return { ...request, headers };
+}
+
+/** The record of a sync attempt that failed before its capture. */
+function syncAttempt(
+  startedAt: number,
+  now: number,
+  upstreamStatus: number | null,
+  error: string,
+): AttemptRecordInput {
+  return { startedAt, durationMs: now - startedAt, outcome: 'retry', upstreamStatus, error };
 }
 
 type FirstEvent =

@@ -4,7 +4,8 @@
  * the store is open and the public port is listening.
  *
  *   GET /healthz, GET /readyz
- *   GET /api/health                          every route's health state and signals
+ *   GET /api/health                          every route's health state, signals, backlog and dead letters
+ *   /api/operations…, PUT /api/routes/{route}/replay   the operations admin API (admin/operations-admin.ts)
  *   PUT /api/routes/{route}/override         body forced-async | forced-sync | none
  *   GET /api/webhooks/endpoints/disabled     subscription URLs disabled by a 410
  *   POST /api/webhooks/endpoints/{name}/enable
@@ -23,12 +24,16 @@ import { sendJson } from '../gateway/operations-api.ts';
 import { sendProblem } from '../gateway/problem-response.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { DisabledWebhookEndpoint, OperationStore } from '../store/port.ts';
+import { healthView } from './admin/health-view.ts';
+import { type OperationsAdminOptions, serveOperationsAdmin } from './admin/operations-admin.ts';
 
 export interface AdminOptions {
   isReady: () => boolean;
   health?: HealthMonitor;
   /** The webhook operator actions; not served without. */
   webhooks?: WebhookAdmin;
+  /** The operations admin API, and the store counts /api/health shows. */
+  operations: OperationsAdminOptions;
 }
 
 /** What the webhook operator actions need of the process. */
@@ -60,7 +65,7 @@ export function webhookAdmin(
 
 const OVERRIDES = new Set(['forced-async', 'forced-sync', 'none']);
 
-export function createAdminServer({ isReady, health, webhooks }: AdminOptions): Server {
+export function createAdminServer({ isReady, health, webhooks, operations }: AdminOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
@@ -74,9 +79,13 @@ export function createAdminServer({ isReady, health, webhooks }: AdminOptions): 
       );
     }
     if (health && path === '/api/health' && req.method === 'GET') {
-      const routes = health.snapshot().map((s) => ({ ...s, since: new Date(s.since).toISOString() }));
-      return sendJson(res, 200, { routes }, { 'cache-control': 'no-store' });
+      act(res, async () => {
+        const view = await healthView(health, operations.store, operations.routes);
+        sendJson(res, 200, view, { 'cache-control': 'no-store' });
+      });
+      return;
     }
+    if (serveOperationsAdmin(req, res, new URL(req.url ?? '/', 'http://admin'), operations)) return;
     const override = /^\/api\/routes\/([^/]+)\/override$/.exec(path);
     if (health && override) {
       if (req.method !== 'PUT') {

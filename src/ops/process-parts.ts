@@ -14,6 +14,7 @@ import type { LifecycleEvents } from '../events/lifecycle.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
+import type { OperationsAdminOptions } from './admin/operations-admin.ts';
 
 /** A lease owner name unique to this process: host:pid:random. */
 export const defaultInstanceId = (): string =>
@@ -45,4 +46,13 @@ export function replayWorkerFor(
 export async function closeServer(server: Server): Promise<void> {
   await new Promise<void>((resolve) => server.close(() => resolve()));
   server.closeAllConnections();
+}
+
+/** The operations admin API of a process: its store, its routes, and its replay worker to wake. */
+export function operationsAdmin(
+  config: GatewayConfig,
+  store: OperationStore,
+  worker: ReplayWorker,
+): OperationsAdminOptions {
+  return { store, routes: config.routes, wake: () => worker.wake() };
 }

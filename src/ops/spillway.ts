@@ -23,7 +23,7 @@ import { listen } from './listen.ts';
 import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
-import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts.ts';
+import { closeServer, defaultInstanceId, operationsAdmin, replayWorkerFor } from './process-parts.ts';
 
 export interface StartOptions {
   clock?: Clock;
@@ -134,6 +134,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     isReady: () => accepting,
     health,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
+    operations: operationsAdmin(config, store, worker),
   });
 
   const port = await listen(publicServer, config.port, config.host);

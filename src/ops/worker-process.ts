@@ -25,7 +25,7 @@ import { listen } from './listen.ts';
 import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
-import { closeServer, defaultInstanceId, replayWorkerFor } from './process-parts.ts';
+import { closeServer, defaultInstanceId, operationsAdmin, replayWorkerFor } from './process-parts.ts';
 
 export interface WorkerProcessOptions {
   clock?: Clock;
@@ -88,6 +88,7 @@ export async function startWorkerProcess(
   const adminServer = createAdminServer({
     isReady: () => running,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
+    operations: operationsAdmin(config, store, worker),
   });
   let adminPort: number;
   try {

@@ -74,6 +74,14 @@ export interface Operation {
   callbackUrl: string | null;
   traceparent: string | null;
   tracestate: string | null;
+  /** Why the request went async (`Spillway-Failover-Reason`); null for rows captured before it was kept. */
+  failoverReason: string | null;
+  /** Epoch ms of the last redrive; the retry budget (maxAttempts, maxAgeMs) counts from then. */
+  redrivenAt: number | null;
+  /** `attempts` when it was last redriven (0 before any): attempts since are `attempts - attemptsAtRedrive`. */
+  attemptsAtRedrive: number;
+  /** Epoch ms an operator discarded it as a dead letter: it stays `Failed` and leaves the dead-letter list. */
+  discardedAt: number | null;
   createdAt: number;
   updatedAt: number;
 }
@@ -94,6 +102,10 @@ export interface NewOperation {
   outcomeUnknown: boolean;
   /** Set for adoption: the in-flight sync attempt continues as this lease. */
   lease?: { owner: string; expiresAt: number };
+  /** Why the request went async, kept for the status monitor and operators. */
+  failoverReason?: string | null;
+  /** The sync attempt that failed before capture (`attempts` is then 1): its record, in the capture's commit. */
+  firstAttempt?: AttemptRecordInput;
   /**
    * The Idempotency-Key claim this request holds: the same commit that stores
    * the operation marks the key `accepted` with its id, so a duplicate finds
@@ -312,25 +324,36 @@ export interface OperationStore {
    * attempt is counted and the operation marked `outcomeUnknown`.
    */
   lease(request: LeaseRequest): Promise<Operation[]>;
-  /** The attempt got the upstream's final success: `Succeeded` with its response. */
-  complete(id: string, owner: string, result: StoredResponse): Promise<boolean>;
+  /**
+   * The attempt got the upstream's final success: `Succeeded` with its response.
+   * `attempt` (here and in retry, fail, release) is the attempt's record for the
+   * attempt history, written in the same commit as the change it ends with.
+   */
+  complete(id: string, owner: string, result: StoredResponse, attempt?: AttemptRecordInput): Promise<boolean>;
   /** The attempt failed in a retryable way: back in the queue until `nextAttemptAt`. */
-  retry(id: string, owner: string, record: RetryRecord): Promise<boolean>;
+  retry(id: string, owner: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean>;
   /** The operation ends `Failed`. */
-  fail(id: string, owner: string, record: FailRecord): Promise<boolean>;
+  fail(id: string, owner: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean>;
   /**
    * Hands a lease back (shutdown). `attemptInFlight`: the request was already
    * sent, so the attempt is counted and its outcome is unknown.
    */
-  release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean>;
+  release(
+    id: string,
+    owner: string,
+    attemptInFlight: boolean,
+    attempt?: AttemptRecordInput,
+  ): Promise<boolean>;
   get(id: string): Promise<Operation | undefined>;
   counts(): Promise<StatusCounts>;
   /**
    * Cancels an operation that has not started: `NotStarted` and not leased
    * becomes `Canceled` (an event), atomically against leasing. Resolves true
    * when this call canceled it; false when it was unknown or past NotStarted.
+   * `betweenAttempts` (operators) also cancels a `Running` operation waiting
+   * for its next attempt, holding no lease.
    */
-  cancel(id: string): Promise<boolean>;
+  cancel(id: string, options?: { betweenAttempts?: boolean }): Promise<boolean>;
   /**
    * Deletes terminal operations (their events, webhook deliveries, and Idempotency-Key records pointing at them) last changed before
    * `before` (epoch ms), at most `limit` of them; resolves with how many.
@@ -404,4 +427,103 @@ export interface OperationStore {
    */
   resendWebhookDelivery(key: WebhookDeliveryKey, url?: string): Promise<WebhookResend>;
   close(): Promise<void>;
+
+  // Operator actions and views (the admin API, docs/operations.md).
+
+  /** Operations matching `query`, newest first (created, then id), summarised without bodies; index-backed. */
+  listOperations(query: OperationQuery): Promise<OperationSummary[]>;
+  /** An operation's attempt history, in order; [] for none or an unknown id. */
+  attemptLog(id: string): Promise<AttemptRecord[]>;
+  /**
+   * Sends a dead-lettered operation back for replay, atomically: `NotStarted`,
+   * due now, no longer dead-lettered, outcome no longer unknown, with a fresh
+   * retry budget counted from now (`redrivenAt`, `attemptsAtRedrive`). One whose
+   * last attempt's outcome is unknown is redriven only with `includeOutcomeUnknown`.
+   */
+  redrive(id: string, options?: { includeOutcomeUnknown?: boolean }): Promise<RedriveResult>;
+  /** Takes a dead-lettered operation off the dead-letter list; it stays `Failed` (no event). */
+  discard(id: string): Promise<DiscardResult>;
+  /** Operations waiting (not terminal) and dead-lettered, by route; routes with neither are left out. */
+  routeCounts(): Promise<Record<string, RouteCounts>>;
+  /** Pauses (true) or resumes a route's replay, for every process sharing the store. */
+  setReplayPaused(route: string, paused: boolean): Promise<void>;
+  /** Routes whose replay is paused, with when (epoch ms). */
+  pausedReplays(): Promise<Record<string, number>>;
+}
+
+/** How an attempt ended, in the attempt history. */
+export type AttemptRecordOutcome =
+  /** The upstream's success: the operation `Succeeded`. */
+  | 'succeeded'
+  /** Failed in a retryable way: another attempt is scheduled (or the failed sync attempt before a capture). */
+  | 'retry'
+  /** The operation ended `Failed` with it. */
+  | 'failed'
+  /** Abandoned mid-attempt at shutdown: the request was out, its outcome unknown. */
+  | 'interrupted';
+
+/** One attempt of an operation, kept with it. */
+export interface AttemptRecord {
+  /** 1, 2, 3… (the operation's attempt count when it ended); a number is missing for an attempt lost in a crash. */
+  attempt: number;
+  /** Epoch ms the request was sent. */
+  startedAt: number;
+  durationMs: number;
+  outcome: AttemptRecordOutcome;
+  /** The upstream's status, when it answered. */
+  upstreamStatus: number | null;
+  /** What went wrong, when something did. */
+  error: string | null;
+}
+
+/** What the caller knows of an attempt; the store numbers it. */
+export type AttemptRecordInput = Omit<AttemptRecord, 'attempt'>;
+
+export interface OperationFilter {
+  status?: OperationStatus;
+  route?: string;
+  /** True: only dead-lettered operations; false: only others. */
+  deadLettered?: boolean;
+}
+
+export interface OperationQuery extends OperationFilter {
+  limit: number;
+  /** Only operations listed after this one (created before it, or then with a lower id): the page cursor. */
+  after?: { createdAt: number; id: string };
+}
+
+/** An operation as a list shows it: no request or response bodies. */
+export interface OperationSummary {
+  id: string;
+  route: string;
+  method: string;
+  path: string;
+  status: OperationStatus;
+  attempts: number;
+  nextAttemptAt: number;
+  /** An attempt is in flight (a lease is held). */
+  leased: boolean;
+  outcomeUnknown: boolean;
+  error: OperationError | null;
+  deadLetteredAt: number | null;
+  failoverReason: string | null;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export type RedriveResult =
+  | { outcome: 'redriven'; operation: Operation }
+  | { outcome: 'unknown' }
+  /** Not dead-lettered (any more), or its outcome is unknown and `includeOutcomeUnknown` was not given. */
+  | { outcome: 'refused'; reason: 'not-dead-lettered' | 'outcome-unknown'; operation: Operation };
+
+export type DiscardResult =
+  | { outcome: 'discarded'; operation: Operation }
+  | { outcome: 'unknown' }
+  | { outcome: 'refused'; reason: 'not-dead-lettered'; operation: Operation };
+
+export interface RouteCounts {
+  /** Not terminal: `NotStarted` or `Running`. */
+  backlog: number;
+  deadLettered: number;
 }

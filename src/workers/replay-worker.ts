@@ -9,7 +9,14 @@
  * `wake()` after each capture.
  */
 import type { Clock } from '../clock.ts';
-import { applyDecision, attemptDeadline, outcomeOf, recordOutcome } from '../engine/attempt.ts';
+import {
+  applyDecision,
+  attemptDeadline,
+  interruptedAttempt,
+  outcomeOf,
+  recordOutcome,
+  retryBudgetOf,
+} from '../engine/attempt.ts';
 import { attemptFinished, attemptStarted, decided } from '../engine/attempt-events.ts';
 import { LEASE_MARGIN_MS } from '../engine/failover-engine.ts';
 import { whenAborted } from '../engine/in-flight.ts';
@@ -62,13 +69,16 @@ export class ReplayWorker {
       pollIntervalMs,
       freeSlots: (inFlight) => (clock.now() < this.#pausedUntil ? 0 : this.concurrencyLimit - inFlight),
       // Routes diverting for cause get no replay: the backlog must not knock a recovering upstream over again.
-      lease: (limit) =>
-        store.lease({
+      // Nor do routes an operator paused: read from the store at each lease, so a pause reaches every process.
+      lease: async (limit) => {
+        const paused = Object.keys(await store.pausedReplays());
+        return store.lease({
           owner,
           limit,
           leaseMs: maxAttemptTimeoutMs + LEASE_MARGIN_MS,
-          excludeRoutes: health?.routesNotReplaying() ?? [],
-        }),
+          excludeRoutes: [...(health?.routesNotReplaying() ?? []), ...paused],
+        });
+      },
       run: (op, shutdown) => this.#replay(op, shutdown),
       onError: (error) =>
         this.#events.emit({ type: 'background:error', at: clock.now(), source: 'replay', error }),
@@ -129,12 +139,16 @@ export class ReplayWorker {
     const { store, upstream, clock, owner, maxResultBytes } = this.#options;
     const route = this.#options.routeNamed(op.route);
     const refusal = decideBeforeAttempt(
-      { method: op.request.method, outcomeUnknown: op.outcomeUnknown, createdAt: op.createdAt },
+      {
+        method: op.request.method,
+        outcomeUnknown: op.outcomeUnknown,
+        createdAt: retryBudgetOf(op).createdAt,
+      },
       route,
       clock.now(),
     );
     if (refusal) {
-      if (await applyDecision(store, op.id, owner, refusal, false))
+      if (await applyDecision(store, op.id, owner, refusal))
         decided(this.#events, op, refusal, op.attempts, clock.now());
       return;
     }
@@ -153,7 +167,7 @@ export class ReplayWorker {
     } catch (reason) {
       // Shut down mid-attempt: the request is out, so its outcome is unknown to whoever leases it next.
       deadline.abort(reason as Error);
-      await store.release(op.id, owner, true);
+      await store.release(op.id, owner, true, interruptedAttempt(started, clock.now()));
       attemptFinished(this.#events, op, facts, null, false, clock.now());
       return;
     }
@@ -166,6 +180,7 @@ export class ReplayWorker {
       owner,
       outcome,
       clock,
+      started,
       this.#options.random,
     );
     attemptFinished(this.#events, op, facts, decision, held, clock.now());

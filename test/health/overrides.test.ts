@@ -42,7 +42,19 @@ describe('health API and overrides', () => {
         ['orders', 'default'],
       );
       const [orders] = routes;
-      assert.deepEqual(Object.keys(orders).sort(), ['reason', 'route', 'signals', 'since', 'state', 'trips']);
+      assert.deepEqual(Object.keys(orders).sort(), [
+        'backlog',
+        'deadLettered',
+        'reason',
+        'replay',
+        'route',
+        'signals',
+        'since',
+        'state',
+        'trips',
+        'windowMs',
+      ]);
+      assert.deepEqual([orders.backlog, orders.deadLettered, orders.replay], [0, 0, 'running']);
       assert.equal(orders.state, 'sync');
       assert.equal(orders.trips, 0);
       assert.equal(new Date(orders.since).toISOString(), orders.since);

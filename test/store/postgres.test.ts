@@ -24,6 +24,7 @@ import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { closedPort } from '../support/test-upstream.ts';
 import { newOperation, storeConformance } from './conformance.ts';
+import { operatorConformance } from './operator-conformance.ts';
 
 const skip = await skipWithoutPostgres('the PostgreSQL store tests');
 
@@ -35,7 +36,7 @@ if (skip) {
     PostgresStore.open({ url: db.url, clock, poolSize: 4, ...options });
   const empty = () =>
     db.query(
-      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys CASCADE`,
+      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys, ${db.schema}.route_replay CASCADE`,
     );
 
   before(async () => {
@@ -44,6 +45,11 @@ if (skip) {
   after(() => db.drop());
 
   storeConformance('postgres', async (clock) => {
+    await empty();
+    return { store: await open(clock), reopen: () => open(clock) };
+  });
+
+  operatorConformance('postgres', async (clock) => {
     await empty();
     return { store: await open(clock), reopen: () => open(clock) };
   });

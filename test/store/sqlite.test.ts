@@ -4,12 +4,21 @@ import { after } from 'node:test';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/harness.ts';
 import { storeConformance } from './conformance.ts';
+import { operatorConformance } from './operator-conformance.ts';
 
 const dir = tempDir();
 after(() => rmSync(dir, { recursive: true, force: true }));
 let n = 0;
 
 storeConformance('sqlite', async (clock) => {
+  const path = join(dir, `store-${n++}.db`);
+  return {
+    store: new SqliteStore({ path, clock }),
+    reopen: async () => new SqliteStore({ path, clock }),
+  };
+});
+
+operatorConformance('sqlite', async (clock) => {
   const path = join(dir, `store-${n++}.db`);
   return {
     store: new SqliteStore({ path, clock }),

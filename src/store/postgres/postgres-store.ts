@@ -55,7 +55,10 @@ import type { Pool } from 'pg';
 import { type Clock, systemClock } from '../../clock.ts';
 import { StoreUnavailableError } from '../../errors.ts';
 import type {
+  AttemptRecord,
+  AttemptRecordInput,
   DisabledWebhookEndpoint,
+  DiscardResult,
   FailRecord,
   HeaderList,
   IdempotencyClaim,
@@ -66,9 +69,13 @@ import type {
   Operation,
   OperationError,
   OperationEvent,
+  OperationQuery,
   OperationStatus,
   OperationStore,
+  OperationSummary,
+  RedriveResult,
   RetryRecord,
+  RouteCounts,
   RouteOverride,
   StatusCounts,
   StoredResponse,
@@ -90,6 +97,21 @@ import {
 } from './connection.ts';
 import { NotificationListener } from './listener.ts';
 import { checkServerVersion, migrate } from './migrate.ts';
+import {
+  ATTEMPT_LOG,
+  attemptValues,
+  DISCARD,
+  listStatement,
+  PAUSE_REPLAY,
+  PAUSED_REPLAYS,
+  REDRIVE,
+  RESUME_REPLAY,
+  ROUTE_COUNTS,
+  toAttemptRecord,
+  toRouteCounts,
+  toSummary,
+  withAttemptLog,
+} from './operator-actions.ts';
 import {
   DISABLED_WEBHOOK_ENDPOINTS,
   ENABLE_WEBHOOK_ENDPOINT,
@@ -129,6 +151,7 @@ export interface PostgresStoreOptions {
 interface PendingCapture {
   row: Operation;
   idempotency: NewOperation['idempotency'];
+  firstAttempt: NewOperation['firstAttempt'];
   /** The webhook subscriptions that apply, as the jsonb column holds them. */
   webhookSubscriptions: string | null;
   resolve: (operation: Operation) => void;
@@ -252,6 +275,10 @@ export class PostgresStore implements OperationStore {
       callbackUrl: op.callbackUrl ?? null,
       traceparent: op.traceparent,
       tracestate: op.tracestate,
+      failoverReason: op.failoverReason ?? null,
+      redrivenAt: null,
+      attemptsAtRedrive: 0,
+      discardedAt: null,
       createdAt: now,
       updatedAt: now,
     };
@@ -259,7 +286,14 @@ export class PostgresStore implements OperationStore {
       ? JSON.stringify(op.webhookSubscriptions)
       : null;
     const captured = new Promise<Operation>((resolve, reject) => {
-      this.#captures.push({ row, idempotency: op.idempotency, webhookSubscriptions, resolve, reject });
+      this.#captures.push({
+        row,
+        idempotency: op.idempotency,
+        firstAttempt: op.firstAttempt,
+        webhookSubscriptions,
+        resolve,
+        reject,
+      });
     });
     this.#scheduleFlush();
     return this.#track(captured);
@@ -287,22 +321,35 @@ export class PostgresStore implements OperationStore {
     });
   }
 
-  complete(id: string, owner: string, result: StoredResponse): Promise<boolean> {
+  // The verbs that end an attempt write its record in the same statement (withAttemptLog).
+
+  complete(
+    id: string,
+    owner: string,
+    result: StoredResponse,
+    attempt?: AttemptRecordInput,
+  ): Promise<boolean> {
     return this.#changed(
       'spillway_complete',
-      `UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,
-         result_status = $4, result_headers = $5, result_body = $6, error = NULL, ${CLEAR_LEASE}, updated_at = $3
-       ${FENCED}`,
-      [id, owner, this.#clock.now(), ...resultValues(result)],
+      withAttemptLog(
+        `UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,
+           result_status = $4, result_headers = $5, result_body = $6, error = NULL, ${CLEAR_LEASE}, updated_at = $3
+         ${FENCED}`,
+        7,
+      ),
+      [id, owner, this.#clock.now(), ...resultValues(result), ...attemptValues(attempt)],
     );
   }
 
-  retry(id: string, owner: string, record: RetryRecord): Promise<boolean> {
+  retry(id: string, owner: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean> {
     return this.#changed(
       'spillway_retry',
-      `UPDATE operations SET attempts = attempts + 1, next_attempt_at = $4, error = $5,
-         outcome_unknown = outcome_unknown OR $6, ${CLEAR_LEASE}, updated_at = $3
-       ${FENCED}`,
+      withAttemptLog(
+        `UPDATE operations SET attempts = attempts + 1, next_attempt_at = $4, error = $5,
+           outcome_unknown = outcome_unknown OR $6, ${CLEAR_LEASE}, updated_at = $3
+         ${FENCED}`,
+        7,
+      ),
       [
         id,
         owner,
@@ -310,18 +357,22 @@ export class PostgresStore implements OperationStore {
         record.nextAttemptAt,
         JSON.stringify(record.error),
         record.outcomeUnknown,
+        ...attemptValues(attempt),
       ],
     );
   }
 
-  fail(id: string, owner: string, record: FailRecord): Promise<boolean> {
+  fail(id: string, owner: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean> {
     const now = this.#clock.now();
     return this.#changed(
       'spillway_fail',
-      `UPDATE operations SET status = 'Failed', attempts = attempts + $4, error = $5,
-         result_status = $6, result_headers = $7, result_body = $8, dead_lettered_at = $9, ${CLEAR_LEASE},
-         updated_at = $3
-       ${FENCED}`,
+      withAttemptLog(
+        `UPDATE operations SET status = 'Failed', attempts = attempts + $4, error = $5,
+           result_status = $6, result_headers = $7, result_body = $8, dead_lettered_at = $9, ${CLEAR_LEASE},
+           updated_at = $3
+         ${FENCED}`,
+        10,
+      ),
       [
         id,
         owner,
@@ -330,17 +381,26 @@ export class PostgresStore implements OperationStore {
         JSON.stringify(record.error),
         ...resultValues(record.result),
         record.deadLetter ? now : null,
+        ...attemptValues(attempt),
       ],
     );
   }
 
-  release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean> {
+  release(
+    id: string,
+    owner: string,
+    attemptInFlight: boolean,
+    attempt?: AttemptRecordInput,
+  ): Promise<boolean> {
     return this.#changed(
       'spillway_release',
-      `UPDATE operations SET attempts = attempts + $4, outcome_unknown = outcome_unknown OR $5, ${CLEAR_LEASE},
-         updated_at = $3
-       ${FENCED}`,
-      [id, owner, this.#clock.now(), attemptInFlight ? 1 : 0, attemptInFlight],
+      withAttemptLog(
+        `UPDATE operations SET attempts = attempts + $4, outcome_unknown = outcome_unknown OR $5, ${CLEAR_LEASE},
+           updated_at = $3
+         ${FENCED}`,
+        6,
+      ),
+      [id, owner, this.#clock.now(), attemptInFlight ? 1 : 0, attemptInFlight, ...attemptValues(attempt)],
     );
   }
 
@@ -422,24 +482,17 @@ export class PostgresStore implements OperationStore {
     });
   }
 
-  cancel(id: string): Promise<boolean> {
+  cancel(id: string, options: { betweenAttempts?: boolean } = {}): Promise<boolean> {
     return this.#changed(
       'spillway_cancel',
       `UPDATE operations SET status = 'Canceled', updated_at = $2
-       WHERE id = $1 AND status = 'NotStarted' AND lease_owner IS NULL`,
-      [id, this.#clock.now()],
+       WHERE id = $1 AND lease_owner IS NULL AND (status = 'NotStarted' OR ($3 AND status = 'Running'))`,
+      [id, this.#clock.now(), options.betweenAttempts === true],
     );
   }
 
   get(id: string): Promise<Operation | undefined> {
-    return this.#run(async () => {
-      const { rows } = await this.#pool.query({
-        name: 'spillway_get',
-        text: `SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = $1`,
-        values: [id],
-      });
-      return rows[0] ? toOperation(rows[0]) : undefined;
-    });
+    return this.#run(() => this.#read(id));
   }
 
   counts(): Promise<StatusCounts> {
@@ -621,6 +674,92 @@ export class PostgresStore implements OperationStore {
     });
   }
 
+  // Operator actions and views (operator-actions.ts).
+
+  listOperations(query: OperationQuery): Promise<OperationSummary[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query(listStatement(query));
+      return (rows as Row[]).map(toSummary);
+    });
+  }
+
+  attemptLog(id: string): Promise<AttemptRecord[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_attempt_log',
+        text: ATTEMPT_LOG,
+        values: [id],
+      });
+      return (rows as Row[]).map(toAttemptRecord);
+    });
+  }
+
+  // Not retried through an outage: after a lost answer the operator sees the error and looks again.
+  redrive(id: string, options: { includeOutcomeUnknown?: boolean } = {}): Promise<RedriveResult> {
+    return this.#run(async (): Promise<RedriveResult> => {
+      const { rowCount } = await this.#pool.query({
+        name: 'spillway_redrive',
+        text: REDRIVE,
+        values: [id, this.#clock.now(), options.includeOutcomeUnknown === true],
+      });
+      const operation = await this.#read(id);
+      if (!operation) return { outcome: 'unknown' };
+      if (rowCount === 1) {
+        this.#tell(id);
+        return { outcome: 'redriven', operation };
+      }
+      const reason = operation.deadLetteredAt === null ? 'not-dead-lettered' : 'outcome-unknown';
+      return { outcome: 'refused', reason, operation };
+    });
+  }
+
+  discard(id: string): Promise<DiscardResult> {
+    return this.#run(async (): Promise<DiscardResult> => {
+      const { rowCount } = await this.#pool.query({
+        name: 'spillway_discard',
+        text: DISCARD,
+        values: [id, this.#clock.now()],
+      });
+      const operation = await this.#read(id);
+      if (!operation) return { outcome: 'unknown' };
+      if (rowCount !== 1) return { outcome: 'refused', reason: 'not-dead-lettered', operation };
+      this.#tell(id);
+      return { outcome: 'discarded', operation };
+    });
+  }
+
+  routeCounts(): Promise<Record<string, RouteCounts>> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({ name: 'spillway_route_counts', text: ROUTE_COUNTS });
+      return toRouteCounts(rows as Row[]);
+    });
+  }
+
+  setReplayPaused(route: string, paused: boolean): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query(
+        paused ? PAUSE_REPLAY : RESUME_REPLAY,
+        paused ? [route, this.#clock.now()] : [route],
+      );
+    });
+  }
+
+  pausedReplays(): Promise<Record<string, number>> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({ name: 'spillway_paused_replays', text: PAUSED_REPLAYS });
+      return Object.fromEntries((rows as Row[]).map((row) => [String(row.route), Number(row.paused_at)]));
+    });
+  }
+
+  async #read(id: string): Promise<Operation | undefined> {
+    const { rows } = await this.#pool.query({
+      name: 'spillway_get',
+      text: `SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = $1`,
+      values: [id],
+    });
+    return rows[0] ? toOperation(rows[0]) : undefined;
+  }
+
   /** Writes the captures already queued, lets verbs in progress finish, then closes the pool. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -738,7 +877,7 @@ export class PostgresStore implements OperationStore {
   /** One INSERT for every row; resolves with the ids written (the others already existed). */
   async #insertRows(pending: PendingCapture[]): Promise<Set<string>> {
     const columns = [...INSERT_COLUMNS, ...KEY_COLUMNS].map(() => [] as unknown[]);
-    for (const { row, idempotency, webhookSubscriptions } of pending) {
+    for (const { row, idempotency, firstAttempt, webhookSubscriptions } of pending) {
       const values = [
         row.id,
         row.route,
@@ -761,8 +900,10 @@ export class PostgresStore implements OperationStore {
         row.createdAt,
         row.callbackUrl,
         webhookSubscriptions,
+        row.failoverReason,
         idempotency?.key ?? null,
         idempotency?.token ?? null,
+        ...attemptValues(firstAttempt).slice(1),
       ];
       values.forEach((value, i) => {
         columns[i]!.push(value);
@@ -796,12 +937,19 @@ const INSERT_COLUMNS = [
   ['created_at', 'bigint'],
   ['callback_url', 'text'],
   ['webhook_subscriptions', 'jsonb'],
+  ['failover_reason', 'text'],
 ] as const;
 
-// The Idempotency-Key claim each capture holds, if any: marked accepted by the same statement.
+// The Idempotency-Key claim each capture holds, if any: marked accepted by the same statement; and the
+// failed sync attempt before the capture, if any, logged by it too (the order of attemptValues).
 const KEY_COLUMNS = [
   ['claim_key', 'text'],
   ['claim_token', 'text'],
+  ['first_started_at', 'bigint'],
+  ['first_duration_ms', 'bigint'],
+  ['first_outcome', 'text'],
+  ['first_upstream_status', 'integer'],
+  ['first_error', 'text'],
 ] as const;
 
 const OPERATION_NAMES = INSERT_COLUMNS.map(([name]) => name).join(', ');
@@ -817,6 +965,11 @@ const INSERT = `WITH batch AS (
     UPDATE idempotency_keys AS k SET state = 'accepted', operation_id = b.id
     FROM batch AS b JOIN inserted USING (id)
     WHERE k.key = b.claim_key AND k.token = b.claim_token AND k.state = 'in-progress'
+  ), first_attempts AS (
+    INSERT INTO operation_attempts (operation_id, attempt, started_at, duration_ms, outcome, upstream_status, error)
+    SELECT b.id, b.attempts, b.first_started_at, b.first_duration_ms, b.first_outcome, b.first_upstream_status,
+      b.first_error
+    FROM batch AS b JOIN inserted USING (id) WHERE b.first_started_at IS NOT NULL
   )
   SELECT id FROM inserted`;
 
@@ -824,7 +977,7 @@ const INSERT = `WITH batch AS (
 const OPERATION_COLUMNS = `id, route, method, path, query, request_headers, request_body, status, attempts,
   next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, result_status, result_headers, result_body,
   error, dead_lettered_at, priority, idempotency_key, tenant, callback_url, traceparent, tracestate, created_at,
-  updated_at`;
+  updated_at, failover_reason, redriven_at, attempts_at_redrive, discarded_at`;
 
 // Claims due operations in replay order, skipping rows another lease call holds. An expired lease
 // means its holder died mid-attempt: count that attempt, outcome unknown.
@@ -893,6 +1046,10 @@ function toOperation(row: Row): Operation {
       row.callback_url === null || row.callback_url === undefined ? null : String(row.callback_url),
     traceparent: row.traceparent === null ? null : String(row.traceparent),
     tracestate: row.tracestate === null ? null : String(row.tracestate),
+    failoverReason: row.failover_reason == null ? null : String(row.failover_reason),
+    redrivenAt: row.redriven_at == null ? null : Number(row.redriven_at),
+    attemptsAtRedrive: Number(row.attempts_at_redrive ?? 0),
+    discardedAt: row.discarded_at == null ? null : Number(row.discarded_at),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };

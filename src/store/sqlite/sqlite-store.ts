@@ -18,7 +18,10 @@ import { type Clock, systemClock } from '../../clock.ts';
 import { StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
 import type {
+  AttemptRecord,
+  AttemptRecordInput,
   DisabledWebhookEndpoint,
+  DiscardResult,
   FailRecord,
   HeaderList,
   IdempotencyClaim,
@@ -29,9 +32,13 @@ import type {
   Operation,
   OperationError,
   OperationEvent,
+  OperationQuery,
   OperationStatus,
   OperationStore,
+  OperationSummary,
+  RedriveResult,
   RetryRecord,
+  RouteCounts,
   RouteOverride,
   StatusCounts,
   StoredResponse,
@@ -43,6 +50,7 @@ import type {
   WebhookResend,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
+import { prepareOperatorActions } from './operator-actions.ts';
 import { prepareWebhookOutbox } from './webhook-outbox.ts';
 
 export interface SqliteStoreOptions {
@@ -71,6 +79,7 @@ export class SqliteStore implements OperationStore {
   readonly #clock: Clock;
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #webhooks: ReturnType<typeof prepareWebhookOutbox>;
+  readonly #operator: ReturnType<typeof prepareOperatorActions>;
   #queue: QueuedWrite[] = [];
   /** Operations the current batch touched: their watchers hear of them once it commits. */
   #touched = new Set<string>();
@@ -92,6 +101,7 @@ export class SqliteStore implements OperationStore {
     migrate(this.#db);
     this.#sql = prepareStatements(this.#db);
     this.#webhooks = prepareWebhookOutbox(this.#db);
+    this.#operator = prepareOperatorActions(this.#db);
   }
 
   capture(op: NewOperation): Promise<Operation> {
@@ -117,6 +127,10 @@ export class SqliteStore implements OperationStore {
         callbackUrl: op.callbackUrl ?? null,
         traceparent: op.traceparent,
         tracestate: op.tracestate,
+        failoverReason: op.failoverReason ?? null,
+        redrivenAt: null,
+        attemptsAtRedrive: 0,
+        discardedAt: null,
         createdAt: now,
         updatedAt: now,
       };
@@ -144,8 +158,10 @@ export class SqliteStore implements OperationStore {
           : null,
         traceparent: row.traceparent,
         tracestate: row.tracestate,
+        failover_reason: row.failoverReason,
         created_at: now,
       });
+      if (op.firstAttempt) this.#operator.logAttempt(row.id, op.firstAttempt);
       if (op.idempotency) this.#sql.acceptKey.run({ ...op.idempotency, id: row.id });
       return row;
     }) as Promise<Operation>;
@@ -161,46 +177,62 @@ export class SqliteStore implements OperationStore {
     }) as Promise<Operation[]>;
   }
 
-  complete(id: string, owner: string, result: StoredResponse): Promise<boolean> {
-    return this.#changed(this.#sql.complete, {
-      id,
-      owner,
-      now: this.#clock.now(),
-      ...resultColumns(result),
-    });
+  complete(
+    id: string,
+    owner: string,
+    result: StoredResponse,
+    attempt?: AttemptRecordInput,
+  ): Promise<boolean> {
+    return this.#changed(
+      this.#sql.complete,
+      { id, owner, now: this.#clock.now(), ...resultColumns(result) },
+      attempt,
+    );
   }
 
-  retry(id: string, owner: string, record: RetryRecord): Promise<boolean> {
-    return this.#changed(this.#sql.retry, {
-      id,
-      owner,
-      now: this.#clock.now(),
-      next_attempt_at: record.nextAttemptAt,
-      error: JSON.stringify(record.error),
-      outcome_unknown: record.outcomeUnknown ? 1 : 0,
-    });
+  retry(id: string, owner: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean> {
+    return this.#changed(
+      this.#sql.retry,
+      {
+        id,
+        owner,
+        now: this.#clock.now(),
+        next_attempt_at: record.nextAttemptAt,
+        error: JSON.stringify(record.error),
+        outcome_unknown: record.outcomeUnknown ? 1 : 0,
+      },
+      attempt,
+    );
   }
 
-  fail(id: string, owner: string, record: FailRecord): Promise<boolean> {
+  fail(id: string, owner: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean> {
     const now = this.#clock.now();
-    return this.#changed(this.#sql.fail, {
-      id,
-      owner,
-      now,
-      error: JSON.stringify(record.error),
-      dead_lettered_at: record.deadLetter ? now : null,
-      counted: record.countsAsAttempt ? 1 : 0,
-      ...resultColumns(record.result),
-    });
+    return this.#changed(
+      this.#sql.fail,
+      {
+        id,
+        owner,
+        now,
+        error: JSON.stringify(record.error),
+        dead_lettered_at: record.deadLetter ? now : null,
+        counted: record.countsAsAttempt ? 1 : 0,
+        ...resultColumns(record.result),
+      },
+      attempt,
+    );
   }
 
-  release(id: string, owner: string, attemptInFlight: boolean): Promise<boolean> {
-    return this.#changed(this.#sql.release, {
-      id,
-      owner,
-      now: this.#clock.now(),
-      in_flight: attemptInFlight ? 1 : 0,
-    });
+  release(
+    id: string,
+    owner: string,
+    attemptInFlight: boolean,
+    attempt?: AttemptRecordInput,
+  ): Promise<boolean> {
+    return this.#changed(
+      this.#sql.release,
+      { id, owner, now: this.#clock.now(), in_flight: attemptInFlight ? 1 : 0 },
+      attempt,
+    );
   }
 
   async get(id: string): Promise<Operation | undefined> {
@@ -258,8 +290,12 @@ export class SqliteStore implements OperationStore {
     return this.#write(() => Number(this.#sql.purgeKeys.run({ now, limit }).changes)) as Promise<number>;
   }
 
-  cancel(id: string): Promise<boolean> {
-    return this.#changed(this.#sql.cancel, { id, now: this.#clock.now() });
+  cancel(id: string, options: { betweenAttempts?: boolean } = {}): Promise<boolean> {
+    return this.#changed(this.#sql.cancel, {
+      id,
+      now: this.#clock.now(),
+      between: options.betweenAttempts ? 1 : 0,
+    });
   }
 
   async events(id: string, afterSeq: number): Promise<OperationEvent[]> {
@@ -336,6 +372,62 @@ export class SqliteStore implements OperationStore {
     }) as Promise<WebhookResend>;
   }
 
+  // Operator actions and views (operator-actions.ts).
+
+  async listOperations(query: OperationQuery): Promise<OperationSummary[]> {
+    this.#assertOpen();
+    return this.#operator.list(query);
+  }
+
+  async attemptLog(id: string): Promise<AttemptRecord[]> {
+    this.#assertOpen();
+    return this.#operator.attemptLog(id);
+  }
+
+  redrive(id: string, options: { includeOutcomeUnknown?: boolean } = {}): Promise<RedriveResult> {
+    return this.#write((): RedriveResult => {
+      const redriven = this.#operator.redrive(id, options.includeOutcomeUnknown === true, this.#clock.now());
+      const row = this.#sql.get.get({ id }) as Row | undefined;
+      if (!row) return { outcome: 'unknown' };
+      const operation = toOperation(row);
+      if (redriven) {
+        this.#touched.add(id);
+        return { outcome: 'redriven', operation };
+      }
+      const reason = operation.deadLetteredAt === null ? 'not-dead-lettered' : 'outcome-unknown';
+      return { outcome: 'refused', reason, operation };
+    }) as Promise<RedriveResult>;
+  }
+
+  discard(id: string): Promise<DiscardResult> {
+    return this.#write((): DiscardResult => {
+      const discarded = this.#operator.discard(id, this.#clock.now());
+      const row = this.#sql.get.get({ id }) as Row | undefined;
+      if (!row) return { outcome: 'unknown' };
+      const operation = toOperation(row);
+      if (discarded) this.#touched.add(id);
+      return discarded
+        ? { outcome: 'discarded', operation }
+        : { outcome: 'refused', reason: 'not-dead-lettered', operation };
+    }) as Promise<DiscardResult>;
+  }
+
+  async routeCounts(): Promise<Record<string, RouteCounts>> {
+    this.#assertOpen();
+    return this.#operator.routeCounts();
+  }
+
+  setReplayPaused(route: string, paused: boolean): Promise<void> {
+    return this.#write(() =>
+      this.#operator.setReplayPaused(route, paused, this.#clock.now()),
+    ) as Promise<void>;
+  }
+
+  async pausedReplays(): Promise<Record<string, number>> {
+    this.#assertOpen();
+    return this.#operator.pausedReplays();
+  }
+
   /** Flushes queued writes, then closes the file. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -348,10 +440,15 @@ export class SqliteStore implements OperationStore {
     if (this.#closed) throw new StoreUnavailableError('The store is closed.');
   }
 
-  #changed(statement: StatementSync, params: Record<string, SQLInputValue>): Promise<boolean> {
+  #changed(
+    statement: StatementSync,
+    params: Record<string, SQLInputValue>,
+    attempt?: AttemptRecordInput,
+  ): Promise<boolean> {
     return this.#write(() => {
       const changed = Number(statement.run(params).changes) === 1;
       if (changed) this.#touched.add(String(params.id));
+      if (changed && attempt) this.#operator.logAttempt(String(params.id), attempt);
       return changed;
     }) as Promise<boolean>;
   }
@@ -435,11 +532,12 @@ function prepareStatements(db: DatabaseSync) {
   return {
     insert: db.prepare(`INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
         status, attempts, next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, priority,
-        idempotency_key, tenant, callback_url, webhook_subscriptions, traceparent, tracestate, created_at,
-        updated_at)
+        idempotency_key, tenant, callback_url, webhook_subscriptions, traceparent, tracestate, failover_reason,
+        created_at, updated_at)
       VALUES (:id, :route, :method, :path, :query, :request_headers, :request_body, :status, :attempts,
         :next_attempt_at, :lease_owner, :lease_expires_at, :outcome_unknown, :priority, :idempotency_key,
-        :tenant, :callback_url, :webhook_subscriptions, :traceparent, :tracestate, :created_at, :created_at)`),
+        :tenant, :callback_url, :webhook_subscriptions, :traceparent, :tracestate, :failover_reason,
+        :created_at, :created_at)`),
     // A claim takes a free key, or one whose record expired or whose claimant's lock lapsed.
     claimKey:
       db.prepare(`INSERT INTO idempotency_keys (key, token, fingerprint, state, locked_until, expires_at,
@@ -493,7 +591,7 @@ function prepareStatements(db: DatabaseSync) {
     purge: db.prepare(`DELETE FROM operations WHERE id IN (SELECT id FROM operations
       WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < :before LIMIT :limit)`),
     cancel: db.prepare(`UPDATE operations SET status = 'Canceled', updated_at = :now
-      WHERE id = :id AND status = 'NotStarted' AND lease_owner IS NULL`),
+      WHERE id = :id AND lease_owner IS NULL AND (status = 'NotStarted' OR (:between AND status = 'Running'))`),
     events: db.prepare(
       'SELECT * FROM operation_events WHERE operation_id = :id AND seq > :after ORDER BY seq',
     ),
@@ -582,6 +680,10 @@ function toOperation(row: Row): Operation {
     callbackUrl: row.callback_url === null ? null : String(row.callback_url),
     traceparent: row.traceparent === null ? null : String(row.traceparent),
     tracestate: row.tracestate === null ? null : String(row.tracestate),
+    failoverReason: row.failover_reason === null ? null : String(row.failover_reason),
+    redrivenAt: row.redriven_at === null ? null : Number(row.redriven_at),
+    attemptsAtRedrive: Number(row.attempts_at_redrive),
+    discardedAt: row.discarded_at === null ? null : Number(row.discarded_at),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };

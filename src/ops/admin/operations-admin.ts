@@ -1,0 +1,429 @@
+/**
+ * The operations admin API (docs/operations.md#admin-api): find operations and
+ * act on them, from any process sharing the store.
+ *
+ *   GET  /api/operations?status=&route=&deadLettered=&limit=&cursor=   a page, newest first
+ *   GET  /api/operations/{id}                 one operation, its attempt history and events
+ *   POST /api/operations/{id}/redrive         a dead letter back to replay ({includeOutcomeUnknown})
+ *   POST /api/operations/{id}/discard         a dead letter off the list (stays Failed)
+ *   POST /api/operations/{id}/cancel          not started, or between attempts
+ *   POST /api/operations/redrive|discard      dead letters in bulk, a batch per call ({route, limit, cursor})
+ *   PUT  /api/routes/{route}/replay           paused | running, kept in the store
+ *
+ * Every action goes through the store, atomically, so it is right whichever
+ * process serves it; nothing here replays or sends anything itself. Bodies
+ * and header values of the captured request are never shown: they may hold
+ * credentials and personal data.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { sendJson } from '../../gateway/operations-api.ts';
+import { sendProblem } from '../../gateway/problem-response.ts';
+import type { RoutePolicy } from '../../policy/route-policy.ts';
+import {
+  type AttemptRecord,
+  isTerminal,
+  type Operation,
+  type OperationEvent,
+  type OperationFilter,
+  type OperationQuery,
+  type OperationStore,
+  type OperationSummary,
+  operationStatuses,
+} from '../../store/port.ts';
+import { act, allowOnly, BadBody, readJsonObject, readText, segment } from './admin-http.ts';
+
+/** What an operator did, for the lifecycle event stream. */
+export interface OperatorAction {
+  type: 'redriven' | 'discarded' | 'canceled';
+  operationId: string;
+  route: string;
+}
+
+export interface OperationsAdminOptions {
+  store: OperationStore;
+  /** The configured routes (a paused replay must name one; /api/health reads their windows). */
+  routes: readonly RoutePolicy[];
+  /** Looks for due operations at once (this process's replay worker, when it has one). */
+  wake?: () => void;
+  /** Told of each action taken. */
+  onAction?: (action: OperatorAction) => void;
+}
+
+const DEFAULT_PAGE = 50;
+const MAX_PAGE = 500;
+const DEFAULT_BATCH = 100;
+const MAX_BATCH = 1_000;
+
+const ONE = /^\/api\/operations\/([^/]+)$/;
+const ACTION = /^\/api\/operations\/([^/]+)\/(redrive|discard|cancel)$/;
+const BULK = /^\/api\/operations\/(redrive|discard)$/;
+const REPLAY = /^\/api\/routes\/([^/]+)\/replay$/;
+
+/** Answers the operations admin paths; false for any other path. */
+export function serveOperationsAdmin(
+  req: IncomingMessage,
+  res: ServerResponse,
+  url: URL,
+  options: OperationsAdminOptions,
+): boolean {
+  const path = url.pathname;
+  if (path === '/api/operations') {
+    if (allowOnly(req, res, 'GET')) listOperations(res, url.searchParams, options.store);
+    return true;
+  }
+  const bulk = BULK.exec(path);
+  if (bulk) {
+    if (allowOnly(req, res, 'POST'))
+      act(res, () => bulkAction(req, res, bulk[1] as 'redrive' | 'discard', options));
+    return true;
+  }
+  const action = ACTION.exec(path);
+  if (action) {
+    const id = segment(res, action[1]!);
+    if (id !== undefined && allowOnly(req, res, 'POST')) {
+      act(res, () => operationAction(req, res, id, action[2] as 'redrive' | 'discard' | 'cancel', options));
+    }
+    return true;
+  }
+  const one = ONE.exec(path);
+  if (one) {
+    const id = segment(res, one[1]!);
+    if (id !== undefined && allowOnly(req, res, 'GET')) act(res, () => showOperation(res, id, options.store));
+    return true;
+  }
+  const replay = REPLAY.exec(path);
+  if (replay) {
+    const route = segment(res, replay[1]!);
+    if (route !== undefined && allowOnly(req, res, 'PUT'))
+      act(res, () => setReplay(req, res, route, options));
+    return true;
+  }
+  return false;
+}
+
+function listOperations(res: ServerResponse, params: URLSearchParams, store: OperationStore): void {
+  let query: OperationQuery;
+  try {
+    query = { ...filterOf(params), limit: limitOf(params.get('limit'), DEFAULT_PAGE, MAX_PAGE) };
+    const cursor = params.get('cursor');
+    if (cursor) query.after = decodeCursor(cursor);
+  } catch (error) {
+    sendProblem(res, 'bad-request', (error as Error).message);
+    return;
+  }
+  act(res, async () => {
+    // One more than the page: its presence says whether there is a next page.
+    const found = await store.listOperations({ ...query, limit: query.limit + 1 });
+    const page = found.slice(0, query.limit);
+    const last = page.at(-1);
+    const nextCursor = found.length > query.limit && last ? encodeCursor(last) : null;
+    sendJson(res, 200, { operations: page.map(summaryView), nextCursor }, { 'cache-control': 'no-store' });
+  });
+}
+
+async function showOperation(res: ServerResponse, id: string, store: OperationStore): Promise<void> {
+  const op = await store.get(id);
+  if (!op) return notFound(res, id);
+  const [history, events] = await Promise.all([store.attemptLog(id), store.events(id, 0)]);
+  sendJson(res, 200, detailView(op, history, events), { 'cache-control': 'no-store' });
+}
+
+async function operationAction(
+  req: IncomingMessage,
+  res: ServerResponse,
+  id: string,
+  action: 'redrive' | 'discard' | 'cancel',
+  options: OperationsAdminOptions,
+): Promise<void> {
+  const { store } = options;
+  if (action === 'cancel') {
+    const canceled = await store.cancel(id, { betweenAttempts: true });
+    const op = await store.get(id);
+    if (!op) return notFound(res, id);
+    if (!canceled) return refuseCancel(res, op);
+    options.onAction?.({ type: 'canceled', operationId: id, route: op.route });
+    return sendJson(res, 200, operationView(op));
+  }
+  if (action === 'discard') {
+    const result = await store.discard(id);
+    if (result.outcome === 'unknown') return notFound(res, id);
+    if (result.outcome === 'refused') return notDeadLettered(res, result.operation, 'discarded');
+    options.onAction?.({ type: 'discarded', operationId: id, route: result.operation.route });
+    return sendJson(res, 200, operationView(result.operation));
+  }
+  const body = await readJsonObject(req);
+  const includeOutcomeUnknown = booleanOf(body, 'includeOutcomeUnknown');
+  const result = await store.redrive(id, { includeOutcomeUnknown });
+  if (result.outcome === 'unknown') return notFound(res, id);
+  if (result.outcome === 'refused') {
+    if (result.reason === 'not-dead-lettered') return notDeadLettered(res, result.operation, 'redriven');
+    return sendProblem(
+      res,
+      'redrive-needs-confirmation',
+      `An attempt of ${id} may have reached the upstream, and its answer was lost: redriving it may do its effect twice. Check the upstream first; to redrive it anyway, send {"includeOutcomeUnknown": true}.`,
+      {},
+      { operationId: id },
+    );
+  }
+  options.onAction?.({ type: 'redriven', operationId: id, route: result.operation.route });
+  options.wake?.();
+  sendJson(res, 200, operationView(result.operation));
+}
+
+/**
+ * Bulk redrive or discard of dead letters matching `route` (all routes without
+ * it), one batch of at most `limit` per call, newest first: the answer's
+ * `nextCursor` continues where it stopped, null once none is left. Operations
+ * refused (outcome unknown without includeOutcomeUnknown, or changed meanwhile)
+ * are listed under `skipped` and left as they are.
+ */
+async function bulkAction(
+  req: IncomingMessage,
+  res: ServerResponse,
+  action: 'redrive' | 'discard',
+  options: OperationsAdminOptions,
+): Promise<void> {
+  const { store } = options;
+  const body = await readJsonObject(req);
+  const route = body.route;
+  if (route !== undefined && (typeof route !== 'string' || route === '')) {
+    throw new BadBody(`route must be a route name, got ${JSON.stringify(route)}.`);
+  }
+  const includeOutcomeUnknown = booleanOf(body, 'includeOutcomeUnknown');
+  if (action === 'discard' && body.includeOutcomeUnknown !== undefined) {
+    throw new BadBody('includeOutcomeUnknown applies to redrive only: any dead letter may be discarded.');
+  }
+  const limit = limitOf(body.limit === undefined ? null : String(body.limit), DEFAULT_BATCH, MAX_BATCH);
+  if (body.cursor !== undefined && typeof body.cursor !== 'string') {
+    throw new BadBody('cursor must be the string a previous answer gave as nextCursor.');
+  }
+  const after = body.cursor ? decodeCursor(body.cursor) : undefined;
+  const batch = await store.listOperations({
+    deadLettered: true,
+    ...(route === undefined ? {} : { route }),
+    limit: limit + 1,
+    ...(after ? { after } : {}),
+  });
+  const page = batch.slice(0, limit);
+  const done: string[] = [];
+  const skipped: Array<{ id: string; reason: string }> = [];
+  for (const op of page) {
+    const result =
+      action === 'redrive'
+        ? await store.redrive(op.id, { includeOutcomeUnknown })
+        : await store.discard(op.id);
+    if (result.outcome === 'unknown') skipped.push({ id: op.id, reason: 'purged' });
+    else if (result.outcome === 'refused') skipped.push({ id: op.id, reason: result.reason });
+    else {
+      done.push(op.id);
+      options.onAction?.({
+        type: action === 'redrive' ? 'redriven' : 'discarded',
+        operationId: op.id,
+        route: op.route,
+      });
+    }
+  }
+  if (action === 'redrive' && done.length > 0) options.wake?.();
+  const last = page.at(-1);
+  sendJson(res, 200, {
+    [action === 'redrive' ? 'redriven' : 'discarded']: done,
+    skipped,
+    nextCursor: batch.length > limit && last ? encodeCursor(last) : null,
+  });
+}
+
+async function setReplay(
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: string,
+  options: OperationsAdminOptions,
+): Promise<void> {
+  const names = options.routes.map((r) => r.name);
+  if (!names.includes(route)) {
+    return sendProblem(
+      res,
+      'not-found',
+      `No route is named ${JSON.stringify(route)}. Routes: ${names.join(', ')}.`,
+    );
+  }
+  const text = (await readText(req)).trim();
+  let value: unknown = text;
+  if (text.startsWith('{')) {
+    try {
+      value = (JSON.parse(text) as { replay?: unknown }).replay;
+    } catch {
+      value = undefined;
+    }
+  }
+  if (value !== 'paused' && value !== 'running') {
+    throw new BadBody('Send paused or running, as text or as {"replay": "…"}.');
+  }
+  await options.store.setReplayPaused(route, value === 'paused');
+  if (value === 'running') options.wake?.();
+  const pausedAt = (await options.store.pausedReplays())[route];
+  sendJson(res, 200, {
+    route,
+    replay: pausedAt === undefined ? 'running' : 'paused',
+    ...(pausedAt === undefined ? {} : { pausedDateTime: iso(pausedAt) }),
+  });
+}
+
+function refuseCancel(res: ServerResponse, op: Operation): void {
+  if (isTerminal(op.status)) {
+    sendProblem(
+      res,
+      'operation-terminal',
+      `The operation ${op.id} has already ended ${op.status}; there is nothing to cancel.`,
+      {},
+      { operationId: op.id, operationStatus: op.status },
+    );
+    return;
+  }
+  sendProblem(
+    res,
+    'operation-running',
+    `An attempt of ${op.id} is in flight (it holds a lease), so the request may already be at the upstream; cancel it after the attempt, or wait for its outcome.`,
+    {},
+    { operationId: op.id },
+  );
+}
+
+function notDeadLettered(res: ServerResponse, op: Operation, verb: string): void {
+  const why =
+    op.discardedAt !== null
+      ? `it was discarded at ${iso(op.discardedAt)}`
+      : `it is ${op.status}${op.status === 'Failed' ? ' with the upstream’s final answer' : ''}`;
+  sendProblem(
+    res,
+    'not-dead-lettered',
+    `The operation ${op.id} is not dead-lettered (${why}); only dead letters are ${verb}. GET /api/operations?deadLettered=true lists them.`,
+    {},
+    { operationId: op.id, operationStatus: op.status },
+  );
+}
+
+function notFound(res: ServerResponse, id: string): void {
+  sendProblem(
+    res,
+    'operation-not-found',
+    `No operation has the id ${JSON.stringify(id)} (never captured, or purged after retentionMs). GET /api/operations lists them.`,
+  );
+}
+
+function filterOf(params: URLSearchParams): OperationFilter {
+  const filter: OperationFilter = {};
+  const status = params.get('status');
+  if (status !== null) {
+    if (!(operationStatuses as readonly string[]).includes(status)) {
+      throw new Error(
+        `status must be one of ${operationStatuses.join(', ')}, got ${JSON.stringify(status)}.`,
+      );
+    }
+    filter.status = status as OperationFilter['status'];
+  }
+  const route = params.get('route');
+  if (route !== null) filter.route = route;
+  const dead = params.get('deadLettered');
+  if (dead !== null) {
+    if (dead !== 'true' && dead !== 'false') {
+      throw new Error(`deadLettered must be true or false, got ${JSON.stringify(dead)}.`);
+    }
+    filter.deadLettered = dead === 'true';
+  }
+  return filter;
+}
+
+function limitOf(raw: string | null, fallback: number, max: number): number {
+  if (raw === null) return fallback;
+  if (!/^[1-9][0-9]*$/.test(raw) || Number(raw) > max) {
+    throw new BadBody(`limit must be an integer from 1 to ${max}, got ${JSON.stringify(raw)}.`);
+  }
+  return Number(raw);
+}
+
+function booleanOf(body: Record<string, unknown>, key: string): boolean {
+  const value = body[key];
+  if (value === undefined) return false;
+  if (typeof value !== 'boolean')
+    throw new BadBody(`${key} must be true or false, got ${JSON.stringify(value)}.`);
+  return value;
+}
+
+/** The page cursor: opaque to clients, the last listed operation's (created, id) inside. */
+function encodeCursor(op: { createdAt: number; id: string }): string {
+  return Buffer.from(JSON.stringify([op.createdAt, op.id])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): { createdAt: number; id: string } {
+  try {
+    const [createdAt, id] = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown[];
+    if (Number.isSafeInteger(createdAt) && typeof id === 'string')
+      return { createdAt: createdAt as number, id };
+  } catch {
+    // Not JSON: reported below like any other cursor this API did not give.
+  }
+  throw new BadBody('cursor is not one this API gave: pass nextCursor from the previous page as it is.');
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/** An operation as the list shows it. */
+function summaryView(op: OperationSummary) {
+  const waiting = !isTerminal(op.status);
+  return {
+    id: op.id,
+    route: op.route,
+    method: op.method,
+    path: op.path,
+    status: op.status,
+    attempts: op.attempts,
+    deadLettered: op.deadLetteredAt !== null,
+    ...(op.deadLetteredAt === null ? {} : { deadLetteredDateTime: iso(op.deadLetteredAt) }),
+    outcomeUnknown: op.outcomeUnknown,
+    attemptInFlight: op.leased,
+    ...(waiting && !op.leased ? { nextAttemptDateTime: iso(op.nextAttemptAt) } : {}),
+    ...(op.error ? { lastError: op.error } : {}),
+    ...(op.failoverReason === null ? {} : { failoverReason: op.failoverReason }),
+    createdDateTime: iso(op.createdAt),
+    lastActionDateTime: iso(op.updatedAt),
+  };
+}
+
+function operationView(op: Operation) {
+  return {
+    ...summaryView({
+      ...op,
+      method: op.request.method,
+      path: op.request.path,
+      leased: op.leaseOwner !== null,
+    }),
+    ...(op.redrivenAt === null ? {} : { redrivenDateTime: iso(op.redrivenAt) }),
+    ...(op.discardedAt === null ? {} : { discardedDateTime: iso(op.discardedAt) }),
+  };
+}
+
+/** One operation for an operator: no bodies, no header values (they may hold credentials). */
+function detailView(op: Operation, history: AttemptRecord[], events: OperationEvent[]) {
+  return {
+    ...operationView(op),
+    query: op.request.query,
+    headerNames: [...new Set(op.request.headers.map(([name]) => name))],
+    priority: op.priority,
+    ...(op.result ? { resultStatus: op.result.status } : {}),
+    attemptHistory: history.map((a) => ({
+      attempt: a.attempt,
+      startedDateTime: iso(a.startedAt),
+      durationMs: a.durationMs,
+      outcome: a.outcome,
+      ...(a.upstreamStatus === null ? {} : { upstreamStatus: a.upstreamStatus }),
+      ...(a.error === null ? {} : { error: a.error }),
+    })),
+    events: events.map((e) => ({
+      seq: e.seq,
+      status: e.status,
+      dateTime: iso(e.at),
+      attempts: e.attempts,
+      ...(e.error ? { error: e.error } : {}),
+    })),
+  };
+}

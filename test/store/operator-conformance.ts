@@ -1,0 +1,305 @@
+/**
+ * The operator verbs of the OperationStore port (migration 010): attempt
+ * history, lists and counts, redrive, discard, cancel between attempts and
+ * replay paused per route. Every adapter passes it unchanged, beside the main
+ * conformance suite, with a ManualClock for exact times.
+ */
+import assert from 'node:assert/strict';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import type { AttemptRecordInput, OperationStore } from '../../src/store/port.ts';
+import { ManualClock } from '../support/manual-clock.ts';
+import { newOperation, type StoreFactory } from './conformance.ts';
+
+const lease = (store: OperationStore, owner = 'w1', limit = 10, leaseMs = 1_000) =>
+  store.lease({ owner, limit, leaseMs });
+
+const ok = { status: 200, headers: [], body: Buffer.from('ok') };
+const unavailable = { code: 'upstream-status', message: 'The upstream answered 503.', upstreamStatus: 503 };
+
+export function operatorConformance(name: string, factory: StoreFactory): void {
+  describe(`OperationStore operator verbs: ${name}`, () => {
+    let clock: ManualClock;
+    let store: OperationStore;
+    let reopen: () => Promise<OperationStore>;
+    beforeEach(async () => {
+      clock = new ManualClock();
+      ({ store, reopen } = await factory(clock));
+    });
+    afterEach(async () => {
+      await store.close();
+    });
+
+    /** Captures an operation and dead-letters it through a lease, as the workers would. */
+    async function deadLettered(overrides: Parameters<typeof newOperation>[1] = {}, outcomeUnknown = false) {
+      // The highest priority, so that it is the one leased whatever else is waiting.
+      const op = await store.capture(newOperation(clock, { priority: 100, ...overrides }));
+      const [leased] = await store.lease({ owner: 'dl', limit: 1, leaseMs: 1_000, excludeRoutes: [] });
+      assert.equal(leased?.id, op.id);
+      const error = outcomeUnknown ? { code: 'outcome-unknown', message: 'unknown' } : unavailable;
+      if (outcomeUnknown) {
+        await store.release(op.id, 'dl', true);
+        await lease(store, 'dl');
+      }
+      assert.equal(
+        await store.fail(op.id, 'dl', { error, result: null, deadLetter: true, countsAsAttempt: true }),
+        true,
+      );
+      return op;
+    }
+
+    it('keeps one record per attempt, written with the change that ends it, fenced like it, across reopening', async () => {
+      const first: AttemptRecordInput = {
+        startedAt: clock.now() - 40,
+        durationMs: 40,
+        outcome: 'retry',
+        upstreamStatus: null,
+        error: 'connect ECONNREFUSED',
+      };
+      const op = await store.capture(
+        newOperation(clock, { attempts: 1, firstAttempt: first, failoverReason: 'upstream unreachable' }),
+      );
+      assert.equal(op.failoverReason, 'upstream unreachable');
+      await lease(store);
+      clock.advance(10);
+      const second: AttemptRecordInput = {
+        startedAt: clock.now() - 7,
+        durationMs: 7,
+        outcome: 'retry',
+        upstreamStatus: 503,
+        error: 'The upstream answered 503.',
+      };
+      assert.equal(
+        await store.retry(
+          op.id,
+          'w1',
+          { nextAttemptAt: clock.now(), error: unavailable, outcomeUnknown: false },
+          second,
+        ),
+        true,
+      );
+      const [again] = await lease(store);
+      assert.equal(again?.id, op.id);
+      const lost = { ...second, outcome: 'succeeded' as const, upstreamStatus: 200, error: null };
+      assert.equal(await store.complete(op.id, 'stranger', ok, lost), false, 'fenced: no record either');
+      assert.equal(await store.release(op.id, 'w1', true, { ...second, outcome: 'interrupted' }), true);
+      await lease(store);
+      const third = { ...lost, startedAt: clock.now(), durationMs: 12 };
+      assert.equal(await store.complete(op.id, 'w1', ok, third), true);
+
+      await store.close();
+      store = await reopen();
+      const log = await store.attemptLog(op.id);
+      assert.deepEqual(log, [
+        { attempt: 1, ...first },
+        { attempt: 2, ...second },
+        { attempt: 3, ...second, outcome: 'interrupted' },
+        { attempt: 4, ...third },
+      ]);
+      assert.equal((await store.get(op.id))?.failoverReason, 'upstream unreachable');
+      assert.deepEqual(await store.attemptLog('unknown-id'), []);
+    });
+
+    it('a fail that is not an attempt writes no record; purging takes the history with the operation', async () => {
+      const op = await store.capture(newOperation(clock));
+      await lease(store);
+      const attempt: AttemptRecordInput = {
+        startedAt: clock.now(),
+        durationMs: 0,
+        outcome: 'failed',
+        upstreamStatus: null,
+        error: 'x',
+      };
+      const error = { code: 'outcome-unknown', message: 'unknown' };
+      assert.equal(
+        await store.fail(op.id, 'w1', { error, result: null, deadLetter: true, countsAsAttempt: false }),
+        true,
+      );
+      assert.deepEqual(await store.attemptLog(op.id), []);
+      const other = await store.capture(newOperation(clock));
+      await lease(store);
+      await store.fail(
+        other.id,
+        'w1',
+        { error, result: null, deadLetter: false, countsAsAttempt: true },
+        attempt,
+      );
+      assert.equal((await store.attemptLog(other.id)).length, 1);
+      clock.advance(1);
+      assert.equal(await store.purge(clock.now(), 10), 2);
+      assert.deepEqual(await store.attemptLog(other.id), []);
+    });
+
+    it('lists newest first by status, route and dead letters, a page at a time, without bodies', async () => {
+      const ids: string[] = [];
+      for (let i = 0; i < 5; i++) {
+        ids.push((await store.capture(newOperation(clock, { route: i % 2 ? 'orders' : 'payments' }))).id);
+        clock.advance(1);
+      }
+      const dead = await deadLettered({ route: 'orders' });
+      const all = await store.listOperations({ limit: 10 });
+      assert.deepEqual(
+        all.map((o) => o.id),
+        [dead.id, ...[...ids].reverse()],
+      );
+      assert.equal('request' in all[0]!, false);
+      assert.equal(all[1]?.method, 'POST');
+      assert.equal(all[1]?.path, '/payments');
+
+      const page1 = await store.listOperations({ limit: 2 });
+      const last = page1.at(-1)!;
+      const page2 = await store.listOperations({
+        limit: 2,
+        after: { createdAt: last.createdAt, id: last.id },
+      });
+      assert.deepEqual(
+        [...page1, ...page2].map((o) => o.id),
+        all.slice(0, 4).map((o) => o.id),
+      );
+      // Operations created in the same millisecond are split by id, none lost or repeated.
+      const sameMs = await Promise.all(
+        [1, 2, 3].map(() => store.capture(newOperation(clock, { route: 'same' }))),
+      );
+      const seen: string[] = [];
+      let after: { createdAt: number; id: string } | undefined;
+      for (;;) {
+        const page = await store.listOperations({ route: 'same', limit: 1, ...(after ? { after } : {}) });
+        if (page.length === 0) break;
+        seen.push(page[0]!.id);
+        after = { createdAt: page[0]!.createdAt, id: page[0]!.id };
+      }
+      assert.deepEqual(
+        seen,
+        sameMs
+          .map((o) => o.id)
+          .sort()
+          .reverse(),
+      );
+
+      const orders = await store.listOperations({ route: 'orders', limit: 10 });
+      assert.deepEqual(
+        orders.map((o) => o.id),
+        [dead.id, ids[3], ids[1]],
+      );
+      const deadOnes = await store.listOperations({ deadLettered: true, limit: 10 });
+      assert.deepEqual(
+        deadOnes.map((o) => [o.id, o.status, o.deadLetteredAt, o.error?.code]),
+        [[dead.id, 'Failed', clock.now(), 'upstream-status']],
+      );
+      assert.equal((await store.listOperations({ deadLettered: false, limit: 10 })).length, 8);
+      const failedPayments = await store.listOperations({ status: 'Failed', route: 'payments', limit: 10 });
+      assert.deepEqual(failedPayments, []);
+      const notStarted = await store.listOperations({ status: 'NotStarted', limit: 10 });
+      assert.equal(notStarted.length, 8);
+    });
+
+    it('redrives a dead letter: due now, leasable, with a fresh retry budget; refuses others', async () => {
+      const waiting = await store.capture(newOperation(clock));
+      const dead = await deadLettered();
+      assert.deepEqual(await store.redrive('no-such-id'), { outcome: 'unknown' });
+      const refused = await store.redrive(waiting.id);
+      assert.equal(refused.outcome, 'refused');
+      assert.equal(refused.outcome === 'refused' && refused.reason, 'not-dead-lettered');
+
+      clock.advance(1_000);
+      const redriven = await store.redrive(dead.id);
+      assert.equal(redriven.outcome, 'redriven');
+      const op = await store.get(dead.id);
+      assert.equal(op?.status, 'NotStarted');
+      assert.equal(op?.deadLetteredAt, null);
+      assert.equal(op?.nextAttemptAt, clock.now());
+      assert.equal(op?.redrivenAt, clock.now());
+      assert.equal(op?.attemptsAtRedrive, 1);
+      assert.equal(op?.attempts, 1, 'the attempt count goes on');
+      const events = await store.events(dead.id, 0);
+      assert.deepEqual(
+        events.map((e) => e.status),
+        ['NotStarted', 'Running', 'Failed', 'NotStarted'],
+      );
+      assert.deepEqual(await store.listOperations({ deadLettered: true, limit: 10 }), []);
+      const again = await store.redrive(dead.id);
+      assert.equal(again.outcome === 'refused' && again.reason, 'not-dead-lettered', 'redriven once');
+      const leased = await lease(store, 'w2');
+      assert.ok(leased.some((o) => o.id === dead.id));
+    });
+
+    it('redrives an operation whose outcome is unknown only when told to, and then no longer unknown', async () => {
+      const dead = await deadLettered({}, true);
+      assert.equal((await store.get(dead.id))?.outcomeUnknown, true);
+      const refused = await store.redrive(dead.id);
+      assert.equal(refused.outcome === 'refused' && refused.reason, 'outcome-unknown');
+      assert.equal((await store.get(dead.id))?.deadLetteredAt !== null, true, 'left dead-lettered');
+      const redriven = await store.redrive(dead.id, { includeOutcomeUnknown: true });
+      assert.equal(redriven.outcome, 'redriven');
+      assert.equal(redriven.outcome === 'redriven' && redriven.operation.outcomeUnknown, false);
+    });
+
+    it('discards a dead letter: it stays Failed and leaves the list; others are refused', async () => {
+      const dead = await deadLettered();
+      const waiting = await store.capture(newOperation(clock));
+      assert.deepEqual(await store.discard('no-such-id'), { outcome: 'unknown' });
+      const refused = await store.discard(waiting.id);
+      assert.equal(refused.outcome, 'refused');
+      clock.advance(5);
+      const discarded = await store.discard(dead.id);
+      assert.equal(discarded.outcome, 'discarded');
+      const op = await store.get(dead.id);
+      assert.deepEqual([op?.status, op?.deadLetteredAt, op?.discardedAt], ['Failed', null, clock.now()]);
+      assert.equal((await store.counts()).deadLettered, 0);
+      assert.equal(
+        (await store.redrive(dead.id)).outcome,
+        'refused',
+        'a discarded operation is not redriven',
+      );
+    });
+
+    it('cancels a Running operation between attempts only when asked, and never one holding a lease', async () => {
+      const op = await store.capture(newOperation(clock));
+      await lease(store);
+      assert.equal(
+        await store.cancel(op.id, { betweenAttempts: true }),
+        false,
+        'leased: an attempt is in flight',
+      );
+      await store.retry(op.id, 'w1', {
+        nextAttemptAt: clock.now() + 1_000,
+        error: unavailable,
+        outcomeUnknown: false,
+      });
+      assert.equal(await store.cancel(op.id), false, 'the public cancel stops at NotStarted');
+      assert.equal(await store.cancel(op.id, { betweenAttempts: true }), true);
+      assert.equal((await store.get(op.id))?.status, 'Canceled');
+      clock.advance(1_000);
+      assert.deepEqual(await lease(store), []);
+    });
+
+    it('counts the backlog and dead letters by route', async () => {
+      await store.capture(newOperation(clock, { route: 'payments' }));
+      await store.capture(newOperation(clock, { route: 'payments' }));
+      await deadLettered({ route: 'orders' });
+      const done = await store.capture(
+        newOperation(clock, { route: 'orders', nextAttemptAt: clock.now() + 60_000 }),
+      );
+      assert.deepEqual(await store.routeCounts(), {
+        payments: { backlog: 2, deadLettered: 0 },
+        orders: { backlog: 1, deadLettered: 1 },
+      });
+      assert.equal(await store.cancel(done.id), true);
+      assert.deepEqual((await store.routeCounts()).orders, { backlog: 0, deadLettered: 1 });
+    });
+
+    it('keeps paused replays across reopening, and resumes them', async () => {
+      assert.deepEqual(await store.pausedReplays(), {});
+      await store.setReplayPaused('payments', true);
+      const at = clock.now();
+      clock.advance(10);
+      await store.setReplayPaused('payments', true);
+      await store.setReplayPaused('orders', true);
+      await store.close();
+      store = await reopen();
+      assert.deepEqual(await store.pausedReplays(), { orders: at + 10, payments: at });
+      await store.setReplayPaused('payments', false);
+      await store.setReplayPaused('payments', false);
+      assert.deepEqual(Object.keys(await store.pausedReplays()), ['orders']);
+    });
+  });
+}

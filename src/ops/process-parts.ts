@@ -51,8 +51,8 @@ export async function closeServer(server: Server): Promise<void> {
 /** The operations admin API of a process: its store, its routes, and its replay worker to wake. */
 export function operationsAdmin(
   config: GatewayConfig,
-  store: OperationStore,
-  worker: ReplayWorker,
+  parts: { store: OperationStore; worker: ReplayWorker; events: LifecycleEvents; clock: Clock },
 ): OperationsAdminOptions {
-  return { store, routes: config.routes, wake: () => worker.wake() };
+  const { store, worker, events, clock } = parts;
+  return { store, routes: config.routes, wake: () => worker.wake(), events, clock };
 }

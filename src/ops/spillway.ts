@@ -134,7 +134,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     isReady: () => accepting,
     health,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
-    operations: operationsAdmin(config, store, worker),
+    operations: operationsAdmin(config, { store, worker, events, clock }),
   });
 
   const port = await listen(publicServer, config.port, config.host);

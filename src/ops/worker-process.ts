@@ -88,7 +88,7 @@ export async function startWorkerProcess(
   const adminServer = createAdminServer({
     isReady: () => running,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
-    operations: operationsAdmin(config, store, worker),
+    operations: operationsAdmin(config, { store, worker, events, clock }),
   });
   let adminPort: number;
   try {

@@ -16,6 +16,8 @@
  * credentials and personal data.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Clock } from '../../clock.ts';
+import { type LifecycleEvents, traceIdOf } from '../../events/lifecycle.ts';
 import { sendJson } from '../../gateway/operations-api.ts';
 import { sendProblem } from '../../gateway/problem-response.ts';
 import type { RoutePolicy } from '../../policy/route-policy.ts';
@@ -32,21 +34,32 @@ import {
 } from '../../store/port.ts';
 import { act, allowOnly, BadBody, readJsonObject, readText, segment } from './admin-http.ts';
 
-/** What an operator did, for the lifecycle event stream. */
-export interface OperatorAction {
-  type: 'redriven' | 'discarded' | 'canceled';
-  operationId: string;
-  route: string;
-}
-
 export interface OperationsAdminOptions {
   store: OperationStore;
   /** The configured routes (a paused replay must name one; /api/health reads their windows). */
   routes: readonly RoutePolicy[];
   /** Looks for due operations at once (this process's replay worker, when it has one). */
   wake?: () => void;
-  /** Told of each action taken. */
-  onAction?: (action: OperatorAction) => void;
+  /** Where each action taken is told (logs, metrics). */
+  events: LifecycleEvents;
+  clock: Clock;
+}
+
+/** Tells the event stream that an operator acted on `op`. */
+function acted(
+  options: OperationsAdminOptions,
+  type: 'operation:redriven' | 'operation:discarded' | 'operation:canceled',
+  op: Operation,
+): void {
+  const facts = {
+    at: options.clock.now(),
+    operationId: op.id,
+    route: op.route,
+    traceId: traceIdOf(op.traceparent),
+    by: 'operator',
+  } as const;
+  if (type === 'operation:canceled') options.events.emit({ type, ...facts });
+  else options.events.emit({ type, ...facts });
 }
 
 const DEFAULT_PAGE = 50;
@@ -141,14 +154,14 @@ async function operationAction(
     const op = await store.get(id);
     if (!op) return notFound(res, id);
     if (!canceled) return refuseCancel(res, op);
-    options.onAction?.({ type: 'canceled', operationId: id, route: op.route });
+    acted(options, 'operation:canceled', op);
     return sendJson(res, 200, operationView(op));
   }
   if (action === 'discard') {
     const result = await store.discard(id);
     if (result.outcome === 'unknown') return notFound(res, id);
     if (result.outcome === 'refused') return notDeadLettered(res, result.operation, 'discarded');
-    options.onAction?.({ type: 'discarded', operationId: id, route: result.operation.route });
+    acted(options, 'operation:discarded', result.operation);
     return sendJson(res, 200, operationView(result.operation));
   }
   const body = await readJsonObject(req);
@@ -165,7 +178,7 @@ async function operationAction(
       { operationId: id },
     );
   }
-  options.onAction?.({ type: 'redriven', operationId: id, route: result.operation.route });
+  acted(options, 'operation:redriven', result.operation);
   options.wake?.();
   sendJson(res, 200, operationView(result.operation));
 }
@@ -216,11 +229,7 @@ async function bulkAction(
     else if (result.outcome === 'refused') skipped.push({ id: op.id, reason: result.reason });
     else {
       done.push(op.id);
-      options.onAction?.({
-        type: action === 'redrive' ? 'redriven' : 'discarded',
-        operationId: op.id,
-        route: op.route,
-      });
+      acted(options, action === 'redrive' ? 'operation:redriven' : 'operation:discarded', result.operation);
     }
   }
   if (action === 'redrive' && done.length > 0) options.wake?.();

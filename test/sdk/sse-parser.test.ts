@@ -168,11 +168,16 @@ describe('SDK packaging', () => {
     }
   });
 
-  it('is the package export "./client"', async () => {
+  it('is the package export "./client" (built from src/sdk/index.ts; the installed import is test/package/pack.test.ts)', async () => {
+    // The export points at dist/, which exists only after `npm run build`; a clean
+    // clone has none, so the source is checked here and the tarball by the pack test.
     const pkg = JSON.parse(readFileSync(join(import.meta.dirname, '../../package.json'), 'utf8'));
-    assert.equal(pkg.exports['./client'], './src/sdk/index.ts');
-    const viaPackage = await import('spillway/client');
-    assert.equal(typeof viaPackage.createClient, 'function');
-    assert.equal(typeof viaPackage.spillway.fetch, 'function');
+    assert.deepEqual(pkg.exports['./client'], {
+      types: './dist/sdk/index.d.ts',
+      default: './dist/sdk/index.js',
+    });
+    const source = await import('../../src/sdk/index.ts');
+    assert.equal(typeof source.createClient, 'function');
+    assert.equal(typeof source.spillway.fetch, 'function');
   });
 });

@@ -188,7 +188,8 @@ function usesTheInstalledPackage(label: string, nodeBin: () => string | undefine
       );
       assert.match(res.stdout, /^Spillway: sync when it can, async when it must/);
       assert.match(res.stdout, /spillway serve --upstream URL/);
-      const version = ok(await run('npx', ['spillway', 'version'], { cwd: app, path: bin }), 'version');
+      const launcher = join(app, 'node_modules', '.bin', 'spillway');
+      const version = ok(await run('node', [launcher, 'version'], { cwd: app, path: bin }), 'version');
       assert.equal(version.stdout.trim(), PKG.version);
     });
 

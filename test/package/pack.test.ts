@@ -331,7 +331,8 @@ export const notAClock: Clock = 42;
           moduleResolution: 'nodenext',
           strict: true,
           noEmit: true,
-          skipLibCheck: true,
+          // As strict as a consumer can be: the package's own declarations are checked too.
+          skipLibCheck: false,
           types: ['node'],
           typeRoots: [join(REPO, 'node_modules', '@types')],
         },

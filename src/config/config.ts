@@ -59,7 +59,7 @@ export const routeDefaults = {
     trip: { errorRate: 0.1, slowRate: 0.5, latencyMs: 3_000 },
     /** Revert thresholds the probes must meet: stricter than the trip thresholds. */
     revert: { errorRate: 0.05, slowRate: 0.2, latencyMs: 1_500 },
-    /** This many calls in flight over slowCallMs trip before they finish (hang detection). */
+    /** This many calls in flight past slowCallMs or their own budget trip before they finish (hang detection). */
     hungCalls: 3,
     /** Sync calls in flight at once; more are captured (load shedding). */
     maxConcurrency: 256,

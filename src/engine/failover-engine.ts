@@ -137,8 +137,9 @@ export class FailoverEngine {
     // The health state may divert before any attempt; a route that cannot fail over is only observed.
     const health = this.#options.health?.route(route.name);
     let token: CallToken | undefined;
+    const remaining = Math.max(0, receivedAt + submission.budgetMs - now);
     if (health && mayFailover) {
-      const admission = health.admit(now);
+      const admission = health.admit(now, remaining);
       if (admission.path === 'divert')
         return capture({
           reason: admission.reason,
@@ -160,7 +161,6 @@ export class FailoverEngine {
     // The attempt's own limit bounds it to the end of the response body; the budget only bounds the wait for headers.
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
     const call = this.#options.upstream.send(pending.request, deadline.signal);
-    const remaining = Math.max(0, receivedAt + submission.budgetMs - now);
     const first = await withinBudget(call, remaining, clock);
     const synced = (outcome: SyncResult, upstreamStatus: number | null = null) =>
       this.#events.emit({
@@ -174,7 +174,11 @@ export class FailoverEngine {
 
     if (first.kind === 'budget-spent') {
       synced('budget-spent');
-      if (mayFailover) return this.#adopt(pending, call, deadline, report, now);
+      if (mayFailover) {
+        // The call is hung from now on: judge at once, so a black hole trips before more requests pay the budget.
+        health?.tick(clock.now());
+        return this.#adopt(pending, call, deadline, report, now);
+      }
       deadline.abort(new AttemptTimeoutError(submission.budgetMs));
       report(true);
       return timedOut(submission);

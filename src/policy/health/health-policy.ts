@@ -16,7 +16,7 @@ export interface HealthPolicy {
   bucketMs: number;
   /** No rate or percentile rule fires on fewer finished calls than this. */
   minCalls: number;
-  /** A call taking this long or longer is slow; an in-flight call this old counts as hung. */
+  /** A call taking this long or longer is slow; an in-flight call this old (or past its budget) counts as hung. */
   slowCallMs: number;
   /** Which latency percentile the latency rule reads (e.g. 95 or 99). */
   latencyPercentile: number;
@@ -24,7 +24,7 @@ export interface HealthPolicy {
   trip: Thresholds;
   /** Stricter thresholds the probes must meet to revert probing → sync. */
   revert: Thresholds;
-  /** This many calls in flight older than `slowCallMs` trip at once, before they finish. */
+  /** This many calls in flight past `slowCallMs` or their budget trip at once, before they finish. */
   hungCalls: number;
   /** Static limit on sync calls in flight; past it requests are captured (load shedding). */
   maxConcurrency: number;

@@ -12,14 +12,22 @@
  * - **diverting** — every request is captured at once (a 202 in milliseconds),
  *   for an open period that grows with each failed recovery (with jitter) and
  *   decays after sustained health, or until an upstream Retry-After.
- * - **probing** — a share of live requests tries the sync path; `probeCalls`
- *   results are judged together with the stricter revert thresholds. Pass (and
- *   `minProbingMs` spent) → sync, ramping. Fail → diverting, longer.
+ * - **probing** — a share of live requests tries the sync path; their results
+ *   and those of replays finished meanwhile count from the start of probing
+ *   (not in the sliding window, so light traffic still gets there), and once
+ *   `probeCalls` of them are in they are judged together with the stricter
+ *   revert thresholds. Pass (and `minProbingMs` spent) → sync, ramping. Fail →
+ *   diverting, longer.
+ *
+ * A call in flight past its own budget or `slowCallMs`, whichever is shorter,
+ * is hung: a black hole trips after about one budget, whatever budget the
+ * clients ask for.
  * Operator overrides (`forced-async`, `forced-sync`) sit on top: the machine
  * keeps running underneath, and its view is shown, but the override decides.
  */
 import { AimdLimit } from './aimd-limit.ts';
 import type { HealthPolicy } from './health-policy.ts';
+import { ProbeRound } from './probe-round.ts';
 import { judge, type RuleContext, type Signals, signalsOf } from './rules.ts';
 import { type CallOutcome, SlidingWindow } from './sliding-window.ts';
 
@@ -47,6 +55,8 @@ export type Admission =
 export interface CallToken {
   readonly startedAt: number;
   readonly probe: boolean;
+  /** In flight this long, the call is hung: its budget or `slowCallMs`, whichever is shorter. */
+  readonly hungAfterMs: number;
 }
 
 export interface FinishedCall extends CallOutcome {
@@ -75,7 +85,7 @@ export class RouteHealth {
   readonly #random: () => number;
   readonly #emit: (event: HealthEvent) => void;
   readonly #window: SlidingWindow;
-  readonly #probes: SlidingWindow;
+  readonly #probes: ProbeRound;
   readonly #replays: SlidingWindow;
   readonly #inFlight = new Set<CallToken>();
   readonly #adaptive: AimdLimit | undefined;
@@ -102,7 +112,7 @@ export class RouteHealth {
     this.#emit = emit;
     this.#random = random;
     this.#window = new SlidingWindow(policy.windowMs, policy.bucketMs, policy.slowCallMs);
-    this.#probes = new SlidingWindow(policy.windowMs, policy.bucketMs, policy.slowCallMs);
+    this.#probes = new ProbeRound(policy.slowCallMs);
     this.#replays = new SlidingWindow(policy.windowMs, policy.bucketMs, policy.slowCallMs);
     const { adaptiveConcurrency: a } = policy;
     this.#adaptive = a.enabled
@@ -134,8 +144,11 @@ export class RouteHealth {
     return this.#state.kind !== 'diverting';
   }
 
-  /** Decides this request's path. A sync admission must be finished with `finish`. */
-  admit(now: number): Admission {
+  /**
+   * Decides this request's path. A sync admission must be finished with
+   * `finish`. `budgetMs`: how long its client waits; past it the call counts as hung.
+   */
+  admit(now: number, budgetMs: number = Number.POSITIVE_INFINITY): Admission {
     // Only the cheap, time-driven step here: rules are judged when calls finish and on the timer's tick.
     if (this.#state.kind === 'diverting' && now >= this.#state.until)
       this.#toProbing(now, this.#state.reason);
@@ -149,9 +162,9 @@ export class RouteHealth {
       if (s.kind === 'probing') {
         const probing = [...this.#inFlight].filter((t) => t.probe).length;
         if (probing >= this.#policy.probeCalls || this.#random() >= this.#policy.probeShare) {
-          return { path: 'divert', reason: `probing: ${s.reason}`, drill: false };
+          return { path: 'divert', reason: `probing: ${this.#probeProgress()}`, drill: false };
         }
-        return this.#start(now, true);
+        return this.#start(now, true, budgetMs);
       }
       const share = this.#syncShare(now);
       if (share < 1 && this.#random() >= share)
@@ -169,12 +182,12 @@ export class RouteHealth {
       this.#drills++;
       return { path: 'divert', reason: 'drill', drill: true };
     }
-    return this.#start(now, false);
+    return this.#start(now, false, budgetMs);
   }
 
   /** Tracks a sync call that may not be diverted (its route or its client forbids async); it still feeds the signals. */
   observe(now: number): CallToken {
-    const token: CallToken = { startedAt: now, probe: false };
+    const token: CallToken = { startedAt: now, probe: false, hungAfterMs: this.#policy.slowCallMs };
     this.#inFlight.add(token);
     return token;
   }
@@ -185,7 +198,7 @@ export class RouteHealth {
     const bad = outcome.failed || outcome.durationMs >= this.#policy.slowCallMs;
     if (bad) this.#adaptive?.bad();
     else this.#adaptive?.good();
-    if (token.probe && this.#state.kind === 'probing') this.#probes.record(outcome, now);
+    if (token.probe && this.#state.kind === 'probing') this.#probes.record(outcome);
     else this.#window.record(outcome, now);
     if (outcome.retryAfterMs !== undefined && this.#state.kind !== 'diverting') {
       this.#divert(
@@ -199,9 +212,16 @@ export class RouteHealth {
     this.tick(now);
   }
 
-  /** Replays feed a separate view: a draining backlog does not trip the route by itself. */
+  /**
+   * Replays feed a separate view: a draining backlog does not trip the route
+   * by itself. While probing, they are probe results too, so a route with
+   * little or no live traffic comes back on its own backlog.
+   */
   replayFinished(outcome: CallOutcome, now: number): void {
     this.#replays.record(outcome, now);
+    if (this.#state.kind !== 'probing') return;
+    this.#probes.record(outcome);
+    this.tick(now);
   }
 
   setOverride(override: Override | null, now: number): void {
@@ -219,15 +239,12 @@ export class RouteHealth {
       return;
     }
     if (s.kind === 'probing') {
-      const reason = judge(
-        this.#probeSignals(now),
-        this.#ruleContext(this.#policy.revert, this.#policy.probeCalls),
-      );
+      const reason = this.#judge(now, true);
       if (reason) {
         this.#failedRecoveries++;
         this.#divert(now, now + this.#openPeriod(), `probe failed: ${reason}`, 'trip');
       } else if (
-        this.#probes.totals(now).calls >= this.#policy.probeCalls &&
+        this.#probes.totals.calls >= this.#policy.probeCalls &&
         now - s.since >= this.#policy.minProbingMs
       ) {
         this.#state = { kind: 'sync', since: now, rampUntil: now + this.#policy.rampMs };
@@ -238,7 +255,7 @@ export class RouteHealth {
       }
       return;
     }
-    const reason = judge(this.#signals(now), this.#ruleContext(this.#policy.trip, this.#policy.minCalls));
+    const reason = this.#judge(now, false);
     if (reason) {
       // A revert that does not last decayAfterMs was a failed recovery too: without this, an
       // upstream flapping slower than the open period would trip once per failing phase.
@@ -266,7 +283,13 @@ export class RouteHealth {
       route: this.route,
       state,
       since: this.#override ? this.#overrideSince : s.since,
-      reason: this.#override ? `override ${this.#override}` : s.kind === 'sync' ? this.#reason : s.reason,
+      reason: this.#override
+        ? `override ${this.#override}`
+        : s.kind === 'sync'
+          ? this.#reason
+          : s.kind === 'probing'
+            ? this.#probeProgress()
+            : s.reason,
       trips: this.#trips,
       signals: {
         ...(s.kind === 'probing' ? this.#probeSignals(now) : this.#signals(now)),
@@ -279,8 +302,12 @@ export class RouteHealth {
     };
   }
 
-  #start(now: number, probe: boolean): Admission {
-    const token: CallToken = { startedAt: now, probe };
+  #start(now: number, probe: boolean, budgetMs: number): Admission {
+    const token: CallToken = {
+      startedAt: now,
+      probe,
+      hungAfterMs: Math.min(this.#policy.slowCallMs, budgetMs),
+    };
     this.#inFlight.add(token);
     return { path: 'sync', token, probe };
   }
@@ -324,41 +351,52 @@ export class RouteHealth {
       : this.#policy.maxConcurrency;
   }
 
-  #hung(now: number, probes: boolean): number {
+  /** "2/5 probes passed": the round's progress, shown as the probing reason. */
+  #probeProgress(): string {
+    return `${this.#probes.passed}/${this.#policy.probeCalls} probes passed`;
+  }
+
+  /** Calls (probes or not) in flight past their hung age, and the shortest such age among them. */
+  #hung(now: number, probes: boolean): { n: number; overMs: number } {
     let n = 0;
-    for (const t of this.#inFlight)
-      if (t.probe === probes && now - t.startedAt >= this.#policy.slowCallMs) n++;
-    return n;
+    let overMs = this.#policy.slowCallMs;
+    for (const t of this.#inFlight) {
+      if (t.probe !== probes || now - t.startedAt < t.hungAfterMs) continue;
+      n++;
+      overMs = Math.min(overMs, t.hungAfterMs);
+    }
+    return { n, overMs };
   }
 
-  #signals(now: number): Signals {
-    return signalsOf(
-      this.#window.totals(now),
-      this.#policy.latencyPercentile,
-      this.#hung(now, false),
-      this.#inFlight.size,
-    );
+  #signals(now: number, hung = this.#hung(now, false)): Signals {
+    return signalsOf(this.#window.totals(now), this.#policy.latencyPercentile, hung.n, this.#inFlight.size);
   }
 
-  #probeSignals(now: number): Signals {
-    return signalsOf(
-      this.#probes.totals(now),
-      this.#policy.latencyPercentile,
-      this.#hung(now, true),
-      this.#inFlight.size,
-    );
+  #probeSignals(now: number, hung = this.#hung(now, true)): Signals {
+    return signalsOf(this.#probes.totals, this.#policy.latencyPercentile, hung.n, this.#inFlight.size);
   }
 
-  #ruleContext(thresholds: HealthPolicy['trip'], minCalls: number): RuleContext {
+  /** The first rule that fires: in sync with the trip thresholds, while probing with the revert ones. */
+  #judge(now: number, probing: boolean): string | undefined {
     const p = this.#policy;
+    const hung = this.#hung(now, probing);
+    const signals = probing ? this.#probeSignals(now, hung) : this.#signals(now, hung);
     // A hung probe fails the round at once; in sync, `hungCalls` of them trip.
-    const hungCalls = thresholds === p.revert ? 1 : p.hungCalls;
-    return {
-      thresholds,
-      minCalls,
-      hungCalls,
-      latencyPercentile: p.latencyPercentile,
-      slowCallMs: p.slowCallMs,
-    };
+    const ctx: RuleContext = probing
+      ? {
+          thresholds: p.revert,
+          minCalls: p.probeCalls,
+          hungCalls: 1,
+          hungAfterMs: hung.overMs,
+          latencyPercentile: p.latencyPercentile,
+        }
+      : {
+          thresholds: p.trip,
+          minCalls: p.minCalls,
+          hungCalls: p.hungCalls,
+          hungAfterMs: hung.overMs,
+          latencyPercentile: p.latencyPercentile,
+        };
+    return judge(signals, ctx);
   }
 }

@@ -13,7 +13,7 @@ export interface Signals {
   slowRate: number;
   /** The policy's latency percentile over the window, ms; undefined without calls. */
   latencyMs: number | undefined;
-  /** Calls in flight older than `slowCallMs`. */
+  /** Calls in flight past their budget or `slowCallMs`, whichever is shorter. */
   hung: number;
   inFlight: number;
 }
@@ -23,7 +23,8 @@ export interface RuleContext {
   minCalls: number;
   hungCalls: number;
   latencyPercentile: number;
-  slowCallMs: number;
+  /** The shortest age past which the hung calls counted are hung (for the reason). */
+  hungAfterMs: number;
 }
 
 export type Rule = (signals: Signals, ctx: RuleContext) => string | undefined;
@@ -32,7 +33,7 @@ const pct = (rate: number) => `${Math.round(rate * 100)}%`;
 
 export const hungCallsRule: Rule = (s, ctx) =>
   s.hung >= ctx.hungCalls
-    ? `hung-calls ${s.hung} in flight over ${ctx.slowCallMs} ms ≥ ${ctx.hungCalls}`
+    ? `hung-calls ${s.hung} in flight over ${ctx.hungAfterMs} ms ≥ ${ctx.hungCalls}`
     : undefined;
 
 export const errorRateRule: Rule = (s, ctx) =>

@@ -51,7 +51,7 @@ describe('rules', () => {
     minCalls: 10,
     hungCalls: 2,
     latencyPercentile: 99,
-    slowCallMs: 1_000,
+    hungAfterMs: 1_000,
   };
   const quiet = { calls: 10, errorRate: 0, slowRate: 0, latencyMs: 100, hung: 0, inFlight: 0 };
   it('each fires alone, names itself, and respects minCalls', () => {

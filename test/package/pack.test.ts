@@ -119,7 +119,6 @@ async function installInFreshProject(dir: string): Promise<string> {
   for (const [path, entry] of Object.entries(repoLock.packages)) {
     if (path !== '' && !entry.dev && !entry.devOptional) packages[path] = entry;
   }
-  rmSync(dir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }));
   writeFileSync(

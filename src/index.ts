@@ -1,14 +1,21 @@
 /**
- * Spillway as a library: start the whole gateway in-process, or use the
- * failover engine and the store port directly, without the HTTP edge.
+ * Spillway as a library: embed it in an app (`createSpillway`: a fetch
+ * handler and a node:http listener, no ports), start the whole gateway
+ * in-process, or use the failover engine and the store port directly.
  */
 export type { Clock } from './clock.ts';
 export { systemClock } from './clock.ts';
 export type { GatewayConfig } from './config/config.ts';
 export { buildConfig, ConfigError, defaults, readConfigFile, routeDefaults } from './config/config.ts';
+export type { CreateSpillwayOptions, EmbeddedSpillway } from './embed/create-spillway.ts';
+export { createSpillway } from './embed/create-spillway.ts';
+export { fromNodeHandler, isSpillwayCall } from './embed/in-memory-http.ts';
 export type { EngineAnswer, Submission } from './engine/failover-engine.ts';
 export { FailoverEngine } from './engine/failover-engine.ts';
-export { Upstream } from './engine/upstream.ts';
+export type { FetchHandler } from './engine/fetch-upstream.ts';
+export { FetchUpstream } from './engine/fetch-upstream.ts';
+export type { ForwardRequest, Upstream, UpstreamResponse } from './engine/upstream.ts';
+export { HttpUpstream } from './engine/upstream.ts';
 export type { ErrorCode, Problem } from './errors.ts';
 export { errorTable, problem, StoreUnavailableError } from './errors.ts';
 export { openStore } from './ops/open-store.ts';

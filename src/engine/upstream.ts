@@ -1,8 +1,12 @@
 /**
- * The upstream: one pooled undici client for the origin Spillway protects.
- * Sends a request and tells, when it fails, whether the request can have
- * reached the upstream — the fact retry safety rests on.
+ * The upstream port: what the engine and the replay workers send requests
+ * to. `HttpUpstream` is one pooled undici client for an origin URL; an
+ * in-process function is another implementation (fetch-upstream.ts). Each
+ * tells, when a call fails, whether the request can have reached the
+ * upstream — the fact retry safety rests on.
  */
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import type { HeaderList } from '../store/port.ts';
 import { flatHeaders } from './http-fields.ts';
@@ -13,9 +17,27 @@ export interface ForwardRequest {
   query: string;
   headers: HeaderList;
   body: Uint8Array;
+  /** Which attempt this is, 1 for the sync attempt (and when absent); replays count on from the operation's attempts. */
+  attempt?: number;
 }
 
-export type UpstreamResponse = Dispatcher.ResponseData;
+/** The upstream's answer at its headers; the body streams. */
+export interface UpstreamResponse {
+  statusCode: number;
+  headers: IncomingHttpHeaders;
+  body: Readable;
+}
+
+export interface Upstream {
+  /**
+   * Sends the request; resolves at the response headers. `signal` bounds the
+   * whole attempt: once it fires the call rejects (or its body errors) with
+   * the signal's reason, even if the upstream carries on.
+   */
+  send(request: ForwardRequest, signal: AbortSignal): Promise<UpstreamResponse>;
+  /** Releases what the upstream holds. Called after shutdown has drained or abandoned every attempt. */
+  close(): Promise<void>;
+}
 
 export interface UpstreamOptions {
   /** Pooled connections to the upstream. */
@@ -32,6 +54,7 @@ const NOT_SENT_CODES = new Set([
   'ENETUNREACH',
   'EADDRNOTAVAIL',
   'UND_ERR_CONNECT_TIMEOUT',
+  'SPILLWAY_NOT_PROCESSED',
 ]);
 
 /** True when the failure happened before the request can have reached the upstream. */
@@ -60,14 +83,32 @@ const PHRASES: Record<string, string> = {
   SPILLWAY_ATTEMPT_TIMEOUT: 'the attempt took longer than its attemptTimeoutMs',
 };
 
+/**
+ * An in-process upstream's own failure. Its message is written by Spillway
+ * (or by the code that defined the function) for the operation's error, so it
+ * is shown as it is: there is no address to hide. `SPILLWAY_NOT_PROCESSED`
+ * says nothing was done (safe to run again); `SPILLWAY_FUNCTION_FAILED` that
+ * the call may have had effects.
+ */
+export class InProcessUpstreamError extends Error {
+  override name = 'InProcessUpstreamError';
+  readonly code: 'SPILLWAY_NOT_PROCESSED' | 'SPILLWAY_FUNCTION_FAILED';
+  constructor(code: InProcessUpstreamError['code'], message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
 /** A failure to reach the upstream, described without its address: `<what happened> (<code>)`. */
 export function describeError(error: unknown): string {
+  if (error instanceof InProcessUpstreamError) return error.message;
   const { code, name } = error as { code?: string; name?: string };
   if (code) return `${PHRASES[code] ?? 'the upstream call failed'} (${code})`;
   return `the upstream call failed (${name ?? 'unknown error'})`;
 }
 
-export class Upstream {
+/** The upstream at an http(s) URL, over one pool of connections. */
+export class HttpUpstream implements Upstream {
   readonly #pool: Pool;
   readonly #basePath: string;
 
@@ -83,7 +124,6 @@ export class Upstream {
     });
   }
 
-  /** Sends the request; resolves at the response headers. `signal` bounds the whole attempt. */
   send(request: ForwardRequest, signal: AbortSignal): Promise<UpstreamResponse> {
     const body = request.body.byteLength > 0 ? request.body : null;
     return this.#pool.request({
@@ -96,7 +136,6 @@ export class Upstream {
     });
   }
 
-  /** Closes the pool. Called after shutdown has drained or abandoned every attempt. */
   async close(): Promise<void> {
     await this.#pool.destroy();
   }

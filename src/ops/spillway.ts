@@ -2,15 +2,18 @@
  * The composition root: opens the store, builds the engine, the replay worker,
  * the public and admin servers, and stops them in order. `serve` and the demo
  * both start Spillway through here; so do the end-to-end tests, in-process.
+ * `buildGatewayParts` builds everything but the ports; `startSpillway` binds
+ * them, and `createSpillway` (src/embed/) serves the same parts in-process.
  */
 
+import type { Server } from 'node:http';
 import { type Clock, systemClock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
 import { EventHub } from '../delivery/event-hub.ts';
 import { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { WebSocketChannel } from '../delivery/websocket.ts';
 import { FailoverEngine } from '../engine/failover-engine.ts';
-import { Upstream } from '../engine/upstream.ts';
+import { HttpUpstream, type Upstream } from '../engine/upstream.ts';
 import { LifecycleEvents } from '../events/lifecycle.ts';
 import { createPublicServer } from '../gateway/public-server.ts';
 import { HealthMonitor } from '../policy/health/health-monitor.ts';
@@ -54,14 +57,48 @@ export interface Spillway {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
-export async function startSpillway(config: GatewayConfig, options: StartOptions = {}): Promise<Spillway> {
-  const clock = options.clock ?? systemClock;
-  const log = options.logger ?? createLogger();
-  const instanceId = options.instanceId ?? defaultInstanceId();
-  const events = options.events ?? new LifecycleEvents();
-  const unsubscribeLogs = subscribeLogs(events, log);
+/**
+ * The parts of a gateway, built and wired but listening on no port: the
+ * public server is a request listener (`startSpillway` binds it to a port,
+ * `createSpillway` in src/embed serves it in-process). One place builds
+ * them, so the two cannot drift apart.
+ */
+export interface GatewayParts {
+  store: OperationStore;
+  upstream: Upstream;
+  engine: FailoverEngine;
+  worker: ReplayWorker;
+  health: HealthMonitor;
+  webhooks: WebhookDispatcher;
+  /** The webhook configuration: callback checks, subscriptions, signing. */
+  webhookSetup: Webhooks;
+  hub: EventHub;
+  /** The public routes and `/_spillway/`, not listening. */
+  publicServer: Server;
+  /** Base of the URLs in answers; settable once the port is known. */
+  publicUrl: string;
+  /** Starts the replay workers (unless replay.concurrency is 0), the webhook dispatcher and retention. */
+  start(): void;
+  /**
+   * Stops replay at once; once `requestsDone` resolves (the public requests
+   * have finished: one may still become an adoption), lets adopted attempts,
+   * replays and webhook deliveries finish within `graceMs`, hands back the
+   * rest, and closes the upstream and the store. Safe to call twice.
+   */
+  stop(graceMs: number, requestsDone?: Promise<unknown>): Promise<void>;
+}
+
+export interface PartsOptions {
+  clock: Clock;
+  /** Where every part tells what happened (the log subscribes to it). */
+  events: LifecycleEvents;
+  instanceId: string;
+  upstream: Upstream;
+}
+
+export async function buildGatewayParts(config: GatewayConfig, options: PartsOptions): Promise<GatewayParts> {
+  const { clock, upstream, instanceId, events } = options;
   const store = await openStore(config.store, clock, config.maxStoreBytes);
-  const upstream = new Upstream(config.upstream);
   const health = new HealthMonitor({
     routes: config.routes,
     clock,
@@ -97,6 +134,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   const retention = new Retention(store, clock, config.retentionMs, (error) =>
     events.emit({ type: 'background:error', at: clock.now(), source: 'retention', error }),
   );
+  let stopping: Promise<void> | undefined;
   const publicServer = createPublicServer({
     engine,
     store,
@@ -116,6 +154,52 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     },
     onError: (error) => events.emit({ type: 'request:error', at: clock.now(), source: 'request', error }),
   });
+  return {
+    store,
+    upstream,
+    engine,
+    worker,
+    health,
+    webhooks,
+    webhookSetup,
+    hub,
+    publicServer,
+    get publicUrl() {
+      return publicUrl;
+    },
+    set publicUrl(url: string) {
+      publicUrl = url;
+    },
+    start() {
+      if (config.replay.concurrency > 0) worker.start();
+      webhooks.start();
+      retention.start();
+    },
+    stop(graceMs, requestsDone = Promise.resolve()) {
+      stopping ??= (async () => {
+        const workerStopped = worker.stop(graceMs);
+        await requestsDone;
+        await Promise.all([workerStopped, engine.drain(graceMs), webhooks.stop(graceMs)]);
+        await webhookSetup.close();
+        health.stop();
+        retention.stop();
+        await upstream.close();
+        await store.close();
+      })();
+      return stopping;
+    },
+  };
+}
+
+export async function startSpillway(config: GatewayConfig, options: StartOptions = {}): Promise<Spillway> {
+  const clock = options.clock ?? systemClock;
+  const log = options.logger ?? createLogger();
+  const instanceId = options.instanceId ?? defaultInstanceId();
+  const events = options.events ?? new LifecycleEvents();
+  const unsubscribeLogs = subscribeLogs(events, log);
+  const upstream = new HttpUpstream(config.upstream);
+  const parts = await buildGatewayParts(config, { clock, events, instanceId, upstream });
+  const { store, engine, worker, health, webhooks, webhookSetup, hub, publicServer } = parts;
   const websocket = new WebSocketChannel({
     ...config.websocket,
     store,
@@ -124,7 +208,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     corsOrigins: config.corsOrigins,
     tenantHeader: config.tenantHeader,
     get publicUrl() {
-      return publicUrl;
+      return parts.publicUrl;
     },
     onError: (error) => events.emit({ type: 'request:error', at: clock.now(), source: 'websocket', error }),
   });
@@ -139,13 +223,18 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
 
   const port = await listen(publicServer, config.port, config.host);
   const adminPort = await listen(adminServer, config.adminPort, config.adminHost);
-  if (!config.publicUrl) publicUrl = `http://${urlHost(config.host)}:${port}`;
+  if (!config.publicUrl) parts.publicUrl = `http://${urlHost(config.host)}:${port}`;
   accepting = true;
-  if (config.replay.concurrency > 0) worker.start();
-  webhooks.start();
-  retention.start();
+  parts.start();
   log.info(
-    { port, adminPort, publicUrl, upstream: config.upstream, store: describeStore(config.store), instanceId },
+    {
+      port,
+      adminPort,
+      publicUrl: parts.publicUrl,
+      upstream: config.upstream,
+      store: describeStore(config.store),
+      instanceId,
+    },
     'listening',
   );
 
@@ -156,26 +245,17 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       log.info({ delayMs: config.shutdownDelayMs, graceMs: config.shutdownGraceMs }, 'shutting down');
       // Not ready, still serving: load balancers see /readyz fail before the port closes.
       await new Promise((resolve) => setTimeout(resolve, config.shutdownDelayMs));
-      const workerStopped = worker.stop(config.shutdownGraceMs);
-      // Requests on the public port finish first: one may still become an adoption.
       // Event streams end now (clients reconnect elsewhere with Last-Event-ID), or they would hold the port open.
       hub.close();
       const websocketClosed = websocket.close(config.shutdownGraceMs); // 1001 to each, or they would too
       const closed = new Promise<void>((resolve) => publicServer.close(() => resolve()));
       publicServer.closeIdleConnections();
       const grace = setTimeout(() => publicServer.closeAllConnections(), config.shutdownGraceMs);
-      await Promise.all([closed, websocketClosed]);
-      clearTimeout(grace);
-      await Promise.all([
-        workerStopped,
-        engine.drain(config.shutdownGraceMs),
-        webhooks.stop(config.shutdownGraceMs),
-      ]);
-      await webhookSetup.close();
-      health.stop();
-      retention.stop();
-      await upstream.close();
-      await store.close();
+      // Replay stops leasing now; the rest waits for the requests on the public port to finish.
+      await parts.stop(
+        config.shutdownGraceMs,
+        Promise.all([closed, websocketClosed]).finally(() => clearTimeout(grace)),
+      );
       await closeServer(adminServer);
       log.info('stopped');
       unsubscribeLogs();
@@ -184,7 +264,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   };
   return {
     get publicUrl() {
-      return publicUrl;
+      return parts.publicUrl;
     },
     port,
     adminPort,

@@ -14,7 +14,7 @@
 import { type Clock, systemClock } from '../clock.ts';
 import { ConfigError, type GatewayConfig } from '../config/config.ts';
 import { Webhooks } from '../delivery/webhooks/webhooks.ts';
-import { Upstream } from '../engine/upstream.ts';
+import { HttpUpstream } from '../engine/upstream.ts';
 import { LifecycleEvents } from '../events/lifecycle.ts';
 import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
@@ -75,7 +75,7 @@ export async function startWorkerProcess(
   const events = options.events ?? new LifecycleEvents();
   const unsubscribeLogs = subscribeLogs(events, log);
   const store = await openStore(config.store, clock);
-  const upstream = new Upstream(config.upstream);
+  const upstream = new HttpUpstream(config.upstream);
   const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, events });
   const webhooks = dispatcherFor(webhookSetup, {
     store,

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
 import { buildConfig } from '../../src/config/config.ts';
-import { Upstream } from '../../src/engine/upstream.ts';
+import { HttpUpstream } from '../../src/engine/upstream.ts';
 import { LifecycleEvents } from '../../src/events/lifecycle.ts';
 import { replayWorkerFor } from '../../src/ops/process-parts.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
@@ -20,7 +20,7 @@ it('a replay worker that cannot read its store emits background:error at each fa
   const events = new LifecycleEvents();
   const seen = recordEvents(events);
   const config = buildConfig({ upstream: 'http://127.0.0.1:9', replay: { pollIntervalMs: 1_000 } });
-  const upstream = new Upstream(config.upstream);
+  const upstream = new HttpUpstream(config.upstream);
   const worker = replayWorkerFor(config, { store, upstream, clock, owner: 'w1', events });
   worker.start();
   try {

@@ -38,6 +38,8 @@ export const routeDefaults = {
   rejectInvalidJson: false,
   /** Attempts (sync attempt included) before an operation is dead-lettered. */
   maxAttempts: 10,
+  /** Operations of this route waiting at most (not terminal); past it a capture answers 503 backlog-full. Unbounded by default. */
+  maxBacklog: undefined as number | undefined,
   /** Age after which an operation is dead-lettered instead of replayed. */
   maxAgeMs: 24 * 60 * 60_000,
   /** Replay backoff: full jitter over initialMs · multiplier^(n-1), capped at maxMs. */
@@ -102,9 +104,15 @@ export const defaults = {
   /** Public port: proxied routes and `/_spillway/`. */
   host: '0.0.0.0',
   port: 8080,
-  /** Admin port (`/healthz`, `/readyz`), bound to loopback. */
+  /** Admin port (`/healthz`, `/readyz`, the admin API, the dashboard), bound to loopback. */
   adminHost: '127.0.0.1',
   adminPort: 8081,
+  /** Bearer token of the admin port (SPILLWAY_ADMIN_TOKEN); required to bind it off loopback. */
+  adminToken: undefined as string | undefined,
+  /** A second token accepted on /metrics only, for scrapers (SPILLWAY_METRICS_TOKEN). */
+  metricsToken: undefined as string | undefined,
+  /** Operations waiting at most, all routes together (not terminal); past it a capture answers 503 backlog-full. Unbounded by default. */
+  maxBacklog: undefined as number | undefined,
   /** SQLite file in the working directory. */
   store: 'spillway.db',
   /** Base of the absolute URLs in 202 answers; default http://<host>:<port>. Never taken from `Host`. */
@@ -194,6 +202,9 @@ export interface GatewayConfig {
   port: number;
   adminHost: string;
   adminPort: number;
+  adminToken: string | undefined;
+  metricsToken: string | undefined;
+  maxBacklog: number | undefined;
   store: string;
   publicUrl: string | undefined;
   maxBodyBytes: number;
@@ -266,6 +277,9 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     port: intAt(raw, 'port', defaults.port, 0, 65535),
     adminHost: stringAt(raw, 'adminHost', defaults.adminHost),
     adminPort: intAt(raw, 'adminPort', defaults.adminPort, 0, 65535),
+    adminToken: tokenAt(raw, 'adminToken', 'SPILLWAY_ADMIN_TOKEN'),
+    metricsToken: tokenAt(raw, 'metricsToken', 'SPILLWAY_METRICS_TOKEN'),
+    maxBacklog: raw.maxBacklog === undefined ? undefined : intAt(raw, 'maxBacklog', undefined, 1),
     store: stringAt(raw, 'store', defaults.store),
     publicUrl: raw.publicUrl === undefined ? undefined : urlAt(raw, 'publicUrl'),
     maxBodyBytes: intAt(raw, 'maxBodyBytes', defaults.maxBodyBytes, 0),
@@ -396,6 +410,8 @@ function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
     idempotencyKeys: oneOfAt(raw, 'idempotencyKeys', ['optional', 'required', 'off'] as const, at),
     rejectInvalidJson: boolAt(raw, 'rejectInvalidJson', at),
     maxAttempts: intAt(raw, 'maxAttempts', undefined, 1, undefined, at),
+    maxBacklog:
+      raw.maxBacklog === undefined ? undefined : intAt(raw, 'maxBacklog', undefined, 1, undefined, at),
     maxAgeMs: intAt(raw, 'maxAgeMs', undefined, 1, undefined, at),
     backoff: {
       initialMs: intAt(backoff, 'initialMs', undefined, 1, undefined, `${at}backoff.`),
@@ -730,6 +746,18 @@ function numberAt(raw: Record<string, unknown>, key: string, min: number, at: st
   const value = raw[key];
   if (typeof value !== 'number' || !Number.isFinite(value) || value < min) {
     throw new ConfigError(`${at}${key} must be a number ≥ ${min}, got ${show(value)}.`);
+  }
+  return value;
+}
+
+/** A bearer token: printable, no spaces, long enough not to be guessed. */
+function tokenAt(raw: Record<string, unknown>, key: string, variable: string): string | undefined {
+  const value = raw[key];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || !/^[\x21-\x7e]{16,}$/.test(value)) {
+    throw new ConfigError(
+      `${key} (${variable}) must be at least 16 printable characters without spaces (e.g. openssl rand -hex 32); got ${typeof value === 'string' ? `${value.length} characters` : show(value)}.`,
+    );
   }
   return value;
 }

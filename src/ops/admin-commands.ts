@@ -41,13 +41,13 @@ interface RouteView {
 }
 
 /** The admin port could not be reached, or did not answer as a gateway's admin API does. */
-class AdminError extends Error {}
+export class AdminError extends Error {}
 
 export async function healthCommand(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
   const parsed = parse(args, env, { json: { type: 'boolean' } }, 0, 'health');
   if ('code' in parsed) return parsed;
   try {
-    const { body } = await call(parsed.adminUrl, 'GET', '/api/health');
+    const { body } = await call(parsed.admin, 'GET', '/api/health');
     if (parsed.values.json) return { code: 0, out: JSON.stringify(body, null, 2) };
     return { code: 0, out: healthTable((body as { routes: RouteView[] }).routes, Date.now()) };
   } catch (error) {
@@ -64,9 +64,9 @@ export async function overrideCommand(args: string[], env: NodeJS.ProcessEnv): P
   }
   try {
     const path = `/api/routes/${encodeURIComponent(route)}/override`;
-    const answer = await call(parsed.adminUrl, 'PUT', path, value, [404]);
+    const answer = await call(parsed.admin, 'PUT', path, value, [404]);
     if (answer.status === 404) {
-      const { body } = await call(parsed.adminUrl, 'GET', '/api/health');
+      const { body } = await call(parsed.admin, 'GET', '/api/health');
       const names = (body as { routes: RouteView[] }).routes.map((r) => r.route);
       return { code: 1, err: `spillway: no route is named "${route}". Routes: ${names.join(', ')}.` };
     }
@@ -101,7 +101,7 @@ export async function webhooksCommand(args: string[], env: NodeJS.ProcessEnv): P
     if (action === 'disabled') {
       const parsed = parse(rest, env, { json: { type: 'boolean' } }, 0, 'webhooks disabled');
       if ('code' in parsed) return parsed;
-      const { body } = await call(parsed.adminUrl, 'GET', '/api/webhooks/endpoints/disabled');
+      const { body } = await call(parsed.admin, 'GET', '/api/webhooks/endpoints/disabled');
       if (parsed.values.json) return { code: 0, out: JSON.stringify(body, null, 2) };
       const { endpoints } = body as { endpoints: DisabledEndpointView[] };
       if (endpoints.length === 0) return { code: 0, out: 'No webhook endpoint is disabled.' };
@@ -115,9 +115,9 @@ export async function webhooksCommand(args: string[], env: NodeJS.ProcessEnv): P
       if ('code' in parsed) return parsed;
       const [name] = parsed.positionals as [string];
       const path = `/api/webhooks/endpoints/${encodeURIComponent(name)}/enable`;
-      const answer = await call(parsed.adminUrl, 'POST', path, undefined, [404]);
+      const answer = await call(parsed.admin, 'POST', path, undefined, [404]);
       if (answer.status === 404) {
-        const { body } = await call(parsed.adminUrl, 'GET', '/api/webhooks/endpoints/disabled');
+        const { body } = await call(parsed.admin, 'GET', '/api/webhooks/endpoints/disabled');
         const names = [
           ...new Set((body as { endpoints: DisabledEndpointView[] }).endpoints.map((e) => e.name)),
         ];
@@ -145,7 +145,7 @@ export async function webhooksCommand(args: string[], env: NodeJS.ProcessEnv): P
       }
       const segments = [operationId, endpoint, seq].map(encodeURIComponent);
       const path = `/api/operations/${segments[0]}/deliveries/${segments[1]}/${segments[2]}/resend`;
-      const answer = await call(parsed.adminUrl, 'POST', path, undefined, [404, 409]);
+      const answer = await call(parsed.admin, 'POST', path, undefined, [404, 409]);
       if (answer.status !== 200) {
         const { detail } = answer.body as { detail?: string };
         return {
@@ -183,30 +183,39 @@ export function disabledTable(endpoints: readonly DisabledEndpointView[]): strin
   return columns([header, ...rows]);
 }
 
-type Parsed =
-  | { adminUrl: string; values: Record<string, string | boolean | undefined>; positionals: string[] }
+/** A running gateway's (or worker's) admin port, and the bearer token to send it. */
+export interface AdminTarget {
+  url: string;
+  /** SPILLWAY_ADMIN_TOKEN from the environment, when set. */
+  token: string | undefined;
+}
+
+export type Parsed =
+  | { admin: AdminTarget; values: Record<string, string | boolean | undefined>; positionals: string[] }
   | CommandResult;
 
-function parse(
+export function parse(
   args: string[],
   env: NodeJS.ProcessEnv,
-  options: Record<string, { type: 'boolean' | 'string' }>,
-  positionals: number,
+  options: Record<string, { type: 'boolean' | 'string'; short?: string }>,
+  positionals: number | { min: number; max: number },
   command: string,
 ): Parsed {
+  const { min, max } = typeof positionals === 'number' ? { min: positionals, max: positionals } : positionals;
   let values: Record<string, string | boolean | undefined>;
   let given: string[];
   try {
     ({ values, positionals: given } = parseArgs({
       args,
       options: { ...options, 'admin-url': { type: 'string' } },
-      allowPositionals: positionals > 0,
+      allowPositionals: max > 0,
     }));
   } catch (error) {
     return usage(`spillway ${command}: ${(error as Error).message}`);
   }
-  if (given.length !== positionals) {
-    return usage(`spillway ${command}: expected ${positionals} arguments, got ${given.length}.`);
+  if (given.length < min || given.length > max) {
+    const expected = min === max ? `${min}` : max === Infinity ? `at least ${min}` : `${min} to ${max}`;
+    return usage(`spillway ${command}: expected ${expected} arguments, got ${given.length}.`);
   }
   const adminUrl = String(
     values['admin-url'] ?? env.SPILLWAY_ADMIN_URL ?? `http://127.0.0.1:${defaults.adminPort}`,
@@ -219,22 +228,33 @@ function parse(
       `spillway ${command}: the admin URL must be an http(s) URL (--admin-url or SPILLWAY_ADMIN_URL), got "${adminUrl}".`,
     );
   }
-  return { adminUrl, values, positionals: given };
+  const token = env.SPILLWAY_ADMIN_TOKEN === '' ? undefined : env.SPILLWAY_ADMIN_TOKEN;
+  return { admin: { url: adminUrl, token }, values, positionals: given };
 }
 
-/** One request to the admin API; anything but a 2xx (or an `expected` status) is an AdminError saying what to do. */
-async function call(
-  adminUrl: string,
+/**
+ * One request to the admin API, with the bearer token when there is one; a
+ * string body is sent as text, anything else as JSON. Anything but a 2xx (or
+ * an `expected` status) is an AdminError saying what to do.
+ */
+export async function call(
+  admin: AdminTarget,
   method: 'GET' | 'PUT' | 'POST',
   path: string,
-  body?: string,
+  body?: unknown,
   expected: number[] = [],
 ): Promise<{ status: number; body: unknown }> {
+  const adminUrl = admin.url;
+  const headers: Record<string, string> = {};
+  if (admin.token !== undefined) headers.authorization = `Bearer ${admin.token}`;
+  if (body !== undefined)
+    headers['content-type'] = typeof body === 'string' ? 'text/plain' : 'application/json';
   let res: Response;
   try {
     res = await fetch(`${adminUrl}${path}`, {
       method,
-      ...(body === undefined ? {} : { body, headers: { 'content-type': 'text/plain' } }),
+      headers,
+      ...(body === undefined ? {} : { body: typeof body === 'string' ? body : JSON.stringify(body) }),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (error) {
@@ -260,6 +280,13 @@ async function call(
     return { status: res.status, body: parsed };
   }
   const detail = (parsed as { detail?: unknown } | undefined)?.detail;
+  if (res.status === 401) {
+    throw new AdminError(
+      admin.token === undefined
+        ? `the admin port at ${adminUrl} needs a token: set SPILLWAY_ADMIN_TOKEN to the gateway's.`
+        : `the admin port at ${adminUrl} refused the token in SPILLWAY_ADMIN_TOKEN: it is not the gateway's.`,
+    );
+  }
   if (res.status === 404 && path === '/api/health') {
     throw new AdminError(
       `${adminUrl} has no health API (404): point --admin-url at a gateway's admin port (a \`spillway worker\` has none).`,
@@ -270,11 +297,11 @@ async function call(
   );
 }
 
-function usage(message: string): CommandResult {
+export function usage(message: string): CommandResult {
   return { code: 2, err: `${message}\nRun spillway help for usage.` };
 }
 
-function failure(error: unknown): CommandResult {
+export function failure(error: unknown): CommandResult {
   if (error instanceof AdminError) return { code: 1, err: `spillway: ${error.message}` };
   throw error;
 }
@@ -317,7 +344,7 @@ export function healthTable(routes: readonly RouteView[], now: number): string {
 }
 
 /** Aligned columns, two spaces apart; the last one is not padded. */
-function columns(table: readonly string[][]): string {
+export function columns(table: readonly string[][]): string {
   const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
   return table
     .map((row) =>
@@ -329,7 +356,7 @@ function columns(table: readonly string[][]): string {
     .join('\n');
 }
 
-function duration(ms: number): string {
+export function duration(ms: number): string {
   const s = Math.max(0, Math.round(ms / 1000));
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m${String(s % 60).padStart(2, '0')}s`;

@@ -24,6 +24,7 @@ import { sendJson } from '../gateway/operations-api.ts';
 import { sendProblem } from '../gateway/problem-response.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { DisabledWebhookEndpoint, OperationStore } from '../store/port.ts';
+import { type AdminTokens, authorize } from './admin/admin-token.ts';
 import { healthView } from './admin/health-view.ts';
 import { type OperationsAdminOptions, serveOperationsAdmin } from './admin/operations-admin.ts';
 
@@ -34,6 +35,8 @@ export interface AdminOptions {
   webhooks?: WebhookAdmin;
   /** The operations admin API, and the store counts /api/health shows. */
   operations: OperationsAdminOptions;
+  /** Bearer tokens; without an admin token the port is open (and bound to loopback only). */
+  tokens: AdminTokens;
 }
 
 /** What the webhook operator actions need of the process. */
@@ -65,9 +68,10 @@ export function webhookAdmin(
 
 const OVERRIDES = new Set(['forced-async', 'forced-sync', 'none']);
 
-export function createAdminServer({ isReady, health, webhooks, operations }: AdminOptions): Server {
+export function createAdminServer({ isReady, health, webhooks, operations, tokens }: AdminOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
+    if (!authorize(req, res, path, tokens)) return;
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       const ready = isReady();

@@ -7,7 +7,9 @@ import { buildConfig, ConfigError, defaults, readConfigFile } from '../config/co
 import { newWebhookSecret } from '../delivery/webhooks/signing.ts';
 import { startDemo } from '../demo/demo.ts';
 import { StoreUnavailableError } from '../errors.ts';
+import { AdminExposedError } from './admin/admin-token.ts';
 import { healthCommand, overrideCommand, webhooksCommand } from './admin-commands.ts';
+import { opsCommand, replayCommand } from './ops-commands.ts';
 import { startSpillway } from './spillway.ts';
 import { startWorkerProcess } from './worker-process.ts';
 
@@ -28,6 +30,17 @@ Usage:
                                             Enable a disabled subscription again (deliveries disabled meanwhile stay so)
   spillway webhooks resend OPERATION-ID ENDPOINT SEQ [--admin-url URL]
                                             Re-send a failed or disabled delivery, same webhook-id (msg_<id>_<seq>_<endpoint>)
+  spillway ops list [--status S] [--route R] [--dead-lettered] [--json]
+                                            List operations, newest first (--limit N, --cursor C for more)
+  spillway ops show ID [--json]             One operation: its attempts (start, duration, outcome, status, error) and events
+  spillway ops redrive ID… [--include-outcome-unknown]
+                                            Send dead letters back to replay, with a fresh retry budget
+  spillway ops redrive --dead-lettered [--route R] [--include-outcome-unknown] [--yes]
+                                            Redrive every dead letter (of a route); asks first unless --yes
+  spillway ops discard ID… | --dead-lettered [--route R] [--yes]
+                                            Take dead letters off the list; they stay Failed
+  spillway ops cancel ID                    Cancel an operation not started, or waiting between attempts
+  spillway replay pause|resume ROUTE        Pause or resume a route's replay in every process (kept in the store)
   spillway webhook-secret                   Print a new webhook signing secret (whsec_…, 32 random bytes)
   spillway help                             Show this help
   spillway version                          Print the version
@@ -44,11 +57,12 @@ serve options (flag, environment variable, default):
 worker options: --upstream, --store (a postgres:// URL), --config, --admin-port (/healthz, /readyz)
   as for serve, with the same environment variables; replay.concurrency in the config file sets its workers.
 
-health, override and webhooks options:
+health, override, webhooks, ops and replay options:
   --admin-url URL    SPILLWAY_ADMIN_URL    http://127.0.0.1:${defaults.adminPort}   a running gateway's admin port
   --json             (health, webhooks disabled) print the admin API's JSON instead of the table
+  SPILLWAY_ADMIN_TOKEN               sent as the bearer token when set (the gateway's admin token)
   They talk to the gateway's admin API; exit code 1 when it cannot be reached or refuses (unknown route,
-  endpoint not disabled, delivery unknown or not re-sendable), 2 for a usage error.
+  endpoint not disabled, delivery unknown or not re-sendable, operation not dead-lettered…), 2 for a usage error.
 
 demo options:
   --port N           SPILLWAY_PORT         8080   the gateway; the demo upstream takes port+10, its webhook receiver port+12, admin port+1
@@ -89,8 +103,20 @@ export async function main(argv: string[]): Promise<number> {
     console.log(newWebhookSecret());
     return 0;
   }
-  if (command === 'health' || command === 'override' || command === 'webhooks') {
-    const run = { health: healthCommand, override: overrideCommand, webhooks: webhooksCommand }[command];
+  if (
+    command === 'health' ||
+    command === 'override' ||
+    command === 'webhooks' ||
+    command === 'ops' ||
+    command === 'replay'
+  ) {
+    const run = {
+      health: healthCommand,
+      override: overrideCommand,
+      webhooks: webhooksCommand,
+      ops: opsCommand,
+      replay: replayCommand,
+    }[command];
     const { code, out, err } = await run(rest, process.env);
     if (out !== undefined) console.log(out);
     if (err !== undefined) console.error(err);
@@ -138,6 +164,14 @@ export async function main(argv: string[]): Promise<number> {
       if (value !== undefined && value !== '') raw[option] = value;
     }
     raw.webhooks = webhooksFromEnv(raw.webhooks, process.env);
+    // Tokens come from the environment (or the config file), never from flags: those show in ps.
+    for (const [variable, option] of [
+      ['SPILLWAY_ADMIN_TOKEN', 'adminToken'],
+      ['SPILLWAY_METRICS_TOKEN', 'metricsToken'],
+    ] as const) {
+      const value = process.env[variable];
+      if (value !== undefined && value !== '') raw[option] = value;
+    }
     const running =
       command === 'worker'
         ? await startWorkerProcess(buildConfig(raw))
@@ -151,6 +185,10 @@ export async function main(argv: string[]): Promise<number> {
     }
     if (error instanceof StoreUnavailableError) {
       console.error(`spillway: cannot start: ${error.message}`);
+      return 1;
+    }
+    if (error instanceof AdminExposedError) {
+      console.error(`spillway: ${error.message}`);
       return 1;
     }
     throw error;

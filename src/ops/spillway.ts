@@ -21,6 +21,7 @@ import type { OperationStore } from '../store/port.ts';
 import type { ReplayWorker } from '../workers/replay-worker.ts';
 import { Retention } from '../workers/retention.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
+import { assertAdminBindable } from './admin/admin-token.ts';
 import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { subscribeLogs } from './log-subscriber.ts';
@@ -196,6 +197,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   const log = options.logger ?? createLogger();
   const instanceId = options.instanceId ?? defaultInstanceId();
   const events = options.events ?? new LifecycleEvents();
+  assertAdminBindable(config.adminHost, config.adminToken);
   const unsubscribeLogs = subscribeLogs(events, log);
   const upstream = new HttpUpstream(config.upstream);
   const parts = await buildGatewayParts(config, { clock, events, instanceId, upstream });
@@ -219,6 +221,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     health,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
     operations: operationsAdmin(config, { store, worker, events, clock }),
+    tokens: { admin: config.adminToken, metrics: config.metricsToken },
   });
 
   const port = await listen(publicServer, config.port, config.host);

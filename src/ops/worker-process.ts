@@ -20,6 +20,7 @@ import { storeCapabilities, storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
 import type { ReplayWorker } from '../workers/replay-worker.ts';
 import { dispatcherFor, type WebhookDispatcher } from '../workers/webhook-dispatcher.ts';
+import { assertAdminBindable } from './admin/admin-token.ts';
 import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { subscribeLogs } from './log-subscriber.ts';
@@ -74,6 +75,7 @@ export async function startWorkerProcess(
   const instanceId = options.instanceId ?? defaultInstanceId();
   const events = options.events ?? new LifecycleEvents();
   const unsubscribeLogs = subscribeLogs(events, log);
+  assertAdminBindable(config.adminHost, config.adminToken);
   const store = await openStore(config.store, clock);
   const upstream = new HttpUpstream(config.upstream);
   const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, events });
@@ -89,6 +91,7 @@ export async function startWorkerProcess(
     isReady: () => running,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
     operations: operationsAdmin(config, { store, worker, events, clock }),
+    tokens: { admin: config.adminToken, metrics: config.metricsToken },
   });
   let adminPort: number;
   try {

@@ -33,6 +33,8 @@ export interface RoutePolicy {
   /** Answer 400 to a JSON-typed body that does not parse, before anything is stored or forwarded. */
   rejectInvalidJson: boolean;
   maxAttempts: number;
+  /** Operations of this route waiting at most; past it a capture answers 503 backlog-full. */
+  maxBacklog: number | undefined;
   maxAgeMs: number;
   backoff: BackoffPolicy;
   priority: number;

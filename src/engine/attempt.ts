@@ -44,14 +44,14 @@ export async function outcomeOf(
 
 /**
  * Decides what the outcome of the attempt started at `startedAt` means for the
- * operation and writes it, with the attempt's record, fenced by the lease;
+ * operation and writes it, with the attempt's record, fenced by the lease's token;
  * `held` is false when the lease was lost and nothing was written.
  */
 export async function recordOutcome(
   store: OperationStore,
   op: Operation,
   route: RoutePolicy,
-  owner: string,
+  token: string,
   outcome: AttemptOutcome,
   clock: Clock,
   startedAt: number,
@@ -68,7 +68,7 @@ export async function recordOutcome(
   const held = await applyDecision(
     store,
     op.id,
-    owner,
+    token,
     decision,
     attemptRecordOf(outcome, decision, startedAt, now),
   );
@@ -91,17 +91,17 @@ export function retryBudgetOf(op: Operation): { attempts: number; createdAt: num
 export async function applyDecision(
   store: OperationStore,
   id: string,
-  owner: string,
+  token: string,
   decision: Decision,
   attempt?: AttemptRecordInput,
 ): Promise<boolean> {
   switch (decision.kind) {
     case 'complete':
-      return store.complete(id, owner, decision.result, attempt);
+      return store.complete(id, token, decision.result, attempt);
     case 'retry':
-      return store.retry(id, owner, decision, attempt);
+      return store.retry(id, token, decision, attempt);
     case 'fail':
-      return store.fail(id, owner, { ...decision, countsAsAttempt: attempt !== undefined }, attempt);
+      return store.fail(id, token, { ...decision, countsAsAttempt: attempt !== undefined }, attempt);
   }
 }
 

@@ -11,6 +11,7 @@
  * - Nothing is acknowledged before its capture is durable. If the capture of an
  *   adoption fails, the client keeps waiting on the sync attempt instead.
  */
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock.ts';
 import { type ErrorCode, StoreUnavailableError } from '../errors.ts';
 import { type CaptureReason, LifecycleEvents, type SyncResult, traceIdOf } from '../events/lifecycle.ts';
@@ -39,6 +40,7 @@ import {
 import { attemptFinished, attemptStarted } from './attempt-events.ts';
 import { headerValue } from './http-fields.ts';
 import { InFlight, whenAborted } from './in-flight.ts';
+import { holdLease, leaseMsFor } from './lease-heartbeat.ts';
 import { newOperationId } from './operation-id.ts';
 import {
   describeError,
@@ -47,9 +49,6 @@ import {
   type Upstream,
   type UpstreamResponse,
 } from './upstream.ts';
-
-/** Extra time a lease outlives its attempt's time limit, so it never expires under a live attempt. */
-export const LEASE_MARGIN_MS = 5_000;
 
 export interface Submission {
   route: RoutePolicy;
@@ -79,7 +78,7 @@ export interface FailoverEngineOptions {
   store: OperationStore;
   upstream: Upstream;
   clock: Clock;
-  /** This process's lease owner name. */
+  /** This process's lease owner name (who holds a lease; each lease is fenced by its own token). */
   instanceId: string;
   maxResultBytes: number;
   /** The routes' health: decides sync or divert, and learns from every sync outcome. */
@@ -244,7 +243,12 @@ export class FailoverEngine {
   ): Promise<EngineAnswer> {
     const { clock, instanceId, store } = this.#options;
     const { submission } = pending;
-    const expiresAt = clock.now() + submission.route.attemptTimeoutMs + LEASE_MARGIN_MS;
+    // Adoption is just another lease: its own token, its route's duration, extended while the call runs.
+    const lease = {
+      owner: instanceId,
+      token: randomUUID(),
+      expiresAt: clock.now() + leaseMsFor(submission.route),
+    };
     const reason = `budget of ${submission.budgetMs} ms spent (adopted)`;
     let operation: Operation;
     try {
@@ -252,11 +256,11 @@ export class FailoverEngine {
         ...this.#newOperation(pending, {
           attempts: 0,
           outcomeUnknown: false,
-          nextAttemptAt: expiresAt,
+          nextAttemptAt: lease.expiresAt,
           reason,
           cause: 'budget-spent',
         }),
-        lease: { owner: instanceId, expiresAt },
+        lease,
       });
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
@@ -273,45 +277,49 @@ export class FailoverEngine {
       }
     }
     this.#captured(operation, 'budget-spent', reason);
-    this.#finishAdopted(operation, submission.route, call, deadline, report, startedAt);
+    this.#finishAdopted(operation, lease.token, submission.route, call, deadline, report, startedAt);
     return { kind: 'accepted', operation, reason };
   }
 
   #finishAdopted(
     operation: Operation,
+    token: string,
     route: RoutePolicy,
     call: Promise<UpstreamResponse>,
     deadline: AttemptDeadline,
     report: (failed: boolean) => void,
     startedAt: number,
   ): void {
-    const { clock, instanceId, store, maxResultBytes } = this.#options;
+    const { clock, store, maxResultBytes } = this.#options;
     const facts = { attempt: 1, kind: 'adopted', startedAt } as const;
     attemptStarted(this.#events, operation, facts);
     // A store that refuses the final write leaves the lease to expire: the next lease recovers it.
     this.#adopted.track(async (shutdown) => {
+      const held = holdLease(store, clock, { id: operation.id, token, leaseMs: leaseMsFor(route) });
       let outcome: AttemptOutcome;
       try {
         outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
       } catch (reason) {
+        held.stop();
         deadline.abort(reason as Error); // shutdown: abandon the call, hand the lease back
-        await store.release(operation.id, instanceId, true, interruptedAttempt(startedAt, clock.now()));
+        await store.release(operation.id, token, true, interruptedAttempt(startedAt, clock.now()));
         attemptFinished(this.#events, operation, facts, null, false, clock.now());
         return;
       }
+      held.stop();
       deadline.clear();
       report(outcome.kind !== 'response' || route.failoverStatuses.has(outcome.response.status));
-      const { decision, held } = await recordOutcome(
+      const recorded = await recordOutcome(
         store,
         operation,
         route,
-        instanceId,
+        token,
         outcome,
         clock,
         startedAt,
         this.#random,
       );
-      attemptFinished(this.#events, operation, facts, decision, held, clock.now());
+      attemptFinished(this.#events, operation, facts, recorded.decision, recorded.held, clock.now());
     });
   }
 

@@ -10,8 +10,8 @@
 import { randomUUID } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
-import { LEASE_MARGIN_MS } from '../engine/failover-engine.ts';
 import { endToEnd, type HeaderRecord, headerValue } from '../engine/http-fields.ts';
+import { LEASE_MARGIN_MS } from '../engine/lease-heartbeat.ts';
 import type { UpstreamResponse } from '../engine/upstream.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, OperationStore } from '../store/port.ts';

@@ -35,7 +35,7 @@ export function replayWorkerFor(
   return new ReplayWorker({
     ...parts,
     routeNamed: (name) => config.routes.find((r) => r.name === name) ?? config.routes.at(-1)!,
-    maxAttemptTimeoutMs: Math.max(...config.routes.map((r) => r.attemptTimeoutMs)),
+    routes: config.routes,
     concurrency: config.replay.concurrency,
     pollIntervalMs: config.replay.pollIntervalMs,
     maxResultBytes: config.maxResultBytes,

@@ -7,9 +7,14 @@
  * unchanged. A verb that resolves has made its write durable; one that cannot
  * rejects with StoreUnavailableError and leaves nothing half-written.
  *
- * Verbs that finish an attempt (`complete`, `retry`, `fail`, `release`) are
- * fenced by the lease owner: they resolve `false`, changing nothing, when the
- * caller no longer holds the lease (it expired and another worker took over).
+ * Every lease (a replay, an adoption, a webhook delivery) carries its own
+ * random token. The verbs that finish, retry, hand back or extend a lease
+ * (`complete`, `retry`, `fail`, `release`, `extendLease`, and the webhook
+ * ones) are fenced by that token, never by the owner name: they resolve
+ * `false`, changing nothing, once the lease is no longer the caller's (it
+ * expired and was handed back, or another lease took over). An owner name
+ * identifies a process, which may hold several leases of one operation over
+ * time (its adoption and its own replay worker); a token identifies one claim.
  */
 
 export const operationStatuses = ['NotStarted', 'Running', 'Succeeded', 'Failed', 'Canceled'] as const;
@@ -100,8 +105,8 @@ export interface NewOperation {
   attempts: number;
   nextAttemptAt: number;
   outcomeUnknown: boolean;
-  /** Set for adoption: the in-flight sync attempt continues as this lease. */
-  lease?: { owner: string; expiresAt: number };
+  /** Set for adoption: the in-flight sync attempt continues as this lease, fenced by its token like any other. */
+  lease?: { owner: string; token: string; expiresAt: number };
   /** Why the request went async, kept for the status monitor and operators. */
   failoverReason?: string | null;
   /** The sync attempt that failed before capture (`attempts` is then 1): its record, in the capture's commit. */
@@ -122,11 +127,20 @@ export interface NewOperation {
   webhookSubscriptions?: readonly WebhookTarget[];
 }
 
+/** A leased operation: the token fences every write that ends or extends this lease. */
+export interface LeasedOperation extends Operation {
+  leaseOwner: string;
+  leaseExpiresAt: number;
+  leaseToken: string;
+}
+
 export interface LeaseRequest {
   owner: string;
   limit: number;
-  /** How long the lease lasts; longer than any attempt can take. */
+  /** How long a lease lasts, for routes not in `leaseMsByRoute`; its holder extends it while the attempt runs. */
   leaseMs: number;
+  /** Lease durations by route name: each route's leases outlive its own attempts, not the longest route's. */
+  leaseMsByRoute?: Readonly<Record<string, number>>;
   /** Routes not to lease from now (their replay is paused while the upstream recovers). */
   excludeRoutes?: readonly string[];
 }
@@ -256,6 +270,8 @@ export interface WebhookAttempt {
 
 /** A leased delivery, with what its message is made of. */
 export interface LeasedWebhookDelivery extends WebhookDelivery {
+  /** Fences the attempt's record and a hand-back to this lease. */
+  leaseToken: string;
   event: OperationEvent;
   traceparent: string | null;
   tracestate: string | null;
@@ -319,31 +335,39 @@ export interface OperationStore {
    */
   capture(operation: NewOperation): Promise<Operation>;
   /**
-   * Claims due operations (highest priority, then oldest first) whose lease is
-   * free or expired. An expired lease means its holder died mid-attempt: that
-   * attempt is counted and the operation marked `outcomeUnknown`.
+   * Claims due operations (highest priority, then earliest due first) whose
+   * lease is free, each under a new token. Then hands back expired leases:
+   * their holder is taken to have died mid-attempt, so that attempt is
+   * counted, the operation marked `outcomeUnknown` and due again (from the
+   * next call on), and the old token fenced off.
    */
-  lease(request: LeaseRequest): Promise<Operation[]>;
+  lease(request: LeaseRequest): Promise<LeasedOperation[]>;
   /**
    * The attempt got the upstream's final success: `Succeeded` with its response.
    * `attempt` (here and in retry, fail, release) is the attempt's record for the
    * attempt history, written in the same commit as the change it ends with.
    */
-  complete(id: string, owner: string, result: StoredResponse, attempt?: AttemptRecordInput): Promise<boolean>;
+  complete(id: string, token: string, result: StoredResponse, attempt?: AttemptRecordInput): Promise<boolean>;
   /** The attempt failed in a retryable way: back in the queue until `nextAttemptAt`. */
-  retry(id: string, owner: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean>;
+  retry(id: string, token: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean>;
   /** The operation ends `Failed`. */
-  fail(id: string, owner: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean>;
+  fail(id: string, token: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean>;
   /**
    * Hands a lease back (shutdown). `attemptInFlight`: the request was already
    * sent, so the attempt is counted and its outcome is unknown.
    */
   release(
     id: string,
-    owner: string,
+    token: string,
     attemptInFlight: boolean,
     attempt?: AttemptRecordInput,
   ): Promise<boolean>;
+  /**
+   * The heartbeat of a running attempt: the lease now lasts until `until`.
+   * False when the lease is no longer the caller's (it expired and was handed
+   * back, or the operation finished): its final write will be refused too.
+   */
+  extendLease(id: string, token: string, until: number): Promise<boolean>;
   get(id: string): Promise<Operation | undefined>;
   counts(): Promise<StatusCounts>;
   /**
@@ -395,14 +419,14 @@ export interface OperationStore {
    * process never get the same one. An expired lease counts the lost attempt.
    */
   leaseWebhookDeliveries(request: WebhookLeaseRequest): Promise<LeasedWebhookDelivery[]>;
-  /** Writes an attempt and what follows it, fenced by the lease: false when the caller no longer holds it. */
+  /** Writes an attempt and what follows it, fenced by the lease's token: false when the caller no longer holds it. */
   recordWebhookAttempt(
     key: WebhookDeliveryKey,
-    owner: string,
+    token: string,
     record: WebhookAttemptRecord,
   ): Promise<boolean>;
   /** Hands a delivery's lease back (shutdown): due again at once, the attempt not counted. */
-  releaseWebhookDelivery(key: WebhookDeliveryKey, owner: string): Promise<boolean>;
+  releaseWebhookDelivery(key: WebhookDeliveryKey, token: string): Promise<boolean>;
   /** An operation's deliveries, each with its attempts in order; [] for none or an unknown id. */
   webhookDeliveries(operationId: string): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>>;
   /** Earliest `nextAttemptAt` of a pending delivery to one of `endpoints`, for the dispatcher's timer. */

@@ -18,27 +18,28 @@ import {
   retryBudgetOf,
 } from '../engine/attempt.ts';
 import { attemptFinished, attemptStarted, decided } from '../engine/attempt-events.ts';
-import { LEASE_MARGIN_MS } from '../engine/failover-engine.ts';
+
 import { whenAborted } from '../engine/in-flight.ts';
+import { holdLease, leaseMsFor } from '../engine/lease-heartbeat.ts';
 import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
 import { LifecycleEvents } from '../events/lifecycle.ts';
 import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
 import { AimdLimit } from '../policy/health/aimd-limit.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { HeaderList, Operation, OperationStore } from '../store/port.ts';
+import type { HeaderList, LeasedOperation, Operation, OperationStore } from '../store/port.ts';
 import { LeaseLoop } from './lease-loop.ts';
 
 export interface ReplayWorkerOptions {
   store: OperationStore;
   upstream: Upstream;
   clock: Clock;
-  /** Lease owner name of this process. */
+  /** Lease owner name of this process (who holds a lease; each lease is fenced by its own token). */
   owner: string;
   /** The policy of a route by name (the catch-all route for names no longer configured). */
   routeNamed: (name: string) => RoutePolicy;
-  /** Longest attempt time limit of any route; leases outlive it. */
-  maxAttemptTimeoutMs: number;
+  /** The configured routes: each one's leases last as long as its own attempts need (leaseMsFor). */
+  routes: readonly RoutePolicy[];
   concurrency: number;
   pollIntervalMs: number;
   maxResultBytes: number;
@@ -52,7 +53,7 @@ export interface ReplayWorkerOptions {
 export class ReplayWorker {
   readonly #options: ReplayWorkerOptions;
   readonly #events: LifecycleEvents;
-  readonly #loop: LeaseLoop<Operation>;
+  readonly #loop: LeaseLoop<LeasedOperation>;
   /** The drain rate adapts to the upstream: AIMD from replay latency and errors, within [1, concurrency]. */
   readonly #limit: AimdLimit;
   /** An upstream Retry-After on a replay pauses all replay until then. */
@@ -63,7 +64,10 @@ export class ReplayWorker {
     this.#events = options.events ?? new LifecycleEvents();
     const max = Math.max(1, options.concurrency);
     this.#limit = new AimdLimit({ min: 1, max, initial: Math.ceil(max / 2), backoff: 0.5 });
-    const { clock, store, owner, maxAttemptTimeoutMs, health, pollIntervalMs } = options;
+    const { clock, store, owner, routes, health, pollIntervalMs } = options;
+    const leaseMsByRoute = Object.fromEntries(routes.map((route) => [route.name, leaseMsFor(route)]));
+    // Operations of routes no longer configured: the longest lease, as their attempts' limit is not known here.
+    const leaseMs = Math.max(...Object.values(leaseMsByRoute));
     this.#loop = new LeaseLoop({
       clock,
       pollIntervalMs,
@@ -75,7 +79,8 @@ export class ReplayWorker {
         return store.lease({
           owner,
           limit,
-          leaseMs: maxAttemptTimeoutMs + LEASE_MARGIN_MS,
+          leaseMs,
+          leaseMsByRoute,
           excludeRoutes: [...(health?.routesNotReplaying() ?? []), ...paused],
         });
       },
@@ -135,8 +140,9 @@ export class ReplayWorker {
     return this.#loop.stop(graceMs);
   }
 
-  async #replay(op: Operation, shutdown: AbortSignal): Promise<void> {
-    const { store, upstream, clock, owner, maxResultBytes } = this.#options;
+  async #replay(op: LeasedOperation, shutdown: AbortSignal): Promise<void> {
+    const { store, upstream, clock, maxResultBytes } = this.#options;
+    const token = op.leaseToken;
     const route = this.#options.routeNamed(op.route);
     const refusal = decideBeforeAttempt(
       {
@@ -148,15 +154,16 @@ export class ReplayWorker {
       clock.now(),
     );
     if (refusal) {
-      if (await applyDecision(store, op.id, owner, refusal))
+      if (await applyDecision(store, op.id, token, refusal))
         decided(this.#events, op, refusal, op.attempts, clock.now());
       return;
     }
     if (shutdown.aborted) {
-      await store.release(op.id, owner, false);
+      await store.release(op.id, token, false);
       return;
     }
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
+    const heartbeat = holdLease(store, clock, { id: op.id, token, leaseMs: leaseMsFor(route) });
     const started = clock.now();
     const facts = { attempt: op.attempts + 1, kind: 'replay', startedAt: started } as const;
     attemptStarted(this.#events, op, facts);
@@ -166,18 +173,20 @@ export class ReplayWorker {
       outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
     } catch (reason) {
       // Shut down mid-attempt: the request is out, so its outcome is unknown to whoever leases it next.
+      heartbeat.stop();
       deadline.abort(reason as Error);
-      await store.release(op.id, owner, true, interruptedAttempt(started, clock.now()));
+      await store.release(op.id, token, true, interruptedAttempt(started, clock.now()));
       attemptFinished(this.#events, op, facts, null, false, clock.now());
       return;
     }
+    heartbeat.stop();
     deadline.clear();
     this.#learn(op.route, route, outcome, clock.now() - started);
     const { decision, held } = await recordOutcome(
       store,
       op,
       route,
-      owner,
+      token,
       outcome,
       clock,
       started,

@@ -133,7 +133,7 @@ export class WebhookDispatcher {
   }
 
   async #deliver(delivery: LeasedWebhookDelivery, shutdown: AbortSignal): Promise<void> {
-    const { store, owner, clock, schedule, timeoutMs, endpoints, publicUrl, random } = this.#options;
+    const { store, clock, schedule, timeoutMs, endpoints, publicUrl, random } = this.#options;
     const { secrets, guard } = endpoints.get(delivery.endpoint)!; // leased for the endpoints given only
     const message = webhookMessage(delivery.event, delivery.endpoint, publicUrl(), delivery);
     const { outcome, report } = await this.#sender.send({
@@ -146,7 +146,7 @@ export class WebhookDispatcher {
     });
     if (shutdown.aborted) {
       // Shutting down mid-attempt: hand it back, due at once for whoever is still running.
-      await store.releaseWebhookDelivery(delivery, owner);
+      await store.releaseWebhookDelivery(delivery, delivery.leaseToken);
       return;
     }
     const attempt = delivery.attempts + 1;
@@ -161,7 +161,7 @@ export class WebhookDispatcher {
       // A subscription's 410 stops it for every process; a callback's ends only its own delivery.
       disableEndpoint: decision.kind === 'disabled' && delivery.endpoint !== CALLBACK_ENDPOINT,
     };
-    const held = await store.recordWebhookAttempt(delivery, owner, record);
+    const held = await store.recordWebhookAttempt(delivery, delivery.leaseToken, record);
     this.#events.emit({
       type: held ? `webhook:${decision.kind}` : 'webhook:lost-lease',
       at: clock.now(),

@@ -275,14 +275,14 @@ describe('SSE conformance, http-standards.md §5.4', () => {
     const { gw, capture } = await waitingGateway({ replay: { concurrency: 0 } });
     try {
       const id = await capture();
-      let leased: Array<{ id: string }> = [];
+      let leased: Array<{ id: string; leaseToken: string }> = [];
       while (leased.length === 0) {
         await new Promise((r) => setTimeout(r, 20)); // until its first replay falls due
         leased = await gw.store.lease({ owner: 'test', limit: 1, leaseMs: 10_000 });
       }
       assert.equal(leased[0]?.id, id);
       const message = 'line one\r\nline two\nline three\r';
-      await gw.store.fail(id, 'test', {
+      await gw.store.fail(id, leased[0]!.leaseToken, {
         error: { code: 'outcome-unknown', message },
         result: null,
         deadLetter: true,

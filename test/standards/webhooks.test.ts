@@ -115,8 +115,12 @@ async function dispatchBench(
       const op = await store.capture(
         newOperation(clock, { callbackUrl, webhookSubscriptions: subscriptions }),
       );
-      await store.lease({ owner: 'w', limit: 10, leaseMs: 60_000 });
-      await store.complete(op.id, 'w', { status: 201, headers: [], body: new Uint8Array() });
+      const leased = await store.lease({ owner: 'w', limit: 10, leaseMs: 60_000 });
+      await store.complete(op.id, leased.find((l) => l.id === op.id)!.leaseToken, {
+        status: 201,
+        headers: [],
+        body: new Uint8Array(),
+      });
       return op;
     },
     /** One round of the dispatcher: lease what is due, wait for those attempts; resolves with how many. */

@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { newOperationId } from '../../src/engine/operation-id.ts';
 import type {
   IdempotencyClaim,
+  LeasedOperation,
   NewOperation,
   OperationStore,
   WebhookAttemptRecord,
@@ -48,6 +49,13 @@ export function newOperation(clock: ManualClock, overrides: Partial<NewOperation
 
 const lease = (store: OperationStore, owner = 'w1', limit = 10, leaseMs = 1_000) =>
   store.lease({ owner, limit, leaseMs });
+
+/** The token of the lease on `id` among `leased`. */
+const tokenOf = (leased: LeasedOperation[], id: string): string => {
+  const held = leased.find((op) => op.id === id);
+  assert.ok(held, `${id} was leased`);
+  return held.leaseToken;
+};
 
 export function storeConformance(name: string, factory: StoreFactory): void {
   describe(`OperationStore conformance: ${name}`, () => {
@@ -138,16 +146,17 @@ export function storeConformance(name: string, factory: StoreFactory): void {
 
     it('recovers an expired lease as an attempt with an unknown outcome', async () => {
       const op = await store.capture(newOperation(clock));
-      await lease(store, 'dead-worker', 10, 1_000);
+      const [dead] = await lease(store, 'dead-worker', 10, 1_000);
       clock.advance(999);
       assert.deepEqual(await lease(store, 'w2'), []);
       clock.advance(1);
+      assert.deepEqual(await lease(store, 'w2'), [], 'this call hands the expired lease back…');
       const [recovered] = await lease(store, 'w2');
-      assert.equal(recovered?.id, op.id);
+      assert.equal(recovered?.id, op.id, '…and the next leases it');
       assert.equal(recovered?.attempts, 1);
       assert.equal(recovered?.outcomeUnknown, true);
       assert.equal(
-        await store.complete(op.id, 'dead-worker', { status: 200, headers: [], body: new Uint8Array() }),
+        await store.complete(op.id, dead!.leaseToken, { status: 200, headers: [], body: new Uint8Array() }),
         false,
         'the old holder is fenced off',
       );
@@ -155,12 +164,16 @@ export function storeConformance(name: string, factory: StoreFactory): void {
 
     it('an adopted capture holds its lease until it expires', async () => {
       const op = await store.capture(
-        newOperation(clock, { lease: { owner: 'gw', expiresAt: clock.now() + 5_000 } }),
+        newOperation(clock, { lease: { owner: 'gw', token: 'adopted', expiresAt: clock.now() + 5_000 } }),
       );
       assert.equal(op.status, 'Running');
       assert.deepEqual(await lease(store), []);
       assert.equal(
-        await store.complete(op.id, 'gw', { status: 201, headers: [['x', '1']], body: Buffer.from('ok') }),
+        await store.complete(op.id, 'adopted', {
+          status: 201,
+          headers: [['x', '1']],
+          body: Buffer.from('ok'),
+        }),
         true,
       );
       const done = await store.get(op.id);
@@ -172,10 +185,14 @@ export function storeConformance(name: string, factory: StoreFactory): void {
 
     it('retry puts the operation back with its next attempt time and clears the lease', async () => {
       const op = await store.capture(newOperation(clock));
-      await lease(store);
+      const [held] = await lease(store);
       const error = { code: 'upstream-status', message: 'The upstream answered 503.', upstreamStatus: 503 };
       assert.equal(
-        await store.retry(op.id, 'w1', { nextAttemptAt: clock.now() + 500, error, outcomeUnknown: false }),
+        await store.retry(op.id, held!.leaseToken, {
+          nextAttemptAt: clock.now() + 500,
+          error,
+          outcomeUnknown: false,
+        }),
         true,
       );
       const waiting = await store.get(op.id);
@@ -192,15 +209,25 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     it('fail ends the operation, dead-lettered or not, counting the attempt only when asked', async () => {
       const a = await store.capture(newOperation(clock));
       const b = await store.capture(newOperation(clock));
-      await lease(store);
+      const leased = await lease(store);
       const error = { code: 'outcome-unknown', message: 'unknown' };
       assert.equal(
-        await store.fail(a.id, 'w1', { error, result: null, deadLetter: true, countsAsAttempt: false }),
+        await store.fail(a.id, tokenOf(leased, a.id), {
+          error,
+          result: null,
+          deadLetter: true,
+          countsAsAttempt: false,
+        }),
         true,
       );
       const response = { status: 422, headers: [], body: Buffer.from('no') };
       assert.equal(
-        await store.fail(b.id, 'w1', { error, result: response, deadLetter: false, countsAsAttempt: true }),
+        await store.fail(b.id, tokenOf(leased, b.id), {
+          error,
+          result: response,
+          deadLetter: false,
+          countsAsAttempt: true,
+        }),
         true,
       );
       const [fa, fb] = [await store.get(a.id), await store.get(b.id)];
@@ -213,19 +240,184 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const counts = await store.counts();
       assert.equal(counts.Failed, 2);
       assert.equal(counts.deadLettered, 1);
-      assert.equal(await store.complete(a.id, 'w1', response), false, 'terminal states never change');
+      assert.equal(
+        await store.complete(a.id, tokenOf(leased, a.id), response),
+        false,
+        'terminal states never change',
+      );
     });
 
     it('release hands the lease back, counting an attempt in flight as outcome unknown', async () => {
       const a = await store.capture(newOperation(clock));
       const b = await store.capture(newOperation(clock));
-      await lease(store);
-      assert.equal(await store.release(a.id, 'w1', true), true);
-      assert.equal(await store.release(b.id, 'w1', false), true);
+      const leased = await lease(store);
+      assert.equal(await store.release(a.id, tokenOf(leased, a.id), true), true);
+      assert.equal(await store.release(b.id, tokenOf(leased, b.id), false), true);
       const [ra, rb] = [await store.get(a.id), await store.get(b.id)];
       assert.deepEqual([ra?.attempts, ra?.outcomeUnknown, ra?.leaseOwner], [1, true, null]);
       assert.deepEqual([rb?.attempts, rb?.outcomeUnknown, rb?.leaseOwner], [0, false, null]);
       assert.equal((await lease(store, 'w2')).length, 2, 'released operations are due at once');
+    });
+
+    describe('lease tokens: every write that ends or extends a lease is fenced by its token', () => {
+      const ok = { status: 200, headers: [], body: new Uint8Array() };
+      const error = { code: 'upstream-status', message: 'The upstream answered 503.', upstreamStatus: 503 };
+
+      it('same owner, two holders: the stale holder changes nothing, the live one finishes', async () => {
+        const op = await store.capture(newOperation(clock));
+        const [stale] = await lease(store, 'gw', 10, 1_000);
+        clock.advance(1_000);
+        await lease(store, 'gw', 10, 1_000); // hands the expired lease back
+        const [live] = await lease(store, 'gw', 10, 1_000);
+        assert.equal(live?.id, op.id);
+        assert.ok(stale?.leaseToken && live?.leaseToken);
+        assert.notEqual(stale.leaseToken, live.leaseToken, 'each lease has its own token');
+        const before = await store.get(op.id);
+        assert.equal(await store.complete(op.id, stale.leaseToken, ok), false);
+        assert.equal(
+          await store.retry(op.id, stale.leaseToken, {
+            nextAttemptAt: clock.now(),
+            error,
+            outcomeUnknown: false,
+          }),
+          false,
+        );
+        assert.equal(
+          await store.fail(op.id, stale.leaseToken, {
+            error,
+            result: null,
+            deadLetter: true,
+            countsAsAttempt: true,
+          }),
+          false,
+        );
+        assert.equal(await store.release(op.id, stale.leaseToken, true), false);
+        assert.equal(await store.extendLease(op.id, stale.leaseToken, clock.now() + 60_000), false);
+        assert.deepEqual(await store.get(op.id), before, 'the stale holder changed nothing');
+        assert.equal(await store.complete(op.id, live.leaseToken, ok), true, 'the live holder finishes');
+        assert.equal((await store.get(op.id))?.status, 'Succeeded');
+      });
+
+      it('a late retry or release after expiry changes nothing and keeps the new holder leased', async () => {
+        const a = await store.capture(newOperation(clock));
+        const b = await store.capture(newOperation(clock));
+        const first = await lease(store, 'w1', 10, 1_000);
+        clock.advance(1_500);
+        await lease(store, 'w2', 10, 1_000); // hands the expired leases back
+        const second = await lease(store, 'w2', 10, 1_000);
+        assert.equal(second.length, 2);
+        const token = (leased: typeof first, id: string) => leased.find((o) => o.id === id)!.leaseToken;
+        assert.equal(
+          await store.retry(a.id, token(first, a.id), {
+            nextAttemptAt: clock.now(),
+            error,
+            outcomeUnknown: false,
+          }),
+          false,
+        );
+        assert.equal(await store.release(b.id, token(first, b.id), false), false);
+        for (const id of [a.id, b.id]) {
+          const held = await store.get(id);
+          assert.deepEqual([held?.leaseOwner, held?.attempts, held?.error], ['w2', 1, null], id);
+        }
+        assert.deepEqual(await lease(store, 'w3'), [], 'still held: nothing is sent twice');
+        assert.equal(await store.release(b.id, token(second, b.id), false), true);
+      });
+
+      it('an expired lease is handed back even before anyone leases it again: its holder is fenced off', async () => {
+        const op = await store.capture(newOperation(clock, { route: 'paused' }));
+        const [held] = await lease(store, 'w1', 10, 1_000);
+        clock.advance(1_000);
+        // A lease call that takes nothing of that route still hands the lost lease back.
+        assert.deepEqual(
+          await store.lease({ owner: 'w2', limit: 10, leaseMs: 1_000, excludeRoutes: ['paused'] }),
+          [],
+        );
+        assert.equal(await store.complete(op.id, held!.leaseToken, ok), false);
+        const lost = await store.get(op.id);
+        assert.deepEqual(
+          [lost?.status, lost?.leaseOwner, lost?.attempts, lost?.outcomeUnknown],
+          ['Running', null, 1, true],
+          'the lost attempt is counted, its outcome unknown',
+        );
+      });
+
+      it('a heartbeat keeps a lease past its first expiry', async () => {
+        const op = await store.capture(newOperation(clock));
+        const [held] = await lease(store, 'w1', 10, 1_000);
+        clock.advance(800);
+        assert.equal(await store.extendLease(op.id, 'not-the-token', clock.now() + 1_000), false);
+        assert.equal(await store.extendLease(op.id, held!.leaseToken, clock.now() + 1_000), true);
+        assert.equal((await store.get(op.id))?.leaseExpiresAt, clock.now() + 1_000);
+        clock.advance(800);
+        assert.deepEqual(await lease(store, 'w2'), [], 'extended: not taken');
+        assert.equal(await store.nextDueAt(), clock.now() + 200);
+        assert.equal(await store.complete(op.id, held!.leaseToken, ok), true);
+        assert.equal(
+          await store.extendLease(op.id, held!.leaseToken, clock.now() + 1_000),
+          false,
+          'finished',
+        );
+      });
+
+      it('adoption is just another lease: a later lease of the same owner fences the adopted attempt', async () => {
+        const token = randomUUID();
+        const op = await store.capture(
+          newOperation(clock, { lease: { owner: 'gw', token, expiresAt: clock.now() + 1_000 } }),
+        );
+        assert.equal(await store.extendLease(op.id, token, clock.now() + 2_000), true);
+        clock.advance(2_000);
+        await lease(store, 'gw'); // hands the expired lease back
+        const [replay] = await lease(store, 'gw');
+        assert.equal(replay?.id, op.id);
+        assert.equal(await store.complete(op.id, token, ok), false, 'the adopted attempt lost its lease');
+        assert.equal(await store.complete(op.id, replay!.leaseToken, ok), true);
+      });
+
+      it('leases last as long as their route asks', async () => {
+        const fast = await store.capture(newOperation(clock, { route: 'fast' }));
+        const slow = await store.capture(newOperation(clock, { route: 'slow' }));
+        const leased = await store.lease({
+          owner: 'w1',
+          limit: 10,
+          leaseMs: 1_000,
+          leaseMsByRoute: { slow: 20_000 },
+        });
+        const expiry = Object.fromEntries(leased.map((o) => [o.id, o.leaseExpiresAt]));
+        assert.deepEqual(expiry, { [fast.id]: clock.now() + 1_000, [slow.id]: clock.now() + 20_000 });
+        clock.advance(1_000);
+        await lease(store, 'w2'); // hands the expired lease back
+        assert.deepEqual(
+          (await lease(store, 'w2')).map((o) => o.id),
+          [fast.id],
+          "only the fast route's lease ran out",
+        );
+      });
+
+      it('webhook deliveries: same owner, two holders: only the live token records or hands back', async () => {
+        const op = await store.capture(
+          newOperation(clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
+        );
+        const [leasedOp] = await lease(store);
+        await store.complete(op.id, leasedOp!.leaseToken, ok);
+        const leaseHooks = () =>
+          store.leaseWebhookDeliveries({ owner: 'gw', limit: 10, leaseMs: 1_000, endpoints: ['callback'] });
+        const [stale] = await leaseHooks();
+        clock.advance(1_000);
+        const [live] = await leaseHooks();
+        assert.ok(stale?.leaseToken && live?.leaseToken);
+        assert.notEqual(stale.leaseToken, live.leaseToken);
+        const delivered: WebhookAttemptRecord = {
+          attempt: { at: clock.now(), status: 204, error: null, latencyMs: 3, responseSnippet: '' },
+          next: { state: 'delivered' },
+          lastError: null,
+          disableEndpoint: false,
+        };
+        assert.equal(await store.recordWebhookAttempt(stale, stale.leaseToken, delivered), false);
+        assert.equal(await store.releaseWebhookDelivery(stale, stale.leaseToken), false);
+        assert.equal(await store.recordWebhookAttempt(live, live.leaseToken, delivered), true);
+        assert.equal((await store.webhookDeliveries(op.id))[0]?.state, 'delivered');
+      });
     });
 
     it('keeps route overrides across reopening, and clears them', async () => {
@@ -245,12 +437,21 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const heard: string[] = [];
       const stop = store.watch((id) => heard.push(id));
       const op = await store.capture(newOperation(clock));
-      await lease(store);
+      const [first] = await lease(store);
       const error = { code: 'upstream-status', message: 'The upstream answered 503.', upstreamStatus: 503 };
-      await store.retry(op.id, 'w1', { nextAttemptAt: clock.now(), error, outcomeUnknown: false });
-      await lease(store);
+      await store.retry(op.id, first!.leaseToken, {
+        nextAttemptAt: clock.now(),
+        error,
+        outcomeUnknown: false,
+      });
+      const [second] = await lease(store);
       clock.advance(5);
-      await store.fail(op.id, 'w1', { error, result: null, deadLetter: true, countsAsAttempt: true });
+      await store.fail(op.id, second!.leaseToken, {
+        error,
+        result: null,
+        deadLetter: true,
+        countsAsAttempt: true,
+      });
       const events = await store.events(op.id, 0);
       assert.deepEqual(
         events.map((e) => [e.seq, e.status, e.attempts]),
@@ -279,9 +480,9 @@ export function storeConformance(name: string, factory: StoreFactory): void {
 
     it('starts an adopted capture at Running, and completes it with an event', async () => {
       const op = await store.capture(
-        newOperation(clock, { lease: { owner: 'gw', expiresAt: clock.now() + 5_000 } }),
+        newOperation(clock, { lease: { owner: 'gw', token: 'adopted', expiresAt: clock.now() + 5_000 } }),
       );
-      await store.complete(op.id, 'gw', { status: 200, headers: [], body: new Uint8Array() });
+      await store.complete(op.id, 'adopted', { status: 200, headers: [], body: new Uint8Array() });
       assert.deepEqual(
         (await store.events(op.id, 0)).map((e) => [e.seq, e.status]),
         [
@@ -315,8 +516,12 @@ export function storeConformance(name: string, factory: StoreFactory): void {
     it('purges terminal operations older than the retention, with their events, and nothing else', async () => {
       const done = await store.capture(newOperation(clock));
       const waiting = await store.capture(newOperation(clock, { nextAttemptAt: clock.now() + 600_000 }));
-      await lease(store);
-      await store.complete(done.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      const leased = await lease(store);
+      await store.complete(done.id, tokenOf(leased, done.id), {
+        status: 200,
+        headers: [],
+        body: new Uint8Array(),
+      });
       clock.advance(1_000);
       const recent = await store.capture(newOperation(clock));
       await store.cancel(recent.id);
@@ -443,11 +648,19 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       );
       assert.equal((await store.get(done.id))?.callbackUrl, `${hooks}/cb`);
       assert.equal((await store.get(plain.id))?.callbackUrl, null);
-      await lease(store);
+      const leased = await lease(store);
       assert.deepEqual(await store.webhookDeliveries(done.id), [], 'nothing before the terminal event');
       clock.advance(7);
-      await store.complete(done.id, 'w1', { status: 201, headers: [], body: new Uint8Array() });
-      await store.complete(plain.id, 'w1', { status: 201, headers: [], body: new Uint8Array() });
+      await store.complete(done.id, tokenOf(leased, done.id), {
+        status: 201,
+        headers: [],
+        body: new Uint8Array(),
+      });
+      await store.complete(plain.id, tokenOf(leased, plain.id), {
+        status: 201,
+        headers: [],
+        body: new Uint8Array(),
+      });
       await store.cancel(canceled.id);
       const deliveries = await store.webhookDeliveries(done.id);
       assert.deepEqual(
@@ -474,8 +687,12 @@ export function storeConformance(name: string, factory: StoreFactory): void {
           webhookSubscriptions: [{ endpoint: 'audit', url: `${url}/audit`, events: null }],
         }),
       );
-      await lease(store);
-      await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      const leased = await lease(store);
+      await store.complete(op.id, tokenOf(leased, op.id), {
+        status: 200,
+        headers: [],
+        body: new Uint8Array(),
+      });
       const leaseHooks = (owner: string, endpoints: string[], limit = 10) =>
         store.leaseWebhookDeliveries({ owner, limit, leaseMs: 30_000, endpoints });
       assert.deepEqual(await leaseHooks('w1', []), []);
@@ -501,9 +718,17 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         lastError: 'The receiver answered 500.',
         disableEndpoint: false,
       };
-      assert.equal(await store.recordWebhookAttempt(key, 'w2', failedAttempt), false, 'fenced by the owner');
-      assert.equal(await store.recordWebhookAttempt(key, 'w1', failedAttempt), true);
-      assert.equal(await store.recordWebhookAttempt(key, 'w1', failedAttempt), false, 'the lease is gone');
+      assert.equal(
+        await store.recordWebhookAttempt(key, `${mine!.leaseToken}x`, failedAttempt),
+        false,
+        'fenced by the token',
+      );
+      assert.equal(await store.recordWebhookAttempt(key, mine!.leaseToken, failedAttempt), true);
+      assert.equal(
+        await store.recordWebhookAttempt(key, mine!.leaseToken, failedAttempt),
+        false,
+        'the lease is gone',
+      );
       assert.equal(await store.nextWebhookDueAt(['callback']), clock.now() + 5_000);
       assert.deepEqual(await leaseHooks('w1', ['callback']), [], 'not due yet');
       clock.advance(5_000);
@@ -516,7 +741,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         lastError: null,
         disableEndpoint: false,
       };
-      assert.equal(await store.recordWebhookAttempt(key, 'w3', delivered), true);
+      assert.equal(await store.recordWebhookAttempt(key, again!.leaseToken, delivered), true);
       clock.advance(3_600_000);
       assert.deepEqual(await leaseHooks('w4', ['callback']), [], 'delivered: never leased again');
       assert.equal(await store.nextWebhookDueAt(['callback']), undefined);
@@ -541,19 +766,23 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const op = await store.capture(
         newOperation(clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
       );
-      await lease(store);
-      await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      const leased = await lease(store);
+      await store.complete(op.id, tokenOf(leased, op.id), {
+        status: 200,
+        headers: [],
+        body: new Uint8Array(),
+      });
       const leaseHooks = (owner: string) =>
         store.leaseWebhookDeliveries({ owner, limit: 10, leaseMs: 1_000, endpoints: ['callback'] });
-      await leaseHooks('dead');
+      const [dead] = await leaseHooks('dead');
       clock.advance(999);
       assert.deepEqual(await leaseHooks('w2'), []);
       clock.advance(1);
       const [recovered] = await leaseHooks('w2');
       assert.equal(recovered?.attempts, 1, 'the lost attempt is counted');
       const key = { operationId: op.id, seq: 3, endpoint: 'callback' };
-      assert.equal(await store.releaseWebhookDelivery(key, 'dead'), false);
-      assert.equal(await store.releaseWebhookDelivery(key, 'w2'), true);
+      assert.equal(await store.releaseWebhookDelivery(key, dead!.leaseToken), false);
+      assert.equal(await store.releaseWebhookDelivery(key, recovered!.leaseToken), true);
       const [handedBack] = await leaseHooks('w3');
       assert.equal(handedBack?.attempts, 1, 'a release is not an attempt');
     });
@@ -574,9 +803,13 @@ export function storeConformance(name: string, factory: StoreFactory): void {
           webhookSubscriptions: [{ endpoint: 'audit', url: `${url}/elsewhere`, events: null }],
         }),
       );
-      await lease(store);
+      const leased = await lease(store);
       for (const op of [a, b, other]) {
-        await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+        await store.complete(op.id, tokenOf(leased, op.id), {
+          status: 200,
+          headers: [],
+          body: new Uint8Array(),
+        });
         clock.advance(1); // deliveries are leased oldest first: a's comes first
       }
       const gone = (lastError: string) => ({
@@ -593,7 +826,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       });
       assert.ok(first);
       assert.equal(
-        await store.recordWebhookAttempt(first, 'w1', gone('The receiver answered 410 Gone.')),
+        await store.recordWebhookAttempt(first, first.leaseToken, gone('The receiver answered 410 Gone.')),
         true,
       );
       const state = async (id: string, endpoint: string) =>
@@ -605,7 +838,11 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         'a pending delivery to the same endpoint ends too',
       );
       assert.equal(await state(other.id, 'audit'), 'pending', 'another URL of the same name is not disabled');
-      await store.complete(later.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      await store.complete(later.id, tokenOf(leased, later.id), {
+        status: 200,
+        headers: [],
+        body: new Uint8Array(),
+      });
       assert.equal(await state(later.id, 'audit'), 'disabled', 'later deliveries are created disabled');
       assert.deepEqual(
         (
@@ -622,7 +859,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         endpoints: ['callback'],
       });
       assert.ok(cbA);
-      await store.recordWebhookAttempt(cbA, 'w1', { ...gone('gone'), disableEndpoint: false });
+      await store.recordWebhookAttempt(cbA, cbA.leaseToken, { ...gone('gone'), disableEndpoint: false });
       const callbacks = [await state(a.id, 'callback'), await state(b.id, 'callback')].sort();
       assert.deepEqual(callbacks, ['disabled', 'pending']);
     });
@@ -631,15 +868,19 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       const op = await store.capture(
         newOperation(clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
       );
-      await lease(store);
-      await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+      const leased = await lease(store);
+      await store.complete(op.id, tokenOf(leased, op.id), {
+        status: 200,
+        headers: [],
+        body: new Uint8Array(),
+      });
       const [d] = await store.leaseWebhookDeliveries({
         owner: 'w1',
         limit: 1,
         leaseMs: 1_000,
         endpoints: ['callback'],
       });
-      await store.recordWebhookAttempt(d!, 'w1', {
+      await store.recordWebhookAttempt(d!, d!.leaseToken, {
         attempt: { at: clock.now(), status: 200, error: null, latencyMs: 1, responseSnippet: 'ok' },
         next: { state: 'delivered' },
         lastError: null,
@@ -675,9 +916,9 @@ export function storeConformance(name: string, factory: StoreFactory): void {
             ),
           );
         }
-        await store.lease({ owner: 'w', limit: count, leaseMs: 60_000 });
+        const leased = await store.lease({ owner: 'w', limit: count, leaseMs: 60_000 });
         for (const op of ops) {
-          await store.complete(op.id, 'w', ok);
+          await store.complete(op.id, tokenOf(leased, op.id), ok);
           clock.advance(1); // deliveries are leased oldest first
         }
         return ops;
@@ -698,13 +939,21 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         assert.equal(first?.operationId, a!.id);
         const disabledAt = clock.now();
         assert.equal(
-          await store.recordWebhookAttempt(first!, 'w1', attempt(410, { state: 'disabled' }, true)),
+          await store.recordWebhookAttempt(
+            first!,
+            first!.leaseToken,
+            attempt(410, { state: 'disabled' }, true),
+          ),
           true,
         );
         clock.advance(5);
         const [second] = await leaseHooks('w1', [name]);
         assert.equal(second?.operationId, elsewhere!.id, "b's delivery was disabled with the endpoint");
-        await store.recordWebhookAttempt(second!, 'w1', attempt(410, { state: 'disabled' }, true));
+        await store.recordWebhookAttempt(
+          second!,
+          second!.leaseToken,
+          attempt(410, { state: 'disabled' }, true),
+        );
         const gone = 'The receiver answered 410 Gone.';
         const listed = [
           { endpoint: name, url, disabledAt, reason: gone },
@@ -731,8 +980,8 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         const [failed, disabled, waiting] = await finished(3);
         const [f, d] = await leaseHooks('w1', ['callback'], 2);
         assert.deepEqual([f?.operationId, d?.operationId], [failed!.id, disabled!.id]);
-        await store.recordWebhookAttempt(f!, 'w1', attempt(500, { state: 'failed' }));
-        await store.recordWebhookAttempt(d!, 'w1', attempt(410, { state: 'disabled' }));
+        await store.recordWebhookAttempt(f!, f!.leaseToken, attempt(500, { state: 'failed' }));
+        await store.recordWebhookAttempt(d!, d!.leaseToken, attempt(410, { state: 'disabled' }));
         clock.advance(60_000);
 
         const resent = await store.resendWebhookDelivery(keyOf(failed!.id));
@@ -778,7 +1027,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         assert.deepEqual(await leaseHooks('w3', ['callback']), []);
         const [byW2] = leased.filter((l) => l.operationId === failed!.id);
         assert.equal(
-          await store.recordWebhookAttempt(byW2!, 'w2', attempt(204, { state: 'delivered' })),
+          await store.recordWebhookAttempt(byW2!, byW2!.leaseToken, attempt(204, { state: 'delivered' })),
           true,
         );
         const done = await delivery(failed!.id);
@@ -810,7 +1059,11 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         const [url, moved] = [`https://hooks.example/${randomUUID()}`, `https://new.example/${randomUUID()}`];
         const [a, b] = await finished(2, { endpoint: name, url });
         const [first] = await leaseHooks('w1', [name], 1);
-        await store.recordWebhookAttempt(first!, 'w1', attempt(410, { state: 'disabled' }, true));
+        await store.recordWebhookAttempt(
+          first!,
+          first!.leaseToken,
+          attempt(410, { state: 'disabled' }, true),
+        );
         assert.deepEqual(await store.resendWebhookDelivery(keyOf(a!.id, name)), {
           outcome: 'refused',
           reason: 'endpoint-disabled',
@@ -841,10 +1094,10 @@ export function storeConformance(name: string, factory: StoreFactory): void {
           [da, db, dc].map((d) => d?.operationId),
           [a!.id, b!.id, c!.id],
         );
-        await store.recordWebhookAttempt(da!, 'w1', attempt(410, { state: 'disabled' }, true));
+        await store.recordWebhookAttempt(da!, da!.leaseToken, attempt(410, { state: 'disabled' }, true));
         assert.equal((await delivery(b!.id, name)).state, 'disabled', 'disabled while w2 sends it');
         assert.equal(
-          await store.recordWebhookAttempt(db!, 'w2', attempt(204, { state: 'delivered' })),
+          await store.recordWebhookAttempt(db!, db!.leaseToken, attempt(204, { state: 'delivered' })),
           false,
           "the holder's record is refused while it is disabled",
         );
@@ -857,7 +1110,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
         }
         assert.deepEqual(await leaseHooks('w3', [name]), [], 'not leased while w2 may still be sending');
         assert.equal(
-          await store.recordWebhookAttempt(dc!, 'w2', attempt(204, { state: 'delivered' })),
+          await store.recordWebhookAttempt(dc!, dc!.leaseToken, attempt(204, { state: 'delivered' })),
           true,
           'the holder records its attempt',
         );
@@ -872,7 +1125,7 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       it('webhooks: of concurrent re-sends one wins, and of concurrent leases after it one gets the delivery', async () => {
         const [op] = await finished(1);
         const [d] = await leaseHooks('w1', ['callback']);
-        await store.recordWebhookAttempt(d!, 'w1', attempt(500, { state: 'failed' }));
+        await store.recordWebhookAttempt(d!, d!.leaseToken, attempt(500, { state: 'failed' }));
         const resends = await Promise.all(
           Array.from({ length: 8 }, () => store.resendWebhookDelivery(keyOf(op!.id))),
         );

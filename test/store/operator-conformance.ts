@@ -36,12 +36,13 @@ export function operatorConformance(name: string, factory: StoreFactory): void {
       const [leased] = await store.lease({ owner: 'dl', limit: 1, leaseMs: 1_000, excludeRoutes: [] });
       assert.equal(leased?.id, op.id);
       const error = outcomeUnknown ? { code: 'outcome-unknown', message: 'unknown' } : unavailable;
+      let token = leased.leaseToken;
       if (outcomeUnknown) {
-        await store.release(op.id, 'dl', true);
-        await lease(store, 'dl');
+        await store.release(op.id, token, true);
+        token = (await lease(store, 'dl'))[0]!.leaseToken;
       }
       assert.equal(
-        await store.fail(op.id, 'dl', { error, result: null, deadLetter: true, countsAsAttempt: true }),
+        await store.fail(op.id, token, { error, result: null, deadLetter: true, countsAsAttempt: true }),
         true,
       );
       return op;
@@ -59,7 +60,7 @@ export function operatorConformance(name: string, factory: StoreFactory): void {
         newOperation(clock, { attempts: 1, firstAttempt: first, failoverReason: 'upstream unreachable' }),
       );
       assert.equal(op.failoverReason, 'upstream unreachable');
-      await lease(store);
+      const [held] = await lease(store);
       clock.advance(10);
       const second: AttemptRecordInput = {
         startedAt: clock.now() - 7,
@@ -71,7 +72,7 @@ export function operatorConformance(name: string, factory: StoreFactory): void {
       assert.equal(
         await store.retry(
           op.id,
-          'w1',
+          held!.leaseToken,
           { nextAttemptAt: clock.now(), error: unavailable, outcomeUnknown: false },
           second,
         ),
@@ -81,10 +82,13 @@ export function operatorConformance(name: string, factory: StoreFactory): void {
       assert.equal(again?.id, op.id);
       const lost = { ...second, outcome: 'succeeded' as const, upstreamStatus: 200, error: null };
       assert.equal(await store.complete(op.id, 'stranger', ok, lost), false, 'fenced: no record either');
-      assert.equal(await store.release(op.id, 'w1', true, { ...second, outcome: 'interrupted' }), true);
-      await lease(store);
+      assert.equal(
+        await store.release(op.id, again!.leaseToken, true, { ...second, outcome: 'interrupted' }),
+        true,
+      );
+      const [last] = await lease(store);
       const third = { ...lost, startedAt: clock.now(), durationMs: 12 };
-      assert.equal(await store.complete(op.id, 'w1', ok, third), true);
+      assert.equal(await store.complete(op.id, last!.leaseToken, ok, third), true);
 
       await store.close();
       store = await reopen();
@@ -101,7 +105,7 @@ export function operatorConformance(name: string, factory: StoreFactory): void {
 
     it('a fail that is not an attempt writes no record; purging takes the history with the operation', async () => {
       const op = await store.capture(newOperation(clock));
-      await lease(store);
+      const [held] = await lease(store);
       const attempt: AttemptRecordInput = {
         startedAt: clock.now(),
         durationMs: 0,
@@ -111,15 +115,20 @@ export function operatorConformance(name: string, factory: StoreFactory): void {
       };
       const error = { code: 'outcome-unknown', message: 'unknown' };
       assert.equal(
-        await store.fail(op.id, 'w1', { error, result: null, deadLetter: true, countsAsAttempt: false }),
+        await store.fail(op.id, held!.leaseToken, {
+          error,
+          result: null,
+          deadLetter: true,
+          countsAsAttempt: false,
+        }),
         true,
       );
       assert.deepEqual(await store.attemptLog(op.id), []);
       const other = await store.capture(newOperation(clock));
-      await lease(store);
+      const [otherHeld] = await lease(store);
       await store.fail(
         other.id,
-        'w1',
+        otherHeld!.leaseToken,
         { error, result: null, deadLetter: false, countsAsAttempt: true },
         attempt,
       );
@@ -254,13 +263,13 @@ export function operatorConformance(name: string, factory: StoreFactory): void {
 
     it('cancels a Running operation between attempts only when asked, and never one holding a lease', async () => {
       const op = await store.capture(newOperation(clock));
-      await lease(store);
+      const [held] = await lease(store);
       assert.equal(
         await store.cancel(op.id, { betweenAttempts: true }),
         false,
         'leased: an attempt is in flight',
       );
-      await store.retry(op.id, 'w1', {
+      await store.retry(op.id, held!.leaseToken, {
         nextAttemptAt: clock.now() + 1_000,
         error: unavailable,
         outcomeUnknown: false,

@@ -178,7 +178,7 @@ if (skip) {
         const [leased] = await a!.lease({ owner: 'worker-a', limit: 1, leaseMs: 60_000 });
         assert.equal(leased?.id, op.id);
         assert.equal(
-          await a!.complete(op.id, 'worker-a', { status: 200, headers: [], body: new Uint8Array() }),
+          await a!.complete(op.id, leased.leaseToken, { status: 200, headers: [], body: new Uint8Array() }),
           true,
         );
         return op.id;
@@ -252,8 +252,8 @@ if (skip) {
         await sleep(200);
         const op = await store.capture(newOperation(clock));
         assert.deepEqual(heard, [op.id], 'told when capture resolved');
-        await store.lease({ owner: 'w1', limit: 1, leaseMs: 60_000 });
-        await store.complete(op.id, 'w1', { status: 200, headers: [], body: new Uint8Array() });
+        const [leased] = await store.lease({ owner: 'w1', limit: 1, leaseMs: 60_000 });
+        await store.complete(op.id, leased!.leaseToken, { status: 200, headers: [], body: new Uint8Array() });
         assert.equal(heard.length, 3);
         await sleep(300);
         assert.equal(heard.length, 3, "the store's own notifications are not told twice");
@@ -339,10 +339,10 @@ if (skip) {
       const store = await viaProxy(clock);
       try {
         const op = await store.capture(newOperation(clock));
-        await store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000 });
+        const [leased] = await store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000 });
         proxy.mode = 'refuse';
         const error = { code: 'upstream-unreachable', message: 'refused' };
-        const retried = store.retry(op.id, 'w1', {
+        const retried = store.retry(op.id, leased!.leaseToken, {
           nextAttemptAt: clock.now(),
           error,
           outcomeUnknown: false,
@@ -355,6 +355,48 @@ if (skip) {
       } finally {
         proxy.mode = 'forward';
         await store.close();
+      }
+    });
+
+    it('a fenced write retried through an outage that outlasts its lease is still fenced: the new holder keeps the lease', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const store = await viaProxy(clock);
+      const direct = await open(clock);
+      try {
+        const op = await store.capture(newOperation(clock));
+        // The same owner name for both holders, as a gateway's adoption and its own replay worker have.
+        const [stale] = await store.lease({ owner: 'gw', limit: 1, leaseMs: 1_000 });
+        proxy.mode = 'refuse';
+        const late = store.complete(op.id, stale!.leaseToken, {
+          status: 200,
+          headers: [],
+          body: new Uint8Array(),
+        });
+        await new Promise((resolve) => setTimeout(resolve, 300)); // the first tries meet the outage
+        clock.advance(1_000); // the outage outlasts the lease: another holder takes the operation
+        await direct.lease({ owner: 'gw', limit: 1, leaseMs: 60_000 }); // hands the expired lease back
+        const [live] = await direct.lease({ owner: 'gw', limit: 1, leaseMs: 60_000 });
+        assert.equal(live?.id, op.id);
+        proxy.mode = 'forward';
+        assert.equal(await late, false, 'the late retried write is fenced off');
+        const after = await direct.get(op.id);
+        assert.deepEqual(
+          [after?.status, after?.leaseOwner, after?.leaseExpiresAt, after?.result],
+          ['Running', 'gw', live!.leaseExpiresAt, null],
+          'the new holder keeps its lease, and no result was written',
+        );
+        assert.equal(
+          await direct.complete(op.id, live!.leaseToken, {
+            status: 201,
+            headers: [],
+            body: new Uint8Array(),
+          }),
+          true,
+        );
+      } finally {
+        proxy.mode = 'forward';
+        await Promise.all([store.close(), direct.close()]);
       }
     });
 

@@ -24,8 +24,10 @@
  *
  * Leasing: `FOR UPDATE SKIP LOCKED` in one UPDATE statement, so concurrent
  * lease calls from any number of processes never claim one operation twice and
- * never wait on each other. An expired lease counts the lost attempt and sets
- * outcome_unknown, as on SQLite.
+ * never wait on each other. Each leased row gets its own random token (the
+ * call's token, a dot, and a random UUID: the call's part finds the rows of a
+ * call whose answer was lost). The same statement hands back expired leases,
+ * counting the lost attempt and setting outcome_unknown, as on SQLite.
  *
  * Faults: errors that mean the server cannot be reached or cannot take writes
  * reject with StoreUnavailableError (see connection.ts); the pool opens new
@@ -38,8 +40,10 @@
  * attempt (complete, retry, fail, release) are retried through an outage of
  * up to FENCED_RETRY_WINDOW_MS: were one lost, its lease would expire and the
  * attempt be counted as lost with an unknown outcome. Retrying is safe: each
- * clears the lease it is fenced by, so a retry after an unanswered success
- * changes nothing (and resolves false).
+ * is fenced by its lease's token and clears it, so a retry after an
+ * unanswered success changes nothing (and resolves false), and so does one
+ * that lands after the lease ran out and was handed back or taken over, however
+ * long the outage outlasted the lease.
  *
  * Events and watching: migration 004's triggers write an operation's events
  * (one per status change) in the transaction that changes it, and NOTIFY the
@@ -63,6 +67,7 @@ import type {
   HeaderList,
   IdempotencyClaim,
   IdempotencyRecord,
+  LeasedOperation,
   LeasedWebhookDelivery,
   LeaseRequest,
   NewOperation,
@@ -154,6 +159,8 @@ interface PendingCapture {
   firstAttempt: NewOperation['firstAttempt'];
   /** The webhook subscriptions that apply, as the jsonb column holds them. */
   webhookSubscriptions: string | null;
+  /** An adopted capture's lease token. */
+  leaseToken: string | null;
   resolve: (operation: Operation) => void;
   reject: (error: unknown) => void;
 }
@@ -182,7 +189,7 @@ export class PostgresStore implements OperationStore {
   /** Every verb in progress, so close() can let them finish before ending the pool. */
   readonly #busy = new Set<Promise<unknown>>();
   /** Tokens of lease calls whose answer was lost: their rows are handed back at the next lease. */
-  readonly #lostLeases = new Map<string, string>(); // token → owner
+  readonly #lostLeases = new Map<string, LostLease>(); // by the call's token
   readonly #watchers = new Set<(operationId: string) => void>();
   /**
    * The LISTEN connection, made by the first watch. It skips notifications sent by this store's
@@ -291,6 +298,7 @@ export class PostgresStore implements OperationStore {
         idempotency: op.idempotency,
         firstAttempt: op.firstAttempt,
         webhookSubscriptions,
+        leaseToken: op.lease?.token ?? null,
         resolve,
         reject,
       });
@@ -299,23 +307,43 @@ export class PostgresStore implements OperationStore {
     return this.#track(captured);
   }
 
-  lease({ owner, limit, leaseMs, excludeRoutes = [] }: LeaseRequest): Promise<Operation[]> {
+  lease({
+    owner,
+    limit,
+    leaseMs,
+    leaseMsByRoute = {},
+    excludeRoutes = [],
+  }: LeaseRequest): Promise<LeasedOperation[]> {
     return this.#run(async () => {
       await this.#handBackLostLeases();
       const now = this.#clock.now();
       const token = randomUUID();
+      const durations = Object.values(leaseMsByRoute);
       try {
         const { rows } = await this.#pool.query({
           name: 'spillway_lease',
           text: LEASE,
-          values: [owner, now, now + leaseMs, limit, token, excludeRoutes],
+          values: [
+            owner,
+            now,
+            leaseMs,
+            limit,
+            token,
+            excludeRoutes,
+            JSON.stringify(leaseMsByRoute),
+            HAND_BACK_BATCH,
+          ],
         });
-        const leased = rows.map(toOperation).sort(replayOrder);
+        const leased = (rows as Row[]).map(toLeasedOperation).sort(replayOrder);
         for (const op of leased) this.#tell(op.id);
         return leased;
       } catch (error) {
         // The UPDATE may have committed with its answer lost: hand those rows back next time.
-        this.#lostLeases.set(token, owner);
+        this.#lostLeases.set(token, {
+          owner,
+          from: now + Math.min(leaseMs, ...durations),
+          to: now + Math.max(leaseMs, ...durations),
+        });
         throw error;
       }
     });
@@ -325,7 +353,7 @@ export class PostgresStore implements OperationStore {
 
   complete(
     id: string,
-    owner: string,
+    token: string,
     result: StoredResponse,
     attempt?: AttemptRecordInput,
   ): Promise<boolean> {
@@ -337,11 +365,11 @@ export class PostgresStore implements OperationStore {
          ${FENCED}`,
         7,
       ),
-      [id, owner, this.#clock.now(), ...resultValues(result), ...attemptValues(attempt)],
+      [id, token, this.#clock.now(), ...resultValues(result), ...attemptValues(attempt)],
     );
   }
 
-  retry(id: string, owner: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean> {
+  retry(id: string, token: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean> {
     return this.#changed(
       'spillway_retry',
       withAttemptLog(
@@ -352,7 +380,7 @@ export class PostgresStore implements OperationStore {
       ),
       [
         id,
-        owner,
+        token,
         this.#clock.now(),
         record.nextAttemptAt,
         JSON.stringify(record.error),
@@ -362,7 +390,7 @@ export class PostgresStore implements OperationStore {
     );
   }
 
-  fail(id: string, owner: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean> {
+  fail(id: string, token: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean> {
     const now = this.#clock.now();
     return this.#changed(
       'spillway_fail',
@@ -375,7 +403,7 @@ export class PostgresStore implements OperationStore {
       ),
       [
         id,
-        owner,
+        token,
         now,
         record.countsAsAttempt ? 1 : 0,
         JSON.stringify(record.error),
@@ -388,7 +416,7 @@ export class PostgresStore implements OperationStore {
 
   release(
     id: string,
-    owner: string,
+    token: string,
     attemptInFlight: boolean,
     attempt?: AttemptRecordInput,
   ): Promise<boolean> {
@@ -400,8 +428,20 @@ export class PostgresStore implements OperationStore {
          ${FENCED}`,
         6,
       ),
-      [id, owner, this.#clock.now(), attemptInFlight ? 1 : 0, attemptInFlight, ...attemptValues(attempt)],
+      [id, token, this.#clock.now(), attemptInFlight ? 1 : 0, attemptInFlight, ...attemptValues(attempt)],
     );
+  }
+
+  /** Not retried through an outage: a heartbeat that cannot be written is simply the next one's to make. */
+  extendLease(id: string, token: string, until: number): Promise<boolean> {
+    return this.#run(async () => {
+      const { rowCount } = await this.#pool.query({
+        name: 'spillway_extend_lease',
+        text: `UPDATE operations SET lease_expires_at = $3 ${FENCED}`,
+        values: [id, token, until],
+      });
+      return rowCount === 1;
+    });
   }
 
   purge(before: number, limit: number): Promise<number> {
@@ -589,22 +629,22 @@ export class PostgresStore implements OperationStore {
 
   recordWebhookAttempt(
     key: WebhookDeliveryKey,
-    owner: string,
+    token: string,
     record: WebhookAttemptRecord,
   ): Promise<boolean> {
     // Retried through an outage like the other fenced verbs: a lost record would send the webhook again.
     return this.#changed(
       'spillway_webhook_record',
       RECORD_WEBHOOK_ATTEMPT,
-      recordWebhookValues(key, owner, record, this.#clock.now()),
+      recordWebhookValues(key, token, record, this.#clock.now()),
     );
   }
 
-  releaseWebhookDelivery(key: WebhookDeliveryKey, owner: string): Promise<boolean> {
+  releaseWebhookDelivery(key: WebhookDeliveryKey, token: string): Promise<boolean> {
     return this.#changed(
       'spillway_webhook_release',
       RELEASE_WEBHOOK,
-      releaseWebhookValues(key, owner, this.#clock.now()),
+      releaseWebhookValues(key, token, this.#clock.now()),
     );
   }
 
@@ -819,13 +859,18 @@ export class PostgresStore implements OperationStore {
     });
   }
 
-  /** Leases taken by calls whose answer never came: released as if never taken, attempts untouched. */
+  /**
+   * Leases taken by calls whose answer never came: released as if never taken, attempts untouched.
+   * Their rows are found by the call's part of their tokens, among the leases that run out when that
+   * call's would (a range of the lease-expiry index), not by a walk of every row.
+   */
   async #handBackLostLeases(): Promise<void> {
-    for (const [token, owner] of this.#lostLeases) {
+    for (const [token, { owner, from, to }] of this.#lostLeases) {
       await this.#pool.query(
-        `UPDATE operations SET ${CLEAR_LEASE}, lease_token = NULL
-         WHERE lease_token = $1 AND lease_owner = $2 AND status = 'Running'`,
-        [token, owner],
+        `UPDATE operations SET ${CLEAR_LEASE}
+         WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL
+           AND lease_expires_at BETWEEN $3 AND $4 AND lease_owner = $2 AND starts_with(lease_token, $1)`,
+        [`${token}.`, owner, from, to],
       );
       this.#lostLeases.delete(token);
     }
@@ -877,7 +922,7 @@ export class PostgresStore implements OperationStore {
   /** One INSERT for every row; resolves with the ids written (the others already existed). */
   async #insertRows(pending: PendingCapture[]): Promise<Set<string>> {
     const columns = [...INSERT_COLUMNS, ...KEY_COLUMNS].map(() => [] as unknown[]);
-    for (const { row, idempotency, firstAttempt, webhookSubscriptions } of pending) {
+    for (const { row, idempotency, firstAttempt, webhookSubscriptions, leaseToken } of pending) {
       const values = [
         row.id,
         row.route,
@@ -901,6 +946,7 @@ export class PostgresStore implements OperationStore {
         row.callbackUrl,
         webhookSubscriptions,
         row.failoverReason,
+        leaseToken,
         idempotency?.key ?? null,
         idempotency?.token ?? null,
         ...attemptValues(firstAttempt).slice(1),
@@ -938,6 +984,7 @@ const INSERT_COLUMNS = [
   ['callback_url', 'text'],
   ['webhook_subscriptions', 'jsonb'],
   ['failover_reason', 'text'],
+  ['lease_token', 'text'],
 ] as const;
 
 // The Idempotency-Key claim each capture holds, if any: marked accepted by the same statement; and the
@@ -979,12 +1026,32 @@ const OPERATION_COLUMNS = `id, route, method, path, query, request_headers, requ
   error, dead_lettered_at, priority, idempotency_key, tenant, callback_url, traceparent, tracestate, created_at,
   updated_at, failover_reason, redriven_at, attempts_at_redrive, discarded_at`;
 
-// Claims due operations in replay order, skipping rows another lease call holds. An expired lease
-// means its holder died mid-attempt: count that attempt, outcome unknown.
-const LEASE = `WITH due AS (
+const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL';
+// A lease's writes are fenced by its token: once it was handed back or taken over, they change nothing.
+const FENCED = `WHERE id = $1 AND lease_token = $2 AND status = 'Running'`;
+
+/** Expired leases handed back per lease call at most; the rest go at the next. */
+const HAND_BACK_BATCH = 1_000;
+
+// One statement, so one commit whose answer is either had or lost as a whole (see #lostLeases):
+// - `lost` hands back expired leases ($8 at most): their holder is taken to have died mid-attempt, so
+//   that attempt is counted, the outcome unknown, and the operation due again from the moment the
+//   lease ran out; its token goes with it, fencing the holder off. A range read of the lease-expiry
+//   index (migration 003). They are leased from the next call on: this statement's snapshot still
+//   sees them held.
+// - the UPDATE claims free due operations in replay order, skipping rows another lease call holds.
+//   Each lease gets its own token, and lasts as long as its route asks ($7, by route name; else $3).
+const LEASE = `WITH lost AS (
+    UPDATE operations SET
+      attempts = attempts + 1, outcome_unknown = true, next_attempt_at = lease_expires_at, ${CLEAR_LEASE},
+      updated_at = $2
+    WHERE id IN (SELECT id FROM operations
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= $2
+      ORDER BY lease_expires_at LIMIT $8
+      FOR UPDATE SKIP LOCKED)
+  ), due AS (
     SELECT id FROM operations
-    WHERE status IN ('NotStarted', 'Running')
-      AND (lease_owner IS NULL AND next_attempt_at <= $2 OR lease_owner IS NOT NULL AND lease_expires_at <= $2)
+    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $2
       AND route <> ALL ($6::text[])
     ORDER BY priority DESC, created_at, id
     LIMIT $4
@@ -992,14 +1059,10 @@ const LEASE = `WITH due AS (
   )
   UPDATE operations AS o SET
     status = 'Running',
-    attempts = o.attempts + (o.lease_owner IS NOT NULL)::int,
-    outcome_unknown = o.outcome_unknown OR o.lease_owner IS NOT NULL,
-    lease_owner = $1, lease_expires_at = $3, lease_token = $5, updated_at = $2
+    lease_owner = $1, lease_token = $5 || '.' || gen_random_uuid(),
+    lease_expires_at = $2 + coalesce(($7::jsonb ->> o.route)::bigint, $3), updated_at = $2
   FROM due WHERE o.id = due.id
-  RETURNING ${OPERATION_COLUMNS.replace(/(\w+)/g, 'o.$1')}`;
-
-const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL';
-const FENCED = `WHERE id = $1 AND lease_owner = $2 AND status = 'Running'`;
+  RETURNING ${OPERATION_COLUMNS.replace(/(\w+)/g, 'o.$1')}, o.lease_token`;
 
 function resultValues(result: StoredResponse | null): unknown[] {
   return [
@@ -1053,6 +1116,22 @@ function toOperation(row: Row): Operation {
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
+}
+
+function toLeasedOperation(row: Row): LeasedOperation {
+  return {
+    ...toOperation(row),
+    leaseOwner: String(row.lease_owner),
+    leaseExpiresAt: Number(row.lease_expires_at),
+    leaseToken: String(row.lease_token),
+  };
+}
+
+/** A lease call whose answer was lost: its owner, and the range its leases' expiries fall in. */
+interface LostLease {
+  owner: string;
+  from: number;
+  to: number;
 }
 
 function toIdempotencyRecord(row: Row): IdempotencyRecord {

@@ -10,7 +10,7 @@
  * process at a time, and once it succeeded, never again. Recording an attempt
  * is one statement too (data-modifying CTEs): the attempt, the delivery's new
  * state and, on a 410, the disabled endpoint commit together, fenced by the
- * lease owner.
+ * lease's token.
  *
  * A 410 disables the endpoint's other pending deliveries where they are, a
  * leased one keeping its lease owner and expiry: its holder's record is then
@@ -43,13 +43,13 @@ export const LEASE_WEBHOOKS = `WITH due AS (
     LIMIT $4
     FOR UPDATE SKIP LOCKED
   )
-  UPDATE webhook_deliveries AS d SET lease_owner = $1, next_attempt_at = $3,
+  UPDATE webhook_deliveries AS d SET lease_owner = $1, next_attempt_at = $3, lease_token = gen_random_uuid()::text,
     attempts = d.attempts + (d.lease_owner IS NOT NULL)::int, updated_at = $2
   FROM due
   JOIN operation_events AS e ON e.operation_id = due.operation_id AND e.seq = due.seq
   JOIN operations AS o ON o.id = due.operation_id
   WHERE d.operation_id = due.operation_id AND d.seq = due.seq AND d.endpoint = due.endpoint
-  RETURNING ${DELIVERY_COLUMNS.replace(/(\w+)/g, 'd.$1')},
+  RETURNING ${DELIVERY_COLUMNS.replace(/(\w+)/g, 'd.$1')}, d.lease_token,
     e.status AS event_status, e.at AS event_at, e.attempts AS event_attempts, e.error AS event_error,
     o.traceparent, o.tracestate`;
 
@@ -58,11 +58,11 @@ export const leaseWebhookValues = (
   now: number,
 ): unknown[] => [owner, now, now + leaseMs, limit, endpoints];
 
-// Answers one row when this owner held the lease (and so wrote the attempt), none otherwise.
+// Answers one row when the caller held the lease (its token; so it wrote the attempt), none otherwise.
 export const RECORD_WEBHOOK_ATTEMPT = `WITH d AS (
     UPDATE webhook_deliveries SET state = $5, attempts = attempts + 1, next_attempt_at = $6::bigint,
-      lease_owner = NULL, last_error = $7, updated_at = $4
-    WHERE operation_id = $1 AND seq = $2 AND endpoint = $3 AND lease_owner = $8 AND state = 'pending'
+      lease_owner = NULL, lease_token = NULL, last_error = $7, updated_at = $4
+    WHERE operation_id = $1 AND seq = $2 AND endpoint = $3 AND lease_token = $8 AND state = 'pending'
     RETURNING operation_id, seq, endpoint, url, attempts
   ), attempt AS (
     INSERT INTO webhook_attempts (operation_id, seq, endpoint, attempt, at, status, error, latency_ms,
@@ -83,7 +83,7 @@ export const RECORD_WEBHOOK_ATTEMPT = `WITH d AS (
 
 export const recordWebhookValues = (
   key: WebhookDeliveryKey,
-  owner: string,
+  token: string,
   record: WebhookAttemptRecord,
   now: number,
 ): unknown[] => [
@@ -94,7 +94,7 @@ export const recordWebhookValues = (
   record.next.state,
   record.next.state === 'pending' ? record.next.nextAttemptAt : now,
   record.lastError,
-  owner,
+  token,
   record.attempt.at,
   record.attempt.status,
   record.attempt.error,
@@ -103,15 +103,16 @@ export const recordWebhookValues = (
   record.disableEndpoint,
 ];
 
-export const RELEASE_WEBHOOK = `UPDATE webhook_deliveries SET lease_owner = NULL, next_attempt_at = $4, updated_at = $4
-  WHERE operation_id = $1 AND seq = $2 AND endpoint = $3 AND lease_owner = $5 AND state = 'pending'`;
+export const RELEASE_WEBHOOK = `UPDATE webhook_deliveries SET lease_owner = NULL, lease_token = NULL,
+    next_attempt_at = $4, updated_at = $4
+  WHERE operation_id = $1 AND seq = $2 AND endpoint = $3 AND lease_token = $5 AND state = 'pending'`;
 
-export const releaseWebhookValues = (key: WebhookDeliveryKey, owner: string, now: number): unknown[] => [
+export const releaseWebhookValues = (key: WebhookDeliveryKey, token: string, now: number): unknown[] => [
   key.operationId,
   key.seq,
   key.endpoint,
   now,
-  owner,
+  token,
 ];
 
 export const WEBHOOK_DELIVERIES = `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries
@@ -195,6 +196,7 @@ export function toLeasedWebhookDelivery(row: Row): LeasedWebhookDelivery {
   const delivery = toWebhookDelivery(row);
   return {
     ...delivery,
+    leaseToken: String(row.lease_token),
     event: {
       operationId: delivery.operationId,
       seq: delivery.seq,

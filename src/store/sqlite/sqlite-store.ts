@@ -26,6 +26,7 @@ import type {
   HeaderList,
   IdempotencyClaim,
   IdempotencyRecord,
+  LeasedOperation,
   LeasedWebhookDelivery,
   LeaseRequest,
   NewOperation,
@@ -148,6 +149,7 @@ export class SqliteStore implements OperationStore {
         next_attempt_at: row.nextAttemptAt,
         lease_owner: row.leaseOwner,
         lease_expires_at: row.leaseExpiresAt,
+        lease_token: op.lease?.token ?? null,
         outcome_unknown: row.outcomeUnknown ? 1 : 0,
         priority: row.priority,
         idempotency_key: row.idempotencyKey,
@@ -167,35 +169,49 @@ export class SqliteStore implements OperationStore {
     }) as Promise<Operation>;
   }
 
-  lease({ owner, limit, leaseMs, excludeRoutes = [] }: LeaseRequest): Promise<Operation[]> {
+  lease({
+    owner,
+    limit,
+    leaseMs,
+    leaseMsByRoute = {},
+    excludeRoutes = [],
+  }: LeaseRequest): Promise<LeasedOperation[]> {
     return this.#write(() => {
       const now = this.#clock.now();
-      const exclude = JSON.stringify(excludeRoutes);
-      const rows = this.#sql.lease.all({ owner, now, expires: now + leaseMs, limit, exclude }) as Row[];
+      const rows = this.#sql.lease.all({
+        owner,
+        now,
+        lease_ms: leaseMs,
+        durations: JSON.stringify(leaseMsByRoute),
+        limit,
+        exclude: JSON.stringify(excludeRoutes),
+      }) as Row[];
       for (const row of rows) this.#touched.add(String(row.id));
-      return rows.map(toOperation).sort(replayOrder);
-    }) as Promise<Operation[]>;
+      // After leasing, as the PostgreSQL adapter's one statement does: these are leased from the next call on.
+      this.#sql.handBackExpired.run({ now, limit: HAND_BACK_BATCH });
+      return rows.map(toLeasedOperation).sort(replayOrder);
+    }) as Promise<LeasedOperation[]>;
   }
 
   complete(
     id: string,
-    owner: string,
+    token: string,
     result: StoredResponse,
     attempt?: AttemptRecordInput,
   ): Promise<boolean> {
     return this.#changed(
       this.#sql.complete,
-      { id, owner, now: this.#clock.now(), ...resultColumns(result) },
+      { id, token, now: this.#clock.now(), ...resultColumns(result) },
       attempt,
     );
   }
 
-  retry(id: string, owner: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean> {
+  retry(id: string, token: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean> {
     return this.#changed(
       this.#sql.retry,
       {
         id,
-        owner,
+        token,
         now: this.#clock.now(),
         next_attempt_at: record.nextAttemptAt,
         error: JSON.stringify(record.error),
@@ -205,13 +221,13 @@ export class SqliteStore implements OperationStore {
     );
   }
 
-  fail(id: string, owner: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean> {
+  fail(id: string, token: string, record: FailRecord, attempt?: AttemptRecordInput): Promise<boolean> {
     const now = this.#clock.now();
     return this.#changed(
       this.#sql.fail,
       {
         id,
-        owner,
+        token,
         now,
         error: JSON.stringify(record.error),
         dead_lettered_at: record.deadLetter ? now : null,
@@ -224,15 +240,21 @@ export class SqliteStore implements OperationStore {
 
   release(
     id: string,
-    owner: string,
+    token: string,
     attemptInFlight: boolean,
     attempt?: AttemptRecordInput,
   ): Promise<boolean> {
     return this.#changed(
       this.#sql.release,
-      { id, owner, now: this.#clock.now(), in_flight: attemptInFlight ? 1 : 0 },
+      { id, token, now: this.#clock.now(), in_flight: attemptInFlight ? 1 : 0 },
       attempt,
     );
+  }
+
+  extendLease(id: string, token: string, until: number): Promise<boolean> {
+    return this.#write(
+      () => Number(this.#sql.extendLease.run({ id, token, until }).changes) === 1,
+    ) as Promise<boolean>;
   }
 
   async get(id: string): Promise<Operation | undefined> {
@@ -330,16 +352,16 @@ export class SqliteStore implements OperationStore {
 
   recordWebhookAttempt(
     key: WebhookDeliveryKey,
-    owner: string,
+    token: string,
     record: WebhookAttemptRecord,
   ): Promise<boolean> {
     return this.#write(() =>
-      this.#webhooks.record(key, owner, record, this.#clock.now()),
+      this.#webhooks.record(key, token, record, this.#clock.now()),
     ) as Promise<boolean>;
   }
 
-  releaseWebhookDelivery(key: WebhookDeliveryKey, owner: string): Promise<boolean> {
-    return this.#write(() => this.#webhooks.release(key, owner, this.#clock.now())) as Promise<boolean>;
+  releaseWebhookDelivery(key: WebhookDeliveryKey, token: string): Promise<boolean> {
+    return this.#write(() => this.#webhooks.release(key, token, this.#clock.now())) as Promise<boolean>;
   }
 
   async webhookDeliveries(
@@ -527,15 +549,16 @@ function migrate(db: DatabaseSync): void {
 }
 
 function prepareStatements(db: DatabaseSync) {
-  const clearLease = 'lease_owner = NULL, lease_expires_at = NULL';
-  const fenced = `WHERE id = :id AND lease_owner = :owner AND status = 'Running'`;
+  const clearLease = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL';
+  // A lease's writes are fenced by its token: once it was handed back or taken over, they change nothing.
+  const fenced = `WHERE id = :id AND lease_token = :token AND status = 'Running'`;
   return {
     insert: db.prepare(`INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
-        status, attempts, next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, priority,
+        status, attempts, next_attempt_at, lease_owner, lease_expires_at, lease_token, outcome_unknown, priority,
         idempotency_key, tenant, callback_url, webhook_subscriptions, traceparent, tracestate, failover_reason,
         created_at, updated_at)
       VALUES (:id, :route, :method, :path, :query, :request_headers, :request_body, :status, :attempts,
-        :next_attempt_at, :lease_owner, :lease_expires_at, :outcome_unknown, :priority, :idempotency_key,
+        :next_attempt_at, :lease_owner, :lease_expires_at, :lease_token, :outcome_unknown, :priority, :idempotency_key,
         :tenant, :callback_url, :webhook_subscriptions, :traceparent, :tracestate, :failover_reason,
         :created_at, :created_at)`),
     // A claim takes a free key, or one whose record expired or whose claimant's lock lapsed.
@@ -560,22 +583,27 @@ function prepareStatements(db: DatabaseSync) {
     ),
     purgeKeys: db.prepare(`DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys
       WHERE expires_at <= :now LIMIT :limit)`),
-    // An expired lease means its holder died mid-attempt: count that attempt, outcome unknown.
-    // Candidates come from the two due-time indexes (migration 003), not from a walk of the backlog.
+    // An expired lease means its holder died mid-attempt: count that attempt, outcome unknown, and
+    // make it due again from the moment the lease ran out; its token goes with it, fencing the holder off.
+    // A range read of the lease-expiry index (migration 003). No status change, so no event to tell.
+    handBackExpired: db.prepare(`UPDATE operations SET
+        attempts = attempts + 1, outcome_unknown = 1, next_attempt_at = lease_expires_at, ${clearLease},
+        updated_at = :now
+      WHERE id IN (SELECT id FROM operations
+        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now
+        ORDER BY lease_expires_at LIMIT :limit)`),
+    // Each lease gets its own random token, and lasts as long as its route asks (:durations, by name).
     lease: db.prepare(`UPDATE operations SET
-        status = 'Running',
-        attempts = attempts + (lease_owner IS NOT NULL),
-        outcome_unknown = outcome_unknown OR (lease_owner IS NOT NULL),
-        lease_owner = :owner, lease_expires_at = :expires, updated_at = :now
-      WHERE id IN (SELECT id FROM (
-          SELECT id, route, priority, created_at FROM operations
-            WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
-          UNION ALL
-          SELECT id, route, priority, created_at FROM operations
-            WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now)
-        WHERE route NOT IN (SELECT value FROM json_each(:exclude))
+        status = 'Running', lease_owner = :owner, lease_token = lower(hex(randomblob(16))),
+        lease_expires_at = :now + coalesce((SELECT value FROM json_each(:durations) WHERE key = route), :lease_ms),
+        updated_at = :now
+      WHERE id IN (SELECT id FROM operations
+        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
+          AND route NOT IN (SELECT value FROM json_each(:exclude))
         ORDER BY priority DESC, created_at, id LIMIT :limit)
       RETURNING *`),
+    // A heartbeat is no status change and no action a client sees: updated_at stays.
+    extendLease: db.prepare(`UPDATE operations SET lease_expires_at = :until ${fenced}`),
     complete: db.prepare(`UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,
         result_status = :result_status, result_headers = :result_headers, result_body = :result_body,
         error = NULL, ${clearLease}, updated_at = :now ${fenced}`),
@@ -686,6 +714,18 @@ function toOperation(row: Row): Operation {
     discardedAt: row.discarded_at === null ? null : Number(row.discarded_at),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+  };
+}
+
+/** Expired leases handed back per lease call at most; the rest go at the next. */
+const HAND_BACK_BATCH = 1_000;
+
+function toLeasedOperation(row: Row): LeasedOperation {
+  return {
+    ...toOperation(row),
+    leaseOwner: String(row.lease_owner),
+    leaseExpiresAt: Number(row.lease_expires_at),
+    leaseToken: String(row.lease_token),
   };
 }
 

@@ -33,14 +33,15 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
   const key = 'operation_id = :operation_id AND seq = :seq AND endpoint = :endpoint';
   const sql = {
     // While leased, next_attempt_at is when the lease runs out: one due-time index finds free and expired alike.
+    // Each lease gets its own random token: the attempt's record and a hand-back are fenced by it.
     lease: db.prepare(`UPDATE webhook_deliveries SET lease_owner = :owner, next_attempt_at = :expires,
-        attempts = attempts + (lease_owner IS NOT NULL), updated_at = :now
+        lease_token = lower(hex(randomblob(16))), attempts = attempts + (lease_owner IS NOT NULL), updated_at = :now
       WHERE (operation_id, seq, endpoint) IN (
         SELECT operation_id, seq, endpoint FROM webhook_deliveries
         WHERE state = 'pending' AND next_attempt_at <= :now
           AND endpoint IN (SELECT value FROM json_each(:endpoints))
         ORDER BY next_attempt_at LIMIT :limit)
-      RETURNING operation_id, seq, endpoint`),
+      RETURNING operation_id, seq, endpoint, lease_token`),
     leased: db.prepare(`SELECT d.*, e.status AS event_status, e.at AS event_at, e.attempts AS event_attempts,
         e.error AS event_error, o.traceparent, o.tracestate
       FROM webhook_deliveries d
@@ -48,8 +49,9 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       JOIN operations o ON o.id = d.operation_id
       WHERE d.operation_id = :operation_id AND d.seq = :seq AND d.endpoint = :endpoint`),
     finish: db.prepare(`UPDATE webhook_deliveries SET state = :state, attempts = attempts + 1,
-        next_attempt_at = :next_attempt_at, lease_owner = NULL, last_error = :last_error, updated_at = :now
-      WHERE ${key} AND lease_owner = :owner AND state = 'pending'
+        next_attempt_at = :next_attempt_at, lease_owner = NULL, lease_token = NULL, last_error = :last_error,
+        updated_at = :now
+      WHERE ${key} AND lease_token = :token AND state = 'pending'
       RETURNING attempts, url`),
     attempt: db.prepare(`INSERT INTO webhook_attempts
         (operation_id, seq, endpoint, attempt, at, status, error, latency_ms, response_snippet)
@@ -60,8 +62,9 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
         last_error = :reason, updated_at = :now
       WHERE endpoint = :endpoint AND url = :url AND state = 'pending'`),
     release:
-      db.prepare(`UPDATE webhook_deliveries SET lease_owner = NULL, next_attempt_at = :now, updated_at = :now
-      WHERE ${key} AND lease_owner = :owner AND state = 'pending'`),
+      db.prepare(`UPDATE webhook_deliveries SET lease_owner = NULL, lease_token = NULL, next_attempt_at = :now,
+        updated_at = :now
+      WHERE ${key} AND lease_token = :token AND state = 'pending'`),
     deliveries: db.prepare(
       'SELECT * FROM webhook_deliveries WHERE operation_id = :operation_id ORDER BY seq, endpoint',
     ),
@@ -99,14 +102,17 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
         endpoints: JSON.stringify(endpoints),
       }) as Row[];
       return keys
-        .map((k) => toLeased(sql.leased.get(k as Record<string, SQLInputValue>) as Row))
+        .map(({ lease_token, ...k }) => ({
+          ...toLeased(sql.leased.get(k as Record<string, SQLInputValue>) as Row),
+          leaseToken: String(lease_token),
+        }))
         .sort((a, b) => a.createdAt - b.createdAt);
     },
 
-    record(k: WebhookDeliveryKey, owner: string, record: WebhookAttemptRecord, now: number): boolean {
+    record(k: WebhookDeliveryKey, token: string, record: WebhookAttemptRecord, now: number): boolean {
       const updated = sql.finish.get({
         ...keyParams(k),
-        owner,
+        token,
         now,
         state: record.next.state,
         next_attempt_at: record.next.state === 'pending' ? record.next.nextAttemptAt : now,
@@ -136,8 +142,8 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       return true;
     },
 
-    release(k: WebhookDeliveryKey, owner: string, now: number): boolean {
-      return Number(sql.release.run({ ...keyParams(k), owner, now }).changes) === 1;
+    release(k: WebhookDeliveryKey, token: string, now: number): boolean {
+      return Number(sql.release.run({ ...keyParams(k), token, now }).changes) === 1;
     },
 
     deliveries(operationId: string): Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }> {
@@ -208,7 +214,7 @@ function toDelivery(row: Row): WebhookDelivery {
   };
 }
 
-function toLeased(row: Row): LeasedWebhookDelivery {
+function toLeased(row: Row): Omit<LeasedWebhookDelivery, 'leaseToken'> {
   const delivery = toDelivery(row);
   return {
     ...delivery,

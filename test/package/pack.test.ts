@@ -3,7 +3,8 @@
  * builds dist/ through `prepack`), the tarball installed offline into a fresh
  * project whose path holds a space, and there `npx spillway --help`, `npx
  * spillway serve` in front of a real upstream (one answer sync, one 202
- * completed by replay), `import('spillway')`, `import('spillway/client')` and
+ * completed by replay), `import('spillway')` (createSpillway run in front of
+ * a function) and `import('spillway/client')`, and
  * a TypeScript file importing both under `tsc --noEmit`. The same run again on
  * Node.js 22 (installed from the npm registry into a temp prefix), and an
  * older Node gets one line naming the version needed.
@@ -236,23 +237,42 @@ function usesTheInstalledPackage(label: string, nodeBin: () => string | undefine
       assert.equal(upstream.count('async-1'), 1, 'replayed once');
     });
 
-    it("import('spillway') and import('spillway/client') give the sources' exports", async (t) => {
+    it("import('spillway') and import('spillway/client') give the sources' exports, and both run", async (t) => {
       const bin = nodeBin();
       if (!bin) return t.skip(`${label} is not available`);
       writeFileSync(
         join(app, 'imports.mjs'),
-        [
-          "const server = await import('spillway');",
-          "const client = await import('spillway/client');",
-          'const answer = await client.createClient().fetch("data:text/plain,hello");',
-          'console.log(JSON.stringify({ server: Object.keys(server).sort(), client: Object.keys(client).sort(), text: await answer.text() }));',
-        ].join('\n'),
+        `const server = await import('spillway');
+const client = await import('spillway/client');
+// The gateway in-process, in front of a function: one request through it.
+process.env.SPILLWAY_LOG_LEVEL = 'silent';
+const embedded = server.createSpillway({
+  upstream: async (request) => new Response('paid ' + (await request.text()), { status: 201 }),
+  store: 'embedded.db',
+});
+const answer = await embedded.fetch(new Request('http://app.local/payments', { method: 'POST', body: 'order-1' }));
+const embeddedText = [answer.status, await answer.text()].join(' ');
+await embedded.close();
+const sdk = await client.createClient().fetch('data:text/plain,hello');
+console.log(JSON.stringify({
+  server: Object.keys(server).sort(),
+  client: Object.keys(client).sort(),
+  embedded: embeddedText,
+  sdk: await sdk.text(),
+}));
+`,
       );
       const res = ok(await run('node', ['imports.mjs'], { cwd: app, path: bin }), 'imports.mjs');
-      const seen = JSON.parse(res.stdout) as { server: string[]; client: string[]; text: string };
+      const seen = JSON.parse(res.stdout.trim().split('\n').at(-1)!) as {
+        server: string[];
+        client: string[];
+        embedded: string;
+        sdk: string;
+      };
       assert.deepEqual(seen.server, Object.keys(await import('../../src/index.ts')).sort());
       assert.deepEqual(seen.client, Object.keys(await import('../../src/sdk/index.ts')).sort());
-      assert.equal(seen.text, 'hello');
+      assert.equal(seen.embedded, '201 paid order-1');
+      assert.equal(seen.sdk, 'hello');
     });
   });
 }
@@ -311,11 +331,21 @@ describe('type-checking', () => {
   it('a TypeScript file importing spillway and spillway/client passes tsc --noEmit', async () => {
     writeFileSync(
       join(app, 'check.ts'),
-      `import { buildConfig, type Clock, type GatewayConfig, type Spillway, startSpillway } from 'spillway';
+      `import {
+  buildConfig,
+  type Clock,
+  createSpillway,
+  type GatewayConfig,
+  type Spillway,
+  startSpillway,
+} from 'spillway';
 import { type AcceptedOperation, createClient, type SpillwayClient } from 'spillway/client';
 
 const config: GatewayConfig = buildConfig({ upstream: 'http://127.0.0.1:9' });
 export const started: Promise<Spillway> = startSpillway(config);
+export const embedded: Promise<Response> = createSpillway({
+  upstream: async (request: Request) => new Response(await request.text()),
+}).fetch(new Request('http://app.local/x'));
 export const clock: Clock = { now: () => 0 } as Clock;
 const client: SpillwayClient = createClient({
   timeoutMs: 1_000,

@@ -13,7 +13,7 @@
  * middleware that hands outside requests to Spillway can let Spillway's own
  * calls through to the app (`isSpillwayCall`).
  */
-import { createServer, type IncomingMessage, type RequestListener, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { duplexPair, Readable } from 'node:stream';
 import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { Agent, type Dispatcher, request as undiciRequest } from 'undici';
@@ -95,12 +95,23 @@ export function isSpillwayCall(req: IncomingMessage): boolean {
 /**
  * An in-process upstream made of a Node request listener (an Express app, a
  * Fastify instance's `routing`, a Koa `callback()`): each call is a real
- * HTTP/1.1 exchange in memory, no port and no socket.
+ * HTTP/1.1 exchange in memory, no port and no socket. A listener that throws
+ * or rejects breaks the exchange: the call's outcome is unknown.
  */
-export function fromNodeHandler(listener: RequestListener): FetchHandler {
+export function fromNodeHandler(
+  listener: (req: IncomingMessage, res: ServerResponse) => unknown,
+): FetchHandler {
   const server = createServer((req, res) => {
     ownCalls.add(req);
-    listener(req, res);
+    // A listener that throws may have done something first: the connection breaks, as when a
+    // process dies mid-request, so the outcome is unknown and retry safety decides what follows.
+    const broken = (error: unknown) => res.destroy(error instanceof Error ? error : new Error(String(error)));
+    try {
+      const done = listener(req, res);
+      if (done instanceof Promise) done.catch(broken);
+    } catch (error) {
+      broken(error);
+    }
   });
   const connections = new InMemoryHttp(server);
   return (request) => connections.fetch(request);

@@ -78,6 +78,8 @@ export const routeDefaults = {
     probeShare: 0.2,
     probeCalls: 5,
     minProbingMs: 1_000,
+    /** While a route diverts or probes, one replay of its backlog probes the upstream this often. */
+    probeIntervalMs: 500,
     /** After a revert, the sync share ramps from probeShare to 100% over 10 s. */
     rampMs: 10_000,
     /** Share of healthy traffic sent async on purpose to keep that path exercised. */
@@ -460,6 +462,7 @@ function buildHealth(raw: Record<string, unknown>, at: string): Health {
     trip: thresholds('trip'),
     revert: thresholds('revert'),
     hungCalls: int('hungCalls', 1),
+    probeIntervalMs: int('probeIntervalMs', 1),
     maxConcurrency: int('maxConcurrency', 1),
     adaptiveConcurrency: {
       enabled: boolAt(merged.adaptiveConcurrency, 'enabled', `${at}adaptiveConcurrency.`),

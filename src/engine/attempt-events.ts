@@ -5,7 +5,7 @@
  * the replay workers, so both tell it the same way.
  */
 import { type AttemptResult, type LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
-import type { Decision } from '../policy/attempt-decision.ts';
+import type { AttemptOutcome, Decision } from '../policy/attempt-decision.ts';
 import type { Operation } from '../store/port.ts';
 
 export interface AttemptFacts {
@@ -111,4 +111,28 @@ function resultOf(decision: Decision): AttemptResult {
   if (decision.kind === 'complete') return 'succeeded';
   if (decision.kind === 'retry') return 'retry';
   return decision.deadLetter ? 'dead-lettered' : 'failed';
+}
+
+/**
+ * A replay probe the upstream refused unprocessed (not sent, or a failover
+ * status): its lease was handed back (`held`: still ours) without counting it.
+ */
+export function probeRefused(
+  events: LifecycleEvents,
+  op: Operation,
+  facts: AttemptFacts,
+  outcome: AttemptOutcome,
+  held: boolean,
+  now: number,
+): void {
+  events.emit({
+    type: 'attempt:finished',
+    ...operationFacts(op, now),
+    attempt: facts.attempt,
+    kind: facts.kind,
+    outcome: held ? 'probe-refused' : 'lease-lost',
+    durationMs: now - facts.startedAt,
+    upstreamStatus: outcome.kind === 'response' ? outcome.response.status : null,
+    errorCode: outcome.kind === 'response' ? 'upstream-status' : 'upstream-unreachable',
+  });
 }

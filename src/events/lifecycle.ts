@@ -45,9 +45,18 @@ export type CaptureReason =
  * `succeeded`, `retry` (scheduled again), `failed` (the upstream's final
  * non-success answer), `dead-lettered`, `lease-lost` (its lease had expired, so
  * nothing was recorded: whoever holds it now decides), `abandoned` (shutdown
- * aborted it; its lease was handed back with the outcome unknown).
+ * aborted it; its lease was handed back with the outcome unknown), `probe-refused`
+ * (a replay sent as its route's probe while the route diverts or probes, which
+ * the upstream refused unprocessed: handed back, not counted as an attempt).
  */
-export type AttemptResult = 'succeeded' | 'retry' | 'failed' | 'dead-lettered' | 'lease-lost' | 'abandoned';
+export type AttemptResult =
+  | 'succeeded'
+  | 'retry'
+  | 'failed'
+  | 'dead-lettered'
+  | 'lease-lost'
+  | 'abandoned'
+  | 'probe-refused';
 
 /** What a sync attempt came to (a metric label): answered, refused with a failover status, failed, or out of budget. */
 export type SyncResult = 'answered' | 'refused' | 'error' | 'budget-spent';

@@ -143,6 +143,8 @@ export interface LeaseRequest {
   leaseMsByRoute?: Readonly<Record<string, number>>;
   /** Routes not to lease from now (their replay is paused while the upstream recovers). */
   excludeRoutes?: readonly string[];
+  /** Lease only from these routes (each route's replay has its own limits). */
+  routes?: readonly string[];
 }
 
 export interface RetryRecord {
@@ -473,6 +475,30 @@ export interface OperationStore {
   setReplayPaused(route: string, paused: boolean): Promise<void>;
   /** Routes whose replay is paused, with when (epoch ms). */
   pausedReplays(): Promise<Record<string, number>>;
+  /**
+   * Makes the route's waiting, unleased operations due now (those due later),
+   * at most `limit` of them, first in replay order; resolves with how many.
+   * A replay probe that passed brings the drain forward so it starts at once.
+   */
+  bringForward(route: string, limit?: number): Promise<number>;
+  /** Writes a gateway's view of a route's health, for `spillway worker` processes to follow. */
+  setRouteHealth(route: string, health: StoredRouteHealth): Promise<void>;
+  /** Every route's health as last written by a gateway, by route name. */
+  routeHealth(): Promise<Record<string, StoredRouteHealth>>;
+}
+
+/**
+ * A route's health as a gateway last wrote it (docs/policy.md, "Replay and the
+ * health state"): the last writer wins, each gateway deciding for itself.
+ */
+export interface StoredRouteHealth {
+  state: 'sync' | 'diverting' | 'probing';
+  /** Why it diverts: a trip rule, or the upstream's Retry-After (replay waits until `until`). */
+  cause: 'trip' | 'retry-after' | null;
+  /** Epoch ms the state began. */
+  since: number;
+  /** Epoch ms a diversion ends; null otherwise. */
+  until: number | null;
 }
 
 /** How an attempt ended, in the attempt history. */

@@ -4,6 +4,14 @@
  * a crashed process are recovered by the same lease query, under the retry
  * safety rule (src/policy/retry-safety.ts).
  *
+ * Each route is leased and paced on its own (src/policy/health/replay-gate.ts):
+ * its own adaptive limit, Retry-After pause and probes, so one failing route
+ * never slows another's drain. While a route diverts or probes, its replays
+ * act as probes, one at a time; one that passes brings the route's due times
+ * forward and the drain starts at once. The route's health is the gateway's
+ * own machine, or, in a `spillway worker` process, what gateways wrote to the
+ * store.
+ *
  * The loop (src/workers/lease-loop.ts) has a manual trigger, `runOnce()`, so
  * tests drive it without sleeping; `start()` runs it on a timer and on
  * `wake()` after each capture.
@@ -17,17 +25,24 @@ import {
   recordOutcome,
   retryBudgetOf,
 } from '../engine/attempt.ts';
-import { attemptFinished, attemptStarted, decided } from '../engine/attempt-events.ts';
+import { attemptFinished, attemptStarted, decided, probeRefused } from '../engine/attempt-events.ts';
 
 import { whenAborted } from '../engine/in-flight.ts';
 import { holdLease, leaseMsFor } from '../engine/lease-heartbeat.ts';
 import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
 import { LifecycleEvents } from '../events/lifecycle.ts';
 import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
-import { AimdLimit } from '../policy/health/aimd-limit.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
+import { ReplayGate, type RouteHealthView } from '../policy/health/replay-gate.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { HeaderList, LeasedOperation, Operation, OperationStore } from '../store/port.ts';
+import type {
+  HeaderList,
+  LeasedOperation,
+  LeaseRequest,
+  Operation,
+  OperationStore,
+  StoredRouteHealth,
+} from '../store/port.ts';
 import { LeaseLoop } from './lease-loop.ts';
 
 export interface ReplayWorkerOptions {
@@ -38,12 +53,20 @@ export interface ReplayWorkerOptions {
   owner: string;
   /** The policy of a route by name (the catch-all route for names no longer configured). */
   routeNamed: (name: string) => RoutePolicy;
-  /** The configured routes: each one's leases last as long as its own attempts need (leaseMsFor). */
+  /**
+   * The configured routes, the catch-all last: each is leased and paced on its
+   * own, and its leases last as long as its own attempts need (leaseMsFor).
+   */
   routes: readonly RoutePolicy[];
+  /** Replays of one route in flight at most (its adaptive limit's ceiling). */
   concurrency: number;
   pollIntervalMs: number;
   maxResultBytes: number;
-  /** The routes' health: replay pauses for a route while it diverts for cause, and outcomes feed its replay view. */
+  /**
+   * The routes' health in this process: it paces each route's replay, and
+   * replay outcomes feed it. Without it (`spillway worker`), the health
+   * gateways wrote to the store paces replay.
+   */
   health?: HealthMonitor;
   /** Where attempts, their outcomes and the loop's errors are told (logs, metrics). */
   events?: LifecycleEvents;
@@ -54,55 +77,63 @@ export class ReplayWorker {
   readonly #options: ReplayWorkerOptions;
   readonly #events: LifecycleEvents;
   readonly #loop: LeaseLoop<LeasedOperation>;
-  /** The drain rate adapts to the upstream: AIMD from replay latency and errors, within [1, concurrency]. */
-  readonly #limit: AimdLimit;
-  /** An upstream Retry-After on a replay pauses all replay until then. */
-  #pausedUntil = 0;
+  /** Each route's pace: adaptive limit, Retry-After pause, probes. */
+  readonly #gates = new Map<string, ReplayGate>();
+  /** Replays sent as probes, by operation id, with the state they probe. */
+  readonly #probes = new Map<string, { since: number }>();
+  /** Replays whose outcome reached their gate (#learn), until their run ends. */
+  readonly #learned = new Set<string>();
+  /** Gateways' route health as last read from the store (without a local health monitor). */
+  #stored: Record<string, StoredRouteHealth> = {};
+  readonly #leaseMsByRoute: Record<string, number>;
+  /** Operations of routes no longer configured: the longest lease, as their attempts' limit is not known here. */
+  readonly #leaseMs: number;
 
   constructor(options: ReplayWorkerOptions) {
     this.#options = options;
     this.#events = options.events ?? new LifecycleEvents();
-    const max = Math.max(1, options.concurrency);
-    this.#limit = new AimdLimit({ min: 1, max, initial: Math.ceil(max / 2), backoff: 0.5 });
-    const { clock, store, owner, routes, health, pollIntervalMs } = options;
-    const leaseMsByRoute = Object.fromEntries(routes.map((route) => [route.name, leaseMsFor(route)]));
-    // Operations of routes no longer configured: the longest lease, as their attempts' limit is not known here.
-    const leaseMs = Math.max(...Object.values(leaseMsByRoute));
+    const { clock, store, routes, pollIntervalMs } = options;
+    this.#leaseMsByRoute = Object.fromEntries(routes.map((route) => [route.name, leaseMsFor(route)]));
+    this.#leaseMs = Math.max(...Object.values(this.#leaseMsByRoute));
+    for (const route of routes) {
+      this.#gates.set(
+        route.name,
+        new ReplayGate({ concurrency: options.concurrency, probeIntervalMs: route.health.probeIntervalMs }),
+      );
+    }
     this.#loop = new LeaseLoop({
       clock,
       pollIntervalMs,
-      freeSlots: (inFlight) => (clock.now() < this.#pausedUntil ? 0 : this.concurrencyLimit - inFlight),
-      // Routes diverting for cause get no replay: the backlog must not knock a recovering upstream over again.
-      // Nor do routes an operator paused: read from the store at each lease, so a pause reaches every process.
-      lease: async (limit) => {
-        const paused = Object.keys(await store.pausedReplays());
-        return store.lease({
-          owner,
-          limit,
-          leaseMs,
-          leaseMsByRoute,
-          excludeRoutes: [...(health?.routesNotReplaying() ?? []), ...paused],
-        });
-      },
-      run: (op, shutdown) => this.#replay(op, shutdown),
+      freeSlots: () => this.#freeSlots(),
+      lease: () => this.#lease(),
+      run: (op, shutdown) =>
+        this.#replay(op, shutdown).finally(() => {
+          // A replay that ended without an outcome (refused before sending, shutdown) frees its slot here.
+          if (this.#learned.delete(op.id)) return;
+          this.#probes.delete(op.id);
+          this.#gateOf(op.route).released();
+        }),
       onError: (error) =>
         this.#events.emit({ type: 'background:error', at: clock.now(), source: 'replay', error }),
-      // Something due that could not be leased (routes paused, slots full, Retry-After) waits a poll:
-      // finished replays and captures wake the loop sooner.
+      // Something due that could not be leased (routes paused, slots full, Retry-After) waits a poll;
+      // a route's probe waits its turn. Finished replays and captures wake the loop sooner.
       idleDelay: async () => {
         const due = await store.nextDueAt();
         const now = clock.now();
         let delay = pollIntervalMs;
         if (due !== undefined && due > now) delay = Math.min(pollIntervalMs, due - now);
-        if (this.#pausedUntil > now) delay = Math.min(pollIntervalMs, this.#pausedUntil - now);
+        for (const [name, gate] of this.#gates) {
+          const turn = gate.nextTurnIn(this.#viewOf(name), now);
+          if (turn !== undefined) delay = Math.min(delay, Math.max(1, turn));
+        }
         return delay;
       },
     });
   }
 
-  /** Replays allowed in flight now (the adaptive limit). */
-  get concurrencyLimit(): number {
-    return Math.min(this.#limit.limit, this.#options.concurrency);
+  /** Replays of `route` allowed in flight now in drain mode (its adaptive limit). */
+  concurrencyLimit(route: string): number {
+    return this.#gateOf(route).limit;
   }
 
   /** Starts the loop. Safe to call twice. */
@@ -181,7 +212,15 @@ export class ReplayWorker {
     }
     heartbeat.stop();
     deadline.clear();
-    this.#learn(op.route, route, outcome, clock.now() - started);
+    const probe = this.#probes.has(op.id);
+    const refused = this.#learn(op, route, outcome, clock.now() - started);
+    if (probe && refused) {
+      // The route's outage is not the operation's fault: a probe the upstream refused is handed
+      // back uncounted, the operation keeps its place and its retry budget.
+      const held = await store.release(op.id, token, false);
+      probeRefused(this.#events, op, facts, outcome, held, clock.now());
+      return;
+    }
     const { decision, held } = await recordOutcome(
       store,
       op,
@@ -195,17 +234,88 @@ export class ReplayWorker {
     attemptFinished(this.#events, op, facts, decision, held, clock.now());
   }
 
-  /** Feeds the drain rate, the pause and the route's replay view from one replay's outcome. */
-  #learn(name: string, route: RoutePolicy, outcome: AttemptOutcome, durationMs: number): void {
+  /**
+   * Feeds the route's pace (limit, pause, probe) and its health from one
+   * replay's outcome. True when the upstream refused it unprocessed: not sent,
+   * or a failover status.
+   */
+  #learn(op: Operation, route: RoutePolicy, outcome: AttemptOutcome, durationMs: number): boolean {
     const { clock, health } = this.#options;
     const refused = outcome.kind === 'response' && route.failoverStatuses.has(outcome.response.status);
     const failed = outcome.kind === 'not-sent' || outcome.kind === 'unknown' || refused;
-    if (failed || durationMs >= route.health.slowCallMs) this.#limit.bad();
-    else this.#limit.good();
-    if (outcome.kind === 'response' && outcome.retryAfterMs !== undefined && refused) {
-      this.#pausedUntil = Math.max(this.#pausedUntil, clock.now() + outcome.retryAfterMs);
+    const gate = this.#gateOf(op.route);
+    gate.finished(!failed && durationMs < route.health.slowCallMs, this.#probes.get(op.id));
+    this.#probes.delete(op.id);
+    this.#learned.add(op.id);
+    if (outcome.kind === 'response' && outcome.retryAfterMs !== undefined && refused)
+      gate.pauseUntil(clock.now() + outcome.retryAfterMs);
+    if (health?.has(op.route)) health.route(op.route).replayFinished({ failed, durationMs }, clock.now());
+    return outcome.kind === 'not-sent' || refused;
+  }
+
+  #gateOf(route: string): ReplayGate {
+    // Names no longer configured are replayed under the catch-all route's gate.
+    return this.#gates.get(route) ?? this.#gates.get(this.#options.routes.at(-1)!.name)!;
+  }
+
+  #viewOf(route: string): RouteHealthView | undefined {
+    const { health } = this.#options;
+    if (health) return health.has(route) ? health.route(route).replayView() : undefined;
+    const stored = this.#stored[route];
+    // The store holds a gateway's transitions, not its probe results: this process's own probes decide.
+    return stored && { ...stored, probesPassed: 0 };
+  }
+
+  #freeSlots(): number {
+    const now = this.#options.clock.now();
+    let free = 0;
+    for (const [name, gate] of this.#gates) free += gate.slots(this.#viewOf(name), now);
+    return free;
+  }
+
+  /**
+   * Leases each route's due operations into its own free slots. A route in
+   * probe mode gets one, even if none is due yet (the probe is the route's,
+   * not the operation's); a route entering drain mode has its waiting
+   * operations brought forward first, so the drain starts at once.
+   */
+  async #lease(): Promise<LeasedOperation[]> {
+    const { store, clock, owner, routes, health } = this.#options;
+    // An operator's pause is read from the store at each lease, so it reaches every process.
+    const paused = await store.pausedReplays();
+    if (!health) this.#stored = await store.routeHealth();
+    const names = routes.map((r) => r.name);
+    const leased: LeasedOperation[] = [];
+    for (const name of names) {
+      if (paused[name] !== undefined) continue;
+      const gate = this.#gateOf(name);
+      const view = this.#viewOf(name);
+      const now = clock.now();
+      if (gate.enteredDrain(view, now)) await store.bringForward(name);
+      const slots = gate.slots(view, now);
+      if (slots <= 0) continue;
+      const probe = gate.mode(view, now) === 'probe';
+      if (probe) gate.probed(now);
+      const request: LeaseRequest = {
+        owner,
+        limit: slots,
+        leaseMs: this.#leaseMs,
+        leaseMsByRoute: this.#leaseMsByRoute,
+        // The catch-all route also takes the operations of routes no longer configured.
+        ...(name === names.at(-1)
+          ? { excludeRoutes: [...names.slice(0, -1), ...Object.keys(paused)] }
+          : { routes: [name] }),
+      };
+      let ops = await store.lease(request);
+      if (ops.length === 0 && probe && (await store.bringForward(name, 1)) > 0)
+        ops = await store.lease(request);
+      for (const op of ops) {
+        gate.started();
+        if (probe) this.#probes.set(op.id, { since: view?.since ?? 0 });
+      }
+      leased.push(...ops);
     }
-    if (health?.has(name)) health.route(name).replayFinished({ failed, durationMs }, clock.now());
+    return leased;
   }
 }
 

@@ -24,6 +24,7 @@ import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { closedPort } from '../support/test-upstream.ts';
 import { newOperation, storeConformance } from './conformance.ts';
+import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 
 const skip = await skipWithoutPostgres('the PostgreSQL store tests');
@@ -36,7 +37,7 @@ if (skip) {
     PostgresStore.open({ url: db.url, clock, poolSize: 4, ...options });
   const empty = () =>
     db.query(
-      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys, ${db.schema}.route_replay CASCADE`,
+      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys, ${db.schema}.route_replay, ${db.schema}.route_health CASCADE`,
     );
 
   before(async () => {
@@ -50,6 +51,11 @@ if (skip) {
   });
 
   operatorConformance('postgres', async (clock) => {
+    await empty();
+    return { store: await open(clock), reopen: () => open(clock) };
+  });
+
+  drainConformance('postgres', async (clock) => {
     await empty();
     return { store: await open(clock), reopen: () => open(clock) };
   });

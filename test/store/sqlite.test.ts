@@ -4,6 +4,7 @@ import { after } from 'node:test';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/harness.ts';
 import { storeConformance } from './conformance.ts';
+import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 
 const dir = tempDir();
@@ -19,6 +20,14 @@ storeConformance('sqlite', async (clock) => {
 });
 
 operatorConformance('sqlite', async (clock) => {
+  const path = join(dir, `store-${n++}.db`);
+  return {
+    store: new SqliteStore({ path, clock }),
+    reopen: async () => new SqliteStore({ path, clock }),
+  };
+});
+
+drainConformance('sqlite', async (clock) => {
   const path = join(dir, `store-${n++}.db`);
   return {
     store: new SqliteStore({ path, clock }),

@@ -6,11 +6,14 @@
  */
 import type { Clock, Timer } from '../../clock.ts';
 import type { RoutePolicy } from '../route-policy.ts';
+import type { RouteHealthView } from './replay-gate.ts';
 import { type HealthEvent, type HealthSnapshot, type Override, RouteHealth } from './route-health.ts';
 
 export interface OverrideStore {
   setOverride(route: string, override: Override | null): Promise<void>;
   overrides(): Promise<Record<string, Override>>;
+  /** Where each transition is written, so that replay workers in other processes follow it. */
+  setRouteHealth?(route: string, health: Omit<RouteHealthView, 'probesPassed'>): Promise<void>;
 }
 
 export interface HealthMonitorOptions {
@@ -22,7 +25,7 @@ export interface HealthMonitorOptions {
   /** How often overrides are re-read from the store (another instance may have set one). */
   overrideRefreshMs?: number;
   onEvent?: (event: HealthEvent) => void;
-  /** Told when overrides could not be re-read from the store (the ones in force are kept). */
+  /** Told when overrides could not be re-read, or a transition written, in the store (the ones in force are kept). */
   onError?: (error: unknown) => void;
   random?: () => number;
 }
@@ -40,7 +43,16 @@ export class HealthMonitor {
     for (const route of options.routes) {
       this.#byRoute.set(
         route.name,
-        new RouteHealth(route.name, route.health, now, (e) => options.onEvent?.(e), options.random),
+        new RouteHealth(
+          route.name,
+          route.health,
+          now,
+          (e) => {
+            options.onEvent?.(e);
+            if (e.type !== 'health:override') this.#publish(e.route);
+          },
+          options.random,
+        ),
       );
     }
   }
@@ -69,11 +81,6 @@ export class HealthMonitor {
     return this.#byRoute.has(name);
   }
 
-  /** Routes whose replay is paused now (diverting for cause, or probing with no probe through yet). */
-  routesNotReplaying(): string[] {
-    return [...this.#byRoute.values()].filter((h) => !h.replayPermitted).map((h) => h.route);
-  }
-
   /** Ticks every route now (the timer calls this; tests may too). */
   tick(): void {
     const now = this.#options.clock.now();
@@ -97,6 +104,14 @@ export class HealthMonitor {
     const now = this.#options.clock.now();
     this.#lastRefresh = now;
     for (const health of this.#byRoute.values()) health.setOverride(stored[health.route] ?? null, now);
+  }
+
+  /** Writes the route's new state to the store, for `spillway worker` processes; the last writer wins. */
+  #publish(route: string): void {
+    const write = this.#options.store.setRouteHealth;
+    if (!write) return;
+    const { probesPassed: _, ...view } = this.route(route).replayView();
+    write.call(this.#options.store, route, view).catch((error: unknown) => this.#options.onError?.(error));
   }
 
   #schedule(): void {

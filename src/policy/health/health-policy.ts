@@ -41,6 +41,8 @@ export interface HealthPolicy {
   probeShare: number;
   /** Probe results judged together. */
   probeCalls: number;
+  /** While the route diverts or probes, one replay of its backlog probes the upstream this often. */
+  probeIntervalMs: number;
   /** Least time in probing before a revert. */
   minProbingMs: number;
   /** After a revert, the sync share ramps from `probeShare` to 100% over this long. */

@@ -122,7 +122,7 @@ describe('RouteHealth diverting', () => {
     assert.equal(a.path, 'divert');
     assert.equal(a.path === 'divert' && a.until, T0 + 3 + 10 + 5_000);
     assert.match(a.path === 'divert' ? a.reason : '', /^diverting: error-rate/);
-    assert.equal(health.replayPermitted, false, 'replay pauses while diverting for cause');
+    assert.equal(health.replayView().state, 'diverting', 'replay probes only while diverting');
   });
 
   it('moves to probing on the clock when the open period ends, without any request', () => {
@@ -133,7 +133,7 @@ describe('RouteHealth diverting', () => {
     health.tick(T0 + 5_013);
     assert.equal(health.state.kind, 'probing');
     assert.equal(events.at(-1)?.type, 'health:probe');
-    assert.equal(health.replayPermitted, true);
+    assert.equal(health.replayView().state, 'probing');
   });
 });
 

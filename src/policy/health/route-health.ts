@@ -28,6 +28,7 @@
 import { AimdLimit } from './aimd-limit.ts';
 import type { HealthPolicy } from './health-policy.ts';
 import { ProbeRound } from './probe-round.ts';
+import type { RouteHealthView } from './replay-gate.ts';
 import { judge, type RuleContext, type Signals, signalsOf } from './rules.ts';
 import { type CallOutcome, SlidingWindow } from './sliding-window.ts';
 
@@ -136,15 +137,6 @@ export class RouteHealth {
   }
 
   /**
-   * Replays pause while the route is diverting for cause, and resume when the
-   * open period ends: in probing they run beside the probes (at the workers'
-   * adaptive rate), so a backlog drains even when no live traffic comes to probe.
-   */
-  get replayPermitted(): boolean {
-    return this.#state.kind !== 'diverting';
-  }
-
-  /**
    * Decides this request's path. A sync admission must be finished with
    * `finish`. `budgetMs`: how long its client waits; past it the call counts as hung.
    */
@@ -215,13 +207,32 @@ export class RouteHealth {
   /**
    * Replays feed a separate view: a draining backlog does not trip the route
    * by itself. While probing, they are probe results too, so a route with
-   * little or no live traffic comes back on its own backlog.
+   * little or no live traffic comes back on its own backlog. While diverting
+   * after a trip, the workers send one replay at a time as a probe: one that
+   * passes ends the open period early (the upstream is back) and is the
+   * round's first result.
    */
   replayFinished(outcome: CallOutcome, now: number): void {
     this.#replays.record(outcome, now);
+    const s = this.#state;
+    const passed = !outcome.failed && outcome.durationMs < this.#policy.slowCallMs;
+    if (s.kind === 'diverting' && s.cause === 'trip' && passed)
+      this.#toProbing(now, s.reason, 'a replay probe passed');
     if (this.#state.kind !== 'probing') return;
     this.#probes.record(outcome);
     this.tick(now);
+  }
+
+  /** The state as replay needs it (src/policy/health/replay-gate.ts): the machine's, whatever the override. */
+  replayView(): RouteHealthView {
+    const s = this.#state;
+    return {
+      state: s.kind,
+      cause: s.kind === 'diverting' ? s.cause : null,
+      since: s.since,
+      until: s.kind === 'diverting' ? s.until : null,
+      probesPassed: s.kind === 'probing' ? this.#probes.passed : 0,
+    };
   }
 
   setOverride(override: Override | null, now: number): void {
@@ -319,15 +330,10 @@ export class RouteHealth {
     this.#emit({ type: 'health:trip', route: this.route, at: now, reason });
   }
 
-  #toProbing(now: number, reason: string): void {
+  #toProbing(now: number, reason: string, why = 'open period over'): void {
     this.#state = { kind: 'probing', since: now, reason };
     this.#probes.clear();
-    this.#emit({
-      type: 'health:probe',
-      route: this.route,
-      at: now,
-      reason: `open period over after ${reason}`,
-    });
+    this.#emit({ type: 'health:probe', route: this.route, at: now, reason: `${why} after ${reason}` });
   }
 
   #openPeriod(): number {

@@ -84,6 +84,7 @@ import type {
   RouteOverride,
   StatusCounts,
   StoredResponse,
+  StoredRouteHealth,
   WebhookAttempt,
   WebhookAttemptRecord,
   WebhookDelivery,
@@ -92,6 +93,7 @@ import type {
   WebhookResend,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
+import { storedRouteHealthOf } from '../route-health-row.ts';
 import {
   asStoreError,
   createPool,
@@ -117,6 +119,7 @@ import {
   toSummary,
   withAttemptLog,
 } from './operator-actions.ts';
+import { BRING_FORWARD, ROUTE_HEALTH, SET_ROUTE_HEALTH } from './route-drain.ts';
 import {
   DISABLED_WEBHOOK_ENDPOINTS,
   ENABLE_WEBHOOK_ENDPOINT,
@@ -313,6 +316,7 @@ export class PostgresStore implements OperationStore {
     leaseMs,
     leaseMsByRoute = {},
     excludeRoutes = [],
+    routes,
   }: LeaseRequest): Promise<LeasedOperation[]> {
     return this.#run(async () => {
       await this.#handBackLostLeases();
@@ -332,6 +336,7 @@ export class PostgresStore implements OperationStore {
             excludeRoutes,
             JSON.stringify(leaseMsByRoute),
             HAND_BACK_BATCH,
+            routes ?? null,
           ],
         });
         const leased = (rows as Row[]).map(toLeasedOperation).sort(replayOrder);
@@ -784,6 +789,31 @@ export class PostgresStore implements OperationStore {
     });
   }
 
+  bringForward(route: string, limit = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return this.#run(async () => {
+      const { rowCount } = await this.#pool.query(BRING_FORWARD, [route, this.#clock.now(), limit]);
+      return rowCount ?? 0;
+    });
+  }
+
+  setRouteHealth(route: string, health: StoredRouteHealth): Promise<void> {
+    return this.#run(async () => {
+      const { state, cause, since, until } = health;
+      await this.#pool.query({
+        name: 'spillway_set_route_health',
+        text: SET_ROUTE_HEALTH,
+        values: [route, state, cause, since, until, this.#clock.now()],
+      });
+    });
+  }
+
+  routeHealth(): Promise<Record<string, StoredRouteHealth>> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({ name: 'spillway_route_health', text: ROUTE_HEALTH });
+      return Object.fromEntries((rows as Row[]).map((row) => [String(row.route), storedRouteHealthOf(row)]));
+    });
+  }
+
   pausedReplays(): Promise<Record<string, number>> {
     return this.#run(async () => {
       const { rows } = await this.#pool.query({ name: 'spillway_paused_replays', text: PAUSED_REPLAYS });
@@ -1052,7 +1082,7 @@ const LEASE = `WITH lost AS (
   ), due AS (
     SELECT id FROM operations
     WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $2
-      AND route <> ALL ($6::text[])
+      AND route <> ALL ($6::text[]) AND ($9::text[] IS NULL OR route = ANY ($9::text[]))
     ORDER BY priority DESC, created_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED

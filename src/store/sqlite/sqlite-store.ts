@@ -43,6 +43,7 @@ import type {
   RouteOverride,
   StatusCounts,
   StoredResponse,
+  StoredRouteHealth,
   WebhookAttempt,
   WebhookAttemptRecord,
   WebhookDelivery,
@@ -52,6 +53,7 @@ import type {
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import { prepareOperatorActions } from './operator-actions.ts';
+import { prepareRouteDrain } from './route-drain.ts';
 import { prepareWebhookOutbox } from './webhook-outbox.ts';
 
 export interface SqliteStoreOptions {
@@ -81,6 +83,7 @@ export class SqliteStore implements OperationStore {
   readonly #sql: ReturnType<typeof prepareStatements>;
   readonly #webhooks: ReturnType<typeof prepareWebhookOutbox>;
   readonly #operator: ReturnType<typeof prepareOperatorActions>;
+  readonly #drain: ReturnType<typeof prepareRouteDrain>;
   #queue: QueuedWrite[] = [];
   /** Operations the current batch touched: their watchers hear of them once it commits. */
   #touched = new Set<string>();
@@ -103,6 +106,7 @@ export class SqliteStore implements OperationStore {
     this.#sql = prepareStatements(this.#db);
     this.#webhooks = prepareWebhookOutbox(this.#db);
     this.#operator = prepareOperatorActions(this.#db);
+    this.#drain = prepareRouteDrain(this.#db);
   }
 
   capture(op: NewOperation): Promise<Operation> {
@@ -175,6 +179,7 @@ export class SqliteStore implements OperationStore {
     leaseMs,
     leaseMsByRoute = {},
     excludeRoutes = [],
+    routes,
   }: LeaseRequest): Promise<LeasedOperation[]> {
     return this.#write(() => {
       const now = this.#clock.now();
@@ -185,6 +190,7 @@ export class SqliteStore implements OperationStore {
         durations: JSON.stringify(leaseMsByRoute),
         limit,
         exclude: JSON.stringify(excludeRoutes),
+        only: routes === undefined ? null : JSON.stringify(routes),
       }) as Row[];
       for (const row of rows) this.#touched.add(String(row.id));
       // After leasing, as the PostgreSQL adapter's one statement does: these are leased from the next call on.
@@ -450,6 +456,19 @@ export class SqliteStore implements OperationStore {
     return this.#operator.pausedReplays();
   }
 
+  bringForward(route: string, limit = Number.MAX_SAFE_INTEGER): Promise<number> {
+    return this.#write(() => this.#drain.bringForward(route, limit, this.#clock.now())) as Promise<number>;
+  }
+
+  setRouteHealth(route: string, health: StoredRouteHealth): Promise<void> {
+    return this.#write(() => this.#drain.setRouteHealth(route, health, this.#clock.now())) as Promise<void>;
+  }
+
+  async routeHealth(): Promise<Record<string, StoredRouteHealth>> {
+    this.#assertOpen();
+    return this.#drain.routeHealth();
+  }
+
   /** Flushes queued writes, then closes the file. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -600,6 +619,7 @@ function prepareStatements(db: DatabaseSync) {
       WHERE id IN (SELECT id FROM operations
         WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
           AND route NOT IN (SELECT value FROM json_each(:exclude))
+          AND (:only IS NULL OR route IN (SELECT value FROM json_each(:only)))
         ORDER BY priority DESC, created_at, id LIMIT :limit)
       RETURNING *`),
     // A heartbeat is no status change and no action a client sees: updated_at stays.

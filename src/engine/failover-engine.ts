@@ -38,6 +38,7 @@ import {
   recordOutcome,
 } from './attempt.ts';
 import { attemptFinished, attemptStarted } from './attempt-events.ts';
+import type { BacklogBound } from './backlog-bound.ts';
 import { headerValue } from './http-fields.ts';
 import { InFlight, whenAborted } from './in-flight.ts';
 import { holdLease, leaseMsFor } from './lease-heartbeat.ts';
@@ -49,6 +50,12 @@ import {
   type Upstream,
   type UpstreamResponse,
 } from './upstream.ts';
+
+/** How long a client refused for a full backlog is told to wait: the backlog drains at the upstream's pace. */
+const BACKLOG_RETRY_AFTER_S = 30;
+
+/** A capture refused for a full backlog (adoption: the client keeps waiting on the sync attempt). */
+class BacklogFullError extends Error {}
 
 export interface Submission {
   route: RoutePolicy;
@@ -85,6 +92,8 @@ export interface FailoverEngineOptions {
   health?: HealthMonitor;
   /** Called after each capture, so idle replay workers can wake. */
   onCapture?: (operation: Operation) => void;
+  /** The bound on waiting operations (maxBacklog); captures past it are refused. */
+  backlog?: BacklogBound;
   /** Where captures, sync attempts and adopted attempts are told (logs, metrics). */
   events?: LifecycleEvents;
   random?: () => number;
@@ -252,6 +261,8 @@ export class FailoverEngine {
     const reason = `budget of ${submission.budgetMs} ms spent (adopted)`;
     let operation: Operation;
     try {
+      // A full backlog is no reason to cut the client off: it waits for the sync attempt instead.
+      if (await this.#backlogFull(submission.route.name)) throw new BacklogFullError();
       operation = await store.capture({
         ...this.#newOperation(pending, {
           attempts: 0,
@@ -263,7 +274,7 @@ export class FailoverEngine {
         lease,
       });
     } catch (error) {
-      if (!(error instanceof StoreUnavailableError)) throw error;
+      if (!(error instanceof StoreUnavailableError) && !(error instanceof BacklogFullError)) throw error;
       // No durable capture, so no 202: the client waits for the sync attempt after all.
       try {
         const response = await call;
@@ -325,6 +336,15 @@ export class FailoverEngine {
 
   async #capture(pending: Pending, spec: CaptureSpec): Promise<EngineAnswer> {
     try {
+      const full = await this.#backlogFull(pending.submission.route.name);
+      if (full) {
+        return {
+          kind: 'failed',
+          code: 'backlog-full',
+          detail: `The request had to go async (${spec.reason}), and ${full}. Nothing was accepted; retry later.`,
+          retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
+        };
+      }
       const operation = await this.#options.store.capture(this.#newOperation(pending, spec));
       this.#captured(operation, spec.cause, spec.reason);
       return { kind: 'accepted', operation, reason: spec.reason };
@@ -339,7 +359,23 @@ export class FailoverEngine {
     }
   }
 
+  /**
+   * Whether the route's or the global backlog is full; if so, says so on the
+   * event stream and returns why, in words for the client's problem.
+   */
+  async #backlogFull(route: string): Promise<string | undefined> {
+    const bound = this.#options.backlog;
+    if (!bound) return undefined;
+    const check = await bound.check(route);
+    if (!check.full) return undefined;
+    this.#events.emit({ type: 'backlog:full', at: this.#options.clock.now(), route, ...check });
+    return check.scope === 'route'
+      ? `the route ${route} already has ${check.backlog} operations waiting (its maxBacklog is ${check.limit})`
+      : `${check.backlog} operations are already waiting (maxBacklog is ${check.limit})`;
+  }
+
   #captured(operation: Operation, cause: CaptureReason, detail: string): void {
+    this.#options.backlog?.captured(operation.route);
     this.#options.onCapture?.(operation);
     this.#events.emit({
       type: 'operation:captured',

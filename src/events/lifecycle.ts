@@ -131,6 +131,21 @@ export interface SyncEvent {
   upstreamStatus: number | null;
 }
 
+/**
+ * A request that would have been captured was refused because the backlog is
+ * full (maxBacklog, of its route or of all routes): answered 503 backlog-full,
+ * or, for an adoption, left to finish synchronously.
+ */
+export interface BacklogFullEvent {
+  type: 'backlog:full';
+  at: number;
+  route: string;
+  scope: 'route' | 'global';
+  /** Operations waiting when it was refused, and the bound. */
+  backlog: number;
+  limit: number;
+}
+
 /** The policy's health transitions, from HealthMonitor's `onEvent`. */
 export interface HealthTransitionEvent {
   type: HealthEventType;
@@ -173,6 +188,7 @@ export type ErrorEvent =
 export type LifecycleEvent =
   | OperationLifecycleEvent
   | SyncEvent
+  | BacklogFullEvent
   | HealthTransitionEvent
   | WebhookEvent
   | ErrorEvent;

@@ -4,7 +4,7 @@
  *
  * - `info`: each capture, each attempt's outcome (replayed or adopted), the
  *   operator's and clients' actions, health probes, reverts and overrides
- * - `warn`: each dead letter, each health trip, webhooks that failed, were
+ * - `warn`: each dead letter, each capture refused for a full backlog, each health trip, webhooks that failed, were
  *   disabled or lost their lease
  * - `error`: failures in background work, request handlers and subscribers
  * - `debug`: the rest (attempt starts, retries scheduled, sync attempts, terminal states)
@@ -39,6 +39,7 @@ function levelOf(event: LifecycleEvent): Level {
     case 'health:override':
       return 'info';
     case 'operation:dead-lettered':
+    case 'backlog:full':
     case 'health:trip':
     case 'webhook:failed':
     case 'webhook:disabled':

@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import { hostname } from 'node:os';
 import type { Clock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
+import { BacklogBound } from '../engine/backlog-bound.ts';
 import type { Upstream } from '../engine/upstream.ts';
 import type { LifecycleEvents } from '../events/lifecycle.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
@@ -55,4 +56,17 @@ export function operationsAdmin(
 ): OperationsAdminOptions {
   const { store, worker, events, clock } = parts;
   return { store, routes: config.routes, wake: () => worker.wake(), events, clock };
+}
+
+/** The bound on waiting operations from the config's maxBacklog options, global and per route. */
+export function backlogBoundFor(
+  config: GatewayConfig,
+  store: OperationStore,
+  clock: Clock,
+): BacklogBound | undefined {
+  const routes = new Map<string, number>();
+  for (const route of config.routes)
+    if (route.maxBacklog !== undefined) routes.set(route.name, route.maxBacklog);
+  if (config.maxBacklog === undefined && routes.size === 0) return undefined;
+  return new BacklogBound(store, clock, { global: config.maxBacklog, routes });
 }

@@ -27,7 +27,13 @@ import { listen } from './listen.ts';
 import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { describeStore, openStore } from './open-store.ts';
-import { closeServer, defaultInstanceId, operationsAdmin, replayWorkerFor } from './process-parts.ts';
+import {
+  backlogBoundFor,
+  closeServer,
+  defaultInstanceId,
+  operationsAdmin,
+  replayWorkerFor,
+} from './process-parts.ts';
 
 export interface StartOptions {
   clock?: Clock;
@@ -119,6 +125,7 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
     maxResultBytes: config.maxResultBytes,
     health,
     onCapture: (operation) => worker.wake(operation.nextAttemptAt),
+    backlog: backlogBoundFor(config, store, clock),
     events,
   });
 

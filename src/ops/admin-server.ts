@@ -6,6 +6,7 @@
  *   GET /healthz, GET /readyz
  *   GET /api/health                          every route's health state, signals, backlog and dead letters
  *   /api/operations…, PUT /api/routes/{route}/replay   the operations admin API (admin/operations-admin.ts)
+ *   GET / and /dashboard/…                   the dashboard's static files (admin/dashboard-files.ts)
  *   PUT /api/routes/{route}/override         body forced-async | forced-sync | none
  *   GET /api/webhooks/endpoints/disabled     subscription URLs disabled by a 410
  *   POST /api/webhooks/endpoints/{name}/enable
@@ -25,6 +26,7 @@ import { sendProblem } from '../gateway/problem-response.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { DisabledWebhookEndpoint, OperationStore } from '../store/port.ts';
 import { type AdminTokens, authorize } from './admin/admin-token.ts';
+import { serveDashboard } from './admin/dashboard-files.ts';
 import { healthView } from './admin/health-view.ts';
 import { type OperationsAdminOptions, serveOperationsAdmin } from './admin/operations-admin.ts';
 
@@ -72,6 +74,7 @@ export function createAdminServer({ isReady, health, webhooks, operations, token
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (!authorize(req, res, path, tokens)) return;
+    if (serveDashboard(req, res, path)) return;
     if (path === '/healthz') return sendJson(res, 200, { status: 'ok' });
     if (path === '/readyz') {
       const ready = isReady();

@@ -44,7 +44,7 @@ export function attemptFinished(
   held: boolean,
   now: number,
 ): void {
-  const outcome: AttemptResult = decision === null ? 'abandoned' : !held ? 'lease-lost' : resultOf(decision);
+  const outcome = attemptResultOf(decision, held);
   const error = decision && decision.kind !== 'complete' ? decision.error : null;
   events.emit({
     type: 'attempt:finished',
@@ -107,7 +107,10 @@ export function decided(
   }
 }
 
-function resultOf(decision: Decision): AttemptResult {
+/** What an attempt came to: the decision recorded, or null when shutdown abandoned it; `held` false: the lease was lost. */
+export function attemptResultOf(decision: Decision | null, held: boolean): AttemptResult {
+  if (decision === null) return 'abandoned';
+  if (!held) return 'lease-lost';
   if (decision.kind === 'complete') return 'succeeded';
   if (decision.kind === 'retry') return 'retry';
   return decision.deadLetter ? 'dead-lettered' : 'failed';

@@ -12,6 +12,7 @@
  *   adoption fails, the client keeps waiting on the sync attempt instead.
  */
 import { randomUUID } from 'node:crypto';
+import type { Context, Span } from '@opentelemetry/api';
 import type { Clock } from '../clock.ts';
 import { type ErrorCode, StoreUnavailableError } from '../errors.ts';
 import { type CaptureReason, LifecycleEvents, type SyncResult, traceIdOf } from '../events/lifecycle.ts';
@@ -44,6 +45,16 @@ import { InFlight, whenAborted } from './in-flight.ts';
 import { holdLease, leaseMsFor } from './lease-heartbeat.ts';
 import { newOperationId } from './operation-id.ts';
 import {
+  endAttemptSpan,
+  endSpan,
+  newTraceparent,
+  remoteContext,
+  SpanKind,
+  startSpan,
+  traceHeadersOf,
+  withTraceHeaders,
+} from './spans.ts';
+import {
   describeError,
   type ForwardRequest,
   failedBeforeSending,
@@ -73,6 +84,8 @@ export interface Submission {
   idempotency?: { key: string; token: string };
   /** Where a capture's terminal event is posted: the checked `Spillway-Callback`, and the route's subscriptions. */
   webhooks?: { callbackUrl: string | null; subscriptions: readonly WebhookTarget[] };
+  /** The incoming request's trace context (its span); default: from the request's traceparent. */
+  trace?: Context;
 }
 
 export type EngineAnswer =
@@ -104,6 +117,8 @@ interface Pending {
   id: string | undefined;
   submission: Submission;
   request: ForwardRequest;
+  /** The parent of the sync attempt's and the capture's spans. */
+  trace: Context;
 }
 
 interface CaptureSpec {
@@ -134,7 +149,11 @@ export class FailoverEngine {
     const { clock } = this.#options;
     // The id is minted up front only when the first attempt must already carry the key derived from it.
     const id = route.honoursIdempotencyKey ? newOperationId() : undefined;
-    const pending: Pending = { id, submission, request: withIdempotencyKey(submission.request, id) };
+    const request = withIdempotencyKey(submission.request, id);
+    const trace =
+      submission.trace ??
+      remoteContext(headerValue(request.headers, 'traceparent'), headerValue(request.headers, 'tracestate'));
+    const pending: Pending = { id, submission, request, trace };
     const now = clock.now();
     const capture = (spec: Partial<CaptureSpec> & { reason: string; cause: CaptureReason }) =>
       this.#capture(pending, { attempts: 0, outcomeUnknown: false, nextAttemptAt: clock.now(), ...spec });
@@ -168,7 +187,14 @@ export class FailoverEngine {
 
     // The attempt's own limit bounds it to the end of the response body; the budget only bounds the wait for headers.
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
-    const call = this.#options.upstream.send(pending.request, deadline.signal);
+    const span = startSpan(`sync ${route.name}`, SpanKind.CLIENT, trace, {
+      'http.request.method': request.method,
+      'spillway.route': route.name,
+    });
+    const call = this.#options.upstream.send(
+      { ...request, headers: withTraceHeaders(request.headers, span) },
+      deadline.signal,
+    );
     const first = await withinBudget(call, remaining, clock);
     const synced = (outcome: SyncResult, upstreamStatus: number | null = null) =>
       this.#events.emit({
@@ -185,8 +211,9 @@ export class FailoverEngine {
       if (mayFailover) {
         // The call is hung from now on: judge at once, so a black hole trips before more requests pay the budget.
         health?.tick(clock.now());
-        return this.#adopt(pending, call, deadline, report, now);
+        return this.#adopt(pending, call, deadline, report, now, span);
       }
+      endSpan(span, {}, { type: 'upstream-timeout' });
       deadline.abort(new AttemptTimeoutError(submission.budgetMs));
       report(true);
       return timedOut(submission);
@@ -195,8 +222,9 @@ export class FailoverEngine {
       deadline.clear();
       report(true);
       synced('error');
-      if (!mayFailover) return syncFailure(first.error);
       const sent = !failedBeforeSending(first.error);
+      endSpan(span, {}, { type: sent ? 'upstream-failed' : 'upstream-unreachable' });
+      if (!mayFailover) return syncFailure(first.error);
       return capture({
         attempts: 1,
         outcomeUnknown: sent,
@@ -214,6 +242,7 @@ export class FailoverEngine {
     const refused = route.failoverStatuses.has(status);
     report(refused, refused && (status === 429 || status === 503) ? retryAfterMs : undefined);
     synced(refused ? 'refused' : 'answered', status);
+    endSpan(span, { 'http.response.status_code': status }, refused ? { type: 'upstream-status' } : undefined);
     if (mayFailover && refused) {
       deadline.clear();
       response.body.resume(); // discard the refusal, keep the connection reusable
@@ -249,9 +278,11 @@ export class FailoverEngine {
     deadline: AttemptDeadline,
     report: (failed: boolean) => void,
     startedAt: number,
+    span: Span,
   ): Promise<EngineAnswer> {
-    const { clock, instanceId, store } = this.#options;
+    const { clock, instanceId } = this.#options;
     const { submission } = pending;
+    span.setAttribute('spillway.adopted', true);
     // Adoption is just another lease: its own token, its route's duration, extended while the call runs.
     const lease = {
       owner: instanceId,
@@ -263,32 +294,34 @@ export class FailoverEngine {
     try {
       // A full backlog is no reason to cut the client off: it waits for the sync attempt instead.
       if (await this.#backlogFull(submission.route.name)) throw new BacklogFullError();
-      operation = await store.capture({
-        ...this.#newOperation(pending, {
-          attempts: 0,
-          outcomeUnknown: false,
-          nextAttemptAt: lease.expiresAt,
-          reason,
-          cause: 'budget-spent',
-        }),
+      operation = await this.#store(
+        pending,
+        { attempts: 0, outcomeUnknown: false, nextAttemptAt: lease.expiresAt, reason, cause: 'budget-spent' },
         lease,
-      });
+      );
     } catch (error) {
       if (!(error instanceof StoreUnavailableError) && !(error instanceof BacklogFullError)) throw error;
       // No durable capture, so no 202: the client waits for the sync attempt after all.
       try {
         const response = await call;
-        report(submission.route.failoverStatuses.has(response.statusCode));
+        const refused = submission.route.failoverStatuses.has(response.statusCode);
+        report(refused);
+        endSpan(
+          span,
+          { 'http.response.status_code': response.statusCode },
+          refused ? { type: 'upstream-status' } : undefined,
+        );
         response.body.once('close', deadline.clear);
         return { kind: 'sync', response };
       } catch (failure) {
         deadline.clear();
         report(true);
+        endSpan(span, {}, { type: 'upstream-failed' });
         return failure instanceof AttemptTimeoutError ? timedOut(submission) : syncFailure(failure);
       }
     }
     this.#captured(operation, 'budget-spent', reason);
-    this.#finishAdopted(operation, lease.token, submission.route, call, deadline, report, startedAt);
+    this.#finishAdopted(operation, lease.token, submission.route, call, deadline, report, startedAt, span);
     return { kind: 'accepted', operation, reason };
   }
 
@@ -300,6 +333,7 @@ export class FailoverEngine {
     deadline: AttemptDeadline,
     report: (failed: boolean) => void,
     startedAt: number,
+    span: Span,
   ): void {
     const { clock, store, maxResultBytes } = this.#options;
     const facts = { attempt: 1, kind: 'adopted', startedAt } as const;
@@ -315,6 +349,7 @@ export class FailoverEngine {
         deadline.abort(reason as Error); // shutdown: abandon the call, hand the lease back
         await store.release(operation.id, token, true, interruptedAttempt(startedAt, clock.now()));
         attemptFinished(this.#events, operation, facts, null, false, clock.now());
+        endAttemptSpan(span, null, false);
         return;
       }
       held.stop();
@@ -331,6 +366,7 @@ export class FailoverEngine {
         this.#random,
       );
       attemptFinished(this.#events, operation, facts, recorded.decision, recorded.held, clock.now());
+      endAttemptSpan(span, recorded.decision, recorded.held);
     });
   }
 
@@ -345,7 +381,7 @@ export class FailoverEngine {
           retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
         };
       }
-      const operation = await this.#options.store.capture(this.#newOperation(pending, spec));
+      const operation = await this.#store(pending, spec);
       this.#captured(operation, spec.cause, spec.reason);
       return { kind: 'accepted', operation, reason: spec.reason };
     } catch (error) {
@@ -374,6 +410,34 @@ export class FailoverEngine {
       : `${check.backlog} operations are already waiting (maxBacklog is ${check.limit})`;
   }
 
+  /**
+   * The capture itself, in its span (PRODUCER): the operation keeps the span's
+   * traceparent (the client's when no SDK records spans; a new one when there
+   * is neither), so its replays and webhooks join this trace.
+   */
+  async #store(pending: Pending, spec: CaptureSpec, lease?: NewOperation['lease']): Promise<Operation> {
+    const { route } = pending.submission;
+    const span = startSpan(`capture ${route.name}`, SpanKind.PRODUCER, pending.trace, {
+      'messaging.system': 'spillway',
+      'messaging.operation.type': 'send',
+      'messaging.operation.name': 'capture',
+      'messaging.destination.name': route.name,
+      'spillway.capture.reason': spec.cause,
+    });
+    const trace = traceHeadersOf(span) ?? { traceparent: newTraceparent(), tracestate: null };
+    try {
+      const operation = await this.#options.store.capture({
+        ...this.#newOperation(pending, spec, trace),
+        ...(lease ? { lease } : {}),
+      });
+      endSpan(span, { 'messaging.message.id': operation.id });
+      return operation;
+    } catch (error) {
+      endSpan(span, {}, { type: error instanceof StoreUnavailableError ? 'store-unavailable' : 'error' });
+      throw error;
+    }
+  }
+
   #captured(operation: Operation, cause: CaptureReason, detail: string): void {
     this.#options.backlog?.captured(operation.route);
     this.#options.onCapture?.(operation);
@@ -389,7 +453,11 @@ export class FailoverEngine {
     });
   }
 
-  #newOperation({ id, submission, request }: Pending, spec: CaptureSpec): NewOperation {
+  #newOperation(
+    { id, submission, request }: Pending,
+    spec: CaptureSpec,
+    trace: { traceparent: string; tracestate: string | null },
+  ): NewOperation {
     const { route } = submission;
     return {
       id: id ?? newOperationId(),
@@ -407,8 +475,8 @@ export class FailoverEngine {
             webhookSubscriptions: submission.webhooks.subscriptions,
           }
         : {}),
-      traceparent: headerValue(request.headers, 'traceparent') ?? null,
-      tracestate: headerValue(request.headers, 'tracestate') ?? null,
+      traceparent: trace.traceparent,
+      tracestate: trace.tracestate,
       attempts: spec.attempts,
       nextAttemptAt: spec.nextAttemptAt,
       outcomeUnknown: spec.outcomeUnknown,

@@ -9,6 +9,7 @@ import type { CallbackDecision, Webhooks } from '../delivery/webhooks/webhooks.t
 import { readBounded } from '../engine/body.ts';
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
 import { endToEnd, type HeaderRecord } from '../engine/http-fields.ts';
+import { contextWith, endSpan, remoteContext, SpanKind, startSpan } from '../engine/spans.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { OperationStore } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
@@ -48,6 +49,20 @@ export async function proxy(
   const { engine, clock, routes, publicUrl, maxBodyBytes } = options;
   const method = req.method ?? 'GET';
   const route = routes.find((r) => r.matches(method, target.path))!;
+  // The incoming request's span (SERVER), a child of the client's traceparent when it sent one.
+  const incoming = remoteContext(firstValue(req.headers.traceparent), firstValue(req.headers.tracestate));
+  const span = startSpan(`${method} ${route.name}`, SpanKind.SERVER, incoming, {
+    'http.request.method': method,
+    'url.path': target.path,
+    'spillway.route': route.name,
+  });
+  res.once('close', () =>
+    endSpan(
+      span,
+      { 'http.response.status_code': res.statusCode },
+      res.statusCode >= 500 ? { type: String(res.statusCode) } : undefined,
+    ),
+  );
   // A route that can answer 202 applies preferences, so caches must key on Prefer (RFC 7240 §2).
   // Spillway's own answers on this route also carry CORS for allowed origins (src/gateway/cors.ts).
   const cors = corsHeaders(req.headers.origin, options.corsOrigins);
@@ -128,6 +143,7 @@ export async function proxy(
     ...(claim ? { idempotency: claim } : {}),
     ...(webhooks ? { webhooks } : {}),
     receivedAt,
+    trace: contextWith(incoming, span),
     // `wait` without `respond-async` is only a timeout hint: answered 504, never 202 (OData reading of RFC 7240).
     budgetMs: wait ?? route.budgetMs,
     mayFailover: route.failover && (respondAsync || wait === undefined),
@@ -192,6 +208,8 @@ export async function proxy(
     }
   }
 }
+
+const firstValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 
 /**
  * Reasons are written for people and may hold `≥`; a header value must be

@@ -11,6 +11,7 @@ import { AdminExposedError } from './admin/admin-token.ts';
 import { healthCommand, overrideCommand, webhooksCommand } from './admin-commands.ts';
 import { opsCommand, replayCommand } from './ops-commands.ts';
 import { startSpillway } from './spillway.ts';
+import { startTracing } from './tracing.ts';
 import { startWorkerProcess } from './worker-process.ts';
 
 export const HELP = `Spillway: sync when it can, async when it must, and never drop a request.
@@ -172,11 +173,20 @@ export async function main(argv: string[]): Promise<number> {
       const value = process.env[variable];
       if (value !== undefined && value !== '') raw[option] = value;
     }
-    const running =
-      command === 'worker'
-        ? await startWorkerProcess(buildConfig(raw))
-        : await startSpillway(buildConfig(raw));
-    onSignal(() => running.stop());
+    const config = buildConfig(raw);
+    // Traces are exported only when the OTEL_* variables ask (src/ops/tracing.ts); flushed after the stop.
+    const tracing = await startTracing();
+    let running: { stop(): Promise<void> };
+    try {
+      running = command === 'worker' ? await startWorkerProcess(config) : await startSpillway(config);
+    } catch (error) {
+      await tracing?.shutdown();
+      throw error;
+    }
+    onSignal(async () => {
+      await running.stop();
+      await tracing?.shutdown();
+    });
     return 0;
   } catch (error) {
     if (error instanceof ConfigError) {

@@ -16,6 +16,7 @@
  * tests drive it without sleeping; `start()` runs it on a timer and on
  * `wake()` after each capture.
  */
+import type { Span } from '@opentelemetry/api';
 import type { Clock } from '../clock.ts';
 import {
   applyDecision,
@@ -29,6 +30,14 @@ import { attemptFinished, attemptStarted, decided, probeRefused } from '../engin
 
 import { whenAborted } from '../engine/in-flight.ts';
 import { holdLease, leaseMsFor } from '../engine/lease-heartbeat.ts';
+import {
+  endAttemptSpan,
+  endSpan,
+  remoteContext,
+  SpanKind,
+  startSpan,
+  withTraceHeaders,
+} from '../engine/spans.ts';
 import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
 import { LifecycleEvents } from '../events/lifecycle.ts';
 import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
@@ -198,9 +207,25 @@ export class ReplayWorker {
     const started = clock.now();
     const facts = { attempt: op.attempts + 1, kind: 'replay', startedAt: started } as const;
     attemptStarted(this.#events, op, facts);
+    // A child of the operation's stored trace context (and linked to it), in whichever process replays it.
+    const span = startSpan(
+      `replay ${op.route}`,
+      SpanKind.CONSUMER,
+      remoteContext(op.traceparent, op.tracestate),
+      {
+        'messaging.system': 'spillway',
+        'messaging.operation.type': 'process',
+        'messaging.operation.name': 'replay',
+        'messaging.destination.name': op.route,
+        'messaging.message.id': op.id,
+        'spillway.attempt': facts.attempt,
+        'http.request.method': op.request.method,
+      },
+      true,
+    );
     let outcome: AttemptOutcome;
     try {
-      const call = upstream.send(forwardRequestOf(op), deadline.signal);
+      const call = upstream.send(forwardRequestOf(op, span), deadline.signal);
       outcome = await Promise.race([outcomeOf(call, maxResultBytes, clock.now()), whenAborted(shutdown)]);
     } catch (reason) {
       // Shut down mid-attempt: the request is out, so its outcome is unknown to whoever leases it next.
@@ -208,6 +233,7 @@ export class ReplayWorker {
       deadline.abort(reason as Error);
       await store.release(op.id, token, true, interruptedAttempt(started, clock.now()));
       attemptFinished(this.#events, op, facts, null, false, clock.now());
+      endAttemptSpan(span, null, false);
       return;
     }
     heartbeat.stop();
@@ -219,19 +245,26 @@ export class ReplayWorker {
       // back uncounted, the operation keeps its place and its retry budget.
       const held = await store.release(op.id, token, false);
       probeRefused(this.#events, op, facts, outcome, held, clock.now());
+      endSpan(
+        span,
+        {
+          'spillway.outcome': held ? 'probe-refused' : 'lease-lost',
+          ...(outcome.kind === 'response' ? { 'http.response.status_code': outcome.response.status } : {}),
+        },
+        { type: outcome.kind === 'response' ? 'upstream-status' : 'upstream-unreachable' },
+      );
       return;
     }
-    const { decision, held } = await recordOutcome(
-      store,
-      op,
-      route,
-      token,
-      outcome,
-      clock,
-      started,
-      this.#options.random,
-    );
+    let recorded: Awaited<ReturnType<typeof recordOutcome>>;
+    try {
+      recorded = await recordOutcome(store, op, route, token, outcome, clock, started, this.#options.random);
+    } catch (error) {
+      endSpan(span, {}, { type: 'store-unavailable' }); // not recorded: the lease runs out and it is replayed
+      throw error;
+    }
+    const { decision, held } = recorded;
     attemptFinished(this.#events, op, facts, decision, held, clock.now());
+    endAttemptSpan(span, decision, held);
   }
 
   /**
@@ -319,17 +352,14 @@ export class ReplayWorker {
   }
 }
 
-/** The captured request as it is sent again, carrying the same Idempotency-Key on every attempt. */
-function forwardRequestOf(op: Operation): ForwardRequest {
+/**
+ * The captured request as it is sent again, carrying the same Idempotency-Key
+ * on every attempt, and the replay span as the parent in its traceparent.
+ */
+function forwardRequestOf(op: Operation, span: Span): ForwardRequest {
   const headers: HeaderList = [...op.request.headers];
   if (op.idempotencyKey && !headers.some(([name]) => name === 'idempotency-key')) {
     headers.push(['idempotency-key', op.idempotencyKey]);
   }
-  for (const [name, value] of [
-    ['traceparent', op.traceparent],
-    ['tracestate', op.tracestate],
-  ] as const) {
-    if (value && !headers.some(([n]) => n === name)) headers.push([name, value]);
-  }
-  return { ...op.request, headers };
+  return { ...op.request, headers: withTraceHeaders(headers, span) };
 }

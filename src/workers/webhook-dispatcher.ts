@@ -27,6 +27,7 @@ import { decideAfterDelivery, type WebhookSchedule } from '../delivery/webhooks/
 import { WebhookSender } from '../delivery/webhooks/sender.ts';
 import type { WebhookSecret } from '../delivery/webhooks/signing.ts';
 import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
+import { endSpan, remoteContext, SpanKind, startSpan, traceHeadersOf } from '../engine/spans.ts';
 import { LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
 import type { LeasedWebhookDelivery, OperationStore, WebhookAttemptRecord } from '../store/port.ts';
 import { LeaseLoop } from './lease-loop.ts';
@@ -135,7 +136,22 @@ export class WebhookDispatcher {
   async #deliver(delivery: LeasedWebhookDelivery, shutdown: AbortSignal): Promise<void> {
     const { store, clock, schedule, timeoutMs, endpoints, publicUrl, random } = this.#options;
     const { secrets, guard } = endpoints.get(delivery.endpoint)!; // leased for the endpoints given only
-    const message = webhookMessage(delivery.event, delivery.endpoint, publicUrl(), delivery);
+    const attempt = delivery.attempts + 1;
+    // In the operation's trace, across processes: the receiver sees this span as its parent.
+    const span = startSpan(
+      `webhook ${delivery.endpoint}`,
+      SpanKind.CLIENT,
+      remoteContext(delivery.traceparent, delivery.tracestate),
+      {
+        'http.request.method': 'POST',
+        'spillway.webhook.endpoint': delivery.endpoint,
+        'spillway.webhook.id': webhookIdOf(delivery.operationId, delivery.seq, delivery.endpoint),
+        'spillway.attempt': attempt,
+        'messaging.message.id': delivery.operationId,
+      },
+    );
+    const trace = traceHeadersOf(span) ?? delivery;
+    const message = webhookMessage(delivery.event, delivery.endpoint, publicUrl(), trace);
     const { outcome, report } = await this.#sender.send({
       url: delivery.url,
       guard,
@@ -147,9 +163,9 @@ export class WebhookDispatcher {
     if (shutdown.aborted) {
       // Shutting down mid-attempt: hand it back, due at once for whoever is still running.
       await store.releaseWebhookDelivery(delivery, delivery.leaseToken);
+      endSpan(span, {}, { type: 'abandoned' });
       return;
     }
-    const attempt = delivery.attempts + 1;
     const decision = decideAfterDelivery(outcome, attempt, schedule, random);
     const record: WebhookAttemptRecord = {
       attempt: report,
@@ -161,7 +177,21 @@ export class WebhookDispatcher {
       // A subscription's 410 stops it for every process; a callback's ends only its own delivery.
       disableEndpoint: decision.kind === 'disabled' && delivery.endpoint !== CALLBACK_ENDPOINT,
     };
-    const held = await store.recordWebhookAttempt(delivery, delivery.leaseToken, record);
+    let held: boolean;
+    try {
+      held = await store.recordWebhookAttempt(delivery, delivery.leaseToken, record);
+    } catch (error) {
+      endSpan(span, {}, { type: 'store-unavailable' }); // not recorded: the lease runs out and it is sent again
+      throw error;
+    }
+    endSpan(
+      span,
+      {
+        'spillway.outcome': held ? decision.kind : 'lost-lease',
+        ...(report.status === null ? {} : { 'http.response.status_code': report.status }),
+      },
+      decision.kind === 'delivered' ? undefined : { type: decision.kind, message: decision.reason },
+    );
     this.#events.emit({
       type: held ? `webhook:${decision.kind}` : 'webhook:lost-lease',
       at: clock.now(),

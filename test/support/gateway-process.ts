@@ -21,13 +21,18 @@ export interface GatewayProcess extends SpillwayProcess {
   url: string;
 }
 
-/** `spillway serve` on loopback, ports chosen by the OS; resolves once it listens. */
-export async function spawnGateway(dir: string, config: Record<string, unknown>): Promise<GatewayProcess> {
+/** `spillway serve` on loopback, ports chosen by the OS; resolves once it listens. `env` adds variables. */
+export async function spawnGateway(
+  dir: string,
+  config: Record<string, unknown>,
+  env: Record<string, string> = {},
+): Promise<GatewayProcess> {
   const { child, exited, ready } = start(
     'serve',
     dir,
     { host: '127.0.0.1', port: 0, ...config },
     'listening',
+    env,
   );
   const { port, adminPort } = await ready;
   return { url: `http://127.0.0.1:${port}`, adminUrl: `http://127.0.0.1:${adminPort}`, child, exited };
@@ -40,11 +45,17 @@ export async function spawnWorker(dir: string, config: Record<string, unknown>):
   return { adminUrl: `http://127.0.0.1:${adminPort}`, child, exited };
 }
 
-function start(command: string, dir: string, config: Record<string, unknown>, readyMessage: string) {
+function start(
+  command: string,
+  dir: string,
+  config: Record<string, unknown>,
+  readyMessage: string,
+  env: Record<string, string> = {},
+) {
   const configPath = join(dir, `${command}-${randomBytes(4).toString('hex')}.json`);
   writeFileSync(configPath, JSON.stringify({ adminPort: 0, ...config }));
   const child = spawn(process.execPath, [BIN, command, '--config', configPath], {
-    env: { ...process.env, SPILLWAY_LOG_LEVEL: 'info' },
+    env: { ...process.env, SPILLWAY_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));

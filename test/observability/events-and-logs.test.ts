@@ -18,8 +18,9 @@ const SECRET = 'card-4111111111111111';
 const CREDENTIAL = 'Bearer sk_live_do_not_log';
 
 describe('lifecycle events and log lines', () => {
-  it('upstream refusing: capture, a replay attempt, dead letter, each an event and a log line', async () => {
+  it('upstream refusing: capture, a replay attempt, dead letter, each an event and a log line', async (t) => {
     const upstream = await new TestUpstream().start();
+    t.after(() => upstream.stop());
     upstream.behaviour = () => ({ kind: 'respond', status: 503, body: 'busy' });
     const { logger, lines, raw } = capturedLogger('info');
     const events = new LifecycleEvents();
@@ -97,11 +98,11 @@ describe('lifecycle events and log lines', () => {
     assert.ok(!all.includes(SECRET), 'no request body in the logs');
     assert.ok(!all.includes('sk_live'), 'no credential in the logs');
     assert.ok(!all.includes('busy'), 'no upstream body in the logs');
-    await upstream.stop();
   });
 
-  it('a replay that succeeds: attempt:finished succeeded and operation:succeeded', async () => {
+  it('a replay that succeeds: attempt:finished succeeded and operation:succeeded', async (t) => {
     const upstream = await new TestUpstream().start();
+    t.after(() => upstream.stop());
     const { logger, lines } = capturedLogger('info');
     const events = new LifecycleEvents();
     const seen = recordEvents(events);
@@ -116,11 +117,14 @@ describe('lifecycle events and log lines', () => {
     assert.deepEqual([done.attempts, done.upstreamStatus], [1, 200]);
     const captured = await eventOf(events, seen, 'operation:captured', (e) => e.operationId === id);
     assert.equal(captured.reason, 'respond-async');
-    assert.equal(captured.traceId, null);
+    assert.match(
+      captured.traceId ?? '',
+      /^[0-9a-f]{32}$/,
+      'a trace Spillway started, as the client sent none',
+    );
     const attempt = lines.find((l) => l.event === 'attempt:finished' && l.operationId === id);
     assert.ok(attempt);
     assert.deepEqual([attempt.outcome, attempt.attempt, attempt.upstreamStatus], ['succeeded', 1, 200]);
-    await upstream.stop();
   });
 
   it("a client's cancel is an operation:canceled event and an info line", async () => {
@@ -150,8 +154,9 @@ describe('lifecycle events and log lines', () => {
     assert.equal(seen.filter((e) => e.type === 'operation:canceled').length, 1);
   });
 
-  it('a subscriber that throws breaks neither the request nor the replay, and is reported in the log', async () => {
+  it('a subscriber that throws breaks neither the request nor the replay, and is reported in the log', async (t) => {
     const upstream = await new TestUpstream().start();
+    t.after(() => upstream.stop());
     const { logger, lines } = capturedLogger('info');
     const events = new LifecycleEvents();
     const seen = recordEvents(events);
@@ -173,6 +178,5 @@ describe('lifecycle events and log lines', () => {
     assert.equal(report.level, 'error');
     assert.equal(report.eventType, 'operation:captured');
     assert.match(report.err.message, /metrics backend exploded/);
-    await upstream.stop();
   });
 });

@@ -13,8 +13,9 @@ import { TestUpstream } from '../support/test-upstream.ts';
 
 const TRACEPARENT = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
 
-it("the client's traceparent and tracestate are stored and replayed as sent", async () => {
+it("the client's traceparent and tracestate are stored and replayed as sent", async (t) => {
   const upstream = await new TestUpstream().start();
+  t.after(() => upstream.stop());
   await using gw = await startGateway({ upstream: upstream.url });
   const res = await fetch(`${gw.publicUrl}/orders`, {
     method: 'POST',
@@ -26,11 +27,11 @@ it("the client's traceparent and tracestate are stored and replayed as sent", as
   assert.equal(op.tracestate, 'a=1,b=2');
   assert.equal(upstream.received[0]?.headers.traceparent, TRACEPARENT);
   assert.equal(upstream.received[0]?.headers.tracestate, 'a=1,b=2');
-  await upstream.stop();
 });
 
-it('without a traceparent, the capture starts a trace: stored, in the log events, sent on replay', async () => {
+it('without a traceparent, the capture starts a trace: stored, in the log events, sent on replay', async (t) => {
   const upstream = await new TestUpstream().start();
+  t.after(() => upstream.stop());
   const events = new LifecycleEvents();
   const seen = recordEvents(events);
   await using gw = await startGateway({ upstream: upstream.url }, undefined, { events });
@@ -46,5 +47,4 @@ it('without a traceparent, the capture starts a trace: stored, in the log events
   const captured = await eventOf(events, seen, 'operation:captured', (e) => e.operationId === id);
   assert.equal(captured.traceId, match[1]);
   assert.equal(upstream.received[0]?.headers.traceparent, op.traceparent);
-  await upstream.stop();
 });

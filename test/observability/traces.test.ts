@@ -19,8 +19,9 @@ const CLIENT_TRACE = '4bf92f3577b34da6a3ce929d0e0e4736';
 const CLIENT_SPAN = '00f067aa0ba902b7';
 
 describe('traces through the queue', () => {
-  it("one trace, the client's: request, sync attempt, capture, each replay attempt, the webhook", async () => {
+  it("one trace, the client's: request, sync attempt, capture, each replay attempt, the webhook", async (t) => {
     const upstream = await new TestUpstream().start();
+    t.after(() => upstream.stop());
     let calls = 0;
     // Refused twice (the sync attempt and the first replay), then paid.
     upstream.behaviour = () =>
@@ -102,11 +103,11 @@ describe('traces through the queue', () => {
     assert.equal(parentIdOf(replay2?.headers.traceparent), second?.spanContext().spanId);
     assert.equal(replay2?.headers.tracestate, 'vendor=abc');
     assert.equal(parentIdOf(receiver.received[0]?.headers.traceparent), webhook.spanContext().spanId);
-    await upstream.stop();
   });
 
-  it('a client without a traceparent: Spillway starts the trace, and the replay joins it', async () => {
+  it('a client without a traceparent: Spillway starts the trace, and the replay joins it', async (t) => {
     const upstream = await new TestUpstream().start();
+    t.after(() => upstream.stop());
     await using gw = await startGateway({ upstream: upstream.url });
     const res = await fetch(`${gw.publicUrl}/orders`, {
       method: 'POST',
@@ -127,11 +128,11 @@ describe('traces through the queue', () => {
     assert.equal(server.parentSpanContext, undefined, 'the request span is the root');
     assert.equal(replay.spanContext().traceId, server.spanContext().traceId);
     assert.equal(replay.parentSpanContext?.spanId, capture.spanContext().spanId);
-    await upstream.stop();
   });
 
-  it('across a restart: a gateway started on the same store replays in the trace the first one stored', async () => {
+  it('across a restart: a gateway started on the same store replays in the trace the first one stored', async (t) => {
     const upstream = await new TestUpstream().start();
+    t.after(() => upstream.stop());
     const dir = tempDir();
     try {
       const capturing = await startGateway({ upstream: upstream.url, replay: { concurrency: 0 } }, dir);
@@ -159,7 +160,6 @@ describe('traces through the queue', () => {
       assert.equal(parentIdOf(upstream.received.at(-1)?.headers.traceparent), replay.spanContext().spanId);
     } finally {
       rmSync(dir, { recursive: true, force: true });
-      await upstream.stop();
     }
   });
 });

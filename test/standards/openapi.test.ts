@@ -564,6 +564,136 @@ describe('OpenAPI document: docs/openapi.json', () => {
     }
   });
 
+  it('(b) admin API: operations listed, shown, redriven, discarded and canceled, bulk actions, replay paused, health, and 401 without the token', async () => {
+    const upstream = await new TestUpstream().start();
+    upstream.behaviour = (req) =>
+      req.url === '/unknown'
+        ? { kind: 'reset' }
+        : req.url === '/later'
+          ? { kind: 'respond', status: 503, headers: { 'retry-after': '3600' } }
+          : { kind: 'respond', status: 503 };
+    const token = randomUUID();
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      adminToken: token,
+      routeDefaults: { maxAttempts: 2, health: { minCalls: 1_000 } },
+      routes: [{ name: 'payments', match: 'POST /payments' }],
+    });
+    try {
+      const admin = `http://127.0.0.1:${gw.adminPort}`;
+      const auth = { authorization: `Bearer ${token}` };
+      const json = { ...auth, 'content-type': 'application/json' };
+      const post = async (path: string) =>
+        operationIdOf(await fetch(`${gw.publicUrl}${path}`, { method: 'POST', body: 'x' }));
+      const [dead1, dead2, dead3, unknown, later] = [
+        await post('/payments'),
+        await post('/payments'),
+        await post('/payments'),
+        await post('/unknown'),
+        await post('/later'),
+      ];
+      for (const id of [dead1, dead2, dead3, unknown]) await waitFor(gw, id, (s) => s === 'Failed');
+      upstream.behaviour = () => ({ kind: 'respond', status: 201, body: 'ok' });
+
+      const page = await check(
+        'GET',
+        '/api/operations',
+        `${admin}/api/operations?deadLettered=true&limit=2`,
+        { headers: auth },
+      );
+      assert.equal((page.body as { operations: unknown[] }).operations.length, 2);
+      await check('GET', '/api/operations', `${admin}/api/operations?status=Lost`, { headers: auth });
+      const shown = await check('GET', '/api/operations/{id}', `${admin}/api/operations/${dead1}`, {
+        headers: auth,
+      });
+      assert.equal((shown.body as { attemptHistory: unknown[] }).attemptHistory.length, 2);
+      await check('GET', '/api/operations/{id}', `${admin}/api/operations/op_nope`, { headers: auth });
+
+      const redrive = (id: string) => `${admin}/api/operations/${id}/redrive`;
+      assert.equal(
+        (await check('POST', '/api/operations/{id}/redrive', redrive(unknown), { headers: auth })).status,
+        409,
+      );
+      assert.equal(
+        (await check('POST', '/api/operations/{id}/redrive', redrive(dead1), { headers: json, body: '{}' }))
+          .status,
+        200,
+      );
+      await check('POST', '/api/operations/{id}/redrive', redrive('op_nope'), { headers: auth });
+      const discard = (id: string) => `${admin}/api/operations/${id}/discard`;
+      assert.equal(
+        (await check('POST', '/api/operations/{id}/discard', discard(dead2), { headers: auth })).status,
+        200,
+      );
+      assert.equal(
+        (await check('POST', '/api/operations/{id}/discard', discard(dead2), { headers: auth })).status,
+        409,
+      );
+      await check('POST', '/api/operations/{id}/discard', discard('op_nope'), { headers: auth });
+      const cancel = (id: string) => `${admin}/api/operations/${id}/cancel`;
+      assert.equal(
+        (await check('POST', '/api/operations/{id}/cancel', cancel(later), { headers: auth })).status,
+        200,
+      );
+      assert.equal(
+        (await check('POST', '/api/operations/{id}/cancel', cancel(later), { headers: auth })).status,
+        409,
+      );
+      await check('POST', '/api/operations/{id}/cancel', cancel('op_nope'), { headers: auth });
+
+      const bulk = await check('POST', '/api/operations/redrive', `${admin}/api/operations/redrive`, {
+        headers: json,
+        body: JSON.stringify({ route: 'payments', limit: 10 }),
+      });
+      assert.deepEqual((bulk.body as { redriven: string[] }).redriven, [dead3]);
+      await check('POST', '/api/operations/redrive', `${admin}/api/operations/redrive`, {
+        headers: json,
+        body: '{"limit":0}',
+      });
+      const discarded = await check('POST', '/api/operations/discard', `${admin}/api/operations/discard`, {
+        headers: json,
+        body: '{}',
+      });
+      assert.deepEqual((discarded.body as { discarded: string[] }).discarded, [unknown]);
+      await check('POST', '/api/operations/discard', `${admin}/api/operations/discard`, {
+        headers: json,
+        body: '{"includeOutcomeUnknown":true}',
+      });
+
+      const replay = `${admin}/api/routes/payments/replay`;
+      assert.equal(
+        (await check('PUT', '/api/routes/{route}/replay', replay, { headers: auth, body: 'paused' })).status,
+        200,
+      );
+      await check('PUT', '/api/routes/{route}/replay', replay, {
+        headers: json,
+        body: '{"replay":"running"}',
+      });
+      await check('PUT', '/api/routes/{route}/replay', replay, { headers: auth, body: 'stopped' });
+      await check('PUT', '/api/routes/{route}/replay', `${admin}/api/routes/nope/replay`, {
+        headers: auth,
+        body: 'paused',
+      });
+      await check('GET', '/api/health', `${admin}/api/health`, { headers: auth });
+
+      for (const [method, template, path] of [
+        ['GET', '/api/operations', '/api/operations'],
+        ['GET', '/api/operations/{id}', `/api/operations/${dead1}`],
+        ['POST', '/api/operations/{id}/redrive', `/api/operations/${dead1}/redrive`],
+        ['POST', '/api/operations/{id}/discard', `/api/operations/${dead1}/discard`],
+        ['POST', '/api/operations/{id}/cancel', `/api/operations/${dead1}/cancel`],
+        ['POST', '/api/operations/redrive', '/api/operations/redrive'],
+        ['POST', '/api/operations/discard', '/api/operations/discard'],
+        ['PUT', '/api/routes/{route}/replay', '/api/routes/payments/replay'],
+        ['GET', '/api/health', '/api/health'],
+      ] as const) {
+        assert.equal((await check(method, template, `${admin}${path}`)).status, 401, `${method} ${path}`);
+      }
+    } finally {
+      await upstream.stop();
+    }
+  });
+
   it('(c) every documented (path, method, status) was produced by a real gateway above', () => {
     assert.deepEqual(coverage(doc).missing(), []);
   });

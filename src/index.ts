@@ -7,8 +7,15 @@ export type { Clock } from './clock.ts';
 export { systemClock } from './clock.ts';
 export type { GatewayConfig } from './config/config.ts';
 export { buildConfig, ConfigError, defaults, readConfigFile, routeDefaults } from './config/config.ts';
-export type { CreateSpillwayOptions, EmbeddedSpillway } from './embed/create-spillway.ts';
+export type {
+  CallOutcome,
+  CreateSpillwayOptions,
+  EmbeddedSpillway,
+  SpillwayFunction,
+} from './embed/create-spillway.ts';
 export { createSpillway } from './embed/create-spillway.ts';
+export type { DefinedFunction, DefineOptions, FunctionContext, FunctionOutcome } from './embed/functions.ts';
+export { NotProcessedError } from './embed/functions.ts';
 export { fromNodeHandler, isSpillwayCall } from './embed/in-memory-http.ts';
 export type { EngineAnswer, Submission } from './engine/failover-engine.ts';
 export { FailoverEngine } from './engine/failover-engine.ts';

@@ -326,21 +326,18 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
   if (!Array.isArray(routes)) throw new ConfigError(`routes must be an array, got ${show(routes)}.`);
   config.routes = routes.map((route, i) => {
     if (!isObject(route)) throw new ConfigError(`routes[${i}] must be an object, got ${show(route)}.`);
-    const backoff = {
-      ...objectAt(shared, 'backoff', 'routeDefaults.'),
-      ...objectAt(route, 'backoff', `routes[${i}].`),
-    };
-    const health = {
-      ...objectAt(shared, 'health', 'routeDefaults.'),
-      ...objectAt(route, 'health', `routes[${i}].`),
-    };
-    return buildRoute({ ...shared, ...route, backoff, health }, `routes[${i}].`);
+    return routeOverDefaults(raw, route, `routes[${i}].`);
   });
   const names = new Set<string>(['default']);
   config.routes.forEach((route, i) => {
     if (names.has(route.name)) {
       throw new ConfigError(
         `routes[${i}].name "${route.name}" is taken: route names are unique, and "default" is the catch-all's.`,
+      );
+    }
+    if (route.name.startsWith(FUNCTION_ROUTE_PREFIX)) {
+      throw new ConfigError(
+        `routes[${i}].name "${route.name}" starts with "${FUNCTION_ROUTE_PREFIX}", which names the routes of defined functions (spillway.define): choose another name.`,
       );
     }
     names.add(route.name);
@@ -359,6 +356,25 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
 }
 
 const routeKeys = new Set([...Object.keys(routeDefaults), 'name', 'match']);
+
+/** The route names of defined functions (spillway.define) start so; routes of the config may not. */
+export const FUNCTION_ROUTE_PREFIX = 'fn:';
+
+/**
+ * One route from `route` over the config's routeDefaults, as a route of the
+ * file is built (spillway.define builds its functions' routes so); errors name
+ * options after `at`.
+ */
+export function routeOverDefaults(
+  raw: Record<string, unknown>,
+  route: Record<string, unknown>,
+  at: string,
+): RoutePolicy {
+  const shared = { ...routeDefaults, ...objectAt(raw, 'routeDefaults') };
+  const backoff = { ...objectAt(shared, 'backoff', 'routeDefaults.'), ...objectAt(route, 'backoff', at) };
+  const health = { ...objectAt(shared, 'health', 'routeDefaults.'), ...objectAt(route, 'health', at) };
+  return buildRoute({ ...shared, ...route, backoff, health }, at);
+}
 
 function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
   for (const key of Object.keys(raw)) {

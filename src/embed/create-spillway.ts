@@ -9,18 +9,32 @@
  * store opens, PostgreSQL migrates) but `createSpillway` is not: requests
  * wait for the start, and `ready()` tells when it is done or why it failed.
  */
+
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from '../clock.ts';
-import { buildConfig, ConfigError } from '../config/config.ts';
+import { buildConfig, ConfigError, routeOverDefaults } from '../config/config.ts';
 import { type FetchHandler, FetchUpstream } from '../engine/fetch-upstream.ts';
 import { HttpUpstream } from '../engine/upstream.ts';
-import { type ErrorCode, problem } from '../errors.ts';
+import { type ErrorCode, problem, StoreUnavailableError } from '../errors.ts';
 import { LifecycleEvents } from '../events/lifecycle.ts';
+import { RESERVED_PREFIX } from '../gateway/operations-api.ts';
 import { sendProblem } from '../gateway/problem-response.ts';
 import { subscribeLogs } from '../ops/log-subscriber.ts';
 import { createLogger, type Logger } from '../ops/logger.ts';
 import { defaultInstanceId } from '../ops/process-parts.ts';
 import { buildGatewayParts } from '../ops/spillway.ts';
+import {
+  type DefinedFunction,
+  DefinedFunctions,
+  type DefineOptions,
+  FUNCTIONS_PATH,
+  type FunctionOutcome,
+  functionOutcome,
+  functionRoute,
+  parseValue,
+  UpstreamSwitch,
+} from './functions.ts';
 import { InMemoryHttp } from './in-memory-http.ts';
 
 export interface CreateSpillwayOptions {
@@ -48,6 +62,18 @@ export interface EmbeddedSpillway {
   fetch(request: Request): Promise<Response>;
   /** The same, as a node:http listener (for a server or a framework's raw request). */
   handle(req: IncomingMessage, res: ServerResponse): void;
+  /**
+   * Gives a plain async function the failover of a route: `call(input)`
+   * answers `done` with its value when it returns within the budget, or
+   * `accepted` with an id once the JSON input is stored; later runs (here, or
+   * in any process that defines the same name on the same store) call it
+   * again with the stored input. docs/embedding.md#function-level-failover.
+   */
+  define<I = unknown, O = unknown>(
+    name: string,
+    fn: DefinedFunction<I, O>,
+    options?: DefineOptions,
+  ): SpillwayFunction<I, O>;
   /** Resolves once the store is open and replay runs; rejects with the reason Spillway could not start. */
   ready(): Promise<void>;
   /**
@@ -59,15 +85,31 @@ export interface EmbeddedSpillway {
   [Symbol.asyncDispose](): Promise<void>;
 }
 
+/** A defined function (EmbeddedSpillway.define). */
+export interface SpillwayFunction<I, O> {
+  readonly name: string;
+  /**
+   * Runs the function, waiting up to its budget. Rejects only when the input
+   * could not be stored (then nothing will run it): a store that is down, or
+   * Spillway closed. `idempotencyKey` replaces the key every run sees (an
+   * order id, say: two calls with one key then carry it both).
+   */
+  call(input: I, options?: { idempotencyKey?: string }): Promise<CallOutcome<O>>;
+  /** The outcome of an accepted call; undefined for an id that is no call of this function (or was purged). */
+  result(id: string): Promise<FunctionOutcome<O> | undefined>;
+}
+
+export type CallOutcome<O> = { status: 'done'; value: O } | { status: 'accepted'; id: string };
+
 /** The origin function upstreams are given in the config, which wants a URL: never contacted. */
 const IN_PROCESS_ORIGIN = 'http://in-process.invalid';
 
 export function createSpillway(options: CreateSpillwayOptions = {}): EmbeddedSpillway {
   const raw = { ...options.config };
   const target = (options.upstream ?? raw.upstream) as string | FetchHandler | undefined;
-  if (typeof target !== 'string' && typeof target !== 'function') {
+  if (target !== undefined && typeof target !== 'string' && typeof target !== 'function') {
     throw new ConfigError(
-      `upstream must be an http(s) URL or a function (request: Request) => Promise<Response>, got ${target === undefined ? 'nothing' : typeof target}.`,
+      `upstream must be an http(s) URL or a function (request: Request) => Promise<Response>, got ${typeof target}.`,
     );
   }
   const config = buildConfig({
@@ -78,15 +120,23 @@ export function createSpillway(options: CreateSpillwayOptions = {}): EmbeddedSpi
   const log = options.logger ?? createLogger();
   const events = options.events ?? new LifecycleEvents();
   const unsubscribeLogs = subscribeLogs(events, log);
-  const upstream =
-    typeof target === 'string'
-      ? new HttpUpstream(target)
-      : new FetchUpstream(target, config.publicUrl ?? 'http://localhost');
+  const clock = options.clock ?? systemClock;
+  const functions = new DefinedFunctions();
+  const upstream = new UpstreamSwitch(
+    functions,
+    target === undefined
+      ? undefined
+      : typeof target === 'string'
+        ? new HttpUpstream(target)
+        : new FetchUpstream(target, config.publicUrl ?? 'http://localhost'),
+  );
   const starting = buildGatewayParts(config, {
-    clock: options.clock ?? systemClock,
+    clock,
     events,
     instanceId: options.instanceId ?? defaultInstanceId(),
     upstream,
+    functions: () => functions.routes(),
+    proxiedRoutes: target !== undefined,
   }).then((parts) => {
     parts.start();
     return { parts, http: new InMemoryHttp(parts.publicServer) };
@@ -131,9 +181,91 @@ export function createSpillway(options: CreateSpillwayOptions = {}): EmbeddedSpi
     return closing;
   };
 
+  /** Without an upstream only `/_spillway/` is served (define alone). */
+  const unserved = (path: string) =>
+    target === undefined && !path.startsWith(RESERVED_PREFIX)
+      ? `Nothing is served at ${path}: this Spillway has no upstream (createSpillway without upstream), only /_spillway/.`
+      : undefined;
+
+  const define = <I, O>(
+    name: string,
+    fn: DefinedFunction<I, O>,
+    defineOptions: DefineOptions = {},
+  ): SpillwayFunction<I, O> => {
+    if (!/^[A-Za-z0-9_.-]{1,100}$/.test(name)) {
+      throw new ConfigError(
+        `define(${JSON.stringify(name)}): a function's name is 1–100 letters, digits, "_", "." or "-".`,
+      );
+    }
+    if (functions.has(name)) throw new ConfigError(`define(${JSON.stringify(name)}): already defined here.`);
+    const route = functionRoute(name, defineOptions, (r, at) => routeOverDefaults(raw, r, at));
+    functions.add(name, fn as DefinedFunction<unknown, unknown>);
+    // Before the catch-all, which stays last: the replay workers find its policy by name.
+    config.routes.splice(config.routes.length - 1, 0, route);
+    const running = async () => {
+      if (closing) throw new StoreUnavailableError(refusal().detail);
+      const { parts } = await starting;
+      parts.health.add(route);
+      return parts;
+    };
+    return {
+      name,
+      async call(input, callOptions = {}) {
+        const text = JSON.stringify(input);
+        if (text === undefined) throw new TypeError(`${name}: the input must be JSON, got ${typeof input}.`);
+        const body = Buffer.from(text);
+        if (body.byteLength > config.maxBodyBytes) {
+          throw new RangeError(
+            `${name}: the input is ${body.byteLength} bytes as JSON, over maxBodyBytes (${config.maxBodyBytes}).`,
+          );
+        }
+        const parts = await running();
+        const subscriptions = parts.webhookSetup.subscriptionsFor(route.name);
+        const answer = await parts.engine.submit({
+          route,
+          request: {
+            method: 'POST',
+            path: `${FUNCTIONS_PATH}${name}`,
+            query: '',
+            headers: [
+              ['content-type', 'application/json'],
+              ['idempotency-key', callOptions.idempotencyKey ?? `spillway-${randomUUID()}`],
+            ],
+            body,
+          },
+          receivedAt: clock.now(),
+          budgetMs: route.budgetMs,
+          mayFailover: true,
+          tenant: null,
+          ...(subscriptions.length > 0 ? { webhooks: { callbackUrl: null, subscriptions } } : {}),
+        });
+        switch (answer.kind) {
+          case 'sync': {
+            const chunks: Buffer[] = [];
+            for await (const chunk of answer.response.body) chunks.push(chunk as Buffer);
+            return { status: 'done', value: parseValue(Buffer.concat(chunks)) as O };
+          }
+          case 'accepted':
+            return { status: 'accepted', id: answer.operation.id };
+          case 'failed':
+            // Nothing was stored: the caller must know that no run will follow.
+            throw new StoreUnavailableError(`${name}: ${answer.detail}`);
+        }
+      },
+      async result(id) {
+        const parts = await running();
+        const op = await parts.store.get(id);
+        return op?.route === route.name ? functionOutcome<O>(op) : undefined;
+      },
+    };
+  };
+
   return {
+    define,
     async fetch(request) {
       if (closing) return problemResponse(refusal());
+      const missing = unserved(new URL(request.url).pathname);
+      if (missing) return problemResponse({ code: 'not-found', detail: missing });
       let started: Awaited<typeof starting>;
       try {
         started = await starting;
@@ -146,6 +278,11 @@ export function createSpillway(options: CreateSpillwayOptions = {}): EmbeddedSpi
       if (closing) {
         const { code, detail } = refusal();
         sendProblem(res, code, detail, { 'retry-after': 5 });
+        return;
+      }
+      const missing = unserved((req.url ?? '').split('?')[0] ?? '');
+      if (missing) {
+        sendProblem(res, 'not-found', missing);
         return;
       }
       handled.add(res);

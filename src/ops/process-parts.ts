@@ -31,6 +31,9 @@ export function replayWorkerFor(
     owner: string;
     events: LifecycleEvents;
     health?: HealthMonitor;
+    /** The function routes this process runs (createSpillway's define); none for serve and worker. */
+    functions?: () => readonly string[];
+    proxiedRoutes?: boolean;
   },
 ): ReplayWorker {
   return new ReplayWorker({

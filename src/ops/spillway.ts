@@ -101,6 +101,10 @@ export interface PartsOptions {
   events: LifecycleEvents;
   instanceId: string;
   upstream: Upstream;
+  /** The function routes this process runs (createSpillway's define); none for serve. */
+  functions?: () => readonly string[];
+  /** False: no upstream of its own, replay runs only `functions`. Default true. */
+  proxiedRoutes?: boolean;
 }
 
 export async function buildGatewayParts(config: GatewayConfig, options: PartsOptions): Promise<GatewayParts> {
@@ -116,7 +120,16 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
   });
   await health.start();
 
-  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, health, events });
+  const worker = replayWorkerFor(config, {
+    store,
+    upstream,
+    clock,
+    owner: instanceId,
+    health,
+    events,
+    ...(options.functions ? { functions: options.functions } : {}),
+    ...(options.proxiedRoutes === undefined ? {} : { proxiedRoutes: options.proxiedRoutes }),
+  });
   const engine = new FailoverEngine({
     store,
     upstream,

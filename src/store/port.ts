@@ -145,6 +145,15 @@ export interface LeaseRequest {
   excludeRoutes?: readonly string[];
   /** Lease only from these routes (each route's replay has its own limits). */
   routes?: readonly string[];
+  /**
+   * The defined functions (`spillway.define`) this process runs, by route
+   * name (`fn:<name>`). Operations of other function routes are left to the
+   * processes that define them; a gateway or worker, which defines none,
+   * never leases one. Default none.
+   */
+  functions?: readonly string[];
+  /** False: lease only operations of `functions`, for a process with no upstream of its own. Default true. */
+  proxiedRoutes?: boolean;
 }
 
 export interface RetryRecord {

@@ -79,6 +79,10 @@ export interface ReplayWorkerOptions {
   health?: HealthMonitor;
   /** Where attempts, their outcomes and the loop's errors are told (logs, metrics). */
   events?: LifecycleEvents;
+  /** The function routes (`fn:<name>`) this process runs, asked at each lease (spillway.define adds them). */
+  functions?: () => readonly string[];
+  /** False: replay only `functions` (a process with no upstream of its own). Default true. */
+  proxiedRoutes?: boolean;
   random?: () => number;
 }
 
@@ -338,6 +342,9 @@ export class ReplayWorker {
         ...(name === names.at(-1)
           ? { excludeRoutes: [...names.slice(0, -1), ...Object.keys(paused)] }
           : { routes: [name] }),
+        // Defined functions (createSpillway's define) are leased only where they are defined.
+        functions: this.#options.functions?.() ?? [],
+        proxiedRoutes: this.#options.proxiedRoutes ?? true,
       };
       let ops = await store.lease(request);
       if (ops.length === 0 && probe && (await store.bringForward(name, 1)) > 0)
@@ -361,5 +368,5 @@ function forwardRequestOf(op: Operation, span: Span): ForwardRequest {
   if (op.idempotencyKey && !headers.some(([name]) => name === 'idempotency-key')) {
     headers.push(['idempotency-key', op.idempotencyKey]);
   }
-  return { ...op.request, headers: withTraceHeaders(headers, span) };
+  return { ...op.request, headers: withTraceHeaders(headers, span), attempt: op.attempts + 1 };
 }

@@ -138,6 +138,39 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       assert.equal((await lease(store, 'w2'))[0]?.id, paused.id);
     });
 
+    it('leases a function route only in a process that defines it, and only those without an upstream', async () => {
+      const plain = await store.capture(newOperation(clock, { route: 'payments' }));
+      const charge = await store.capture(newOperation(clock, { route: 'fn:charge' }));
+      const refund = await store.capture(newOperation(clock, { route: 'fn:refund' }));
+      const ids = (leased: LeasedOperation[]) => leased.map((o) => o.id).sort();
+      // A gateway or worker defines no function: it never takes one.
+      assert.deepEqual(ids(await lease(store, 'gateway')), [plain.id]);
+      // A process without an upstream that defines charge takes charge, and nothing else.
+      assert.deepEqual(
+        ids(
+          await store.lease({
+            owner: 'app',
+            limit: 10,
+            leaseMs: 1_000,
+            functions: ['fn:charge'],
+            proxiedRoutes: false,
+          }),
+        ),
+        [charge.id],
+      );
+      assert.deepEqual(
+        ids(
+          await store.lease({
+            owner: 'app2',
+            limit: 10,
+            leaseMs: 1_000,
+            functions: ['fn:refund', 'fn:other'],
+          }),
+        ),
+        [refund.id],
+      );
+    });
+
     it('respects the limit', async () => {
       for (let i = 0; i < 5; i++) await store.capture(newOperation(clock));
       assert.equal((await lease(store, 'w1', 2)).length, 2);

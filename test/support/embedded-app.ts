@@ -5,6 +5,10 @@
  * file (one line per effect), which outlives a kill -9 of the process, so the
  * test counts how often each request really took effect.
  *
+ * It also defines the function `charge` (spillway.define), called by
+ * `POST /charge` with the request body as input, which refuses
+ * (NotProcessedError) or takes effect (appends to the same file) as `handler` says.
+ *
  * argv[2] is a JSON file: { store, config, effects, handler: 'refuse' | 'effect' }.
  * Prints one JSON line {"msg":"listening","port":N} once it serves.
  */
@@ -12,6 +16,7 @@ import { appendFileSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { createSpillway } from '../../src/embed/create-spillway.ts';
+import { NotProcessedError } from '../../src/embed/functions.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 
 interface AppConfig {
@@ -36,8 +41,25 @@ const spillway = createSpillway({
   config: app.config,
   logger: createLogger('warn'),
 });
+const charge = spillway.define('charge', async (input: { marker: string }) => {
+  if (app.handler === 'refuse') throw new NotProcessedError('not now');
+  appendFileSync(app.effects, `${input.marker}\n`);
+  return { charged: input.marker };
+});
 await spillway.ready();
-const server = createServer(spillway.handle);
+const server = createServer((req, res) => {
+  if (req.url !== '/charge') return spillway.handle(req, res);
+  let body = '';
+  req.on('data', (chunk) => {
+    body += chunk;
+  });
+  req.on('end', () => {
+    charge.call({ marker: body }).then(
+      (outcome) => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(outcome)),
+      (error: Error) => res.writeHead(503).end(error.message),
+    );
+  });
+});
 server.listen(0, '127.0.0.1', () => {
   console.log(JSON.stringify({ msg: 'listening', port: (server.address() as AddressInfo).port }));
 });

@@ -39,22 +39,26 @@ export class HealthMonitor {
 
   constructor(options: HealthMonitorOptions) {
     this.#options = options;
-    const now = options.clock.now();
-    for (const route of options.routes) {
-      this.#byRoute.set(
+    for (const route of options.routes) this.add(route);
+  }
+
+  /** Watches one more route (a function defined after start, spillway.define). No-op for a known name. */
+  add(route: RoutePolicy): void {
+    if (this.#byRoute.has(route.name)) return;
+    const { clock, onEvent, random } = this.#options;
+    this.#byRoute.set(
+      route.name,
+      new RouteHealth(
         route.name,
-        new RouteHealth(
-          route.name,
-          route.health,
-          now,
-          (e) => {
-            options.onEvent?.(e);
-            if (e.type !== 'health:override') this.#publish(e.route);
-          },
-          options.random,
-        ),
-      );
-    }
+        route.health,
+        clock.now(),
+        (e) => {
+          onEvent?.(e);
+          if (e.type !== 'health:override') this.#publish(e.route);
+        },
+        random,
+      ),
+    );
   }
 
   /** Loads overrides from the store and starts ticking. Safe to call twice. */

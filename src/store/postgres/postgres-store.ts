@@ -317,6 +317,8 @@ export class PostgresStore implements OperationStore {
     leaseMsByRoute = {},
     excludeRoutes = [],
     routes,
+    functions = [],
+    proxiedRoutes = true,
   }: LeaseRequest): Promise<LeasedOperation[]> {
     return this.#run(async () => {
       await this.#handBackLostLeases();
@@ -337,6 +339,8 @@ export class PostgresStore implements OperationStore {
             JSON.stringify(leaseMsByRoute),
             HAND_BACK_BATCH,
             routes ?? null,
+            functions,
+            proxiedRoutes,
           ],
         });
         const leased = (rows as Row[]).map(toLeasedOperation).sort(replayOrder);
@@ -1083,6 +1087,7 @@ const LEASE = `WITH lost AS (
     SELECT id FROM operations
     WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $2
       AND route <> ALL ($6::text[]) AND ($9::text[] IS NULL OR route = ANY ($9::text[]))
+      AND CASE WHEN left(route, 3) = 'fn:' THEN route = ANY ($10::text[]) ELSE $11::boolean END
     ORDER BY priority DESC, created_at, id
     LIMIT $4
     FOR UPDATE SKIP LOCKED

@@ -180,6 +180,8 @@ export class SqliteStore implements OperationStore {
     leaseMsByRoute = {},
     excludeRoutes = [],
     routes,
+    functions = [],
+    proxiedRoutes = true,
   }: LeaseRequest): Promise<LeasedOperation[]> {
     return this.#write(() => {
       const now = this.#clock.now();
@@ -191,6 +193,8 @@ export class SqliteStore implements OperationStore {
         limit,
         exclude: JSON.stringify(excludeRoutes),
         only: routes === undefined ? null : JSON.stringify(routes),
+        functions: JSON.stringify(functions),
+        proxied: proxiedRoutes ? 1 : 0,
       }) as Row[];
       for (const row of rows) this.#touched.add(String(row.id));
       // After leasing, as the PostgreSQL adapter's one statement does: these are leased from the next call on.
@@ -620,6 +624,8 @@ function prepareStatements(db: DatabaseSync) {
         WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
           AND route NOT IN (SELECT value FROM json_each(:exclude))
           AND (:only IS NULL OR route IN (SELECT value FROM json_each(:only)))
+          AND CASE WHEN substr(route, 1, 3) = 'fn:' THEN route IN (SELECT value FROM json_each(:functions))
+            ELSE :proxied END
         ORDER BY priority DESC, created_at, id LIMIT :limit)
       RETURNING *`),
     // A heartbeat is no status change and no action a client sees: updated_at stays.

@@ -3,14 +3,13 @@
  * variable; flags win over the environment, which wins over the config file.
  */
 import { parseArgs } from 'node:util';
-import { buildConfig, ConfigError, defaults, readConfigFile } from '../config/config.ts';
+import { buildConfig, defaults, type GatewayConfig, readConfigFile } from '../config/config.ts';
 import { newWebhookSecret } from '../delivery/webhooks/signing.ts';
 import { startDemo } from '../demo/demo.ts';
-import { StoreUnavailableError } from '../errors.ts';
-import { AdminExposedError } from './admin/admin-token.ts';
 import { healthCommand, overrideCommand, webhooksCommand } from './admin-commands.ts';
 import { opsCommand, replayCommand } from './ops-commands.ts';
 import { startSpillway } from './spillway.ts';
+import { startupFailure } from './startup-failure.ts';
 import { startTracing } from './tracing.ts';
 import { startWorkerProcess } from './worker-process.ts';
 
@@ -150,6 +149,7 @@ export async function main(argv: string[]): Promise<number> {
     console.log(HELP);
     return 0;
   }
+  let config: GatewayConfig | undefined;
   try {
     if (command === 'demo') {
       const port = Number(values.port ?? process.env.SPILLWAY_PORT ?? 8080);
@@ -173,7 +173,7 @@ export async function main(argv: string[]): Promise<number> {
       const value = process.env[variable];
       if (value !== undefined && value !== '') raw[option] = value;
     }
-    const config = buildConfig(raw);
+    config = buildConfig(raw);
     // Traces are exported only when the OTEL_* variables ask (src/ops/tracing.ts); flushed after the stop.
     const tracing = await startTracing();
     let running: { stop(): Promise<void> };
@@ -189,19 +189,10 @@ export async function main(argv: string[]): Promise<number> {
     });
     return 0;
   } catch (error) {
-    if (error instanceof ConfigError) {
-      console.error(`spillway: ${error.message}`);
-      return 2;
-    }
-    if (error instanceof StoreUnavailableError) {
-      console.error(`spillway: cannot start: ${error.message}`);
-      return 1;
-    }
-    if (error instanceof AdminExposedError) {
-      console.error(`spillway: ${error.message}`);
-      return 1;
-    }
-    throw error;
+    // One line that says what to do; the stack only when asked for (SPILLWAY_LOG_LEVEL=debug or trace).
+    console.error(`spillway: ${startupFailure(error, config)}`);
+    if (/^(debug|trace)$/.test(process.env.SPILLWAY_LOG_LEVEL ?? '')) console.error(error);
+    return 1;
   }
 }
 

@@ -16,11 +16,22 @@ export async function openStore(
   maxSizeBytes?: number,
 ): Promise<OperationStore> {
   if (storeEngineOf(location) === 'sqlite') {
-    return new SqliteStore({
-      path: location,
-      clock,
-      ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }),
-    });
+    try {
+      return new SqliteStore({
+        path: location,
+        clock,
+        exclusive: true, // one gateway per file
+        ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }),
+      });
+    } catch (error) {
+      const { code, message } = error as { code?: string; message: string };
+      if (code === 'ENOENT' || code === 'EACCES' || code === 'EPERM' || code === 'ERR_SQLITE_ERROR') {
+        throw new ConfigError(
+          `cannot open the SQLite store ${location} (--store, SPILLWAY_STORE): ${message}. Check that its directory exists and that this user may write there.`,
+        );
+      }
+      throw error;
+    }
   }
   if (maxSizeBytes !== undefined) {
     throw new ConfigError(

@@ -244,8 +244,19 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     tokens: { admin: config.adminToken, metrics: config.metricsToken },
   });
 
-  const port = await listen(publicServer, config.port, config.host);
-  const adminPort = await listen(adminServer, config.adminPort, config.adminHost);
+  let port: number;
+  let adminPort: number;
+  try {
+    port = await listen(publicServer, config.port, config.host);
+    adminPort = await listen(adminServer, config.adminPort, config.adminHost);
+  } catch (error) {
+    // A port in use: let go of what was opened (the store's lock above all), so a retry can start.
+    hub.close();
+    await Promise.all([closeServer(publicServer), closeServer(adminServer), websocket.close(0)]);
+    await parts.stop(0);
+    unsubscribeLogs();
+    throw error;
+  }
   if (!config.publicUrl) parts.publicUrl = `http://${urlHost(config.host)}:${port}`;
   accepting = true;
   parts.start();

@@ -35,13 +35,13 @@ describe('spillway worker: what it refuses', () => {
     });
   });
 
-  it('exits 2 from the command line with that message', async () => {
+  it('exits 1 from the command line with that message', async () => {
     const errors: string[] = [];
     const original = console.error;
     console.error = (message: string) => errors.push(message);
     try {
       const code = await main(['worker', '--upstream', 'http://127.0.0.1:9', '--store', join(dir, 'x.db')]);
-      assert.equal(code, 2);
+      assert.equal(code, 1);
     } finally {
       console.error = original;
     }

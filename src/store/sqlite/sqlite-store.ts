@@ -13,6 +13,7 @@
  *
  * One writer: this process owns the file (WAL allows readers beside it).
  */
+import { closeSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { type Clock, systemClock } from '../../clock.ts';
 import { StoreUnavailableError } from '../../errors.ts';
@@ -54,6 +55,7 @@ import type {
 import { emptyStatusCounts } from '../port.ts';
 import { prepareOperatorActions } from './operator-actions.ts';
 import { prepareRouteDrain } from './route-drain.ts';
+import { StoreLock } from './store-lock.ts';
 import { prepareWebhookOutbox } from './webhook-outbox.ts';
 
 export interface SqliteStoreOptions {
@@ -62,6 +64,8 @@ export interface SqliteStoreOptions {
   clock?: Clock;
   /** Upper bound on the file's size; captures past it answer 503. Default: unbounded. */
   maxSizeBytes?: number;
+  /** Hold `<path>.lock` while open, refusing a second writer (store-lock.ts). A gateway sets it; tests that inspect a file do not. */
+  exclusive?: boolean;
 }
 
 interface QueuedWrite {
@@ -90,23 +94,33 @@ export class SqliteStore implements OperationStore {
   readonly #watchers = new Set<(operationId: string) => void>();
   #flushScheduled = false;
   #closed = false;
+  readonly #lock: StoreLock | undefined;
 
   constructor(options: SqliteStoreOptions) {
     this.#clock = options.clock ?? systemClock;
-    this.#db = new DatabaseSync(options.path);
-    this.#db.exec('PRAGMA journal_mode = WAL');
-    this.#db.exec('PRAGMA synchronous = FULL');
-    this.#db.exec('PRAGMA busy_timeout = 5000');
-    this.#db.exec('PRAGMA foreign_keys = ON');
-    if (options.maxSizeBytes !== undefined) {
-      const pageSize = Number((this.#db.prepare('PRAGMA page_size').get() as Row).page_size);
-      this.#db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxSizeBytes / pageSize))}`);
+    const onDisk = options.path !== ':memory:';
+    this.#lock = onDisk && options.exclusive ? StoreLock.acquire(options.path) : undefined;
+    try {
+      // It holds request bodies and Authorization headers: owner only. SQLite gives -wal and -shm the same mode.
+      if (onDisk) closeSync(openSync(options.path, 'a', 0o600));
+      this.#db = new DatabaseSync(options.path);
+      this.#db.exec('PRAGMA journal_mode = WAL');
+      this.#db.exec('PRAGMA synchronous = FULL');
+      this.#db.exec('PRAGMA busy_timeout = 5000');
+      this.#db.exec('PRAGMA foreign_keys = ON');
+      if (options.maxSizeBytes !== undefined) {
+        const pageSize = Number((this.#db.prepare('PRAGMA page_size').get() as Row).page_size);
+        this.#db.exec(`PRAGMA max_page_count = ${Math.max(1, Math.floor(options.maxSizeBytes / pageSize))}`);
+      }
+      migrate(this.#db);
+      this.#sql = prepareStatements(this.#db);
+      this.#webhooks = prepareWebhookOutbox(this.#db);
+      this.#operator = prepareOperatorActions(this.#db);
+      this.#drain = prepareRouteDrain(this.#db);
+    } catch (error) {
+      this.#lock?.release(); // a store that failed to open holds nothing
+      throw error;
     }
-    migrate(this.#db);
-    this.#sql = prepareStatements(this.#db);
-    this.#webhooks = prepareWebhookOutbox(this.#db);
-    this.#operator = prepareOperatorActions(this.#db);
-    this.#drain = prepareRouteDrain(this.#db);
   }
 
   capture(op: NewOperation): Promise<Operation> {
@@ -479,6 +493,7 @@ export class SqliteStore implements OperationStore {
     if (this.#queue.length > 0) this.#flush();
     this.#closed = true;
     this.#db.close();
+    this.#lock?.release();
   }
 
   #assertOpen(): void {

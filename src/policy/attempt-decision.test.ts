@@ -64,6 +64,16 @@ describe('decideAfterAttempt', () => {
     assert.equal(safe.kind === 'retry' && safe.outcomeUnknown, true);
   });
 
+  it('tells, in an outcome-unknown message, only what can be done in this release', () => {
+    const d = decideAfterAttempt({ kind: 'unknown', message: 'reset' }, ctx());
+    const message = d.kind === 'fail' ? d.error.message : '';
+    assert.doesNotMatch(message, /redrive|discard/, 'neither exists yet');
+    assert.match(
+      message,
+      /Ask the upstream whether it took effect; only if it did not, send the request again/,
+    );
+  });
+
   it('dead-letters when maxAttempts is reached, keeping the last error', () => {
     const d = decideAfterAttempt(response(503), ctx({ attempts: 3 }));
     assert.equal(d.kind === 'fail' && d.error.code, 'attempts-exhausted');

@@ -1,0 +1,130 @@
+/**
+ * docs/configuration.md against the code: every option in `defaults` and
+ * `routeDefaults` (src/config) is in one of its tables with the default the
+ * code has, and every option a table names exists. Written against the
+ * exported default objects, not the validation code, so it holds whatever
+ * builds the config from them.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+import { buildConfig, defaults, routeDefaults } from '../src/config/config.ts';
+
+const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
+
+/** Leaves of a defaults object, by dotted name (arrays are leaves). */
+function leaves(value: unknown, prefix: string, into = new Map<string, unknown>()): Map<string, unknown> {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
+    for (const [key, inner] of Object.entries(value)) leaves(inner, `${prefix}${key}.`, into);
+  } else into.set(prefix.slice(0, -1), value);
+  return into;
+}
+
+const code = new Map([...leaves(defaults, ''), ...leaves(routeDefaults, 'routeDefaults.')]);
+
+/** Options named in the doc's tables, each with the default cells given for it. */
+function documented(): Map<string, string[]> {
+  const found = new Map<string, string[]>();
+  let prefix = '';
+  let columns: { name: number; fallback: number } | undefined;
+  for (const line of doc.split('\n')) {
+    // Route options and the health policy are documented by their name inside a route.
+    if (line.startsWith('#')) {
+      prefix = /^### Route options/.test(line)
+        ? 'routeDefaults.'
+        : /^### Health policy/.test(line)
+          ? 'routeDefaults.health.'
+          : '';
+      columns = undefined;
+    }
+    if (!line.startsWith('|')) {
+      columns = undefined;
+      continue;
+    }
+    const cells = line
+      .slice(1, -1)
+      .split(/(?<!\\)\|/)
+      .map((c) => c.trim());
+    if (columns === undefined) {
+      const name = cells.findIndex((c) => /^(config file key|key|option)$/.test(c));
+      const fallback = cells.indexOf('default');
+      if (name >= 0 && fallback >= 0) columns = { name, fallback };
+      continue;
+    }
+    if (/^-+$/.test(cells[0] ?? '')) continue;
+    const names = [...(cells[columns.name] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+    const values = [...(cells[columns.fallback] ?? '').matchAll(/`([^`]+)`/g)].map((m) => m[1]!);
+    let last = '';
+    names.forEach((name, i) => {
+      // `.min` after `adaptiveConcurrency.enabled` is `adaptiveConcurrency.min`.
+      const full = name.startsWith('.') ? last.replace(/\.[^.]+$/, '') + name : name;
+      last = full;
+      const cell = names.length === values.length ? [values[i]!] : [cells[columns!.fallback] ?? ''];
+      const key = prefix + full;
+      found.set(key, [...(found.get(key) ?? []), ...cell]);
+    });
+  }
+  return found;
+}
+
+/** How the doc writes a default: JSON, without quotes around a string in the command-line table. */
+function spellings(value: unknown): string[] {
+  const json = JSON.stringify(value).replace(/,/g, ', ');
+  return typeof value === 'string' ? [json, value] : [json];
+}
+
+describe('docs/configuration.md', () => {
+  const docs = documented();
+
+  it('documents every option of src/config with its default', () => {
+    for (const [name, value] of code) {
+      const cells = docs.get(name);
+      assert.ok(cells, `${name} is not in a table of docs/configuration.md`);
+      if (value === undefined) continue; // "unbounded", "http://<host>:<port>": said in words
+      const said = cells.some((cell) =>
+        spellings(value).some((s) => cell === s || cell.includes(`\`${s}\``)),
+      );
+      // A long list is given in words below its table ("see below"): each entry must be there.
+      const listed =
+        Array.isArray(value) &&
+        value.length > 0 &&
+        cells.some((cell) => /see below/.test(cell)) &&
+        value.every((entry) => doc.includes(`\`${entry}\``));
+      assert.ok(
+        said || listed,
+        `${name}: the code's default is ${JSON.stringify(value)}, the doc says ${cells.join(' / ')}`,
+      );
+    }
+  });
+
+  it('names no option that src/config does not have', () => {
+    const extra = new Set(['upstream', 'routes', 'routeDefaults', 'webhooks.*', 'routeDefaults.health']);
+    for (const name of docs.keys()) {
+      if (extra.has(name)) continue;
+      const known = code.has(name) || [...code.keys()].some((key) => key.startsWith(`${name}.`));
+      assert.ok(known, `docs/configuration.md names "${name}", which src/config does not have`);
+    }
+  });
+
+  it('describes the merge of routeDefaults into a route as buildConfig does it', () => {
+    const config = buildConfig({
+      upstream: 'http://127.0.0.1:9',
+      routeDefaults: { backoff: { multiplier: 3 }, health: { trip: { errorRate: 0.3 }, minCalls: 7 } },
+      routes: [
+        { name: 'pay', match: 'POST /pay', backoff: { initialMs: 50 }, health: { trip: { slowRate: 0.6 } } },
+      ],
+    });
+    const pay = config.routes[0]!;
+    // "the route backs off from 50 ms, tripling, up to 5 min"
+    assert.match(
+      doc,
+      /With `routeDefaults.backoff`\s+`\{"multiplier": 3\}` and a route's `\{"initialMs": 50\}`/,
+    );
+    assert.deepEqual(pay.backoff, { initialMs: 50, multiplier: 3, maxMs: routeDefaults.backoff.maxMs });
+    // "a route that sets its own `trip` replaces `routeDefaults.health.trip` whole"
+    assert.match(doc, /a route\s+that sets its own `trip` replaces `routeDefaults.health.trip` whole/);
+    assert.equal(pay.health.trip.errorRate, routeDefaults.health.trip.errorRate);
+    assert.equal(pay.health.trip.slowRate, 0.6);
+    assert.equal(pay.health.minCalls, 7);
+  });
+});

@@ -9,6 +9,7 @@ import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { AttemptRecordInput, Operation, OperationStore } from '../store/port.ts';
 import { readBounded } from './body.ts';
+import { finalWrite } from './final-write.ts';
 import { endToEnd } from './http-fields.ts';
 import { describeError, failedBeforeSending, type UpstreamResponse } from './upstream.ts';
 
@@ -65,12 +66,8 @@ export async function recordOutcome(
     now,
     random,
   });
-  const held = await applyDecision(
-    store,
-    op.id,
-    token,
-    decision,
-    attemptRecordOf(outcome, decision, startedAt, now),
+  const held = await finalWrite(clock, `The attempt's outcome (${decision.kind})`, () =>
+    applyDecision(store, op.id, token, decision, attemptRecordOf(outcome, decision, startedAt, now)),
   );
   return { decision, held };
 }

@@ -283,6 +283,7 @@ export class FailoverEngine {
     const { clock, instanceId } = this.#options;
     const { submission } = pending;
     span.setAttribute('spillway.adopted', true);
+    const id = pending.id ?? newOperationId(); // named before the capture, so a failed one can be told
     // Adoption is just another lease: its own token, its route's duration, extended while the call runs.
     const lease = {
       owner: instanceId,
@@ -295,13 +296,22 @@ export class FailoverEngine {
       // A full backlog is no reason to cut the client off: it waits for the sync attempt instead.
       if (await this.#backlogFull(submission.route.name)) throw new BacklogFullError();
       operation = await this.#store(
-        pending,
+        { ...pending, id },
         { attempts: 0, outcomeUnknown: false, nextAttemptAt: lease.expiresAt, reason, cause: 'budget-spent' },
         lease,
       );
     } catch (error) {
-      if (!(error instanceof StoreUnavailableError) && !(error instanceof BacklogFullError)) throw error;
-      // No durable capture, so no 202: the client waits for the sync attempt after all.
+      // No durable capture, so no 202: the client waits for the sync attempt after all, which also
+      // finishes its health token. A failure other than an unavailable store or a full backlog is a bug to tell.
+      if (!(error instanceof StoreUnavailableError) && !(error instanceof BacklogFullError)) {
+        this.#events.emit({
+          type: 'background:error',
+          at: clock.now(),
+          source: 'adoption',
+          operationId: id,
+          error,
+        });
+      }
       try {
         const response = await call;
         const refused = submission.route.failoverStatuses.has(response.statusCode);
@@ -338,7 +348,15 @@ export class FailoverEngine {
     const { clock, store, maxResultBytes } = this.#options;
     const facts = { attempt: 1, kind: 'adopted', startedAt } as const;
     attemptStarted(this.#events, operation, facts);
-    // A store that refuses the final write leaves the lease to expire: the next lease recovers it.
+    // A store that refuses the final write past its retries leaves the lease to expire: the next lease recovers it.
+    const failed = (error: unknown) =>
+      this.#events.emit({
+        type: 'background:error',
+        at: clock.now(),
+        source: 'adoption',
+        operationId: operation.id,
+        error,
+      });
     this.#adopted.track(async (shutdown) => {
       const held = holdLease(store, clock, { id: operation.id, token, leaseMs: leaseMsFor(route) });
       let outcome: AttemptOutcome;
@@ -367,7 +385,7 @@ export class FailoverEngine {
       );
       attemptFinished(this.#events, operation, facts, recorded.decision, recorded.held, clock.now());
       endAttemptSpan(span, recorded.decision, recorded.held);
-    });
+    }, failed);
   }
 
   async #capture(pending: Pending, spec: CaptureSpec): Promise<EngineAnswer> {

@@ -21,12 +21,15 @@ export class InFlight {
     return this.#entries.size;
   }
 
-  /** Runs `work` with a signal that fires at shutdown; the returned promise never rejects. */
-  track(work: (shutdown: AbortSignal) => Promise<void>): Promise<void> {
+  /**
+   * Runs `work` with a signal that fires at shutdown. The returned promise never
+   * rejects: nobody awaits background work, so its failure goes to `onFailure`.
+   */
+  track(work: (shutdown: AbortSignal) => Promise<void>, onFailure: (error: unknown) => void): Promise<void> {
     const controller = new AbortController();
     const entry: Entry = { controller, done: Promise.resolve() };
     entry.done = work(controller.signal)
-      .catch(() => {})
+      .catch(onFailure)
       .finally(() => this.#entries.delete(entry));
     this.#entries.add(entry);
     return entry.done;

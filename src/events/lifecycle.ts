@@ -171,15 +171,18 @@ export interface WebhookEvent {
 }
 
 /**
- * Something failed outside any request: a background loop (`replay`,
- * `webhooks`, `retention`, `health-overrides`), a request handler (`request`,
- * `websocket`), or a subscriber (`subscriber:error`).
+ * Something failed outside any request: background work (`replay`,
+ * `webhooks`, `retention`, `health-overrides`, `adoption`: an adopted attempt
+ * or its capture), a request handler (`request`, `websocket`), or a
+ * subscriber (`subscriber:error`).
  */
 export type ErrorEvent =
   | {
       type: 'background:error';
       at: number;
-      source: 'replay' | 'webhooks' | 'retention' | 'health-overrides';
+      source: 'replay' | 'webhooks' | 'retention' | 'health-overrides' | 'adoption';
+      /** The operation the failed work was for, when there is one. */
+      operationId?: string;
       error: unknown;
     }
   | { type: 'request:error'; at: number; source: 'request' | 'websocket'; error: unknown }

@@ -64,14 +64,15 @@ describe('decideAfterAttempt', () => {
     assert.equal(safe.kind === 'retry' && safe.outcomeUnknown, true);
   });
 
-  it('tells, in an outcome-unknown message, only what can be done in this release', () => {
+  it('tells, in an outcome-unknown message, what the client and the operator can do', () => {
     const d = decideAfterAttempt({ kind: 'unknown', message: 'reset' }, ctx());
     const message = d.kind === 'fail' ? d.error.message : '';
-    assert.doesNotMatch(message, /redrive|discard/, 'neither exists yet');
+    // A client reads this too: it cannot redrive or discard, but it can ask and send again.
     assert.match(
       message,
       /Ask the upstream whether it took effect; only if it did not, send the request again/,
     );
+    assert.match(message, /an operator can also redrive it on the admin port/);
   });
 
   it('dead-letters when maxAttempts is reached, keeping the last error', () => {

@@ -115,7 +115,7 @@ function outcomeUnknown(message: string): Decision {
     kind: 'fail',
     error: {
       code: 'outcome-unknown',
-      message: `${message} The method is not idempotent and the route does not declare honoursIdempotencyKey, so Spillway will not resend it. Ask the upstream whether it took effect; only if it did not, send the request again.`,
+      message: `${message} The method is not idempotent and the route does not declare honoursIdempotencyKey, so Spillway will not resend it. Ask the upstream whether it took effect; only if it did not, send the request again (an operator can also redrive it on the admin port).`,
     },
     result: null,
     deadLetter: true,

@@ -21,8 +21,12 @@ export interface LeaseLoopOptions<Job> {
   idleDelay(): Promise<number>;
   /** Ms until the next look when the store could not be read. */
   pollIntervalMs: number;
-  /** Told when a look failed (the store could not be read); the loop tries again after `pollIntervalMs`. */
-  onError?: (error: unknown) => void;
+  /**
+   * Told of every failure nobody else awaits: a look that failed (`job`
+   * undefined: the store could not be read; the loop tries again after
+   * `pollIntervalMs`), or a job that threw.
+   */
+  onError(error: unknown, job?: Job): void;
   /** Let the process exit while only this loop's timer is pending. */
   unref?: boolean;
 }
@@ -80,7 +84,8 @@ export class LeaseLoop<Job> {
     this.#running = false;
     if (this.#timer) this.#options.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#leasing?.catch(() => {});
+    // Whoever started that lease (the timer's tick, or a runOnce caller) is told of its failure.
+    if (this.#leasing) await Promise.allSettled([this.#leasing]);
     await this.#inFlight.drain(this.#options.clock, graceMs);
   }
 
@@ -104,7 +109,7 @@ export class LeaseLoop<Job> {
         leased > 0 && this.#options.freeSlots(this.#inFlight.size) > 0 ? 0 : await this.#options.idleDelay();
     } catch (error) {
       // The store is unavailable: say so, and try again at the next poll.
-      this.#options.onError?.(error);
+      this.#options.onError(error);
     }
     if (this.#running && !this.#timer) this.#schedule(delay);
   }
@@ -115,7 +120,10 @@ export class LeaseLoop<Job> {
     const leased = await this.#options.lease(free);
     for (const job of leased) {
       void this.#inFlight
-        .track((shutdown) => this.#options.run(job, shutdown))
+        .track(
+          (shutdown) => this.#options.run(job, shutdown),
+          (error) => this.#options.onError(error, job),
+        )
         .then(() => {
           if (this.#running) this.#schedule(0);
         });

@@ -126,8 +126,14 @@ export class ReplayWorker {
           this.#probes.delete(op.id);
           this.#gateOf(op.route).released();
         }),
-      onError: (error) =>
-        this.#events.emit({ type: 'background:error', at: clock.now(), source: 'replay', error }),
+      onError: (error, op) =>
+        this.#events.emit({
+          type: 'background:error',
+          at: clock.now(),
+          source: 'replay',
+          ...(op ? { operationId: op.id } : {}),
+          error,
+        }),
       // Something due that could not be leased (routes paused, slots full, Retry-After) waits a poll;
       // a route's probe waits its turn. Finished replays and captures wake the loop sooner.
       idleDelay: async () => {

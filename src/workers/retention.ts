@@ -20,12 +20,7 @@ export class Retention {
   readonly #onError: (error: unknown) => void;
 
   /** `onError` is told when a round fails (the store is unavailable); the next round tries again. */
-  constructor(
-    store: OperationStore,
-    clock: Clock,
-    retentionMs: number,
-    onError: (error: unknown) => void = () => {},
-  ) {
+  constructor(store: OperationStore, clock: Clock, retentionMs: number, onError: (error: unknown) => void) {
     this.#onError = onError;
     this.#store = store;
     this.#clock = clock;

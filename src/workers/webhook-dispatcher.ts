@@ -94,8 +94,14 @@ export class WebhookDispatcher {
         });
       },
       run: (delivery, shutdown) => this.#deliver(delivery, shutdown),
-      onError: (error) =>
-        this.#events.emit({ type: 'background:error', at: clock.now(), source: 'webhooks', error }),
+      onError: (error, delivery) =>
+        this.#events.emit({
+          type: 'background:error',
+          at: clock.now(),
+          source: 'webhooks',
+          ...(delivery ? { operationId: delivery.operationId } : {}),
+          error,
+        }),
       idleDelay: async () => {
         const due = await store.nextWebhookDueAt(this.#endpointNames);
         return due === undefined ? pollIntervalMs : Math.min(pollIntervalMs, Math.max(0, due - clock.now()));

@@ -12,7 +12,7 @@ import { after, describe, it } from 'node:test';
 import { systemClock } from '../../src/clock.ts';
 import { buildConfig } from '../../src/config/config.ts';
 import { FailoverEngine } from '../../src/engine/failover-engine.ts';
-import { Upstream } from '../../src/engine/upstream.ts';
+import { HttpUpstream } from '../../src/engine/upstream.ts';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { type EventOfType, LifecycleEvents } from '../../src/events/lifecycle.ts';
 import { HealthMonitor } from '../../src/policy/health/health-monitor.ts';
@@ -74,7 +74,7 @@ async function slowUpstream(ms: number): Promise<TestUpstream> {
 function engineFor(store: OperationStore, upstreamUrl: string, failures: Failure[]) {
   const { routes } = config(upstreamUrl);
   const health = new HealthMonitor({ routes, clock: systemClock, store });
-  const upstream = new Upstream(upstreamUrl);
+  const upstream = new HttpUpstream(upstreamUrl);
   const engine = new FailoverEngine({
     store,
     upstream,
@@ -191,7 +191,7 @@ describe('a capture that fails with an unexpected error', () => {
       assert.equal(answer.kind, 'sync');
       if (answer.kind === 'sync') {
         assert.equal(answer.response.statusCode, 201);
-        await answer.response.body.text();
+        answer.response.body.resume();
       }
       assert.equal(health.route(route.name).snapshot(Date.now()).signals.inFlight, 0, 'token finished');
       assert.equal(failures.length, 1);
@@ -225,7 +225,7 @@ describe('replays', () => {
 
   function workerFor(store: OperationStore, upstreamUrl: string, failures: Failure[]) {
     const { routes } = config(upstreamUrl);
-    const upstream = new Upstream(upstreamUrl);
+    const upstream = new HttpUpstream(upstreamUrl);
     const worker = new ReplayWorker({
       store,
       upstream,

@@ -12,7 +12,11 @@ import { AdminExposedError } from './admin/admin-token.ts';
 
 /** The one line (without the `spillway: ` prefix) for a start-up failure. */
 export function startupFailure(error: unknown, config: GatewayConfig | undefined): string {
-  if (error instanceof ConfigError || error instanceof StoreLockedError || error instanceof AdminExposedError) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof StoreLockedError ||
+    error instanceof AdminExposedError
+  ) {
     return error.message;
   }
   if (error instanceof StoreUnavailableError) {

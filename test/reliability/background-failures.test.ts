@@ -232,7 +232,7 @@ describe('replays', () => {
       clock: systemClock,
       owner: 'test',
       routeNamed: () => routes.at(-1)!,
-      maxAttemptTimeoutMs: 5_000,
+      routes,
       concurrency: 2,
       pollIntervalMs: 20,
       maxResultBytes: 1_000_000,

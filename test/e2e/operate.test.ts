@@ -4,7 +4,8 @@
  * --dead-lettered` (the real bin, in a child process, with the admin token
  * from its environment) shows it, the upstream comes back, `spillway ops
  * redrive` sends it back and it ends Succeeded. Each step's log line is
- * asserted, and each step's lifecycle event.
+ * asserted, each step's lifecycle event, and each step's span, all in the
+ * client's trace.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +16,9 @@ import { eventOf, recordEvents } from '../support/events.ts';
 import { operationIdOf, startGateway } from '../support/harness.ts';
 import { capturedLogger } from '../support/log-lines.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
+import { recordSpans } from '../support/tracing.ts';
+
+const recorded = recordSpans();
 
 const TOKEN = randomUUID();
 const TRACE_ID = '0af7651916cd43dd8448eb211c80319c';
@@ -115,6 +119,36 @@ describe('operating Spillway: a dead letter found and redriven from the command 
       'attempt:finished',
       'operation:succeeded',
     ]);
+
+    // Spans: the request, its sync attempt and capture, each replay, and the redrive, in the client's trace.
+    const inTrace = (name: string) =>
+      recorded.spans().filter((s) => s.name === name && s.spanContext().traceId === TRACE_ID);
+    const [server] = inTrace('POST payments');
+    const [sync] = inTrace('sync payments');
+    const [capture] = inTrace('capture payments');
+    const [redriveSpan] = inTrace('redriven payments');
+    await recorded.ended('replay payments', (s) => s.attributes['spillway.outcome'] === 'succeeded');
+    const replays = inTrace('replay payments');
+    assert.ok(
+      server && sync && capture && redriveSpan,
+      recorded
+        .spans()
+        .map((s) => s.name)
+        .join(', '),
+    );
+    assert.equal(sync.attributes['error.type'], 'upstream-unreachable');
+    assert.equal(capture.attributes['messaging.message.id'], id);
+    assert.deepEqual(
+      replays.map((s) => s.attributes['spillway.outcome']),
+      ['dead-lettered', 'succeeded'],
+    );
+    assert.equal(redriveSpan.attributes['messaging.message.id'], id);
+    assert.equal(redriveSpan.attributes['spillway.by'], 'operator');
+    assert.equal(
+      redriveSpan.parentSpanContext?.spanId,
+      capture.spanContext().spanId,
+      "a child of the capture's span",
+    );
 
     const after = await spillway(['ops', 'list', '--dead-lettered'], env);
     assert.equal(after.stdout.trim(), 'No operation matches.');

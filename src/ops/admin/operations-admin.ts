@@ -17,6 +17,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../../clock.ts';
+import { endSpan, remoteContext, SpanKind, startSpan } from '../../engine/spans.ts';
 import { type LifecycleEvents, traceIdOf } from '../../events/lifecycle.ts';
 import { sendJson } from '../../gateway/operations-api.ts';
 import { sendProblem } from '../../gateway/problem-response.ts';
@@ -45,12 +46,24 @@ export interface OperationsAdminOptions {
   clock: Clock;
 }
 
-/** Tells the event stream that an operator acted on `op`. */
+/**
+ * Tells the event stream that an operator acted on `op`, and records the action
+ * as a span in the operation's trace (its stored traceparent), so the trace
+ * shows why a dead letter's replays started again.
+ */
 function acted(
   options: OperationsAdminOptions,
   type: 'operation:redriven' | 'operation:discarded' | 'operation:canceled',
   op: Operation,
 ): void {
+  const action = type.slice('operation:'.length);
+  endSpan(
+    startSpan(`${action} ${op.route}`, SpanKind.INTERNAL, remoteContext(op.traceparent, op.tracestate), {
+      'messaging.message.id': op.id,
+      'spillway.action': action,
+      'spillway.by': 'operator',
+    }),
+  );
   const facts = {
     at: options.clock.now(),
     operationId: op.id,

@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { ConfigError } from '../../src/config/config.ts';
 import { createSpillway } from '../../src/embed/create-spillway.ts';
+import { fromNodeHandler } from '../../src/embed/in-memory-http.ts';
 import { embedded } from '../support/embedded.ts';
 import { jsonOf, operationIdOf, tempDir } from '../support/harness.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
@@ -204,6 +205,27 @@ describe('createSpillway with a function upstream', () => {
       text += value;
     }
     assert.match(text, /event: operation\.succeeded|"status":"Succeeded"/);
+  });
+
+  it('fromNodeHandler: a listener that throws breaks the exchange (outcome unknown) instead of crashing', async () => {
+    let calls = 0;
+    await using spillway = embedded({
+      upstream: fromNodeHandler((req, res) => {
+        calls++;
+        if (req.url === '/sync-throw') throw new Error('handler bug');
+        if (req.url === '/async-throw') return Promise.reject(new Error('async handler bug'));
+        res.writeHead(200).end('fine');
+        return undefined;
+      }),
+    });
+    assert.equal(await (await spillway.fetch(new Request('http://app.test/ok'))).text(), 'fine');
+    for (const path of ['/sync-throw', '/async-throw']) {
+      const res = await spillway.fetch(post(path, 'x'));
+      assert.equal(res.status, 202, path);
+      const monitor = await spillway.settled(operationIdOf(res));
+      assert.equal(monitor.error.code, 'outcome-unknown', path);
+    }
+    assert.equal(calls, 3, 'a POST that may have had effects is not sent again');
   });
 
   it('a URL upstream works the same way', async () => {

@@ -4,6 +4,7 @@
  * the store is open and the public port is listening.
  *
  *   GET /healthz, GET /readyz
+ *   GET /metrics                             Prometheus exposition (src/ops/metrics.ts)
  *   GET /api/health                          every route's health state, signals, backlog and dead letters
  *   /api/operations…, PUT /api/routes/{route}/replay   the operations admin API (admin/operations-admin.ts)
  *   GET / and /dashboard/…                   the dashboard's static files (admin/dashboard-files.ts)
@@ -29,6 +30,7 @@ import { type AdminTokens, authorize } from './admin/admin-token.ts';
 import { serveDashboard } from './admin/dashboard-files.ts';
 import { healthView } from './admin/health-view.ts';
 import { type OperationsAdminOptions, serveOperationsAdmin } from './admin/operations-admin.ts';
+import type { Metrics } from './metrics.ts';
 
 export interface AdminOptions {
   isReady: () => boolean;
@@ -39,6 +41,8 @@ export interface AdminOptions {
   operations: OperationsAdminOptions;
   /** Bearer tokens; without an admin token the port is open (and bound to loopback only). */
   tokens: AdminTokens;
+  /** Served at /metrics. */
+  metrics?: Metrics;
 }
 
 /** What the webhook operator actions need of the process. */
@@ -70,7 +74,14 @@ export function webhookAdmin(
 
 const OVERRIDES = new Set(['forced-async', 'forced-sync', 'none']);
 
-export function createAdminServer({ isReady, health, webhooks, operations, tokens }: AdminOptions): Server {
+export function createAdminServer({
+  isReady,
+  health,
+  webhooks,
+  operations,
+  tokens,
+  metrics,
+}: AdminOptions): Server {
   return createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (!authorize(req, res, path, tokens)) return;
@@ -84,6 +95,16 @@ export function createAdminServer({ isReady, health, webhooks, operations, token
         { status: ready ? 'ready' : 'not-ready' },
         { 'cache-control': 'no-store' },
       );
+    }
+    if (metrics && path === '/metrics') {
+      if (onlyMethod(req, res, 'GET')) {
+        act(res, async () => {
+          const text = await metrics.render();
+          res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+          res.end(text);
+        });
+      }
+      return;
     }
     if (health && path === '/api/health' && req.method === 'GET') {
       act(res, async () => {

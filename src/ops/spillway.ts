@@ -26,6 +26,7 @@ import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { Metrics } from './metrics.ts';
 import { describeStore, openStore } from './open-store.ts';
 import {
   backlogBoundFor,
@@ -236,12 +237,20 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   });
   websocket.attach(publicServer);
   let accepting = false;
+  const metrics = new Metrics({
+    events,
+    store,
+    clock,
+    health,
+    routes: config.routes.map((r) => r.name),
+  });
   const adminServer = createAdminServer({
     isReady: () => accepting,
     health,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
     operations: operationsAdmin(config, { store, worker, events, clock }),
     tokens: { admin: config.adminToken, metrics: config.metricsToken },
+    metrics,
   });
 
   let port: number;
@@ -293,6 +302,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
       await closeServer(adminServer);
       log.info('stopped');
       unsubscribeLogs();
+      metrics.close();
     })();
     return stopping;
   };

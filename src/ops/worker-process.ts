@@ -25,6 +25,7 @@ import { createAdminServer, webhookAdmin } from './admin-server.ts';
 import { listen } from './listen.ts';
 import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
+import { Metrics } from './metrics.ts';
 import { describeStore, openStore } from './open-store.ts';
 import { closeServer, defaultInstanceId, operationsAdmin, replayWorkerFor } from './process-parts.ts';
 
@@ -87,11 +88,13 @@ export async function startWorkerProcess(
     events,
   });
   let running = false;
+  const metrics = new Metrics({ events, store, clock, routes: config.routes.map((r) => r.name) });
   const adminServer = createAdminServer({
     isReady: () => running,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
     operations: operationsAdmin(config, { store, worker, events, clock }),
     tokens: { admin: config.adminToken, metrics: config.metricsToken },
+    metrics,
   });
   let adminPort: number;
   try {
@@ -100,6 +103,7 @@ export async function startWorkerProcess(
     await upstream.close();
     await store.close();
     unsubscribeLogs();
+    metrics.close();
     throw error;
   }
   worker.start();
@@ -128,6 +132,7 @@ export async function startWorkerProcess(
       await closeServer(adminServer);
       log.info('stopped');
       unsubscribeLogs();
+      metrics.close();
     })();
     return stopping;
   };

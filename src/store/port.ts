@@ -480,6 +480,13 @@ export interface OperationStore {
   discard(id: string): Promise<DiscardResult>;
   /** Operations waiting (not terminal) and dead-lettered, by route; routes with neither are left out. */
   routeCounts(): Promise<Record<string, RouteCounts>>;
+  /**
+   * For each route with operations due at `now` (waiting and unleased with
+   * `nextAttemptAt` ≤ now, or leased with an expired lease), the earliest such
+   * due time, epoch ms; routes with none due are left out. Index-backed
+   * (metrics read it at most once a second).
+   */
+  oldestDueByRoute(now: number): Promise<Record<string, number>>;
   /** Pauses (true) or resumes a route's replay, for every process sharing the store. */
   setReplayPaused(route: string, paused: boolean): Promise<void>;
   /** Routes whose replay is paused, with when (epoch ms). */

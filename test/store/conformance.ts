@@ -1189,5 +1189,31 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       await assert.rejects(store.capture(newOperation(clock)), { name: 'StoreUnavailableError' });
       store = await reopen();
     });
+
+    it('oldestDueByRoute: per route, the earliest due time of what is due now; a leased one once its lease ran out', async () => {
+      const t0 = clock.now();
+      await store.capture(newOperation(clock, { route: 'a', nextAttemptAt: t0 - 5_000 }));
+      await store.capture(newOperation(clock, { route: 'a', nextAttemptAt: t0 - 1_000 }));
+      await store.capture(newOperation(clock, { route: 'b', nextAttemptAt: t0 + 60_000 })); // not due yet
+      await store.capture(newOperation(clock, { route: 'c', nextAttemptAt: t0 - 2_000 }));
+      const done = newOperation(clock, { route: 'd', nextAttemptAt: t0 - 9_000 });
+      await store.capture(done);
+      assert.deepEqual(await store.oldestDueByRoute(t0), { a: t0 - 5_000, c: t0 - 2_000, d: t0 - 9_000 });
+      const [leased] = await store.lease({ owner: 'w1', limit: 1, leaseMs: 1_000, routes: ['c'] });
+      assert.ok(leased);
+      const [finishing] = await store.lease({ owner: 'w1', limit: 1, leaseMs: 1_000, routes: ['d'] });
+      assert.ok(finishing);
+      assert.ok(
+        await store.complete(done.id, finishing.leaseToken, {
+          status: 200,
+          headers: [],
+          body: new Uint8Array(),
+        }),
+      );
+      // A held lease is not due; a terminal operation never is.
+      assert.deepEqual(await store.oldestDueByRoute(t0), { a: t0 - 5_000 });
+      clock.advance(1_500);
+      assert.deepEqual(await store.oldestDueByRoute(clock.now()), { a: t0 - 5_000, c: t0 + 1_000 });
+    });
   });
 }

@@ -777,6 +777,26 @@ export class PostgresStore implements OperationStore {
     });
   }
 
+  oldestDueByRoute(now: number): Promise<Record<string, number>> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_oldest_due_by_route',
+        // Two index range reads (migrations 015 and 003), grouped by route.
+        text: `SELECT route, min(at) AS at FROM (
+                 SELECT route, min(next_attempt_at) AS at FROM operations
+                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $1
+                   GROUP BY route
+                 UNION ALL
+                 SELECT route, min(lease_expires_at) FROM operations
+                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= $1
+                   GROUP BY route) AS due
+               GROUP BY route`,
+        values: [now],
+      });
+      return Object.fromEntries((rows as Row[]).map((row) => [String(row.route), Number(row.at)]));
+    });
+  }
+
   routeCounts(): Promise<Record<string, RouteCounts>> {
     return this.#run(async () => {
       const { rows } = await this.#pool.query({ name: 'spillway_route_counts', text: ROUTE_COUNTS });

@@ -7,12 +7,13 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { newOperationId } from '../../src/engine/operation-id.ts';
-import type {
-  IdempotencyClaim,
-  LeasedOperation,
-  NewOperation,
-  OperationStore,
-  WebhookAttemptRecord,
+import {
+  emptyStatusCounts,
+  type IdempotencyClaim,
+  type LeasedOperation,
+  type NewOperation,
+  type OperationStore,
+  type WebhookAttemptRecord,
 } from '../../src/store/port.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 
@@ -120,6 +121,71 @@ export function storeConformance(name: string, factory: StoreFactory): void {
       clock.advance(60_000);
       const expiredAndLater = await lease(store, 'w2');
       assert.ok(expiredAndLater.some((o) => o.id === later.id));
+    });
+
+    it('replay order is priority, then due time, across routes; excluded routes are passed over', async () => {
+      const at = (ms: number) => clock.now() + ms;
+      // Captured in one order, due in another: due time decides, not capture time.
+      const late = await store.capture(newOperation(clock, { route: 'a', nextAttemptAt: at(-10) }));
+      const early = await store.capture(newOperation(clock, { route: 'b', nextAttemptAt: at(-30) }));
+      const middle = await store.capture(newOperation(clock, { route: 'a', nextAttemptAt: at(-20) }));
+      const urgent = await store.capture(
+        newOperation(clock, { route: 'c', priority: 1, nextAttemptAt: at(-1) }),
+      );
+      const paused = await store.capture(newOperation(clock, { route: 'p', nextAttemptAt: at(-99) }));
+      await store.capture(newOperation(clock, { route: 'a', nextAttemptAt: at(1) })); // not due
+      const leased = await store.lease({ owner: 'w1', limit: 3, leaseMs: 1_000, excludeRoutes: ['p'] });
+      assert.deepEqual(
+        leased.map((o) => o.id),
+        [urgent.id, early.id, middle.id],
+      );
+      assert.deepEqual(
+        (await store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000, excludeRoutes: ['p'] })).map(
+          (o) => o.id,
+        ),
+        [late.id],
+      );
+      assert.deepEqual(
+        (await lease(store)).map((o) => o.id),
+        [paused.id],
+      );
+    });
+
+    it('counts follow every change: capture, lease, finish, dead-letter, cancel, purge', async () => {
+      const ok = { status: 200, headers: [], body: new Uint8Array() };
+      const error = { code: 'x', message: 'x' };
+      const [a, b, c, d] = [
+        await store.capture(newOperation(clock, { route: 'r1' })),
+        await store.capture(newOperation(clock, { route: 'r2' })),
+        await store.capture(newOperation(clock, { route: 'r2' })),
+        await store.capture(newOperation(clock, { route: 'r1', nextAttemptAt: clock.now() + 60_000 })),
+      ];
+      const leased = await lease(store);
+      assert.deepEqual(await store.counts(), { ...emptyStatusCounts(), Running: 3, NotStarted: 1 });
+      await store.complete(a!.id, tokenOf(leased, a!.id), ok);
+      await store.fail(b!.id, tokenOf(leased, b!.id), {
+        error,
+        result: null,
+        deadLetter: true,
+        countsAsAttempt: true,
+      });
+      await store.fail(c!.id, tokenOf(leased, c!.id), {
+        error,
+        result: null,
+        deadLetter: false,
+        countsAsAttempt: true,
+      });
+      await store.cancel(d!.id);
+      assert.deepEqual(await store.counts(), {
+        ...emptyStatusCounts(),
+        Succeeded: 1,
+        Failed: 2,
+        Canceled: 1,
+        deadLettered: 1,
+      });
+      clock.advance(1);
+      assert.equal(await store.purge(clock.now(), 10), 4);
+      assert.deepEqual(await store.counts(), emptyStatusCounts());
     });
 
     it('leases nothing from excluded routes', async () => {

@@ -457,9 +457,7 @@ export class PostgresStore implements OperationStore {
     return this.#run(async () => {
       const { rowCount } = await this.#pool.query({
         name: 'spillway_purge',
-        text: `DELETE FROM operations WHERE id IN (SELECT id FROM operations
-                 WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < $1
-                 LIMIT $2 FOR UPDATE SKIP LOCKED)`,
+        text: PURGE,
         values: [before, limit],
       });
       return rowCount ?? 0;
@@ -546,13 +544,14 @@ export class PostgresStore implements OperationStore {
 
   counts(): Promise<StatusCounts> {
     return this.#run(async () => {
-      const { rows } = await this.#pool.query(
-        'SELECT status, count(*) AS n, count(dead_lettered_at) AS dead FROM operations GROUP BY status',
-      );
+      const { rows } = await this.#pool.query({
+        name: 'spillway_counts',
+        text: COUNTS,
+      });
       const counts = emptyStatusCounts();
       for (const row of rows as Row[]) {
-        counts[row.status as OperationStatus] = Number(row.n);
-        counts.deadLettered += Number(row.dead);
+        counts[row.status as OperationStatus] += Number(row.n);
+        if (row.dead_lettered === true) counts.deadLettered += Number(row.n);
       }
       return counts;
     });
@@ -1085,7 +1084,16 @@ const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = 
 const FENCED = `WHERE id = $1 AND lease_token = $2 AND status = 'Running'`;
 
 /** Expired leases handed back per lease call at most; the rest go at the next. */
-const HAND_BACK_BATCH = 1_000;
+export const HAND_BACK_BATCH = 100;
+
+// Retention: a range read of the finished-operations index (migration 008), oldest first.
+export const PURGE = `DELETE FROM operations WHERE id IN (SELECT id FROM operations
+    WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < $1
+    ORDER BY updated_at LIMIT $2 FOR UPDATE SKIP LOCKED)`;
+
+// Kept by migration 008's trigger: a few rows per route, status and slot, whatever the backlog.
+export const COUNTS =
+  'SELECT status, dead_lettered, sum(n) AS n FROM operation_counts GROUP BY status, dead_lettered';
 
 // One statement, so one commit whose answer is either had or lost as a whole (see #lostLeases):
 // - `lost` hands back expired leases ($8 at most): their holder is taken to have died mid-attempt, so
@@ -1093,24 +1101,44 @@ const HAND_BACK_BATCH = 1_000;
 //   lease ran out; its token goes with it, fencing the holder off. A range read of the lease-expiry
 //   index (migration 003). They are leased from the next call on: this statement's snapshot still
 //   sees them held.
-// - the UPDATE claims free due operations in replay order, skipping rows another lease call holds.
-//   Each lease gets its own token, and lasts as long as its route asks ($7, by route name; else $3).
-const LEASE = `WITH lost AS (
-    UPDATE operations SET
-      attempts = attempts + 1, outcome_unknown = true, next_attempt_at = lease_expires_at, ${CLEAR_LEASE},
-      updated_at = $2
-    WHERE id IN (SELECT id FROM operations
+// - `groups` walks the (priority, route) groups of free operations, highest priority first, one
+//   seek of the due index (migration 008) per group: the greatest (priority, route) below the last.
+// - `candidates` reads each leasable group's due operations as a range of that index, in due order,
+//   at most $4 per group, skipping rows another lease call holds: never the whole backlog.
+// - the UPDATE claims the first $4 of them in replay order (priority, then due time): a sort of at most
+//   $4 rows per group. Each lease gets its own token, and lasts as long as its route asks ($7, by route
+//   name; else $3).
+export const LEASE = `WITH RECURSIVE lost AS (
+    UPDATE operations AS o SET
+      attempts = o.attempts + 1, outcome_unknown = true, next_attempt_at = o.lease_expires_at,
+      ${CLEAR_LEASE}, updated_at = $2
+    FROM (SELECT id FROM operations
       WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= $2
       ORDER BY lease_expires_at LIMIT $8
-      FOR UPDATE SKIP LOCKED)
+      FOR UPDATE SKIP LOCKED) AS expired
+    WHERE o.id = expired.id
+  ), groups AS (
+    (SELECT priority, route FROM operations
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+      ORDER BY priority DESC, route DESC LIMIT 1)
+    UNION ALL
+    SELECT next.priority, next.route FROM groups AS g CROSS JOIN LATERAL (
+      SELECT priority, route FROM operations
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+        AND (priority, route) < (g.priority, g.route)
+      ORDER BY priority DESC, route DESC LIMIT 1) AS next
+  ), candidates AS (
+    SELECT c.id, g.priority, c.next_attempt_at FROM groups AS g CROSS JOIN LATERAL (
+      SELECT id, next_attempt_at FROM operations
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+        AND (priority, route) >= (g.priority, g.route)
+        AND (priority, route, next_attempt_at) <= (g.priority, g.route, $2::bigint)
+      ORDER BY priority, route, next_attempt_at LIMIT $4
+      FOR UPDATE SKIP LOCKED) AS c
+    WHERE g.route <> ALL ($6::text[]) AND ($9::text[] IS NULL OR g.route = ANY ($9::text[]))
+      AND CASE WHEN left(g.route, 3) = 'fn:' THEN g.route = ANY ($10::text[]) ELSE $11::boolean END
   ), due AS (
-    SELECT id FROM operations
-    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $2
-      AND route <> ALL ($6::text[]) AND ($9::text[] IS NULL OR route = ANY ($9::text[]))
-      AND CASE WHEN left(route, 3) = 'fn:' THEN route = ANY ($10::text[]) ELSE $11::boolean END
-    ORDER BY priority DESC, created_at, id
-    LIMIT $4
-    FOR UPDATE SKIP LOCKED
+    SELECT id FROM candidates ORDER BY priority DESC, next_attempt_at, id LIMIT $4
   )
   UPDATE operations AS o SET
     status = 'Running',
@@ -1209,8 +1237,9 @@ function toIdempotencyRecord(row: Row): IdempotencyRecord {
   }
 }
 
+/** Priority, then due time: the order the lease takes them in. */
 const replayOrder = (a: Operation, b: Operation) =>
-  b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
+  b.priority - a.priority || a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1);
 
 /** The server process id behind a pooled client (the driver keeps it, untyped), to recognise its notifications. */
 const backendOf = (client: unknown): number | undefined => {

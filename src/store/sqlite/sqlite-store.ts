@@ -199,17 +199,19 @@ export class SqliteStore implements OperationStore {
   }: LeaseRequest): Promise<LeasedOperation[]> {
     return this.#write(() => {
       const now = this.#clock.now();
-      const rows = this.#sql.lease.all({
-        owner,
-        now,
-        lease_ms: leaseMs,
-        durations: JSON.stringify(leaseMsByRoute),
-        limit,
-        exclude: JSON.stringify(excludeRoutes),
-        only: routes === undefined ? null : JSON.stringify(routes),
-        functions: JSON.stringify(functions),
-        proxied: proxiedRoutes ? 1 : 0,
-      }) as Row[];
+      const leasable = (route: string) =>
+        !excludeRoutes.includes(route) &&
+        (routes === undefined || routes.includes(route)) &&
+        (route.startsWith('fn:') ? functions.includes(route) : proxiedRoutes);
+      const rows = dueInReplayOrder(this.#sql, now, limit, leasable).map(
+        ({ id, route }) =>
+          this.#sql.leaseOne.get({
+            id,
+            owner,
+            now,
+            expires: now + (leaseMsByRoute[route] ?? leaseMs),
+          }) as Row,
+      );
       for (const row of rows) this.#touched.add(String(row.id));
       // After leasing, as the PostgreSQL adapter's one statement does: these are leased from the next call on.
       this.#sql.handBackExpired.run({ now, limit: HAND_BACK_BATCH });
@@ -290,8 +292,10 @@ export class SqliteStore implements OperationStore {
   async counts(): Promise<StatusCounts> {
     this.#assertOpen();
     const counts = emptyStatusCounts();
-    for (const row of this.#sql.counts.all() as Row[]) counts[row.status as OperationStatus] = Number(row.n);
-    counts.deadLettered = Number((this.#sql.deadLettered.get() as Row).n);
+    for (const row of this.#sql.counts.all() as Row[]) {
+      counts[row.status as OperationStatus] += Number(row.n);
+      if (Number(row.dead_lettered) === 1) counts.deadLettered += Number(row.n);
+    }
     return counts;
   }
 
@@ -592,11 +596,60 @@ function migrate(db: DatabaseSync): void {
   }
 }
 
+const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL';
+
+/**
+ * The statements whose cost must not grow with the backlog (docs/scaling.md,
+ * "Cost at any backlog"), each a range read of one index, named with INDEXED
+ * BY so that a plan that cannot use it fails to prepare instead of walking the
+ * table. Exported for the plan tests.
+ */
+export const BACKLOG_SQL = {
+  // An expired lease means its holder died mid-attempt: count that attempt, outcome unknown, and
+  // make it due again from the moment the lease ran out; its token goes with it, fencing the holder off.
+  // A range read of the lease-expiry index (migration 003). No status change, so no event to tell.
+  handBackExpired: `UPDATE operations SET
+      attempts = attempts + 1, outcome_unknown = 1, next_attempt_at = lease_expires_at, ${CLEAR_LEASE},
+      updated_at = :now
+    WHERE id IN (SELECT id FROM operations INDEXED BY operations_lease_expiry
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now
+      ORDER BY lease_expires_at LIMIT :limit)`,
+  // The walk of the due index (migration 008) that dueInReplayOrder makes: the first (priority, route)
+  // group of free operations, the next one below a group, and a group's due operations in due order.
+  firstGroup: `SELECT priority, route FROM operations INDEXED BY operations_due
+    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+    ORDER BY priority DESC, route DESC LIMIT 1`,
+  nextGroup: `SELECT priority, route FROM operations INDEXED BY operations_due
+    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND (priority, route) < (:priority, :route)
+    ORDER BY priority DESC, route DESC LIMIT 1`,
+  dueInGroup: `SELECT id, route, next_attempt_at FROM operations INDEXED BY operations_due
+    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+      AND priority = :priority AND route = :route AND next_attempt_at <= :now
+    ORDER BY next_attempt_at LIMIT :limit`,
+  // Retention: a range read of the finished-operations index (migration 008).
+  purge: `DELETE FROM operations WHERE id IN (SELECT id FROM operations INDEXED BY operations_finished
+    WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < :before LIMIT :limit)`,
+  // Kept by migration 008's triggers: a few rows per route and status, whatever the backlog.
+  counts: `SELECT status, dead_lettered, sum(n) AS n FROM operation_counts GROUP BY status, dead_lettered`,
+};
+
 function prepareStatements(db: DatabaseSync) {
-  const clearLease = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL';
+  const clearLease = CLEAR_LEASE;
   // A lease's writes are fenced by its token: once it was handed back or taken over, they change nothing.
   const fenced = `WHERE id = :id AND lease_token = :token AND status = 'Running'`;
   return {
+    handBackExpired: db.prepare(BACKLOG_SQL.handBackExpired),
+    firstGroup: db.prepare(BACKLOG_SQL.firstGroup),
+    nextGroup: db.prepare(BACKLOG_SQL.nextGroup),
+    dueInGroup: db.prepare(BACKLOG_SQL.dueInGroup),
+    purge: db.prepare(BACKLOG_SQL.purge),
+    counts: db.prepare(BACKLOG_SQL.counts),
+    // Each lease gets its own random token.
+    leaseOne: db.prepare(`UPDATE operations SET
+        status = 'Running', lease_owner = :owner, lease_token = lower(hex(randomblob(16))),
+        lease_expires_at = :expires, updated_at = :now
+      WHERE id = :id
+      RETURNING *`),
     insert: db.prepare(`INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
         status, attempts, next_attempt_at, lease_owner, lease_expires_at, lease_token, outcome_unknown, priority,
         idempotency_key, tenant, callback_url, webhook_subscriptions, traceparent, tracestate, failover_reason,
@@ -627,28 +680,6 @@ function prepareStatements(db: DatabaseSync) {
     ),
     purgeKeys: db.prepare(`DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys
       WHERE expires_at <= :now LIMIT :limit)`),
-    // An expired lease means its holder died mid-attempt: count that attempt, outcome unknown, and
-    // make it due again from the moment the lease ran out; its token goes with it, fencing the holder off.
-    // A range read of the lease-expiry index (migration 003). No status change, so no event to tell.
-    handBackExpired: db.prepare(`UPDATE operations SET
-        attempts = attempts + 1, outcome_unknown = 1, next_attempt_at = lease_expires_at, ${clearLease},
-        updated_at = :now
-      WHERE id IN (SELECT id FROM operations
-        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now
-        ORDER BY lease_expires_at LIMIT :limit)`),
-    // Each lease gets its own random token, and lasts as long as its route asks (:durations, by name).
-    lease: db.prepare(`UPDATE operations SET
-        status = 'Running', lease_owner = :owner, lease_token = lower(hex(randomblob(16))),
-        lease_expires_at = :now + coalesce((SELECT value FROM json_each(:durations) WHERE key = route), :lease_ms),
-        updated_at = :now
-      WHERE id IN (SELECT id FROM operations
-        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
-          AND route NOT IN (SELECT value FROM json_each(:exclude))
-          AND (:only IS NULL OR route IN (SELECT value FROM json_each(:only)))
-          AND CASE WHEN substr(route, 1, 3) = 'fn:' THEN route IN (SELECT value FROM json_each(:functions))
-            ELSE :proxied END
-        ORDER BY priority DESC, created_at, id LIMIT :limit)
-      RETURNING *`),
     // A heartbeat is no status change and no action a client sees: updated_at stays.
     extendLease: db.prepare(`UPDATE operations SET lease_expires_at = :until ${fenced}`),
     complete: db.prepare(`UPDATE operations SET status = 'Succeeded', attempts = attempts + 1,
@@ -663,15 +694,11 @@ function prepareStatements(db: DatabaseSync) {
     release: db.prepare(`UPDATE operations SET attempts = attempts + :in_flight,
         outcome_unknown = outcome_unknown OR :in_flight, ${clearLease}, updated_at = :now ${fenced}`),
     get: db.prepare('SELECT * FROM operations WHERE id = :id'),
-    purge: db.prepare(`DELETE FROM operations WHERE id IN (SELECT id FROM operations
-      WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < :before LIMIT :limit)`),
     cancel: db.prepare(`UPDATE operations SET status = 'Canceled', updated_at = :now
       WHERE id = :id AND lease_owner IS NULL AND (status = 'NotStarted' OR (:between AND status = 'Running'))`),
     events: db.prepare(
       'SELECT * FROM operation_events WHERE operation_id = :id AND seq > :after ORDER BY seq',
     ),
-    counts: db.prepare('SELECT status, count(*) AS n FROM operations GROUP BY status'),
-    deadLettered: db.prepare('SELECT count(*) AS n FROM operations WHERE dead_lettered_at IS NOT NULL'),
     setOverride:
       db.prepare(`INSERT INTO route_overrides (route, override, updated_at) VALUES (:route, :override, :now)
       ON CONFLICT (route) DO UPDATE SET override = excluded.override, updated_at = excluded.updated_at`),
@@ -774,8 +801,60 @@ function toOperation(row: Row): Operation {
   };
 }
 
+interface DueOperation {
+  id: string;
+  route: string;
+  nextAttemptAt: number;
+}
+
+/**
+ * The first `limit` due free operations in replay order (priority, then due
+ * time) of the routes `leasable` accepts, from range reads of the due index
+ * alone: one seek per (priority, route) group, and at most `limit` rows read
+ * from each group of the priorities visited. A priority's groups are merged
+ * here (a sort of at most `limit` rows per group), and lower priorities are
+ * not visited once `limit` is reached.
+ */
+function dueInReplayOrder(
+  sql: ReturnType<typeof prepareStatements>,
+  now: number,
+  limit: number,
+  leasable: (route: string) => boolean,
+): DueOperation[] {
+  const picked: DueOperation[] = [];
+  let level: DueOperation[] = [];
+  let group = sql.firstGroup.get() as Row | undefined;
+  let priority = group?.priority;
+  const closeLevel = () => {
+    level.sort((a, b) => a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1));
+    picked.push(...level.slice(0, limit - picked.length));
+    level = [];
+  };
+  while (group && picked.length < limit) {
+    if (group.priority !== priority) {
+      closeLevel();
+      priority = group.priority;
+      if (picked.length >= limit) break;
+    }
+    if (leasable(String(group.route))) {
+      const rows = sql.dueInGroup.all({ ...group, now, limit: limit - picked.length }) as Row[];
+      for (const row of rows) {
+        level.push({
+          id: String(row.id),
+          route: String(row.route),
+          nextAttemptAt: Number(row.next_attempt_at),
+        });
+      }
+    }
+    const key: Row = { priority: group.priority as number, route: group.route as string };
+    group = sql.nextGroup.get(key) as Row | undefined;
+  }
+  closeLevel();
+  return picked;
+}
+
 /** Expired leases handed back per lease call at most; the rest go at the next. */
-const HAND_BACK_BATCH = 1_000;
+const HAND_BACK_BATCH = 100;
 
 function toLeasedOperation(row: Row): LeasedOperation {
   return {
@@ -786,8 +865,9 @@ function toLeasedOperation(row: Row): LeasedOperation {
   };
 }
 
+/** Priority, then due time: the order the lease takes them in. */
 const replayOrder = (a: Operation, b: Operation) =>
-  b.priority - a.priority || a.createdAt - b.createdAt || (a.id < b.id ? -1 : 1);
+  b.priority - a.priority || a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1);
 
 function asStoreError(error: unknown): unknown {
   const code = (error as { errcode?: number }).errcode;

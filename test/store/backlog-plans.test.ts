@@ -1,0 +1,180 @@
+/**
+ * The queue's hot statements cost the same at any backlog (docs/scaling.md,
+ * "Cost at any backlog"): on a table with a large backlog (half of it due,
+ * half in backoff, two priorities, three routes, one of them paused, leases
+ * held, finished operations), the plans of leasing, handing back expired
+ * leases, retention and counts are range reads of their indexes: no scan of
+ * the table, no sort or temporary B-tree over the backlog, no rows read and
+ * thrown away by a filter. SQLite with EXPLAIN QUERY PLAN, PostgreSQL with
+ * EXPLAIN ANALYZE on the real server.
+ */
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
+import { after, describe, it } from 'node:test';
+import pg from 'pg';
+import {
+  COUNTS,
+  HAND_BACK_BATCH,
+  LEASE,
+  PostgresStore,
+  PURGE,
+} from '../../src/store/postgres/postgres-store.ts';
+import { BACKLOG_SQL, SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { tempDir } from '../support/harness.ts';
+import { ManualClock } from '../support/manual-clock.ts';
+import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/postgres.ts';
+
+const skip = await skipWithoutPostgres('the PostgreSQL plan tests');
+const ROWS = 50_000;
+const LIMIT = 8;
+/** (priority, route) groups in the table: a lease reads at most LIMIT rows from each. */
+const GROUPS = 6;
+const NOW = new ManualClock().now();
+
+/**
+ * The backlog, as one INSERT … SELECT over the numbers 1…ROWS (`n`): every
+ * 10th finished long ago, every 10th leased (half of those expired), the others
+ * waiting, half of them due. Priorities 0 and 1; routes default, orders, paused.
+ */
+const backlogRows = (
+  n: string,
+) => `SELECT 'op-' || ${n}, CASE ${n} % 3 WHEN 0 THEN 'default' WHEN 1 THEN 'orders' ELSE 'paused' END,
+    'POST', '/p', '', '[]', X'00',
+    CASE WHEN ${n} % 10 = 0 THEN 'Succeeded' WHEN ${n} % 10 = 1 THEN 'Running' ELSE 'NotStarted' END,
+    false, CASE WHEN ${n} % 2 = 0 THEN ${NOW} - ${n} ELSE ${NOW} + ${n} END,
+    CASE WHEN ${n} % 10 = 1 THEN 'w' END,
+    CASE WHEN ${n} % 20 = 1 THEN ${NOW} - 1000 WHEN ${n} % 10 = 1 THEN ${NOW} + 60000 END,
+    ${n} % 2, ${NOW} - ${n}, CASE WHEN ${n} % 10 = 0 THEN ${NOW} - 86400000 ELSE ${NOW} END`;
+const COLUMNS = `id, route, method, path, query, request_headers, request_body, status, outcome_unknown,
+  next_attempt_at, lease_owner, lease_expires_at, priority, created_at, updated_at`;
+
+describe('backlog-independent plans: SQLite', () => {
+  const dir = tempDir();
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('leasing, handing back, retention and counts read index ranges, never the backlog', async () => {
+    const path = join(dir, 'plans.db');
+    await new SqliteStore({ path }).close(); // migrates
+    const db = new DatabaseSync(path);
+    try {
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
+        INSERT INTO operations (${COLUMNS}) ${backlogRows('i').replace("X'00'", "X'00'")} FROM n`);
+      db.exec('ANALYZE');
+      const plan = (sql: string) =>
+        (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail);
+      const expectations: Record<keyof typeof BACKLOG_SQL, RegExp> = {
+        firstGroup: /^SCAN operations USING (COVERING )?INDEX operations_due$/,
+        nextGroup:
+          /^SEARCH operations USING (COVERING )?INDEX operations_due \(\(priority,route\)<\(\?,\?\)\)$/,
+        dueInGroup:
+          /^SEARCH operations USING INDEX operations_due \(priority=\? AND route=\? AND next_attempt_at<\?\)$/,
+        handBackExpired: /^SEARCH operations USING INDEX operations_lease_expiry \(lease_expires_at<\?\)$/,
+        purge: /^SEARCH operations USING INDEX operations_finished \(updated_at<\?\)$/,
+        counts: /operation_counts/,
+      };
+      for (const [name, sql] of Object.entries(BACKLOG_SQL)) {
+        const details = plan(sql);
+        const expected = expectations[name as keyof typeof BACKLOG_SQL];
+        assert.ok(
+          details.some((d) => expected.test(d)),
+          `${name}: ${JSON.stringify(details)}`,
+        );
+        for (const detail of details) {
+          assert.doesNotMatch(detail, /^SCAN operations$/, `${name} scans the table`);
+          if (name !== 'counts') assert.doesNotMatch(detail, /TEMP B-TREE/, `${name} sorts: ${detail}`);
+        }
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('backlog-independent plans: PostgreSQL', { skip }, () => {
+  interface PlanNode {
+    'Node Type': string;
+    'Relation Name'?: string;
+    'Index Name'?: string;
+    'Actual Rows': number;
+    'Actual Loops': number;
+    'Rows Removed by Filter'?: number;
+    Plans?: PlanNode[];
+  }
+  const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
+
+  it('leasing, handing back, retention and counts read index ranges, never the backlog', async () => {
+    const db = freshSchema('spillway_plans_test');
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    try {
+      await (await PostgresStore.open({ url: db.url })).close(); // migrates
+      await db.query(`INSERT INTO ${db.schema}.operations (${COLUMNS})
+        ${backlogRows('n').replace("X'00'", "'\\x00'::bytea").replace("'[]'", "'[]'::jsonb")}
+        FROM generate_series(1, ${ROWS}) AS n`);
+      await db.query(`ANALYZE ${db.schema}.operations`);
+      await client.query(`SET search_path TO ${db.schema}`);
+      // Run for real (ANALYZE), then rolled back: the plan shows the rows each node actually read.
+      const explain = async (sql: string, values: unknown[]) => {
+        await client.query('BEGIN');
+        try {
+          const { rows } = await client.query(`EXPLAIN (ANALYZE, FORMAT JSON) ${sql}`, values);
+          return nodesOf((rows[0] as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan);
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      };
+      const leaseNodes = await explain(LEASE, [
+        'w',
+        NOW,
+        10_000,
+        LIMIT,
+        't',
+        ['paused'],
+        '{}',
+        HAND_BACK_BATCH,
+        null,
+        [],
+        true,
+      ]);
+      const leased = leaseNodes[0]!['Actual Rows'];
+      assert.equal(leased, LIMIT, 'the lease took a full batch');
+      checkReads('lease', leaseNodes, ['operations_due', 'operations_lease_expiry', 'operations_pkey']);
+      const purgeNodes = await explain(PURGE, [NOW - 3_600_000, 100]);
+      checkReads('purge', purgeNodes, ['operations_finished', 'operations_pkey']);
+      assert.ok(purgeNodes.some((n) => n['Index Name'] === 'operations_finished'));
+      const countNodes = await explain(COUNTS, []);
+      assert.ok(
+        countNodes.every(
+          (n) => n['Relation Name'] === undefined || n['Relation Name'] === 'operation_counts',
+        ),
+      );
+    } finally {
+      await client.end();
+      await db.drop();
+    }
+
+    /** Every read of `operations` is through one of `indexes`, keeps what it reads, and no sort is larger than a batch per group. */
+    function checkReads(what: string, nodes: PlanNode[], indexes: string[]): void {
+      for (const node of nodes) {
+        const rows = node['Actual Rows'] * node['Actual Loops'];
+        if (node['Relation Name'] === 'operations' && node['Node Type'] !== 'ModifyTable') {
+          assert.ok(
+            node['Index Name'] !== undefined && indexes.includes(node['Index Name']),
+            `${what} reads operations by ${node['Node Type']} ${node['Index Name'] ?? ''}: ${JSON.stringify(nodes.map((n) => [n['Node Type'], n['Index Name'], n['Actual Rows'], n['Actual Loops']]))}`,
+          );
+          assert.ok(
+            !node['Rows Removed by Filter'],
+            `${what}: ${node['Rows Removed by Filter']} rows read and dropped`,
+          );
+          assert.ok(
+            rows <= LIMIT * GROUPS + HAND_BACK_BATCH,
+            `${what}: ${rows} rows read from ${node['Index Name']}`,
+          );
+        }
+        if (node['Node Type'] === 'Sort') assert.ok(rows <= LIMIT * GROUPS, `${what} sorts ${rows} rows`);
+      }
+    }
+  });
+});

@@ -32,7 +32,7 @@ import type { Duplex } from 'node:stream';
 import { type RawData, type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
 import type { Clock, Timer } from '../clock.ts';
 import { isOperationId } from '../engine/operation-id.ts';
-import { type ErrorCode, problem } from '../errors.ts';
+import { type ErrorCode, problem, StoreUnavailableError } from '../errors.ts';
 import { callerTenant, mayRead } from '../gateway/access.ts';
 import { isTerminal, type OperationEvent, type OperationStore } from '../store/port.ts';
 import { type CloudEvent, toCloudEvent } from './cloud-event.ts';
@@ -460,10 +460,11 @@ class Connection {
     subscription.reading = true;
     this.#options.store
       .events(subscription.id, subscription.last)
-      .then(
-        (events) => this.#deliver(subscription, events),
-        () => {}, // the store is unavailable: the next poll tries again
-      )
+      .then((events) => this.#deliver(subscription, events))
+      .catch((error: unknown) => {
+        // An unavailable store is tried again at the next poll; anything else is a failure to tell.
+        if (!(error instanceof StoreUnavailableError)) this.#options.onError?.(error);
+      })
       .finally(() => {
         subscription.reading = false;
         if (subscription.again) {

@@ -20,7 +20,7 @@ import type { OperationStore } from '../../src/store/port.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { ReplayWorker } from '../../src/workers/replay-worker.ts';
 import { Retention } from '../../src/workers/retention.ts';
-import { tempDir } from '../support/harness.ts';
+import { startGateway, tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
 
@@ -316,6 +316,36 @@ describe('retention', () => {
     } finally {
       retention.stop();
       await real.close();
+    }
+  });
+});
+
+describe('a WebSocket subscription whose store read fails with an unexpected error', () => {
+  it('tells it as a request:error instead of dropping it', async () => {
+    const upstream = await new TestUpstream().start();
+    const gw = await startGateway({ upstream: upstream.url });
+    try {
+      const accepted = await fetch(`${gw.publicUrl}/x`, {
+        method: 'POST',
+        headers: { prefer: 'respond-async, wait=0' },
+      });
+      const { id } = (await accepted.json()) as { id: string };
+      const errors: EventOfType<'request:error'>[] = [];
+      gw.events.on('request:error', (event) => errors.push(event));
+      gw.store.events = () => Promise.reject(new TypeError('events is not iterable'));
+      const ws = new WebSocket(`ws://127.0.0.1:${gw.port}/_spillway/ws`, 'cloudevents.json');
+      await new Promise((resolve, reject) => {
+        ws.addEventListener('open', resolve);
+        ws.addEventListener('error', reject);
+      });
+      ws.send(JSON.stringify({ type: 'subscribe', operationId: id }));
+      await until('the failed read told', () => errors.length > 0);
+      assert.equal(errors[0]?.source, 'websocket');
+      assert.match(String(errors[0]?.error), /events is not iterable/);
+      ws.close();
+    } finally {
+      await gw.stop();
+      await upstream.stop();
     }
   });
 });

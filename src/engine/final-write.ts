@@ -19,7 +19,7 @@ export class FinalWriteError extends Error {
 }
 
 /** Delays before each further try: 3.1 s in all, inside the lease margin. */
-export const FINAL_WRITE_DELAYS_MS = [100, 200, 400, 800, 1_600];
+const FINAL_WRITE_DELAYS_MS = [100, 200, 400, 800, 1_600];
 
 export async function finalWrite<T>(clock: Clock, what: string, write: () => Promise<T>): Promise<T> {
   for (let tries = 1; ; tries++) {

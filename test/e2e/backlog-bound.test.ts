@@ -14,6 +14,7 @@ import { eventOf, recordEvents } from '../support/events.ts';
 import { jsonOf, startGateway } from '../support/harness.ts';
 import { capturedLogger } from '../support/log-lines.ts';
 import { ManualClock } from '../support/manual-clock.ts';
+import { sample } from '../support/prometheus.ts';
 import { closedPort } from '../support/test-upstream.ts';
 
 describe('maxBacklog', () => {
@@ -44,6 +45,8 @@ describe('maxBacklog', () => {
     assert.deepEqual([full.route, full.scope, full.backlog, full.limit], ['payments', 'route', 2, 2]);
     const line = lines.find((l) => l.event === 'backlog:full');
     assert.deepEqual([line?.level, line?.route, line?.limit], ['warn', 'payments', 2]);
+    const metrics = await (await fetch(`http://127.0.0.1:${gw.adminPort}/metrics`)).text();
+    assert.equal(sample(metrics, 'spillway_backlog_full_total{route="payments",scope="route"}'), 1);
 
     // Other routes still capture, up to the global bound of 3.
     assert.equal((await post('/orders')).status, 202);

@@ -4,8 +4,8 @@
  * --dead-lettered` (the real bin, in a child process, with the admin token
  * from its environment) shows it, the upstream comes back, `spillway ops
  * redrive` sends it back and it ends Succeeded. Each step's log line is
- * asserted, each step's lifecycle event, and each step's span, all in the
- * client's trace.
+ * asserted, each step's lifecycle event, each step's span (all in the
+ * client's trace), and the metrics each step moves, scraped with the token.
  */
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
@@ -15,6 +15,7 @@ import { spillway } from '../support/cli.ts';
 import { eventOf, recordEvents } from '../support/events.ts';
 import { operationIdOf, startGateway } from '../support/harness.ts';
 import { capturedLogger } from '../support/log-lines.ts';
+import { sample } from '../support/prometheus.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
 import { recordSpans } from '../support/tracing.ts';
 
@@ -66,6 +67,29 @@ describe('operating Spillway: a dead letter found and redriven from the command 
       attempt: 2,
       traceId: TRACE_ID,
     });
+
+    // Metrics (the store-derived gauges are cached for a second: read until they show, with a deadline).
+    const scrapeUntil = async (done: (text: string) => boolean) => {
+      for (const until = Date.now() + 10_000; ; ) {
+        const res = await fetch(`${env.SPILLWAY_ADMIN_URL}/metrics`, {
+          headers: { authorization: `Bearer ${TOKEN}` },
+        });
+        assert.equal(res.status, 200);
+        const text = await res.text();
+        if (done(text)) return text;
+        assert.ok(Date.now() < until, `the metrics did not show in time:\n${text}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    };
+    const deadGauge = 'spillway_dead_lettered_operations{route="payments"}';
+    const down = await scrapeUntil((text) => sample(text, deadGauge) === 1);
+    assert.equal(
+      sample(down, 'spillway_operations_captured_total{route="payments",reason="upstream-unreachable"}'),
+      1,
+    );
+    assert.equal(sample(down, 'spillway_replay_attempts_total{route="payments",outcome="dead-lettered"}'), 1);
+    assert.equal(sample(down, 'spillway_backlog_operations{route="payments"}'), 0);
+    assert.equal((await fetch(`${env.SPILLWAY_ADMIN_URL}/metrics`)).status, 401, '/metrics needs the token');
 
     // The operator finds it.
     const listed = await spillway(['ops', 'list', '--dead-lettered'], env);
@@ -119,6 +143,11 @@ describe('operating Spillway: a dead letter found and redriven from the command 
       'attempt:finished',
       'operation:succeeded',
     ]);
+
+    const up = await scrapeUntil((text) => sample(text, deadGauge) === 0);
+    assert.equal(sample(up, 'spillway_replay_attempts_total{route="payments",outcome="succeeded"}'), 1);
+    assert.equal(sample(up, 'spillway_replay_attempts_total{route="payments",outcome="dead-lettered"}'), 1);
+    assert.equal(sample(up, 'spillway_backlog_operations{route="payments"}'), 0);
 
     // Spans: the request, its sync attempt and capture, each replay, and the redrive, in the client's trace.
     const inTrace = (name: string) =>

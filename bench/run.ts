@@ -30,6 +30,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { type BacklogSummary, backlogTable, benchBacklog } from './backlog.ts';
 import { type Child, startChild } from './children.ts';
 import type { LoadResult } from './load.ts';
 import {
@@ -100,6 +101,7 @@ const start = async (script: string, args: string[], env?: Record<string, string
 let sync: SyncComparison[] = [];
 const captures: CaptureSummary[] = [];
 const replays: ReplaySummary[] = [];
+let backlogRuns: BacklogSummary[] = [];
 const notes: string[] = [];
 const stores: BenchStore[] = [];
 try {
@@ -125,6 +127,7 @@ try {
     const backlog = Math.min(summary.storedOperations, REPLAY_BACKLOG_PER_SECOND * timing.seconds);
     replays.push(await benchReplays(store, gateways, backlog));
   }
+  backlogRuns = await benchBacklog(unreachable ? undefined : values.postgres, progress);
 } catch (error) {
   problems.push(`the bench crashed: ${(error as Error).stack ?? String(error)}`);
 } finally {
@@ -153,6 +156,12 @@ if (replays.length > 0) {
   console.log('\n3. Replay (the capture backlog, all due at once; upstream up, answers 200)\n');
   console.log(replayTable(replays));
 }
+if (backlogRuns.length > 0) {
+  console.log(
+    '\n4. Backlog (replay through the store port with 2,000 and 200,000 operations due; captures meanwhile)\n',
+  );
+  console.log(backlogTable(backlogRuns));
+}
 for (const note of notes) console.log(`\nNote: ${note}`);
 
 const resultsFile = new URL('./results/latest.json', import.meta.url);
@@ -165,6 +174,7 @@ writeJson(resultsFile, {
   syncPassThrough: sync.map((c) => ({ ...c, ratioSpillwayToDirect: ratios(c) })),
   durableCaptures: captures,
   replays,
+  backlog: backlogRuns,
   notes,
   problems,
 });

@@ -1,0 +1,221 @@
+/**
+ * Scenario 4, the backlog: does replay cost the same with 200,000 operations
+ * due as with 2,000? On each store, a backlog of each size is written straight
+ * into a fresh store (all due, two routes), then the store is opened in this
+ * process and 1,000 operations are replayed through the port as the workers
+ * do it (4 loops, each leasing 8 and completing each with its lease token),
+ * while 2 other loops capture new operations, whose latencies give the capture
+ * p50/p99 while the backlog drains. Replay rate 200k/2k is the ratio the issue
+ * asks to be >= 0.8. Loopback and in-process only; bounded by the sizes.
+ *
+ *   node bench/backlog.ts [--postgres URL]      (also run by `npm run bench`)
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { DatabaseSync } from 'node:sqlite';
+import { parseArgs } from 'node:util';
+import pg from 'pg';
+import { newOperationId } from '../src/engine/operation-id.ts';
+import type { OperationStore } from '../src/store/port.ts';
+import { PostgresStore } from '../src/store/postgres/postgres-store.ts';
+import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
+
+export const BACKLOGS = [2_000, 200_000] as const;
+const REPLAYS = 1_000;
+const LEASERS = 4;
+const BATCH = 8;
+const CAPTURERS = 2;
+
+export interface BacklogRun {
+  store: string;
+  backlog: number;
+  replaysPerSecond: number;
+  captures: number;
+  captureP50Ms: number;
+  captureP99Ms: number;
+}
+
+export interface BacklogSummary {
+  store: string;
+  runs: BacklogRun[];
+  /** Replay rate at the largest backlog over the rate at the smallest. */
+  ratio: number;
+}
+
+/** Rows of a backlog, as an INSERT … SELECT over the numbers 1…N (`n`): all due, two routes. */
+const rows = (n: string, now: number, bytes: string, headers: string) => `SELECT 'op_bench' || ${n},
+  CASE WHEN ${n} % 2 = 0 THEN 'default' ELSE 'orders' END, 'POST', '/payments', '', ${headers}, ${bytes},
+  'NotStarted', 0, ${now} - 1000000 + ${n}, false, 0, ${now}, ${now}`;
+const COLUMNS = `id, route, method, path, query, request_headers, request_body, status, attempts,
+  next_attempt_at, outcome_unknown, priority, created_at, updated_at`;
+
+interface Setup {
+  label: string;
+  /** A fresh store holding `backlog` due operations. */
+  open(backlog: number): Promise<OperationStore>;
+  cleanUp(): Promise<void>;
+}
+
+function sqliteSetup(): Setup {
+  const dir = mkdtempSync(join(tmpdir(), 'spillway-backlog-'));
+  let n = 0;
+  return {
+    label: 'SQLite',
+    open: async (backlog) => {
+      const path = join(dir, `backlog-${n++}.db`);
+      await new SqliteStore({ path }).close(); // migrates
+      const db = new DatabaseSync(path);
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${backlog})
+        INSERT INTO operations (${COLUMNS}) ${rows('i', Date.now(), "X'7b7d'", "'[]'")} FROM n`);
+      db.exec('ANALYZE');
+      db.close();
+      return new SqliteStore({ path });
+    },
+    cleanUp: async () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+function postgresSetup(url: string): Setup {
+  const schemas: string[] = [];
+  const admin = async (text: string) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  };
+  return {
+    label: 'PostgreSQL',
+    open: async (backlog) => {
+      const schema = `spillway_backlog_${randomBytes(4).toString('hex')}`;
+      schemas.push(schema);
+      const at = new URL(url);
+      at.searchParams.set('schema', schema);
+      await (await PostgresStore.open({ url: at.toString() })).close(); // migrates
+      await admin(`INSERT INTO ${schema}.operations (${COLUMNS})
+        ${rows('n', Date.now(), "'\\x7b7d'::bytea", "'[]'::jsonb")} FROM generate_series(1, ${backlog}) AS n;
+        ANALYZE ${schema}.operations`);
+      return PostgresStore.open({ url: at.toString() });
+    },
+    cleanUp: async () => {
+      for (const schema of schemas) await admin(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+    },
+  };
+}
+
+async function measure(store: OperationStore, label: string, backlog: number): Promise<BacklogRun> {
+  let replayed = 0;
+  let draining = true;
+  const latencies: number[] = [];
+  const ok = { status: 200, headers: [], body: new Uint8Array() };
+  const leaser = async (owner: string) => {
+    while (replayed < REPLAYS) {
+      const leased = await store.lease({ owner, limit: BATCH, leaseMs: 30_000 });
+      if (leased.length === 0) throw new Error(`${label}: nothing to lease with ${backlog - replayed} due`);
+      await Promise.all(leased.map((op) => store.complete(op.id, op.leaseToken, ok)));
+      replayed += leased.length;
+    }
+  };
+  const capturer = async () => {
+    while (draining) {
+      const started = performance.now();
+      await store.capture({
+        id: newOperationId(),
+        route: 'captures',
+        request: { method: 'POST', path: '/payments', query: '', headers: [], body: new Uint8Array(200) },
+        priority: 0,
+        idempotencyKey: null,
+        tenant: null,
+        traceparent: null,
+        tracestate: null,
+        attempts: 0,
+        nextAttemptAt: Date.now() + 3_600_000, // not due: only the backlog is replayed
+        outcomeUnknown: false,
+      });
+      latencies.push(performance.now() - started);
+    }
+  };
+  const started = performance.now();
+  const capturing = Array.from({ length: CAPTURERS }, capturer);
+  await Promise.all(Array.from({ length: LEASERS }, (_, i) => leaser(`bench-${i}`)));
+  const seconds = (performance.now() - started) / 1000;
+  draining = false;
+  await Promise.all(capturing);
+  latencies.sort((a, b) => a - b);
+  const at = (q: number) =>
+    latencies[Math.min(latencies.length - 1, Math.ceil(q * latencies.length) - 1)] ?? 0;
+  return {
+    store: label,
+    backlog,
+    replaysPerSecond: replayed / seconds,
+    captures: latencies.length,
+    captureP50Ms: at(0.5),
+    captureP99Ms: at(0.99),
+  };
+}
+
+/** Runs the scenario on SQLite and, when `postgresUrl` is given, PostgreSQL. */
+export async function benchBacklog(
+  postgresUrl: string | undefined,
+  progress: (message: string) => void,
+): Promise<BacklogSummary[]> {
+  const setups = [sqliteSetup(), ...(postgresUrl ? [postgresSetup(postgresUrl)] : [])];
+  const summaries: BacklogSummary[] = [];
+  for (const setup of setups) {
+    const runs: BacklogRun[] = [];
+    try {
+      for (const backlog of BACKLOGS) {
+        progress(`backlog of ${backlog.toLocaleString('en-US')} due (${setup.label}): writing it`);
+        const store = await setup.open(backlog);
+        try {
+          progress(
+            `backlog of ${backlog.toLocaleString('en-US')} due (${setup.label}): replaying ${REPLAYS}`,
+          );
+          runs.push(await measure(store, setup.label, backlog));
+        } finally {
+          await store.close();
+        }
+      }
+    } finally {
+      await setup.cleanUp();
+    }
+    summaries.push({
+      store: setup.label,
+      runs,
+      ratio: runs.at(-1)!.replaysPerSecond / runs[0]!.replaysPerSecond,
+    });
+  }
+  return summaries;
+}
+
+export function backlogTable(summaries: BacklogSummary[]): string {
+  const lines = ['store        backlog  replays/s  captures  capture p50 ms  capture p99 ms'];
+  for (const { runs, ratio, store } of summaries) {
+    for (const run of runs) {
+      lines.push(
+        `${run.store.padEnd(10)} ${run.backlog.toLocaleString('en-US').padStart(9)} ${run.replaysPerSecond
+          .toFixed(0)
+          .padStart(
+            10,
+          )} ${String(run.captures).padStart(9)} ${run.captureP50Ms.toFixed(2).padStart(15)} ${run.captureP99Ms
+          .toFixed(2)
+          .padStart(15)}`,
+      );
+    }
+    lines.push(
+      `${store.padEnd(10)} ratio ${BACKLOGS.at(-1)!.toLocaleString('en-US')}/${BACKLOGS[0].toLocaleString('en-US')}: ${ratio.toFixed(2)}× (target ≥ 0.8×)`,
+    );
+  }
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { postgres: { type: 'string' } } });
+  const summaries = await benchBacklog(values.postgres, (m) => process.stderr.write(`· ${m}\n`));
+  console.log(backlogTable(summaries));
+}

@@ -182,6 +182,17 @@ export class DuplicateOperationError extends Error {
   override name = 'DuplicateOperationError';
 }
 
+/** Two index range reads (migrations 015 and 003), grouped by route: never a walk of the table. */
+export const OLDEST_DUE_BY_ROUTE = `SELECT route, min(at) AS at FROM (
+                 SELECT route, min(next_attempt_at) AS at FROM operations
+                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $1
+                   GROUP BY route
+                 UNION ALL
+                 SELECT route, min(lease_expires_at) FROM operations
+                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= $1
+                   GROUP BY route) AS due
+               GROUP BY route`;
+
 export class PostgresStore implements OperationStore {
   readonly #pool: Pool;
   readonly #location: PostgresLocation;
@@ -780,16 +791,7 @@ export class PostgresStore implements OperationStore {
     return this.#run(async () => {
       const { rows } = await this.#pool.query({
         name: 'spillway_oldest_due_by_route',
-        // Two index range reads (migrations 015 and 003), grouped by route.
-        text: `SELECT route, min(at) AS at FROM (
-                 SELECT route, min(next_attempt_at) AS at FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $1
-                   GROUP BY route
-                 UNION ALL
-                 SELECT route, min(lease_expires_at) FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= $1
-                   GROUP BY route) AS due
-               GROUP BY route`,
+        text: OLDEST_DUE_BY_ROUTE,
         values: [now],
       });
       return Object.fromEntries((rows as Row[]).map((row) => [String(row.route), Number(row.at)]));

@@ -704,16 +704,7 @@ function prepareStatements(db: DatabaseSync) {
       ON CONFLICT (route) DO UPDATE SET override = excluded.override, updated_at = excluded.updated_at`),
     clearOverride: db.prepare('DELETE FROM route_overrides WHERE route = :route'),
     overrides: db.prepare('SELECT route, override FROM route_overrides ORDER BY route'),
-    // Two index range reads (migrations 015 and 003), grouped by route.
-    oldestDueByRoute: db.prepare(`SELECT route, min(at) AS at FROM (
-        SELECT route, min(next_attempt_at) AS at FROM operations INDEXED BY operations_due_by_route
-          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
-          GROUP BY route
-        UNION ALL
-        SELECT route, min(lease_expires_at) FROM operations
-          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now
-          GROUP BY route)
-      GROUP BY route`),
+    oldestDueByRoute: db.prepare(OLDEST_DUE_BY_ROUTE),
     nextDue: db.prepare(`SELECT min(at) AS at FROM (
         SELECT min(next_attempt_at) AS at FROM operations
           WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
@@ -722,6 +713,17 @@ function prepareStatements(db: DatabaseSync) {
           WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL)`),
   };
 }
+
+/** Two index range reads (migrations 015 and 003), grouped by route: never a walk of the table. */
+export const OLDEST_DUE_BY_ROUTE = `SELECT route, min(at) AS at FROM (
+        SELECT route, min(next_attempt_at) AS at FROM operations INDEXED BY operations_due_by_route
+          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
+          GROUP BY route
+        UNION ALL
+        SELECT route, min(lease_expires_at) FROM operations INDEXED BY operations_lease_expiry
+          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now
+          GROUP BY route)
+      GROUP BY route`;
 
 function resultColumns(result: StoredResponse | null) {
   return {

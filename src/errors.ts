@@ -11,6 +11,8 @@ export const errorTable = {
   'body-too-large': { status: 413, title: 'Request body too large' },
   'invalid-json': { status: 400, title: 'The request body is not valid JSON' },
   'header-too-large': { status: 431, title: 'Request header fields too large' },
+  'request-timeout': { status: 408, title: 'The request was not received in time' },
+  'expectation-failed': { status: 417, title: 'The Expect header cannot be met' },
   'not-found': { status: 404, title: 'Nothing is served at this path' },
   'operation-not-found': { status: 404, title: 'No such operation' },
   'method-not-allowed': { status: 405, title: 'Method not allowed' },

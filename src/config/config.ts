@@ -4,11 +4,13 @@
  * Sources, later wins: defaults < config file (JSON) < environment < flags.
  */
 import { readFileSync } from 'node:fs';
+import { BlockList, isIPv4, isIPv6 } from 'node:net';
 import { normalizeOrigin } from '../delivery/webhooks/callback-guard.ts';
 import { CALLBACK_ENDPOINT, ENDPOINT_NAME } from '../delivery/webhooks/message.ts';
 import { STANDARD_DELAYS_MS } from '../delivery/webhooks/schedule.ts';
 import { parseWebhookSecrets } from '../delivery/webhooks/signing.ts';
 import type { WebhookConfig, WebhookSubscription } from '../delivery/webhooks/webhooks.ts';
+import type { ForwardedHeaders } from '../gateway/forwarding.ts';
 import { compileMatcher } from '../policy/route-match.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { WebhookEventName } from '../store/port.ts';
@@ -121,8 +123,16 @@ export const defaults = {
   publicUrl: undefined as string | undefined,
   /** Largest request body accepted; larger answers 413. */
   maxBodyBytes: MiB,
-  /** Requests handled at once on the public port; past it, 503 overloaded with Retry-After. */
+  /** Requests handled at once on the public port, counted once their body is read; past it, 503 overloaded. */
   maxInFlight: 4_096,
+  /** Time for a request's header section to arrive, on both ports; past it, 408 request-timeout. */
+  headersTimeoutMs: 30_000,
+  /** A request body with no byte arriving for this long is answered 408 request-timeout (slow uploads). */
+  bodyTimeoutMs: 10_000,
+  /** Peers (addresses or CIDRs) whose X-Forwarded-* and Forwarded fields are believed and extended; none by default. */
+  trustedProxies: [] as string[],
+  /** The forwarding fields sent upstream: "x-forwarded" (X-Forwarded-For/-Proto/-Host), "forwarded" (RFC 7239) or "both". */
+  forwardedHeaders: 'x-forwarded' as ForwardedHeaders,
   /** Largest upstream response body stored as an operation's result. */
   maxResultBytes: 10 * MiB,
   /** Largest size of the store file; past it captures answer 503. Unbounded by default. */
@@ -148,6 +158,8 @@ export const defaults = {
     heartbeatMs: 15_000,
     /** The store is re-read this often even without a change notice (the backstop). */
     pollMs: 5_000,
+    /** Open streams per gateway; past it a new one is answered 503 overloaded. They do not count against maxInFlight. */
+    maxStreams: 10_000,
   },
   /** WebSocket delivery on /_spillway/ws: one connection follows many operations. */
   websocket: {
@@ -211,6 +223,10 @@ export interface GatewayConfig {
   publicUrl: string | undefined;
   maxBodyBytes: number;
   maxInFlight: number;
+  headersTimeoutMs: number;
+  bodyTimeoutMs: number;
+  trustedProxies: BlockList;
+  forwardedHeaders: ForwardedHeaders;
   maxResultBytes: number;
   maxStoreBytes: number | undefined;
   replay: { concurrency: number; pollIntervalMs: number };
@@ -219,7 +235,7 @@ export interface GatewayConfig {
   retentionMs: number;
   idempotencyTtlMs: number;
   tenantHeader: string;
-  sse: { retryMs: number; heartbeatMs: number; pollMs: number };
+  sse: { retryMs: number; heartbeatMs: number; pollMs: number; maxStreams: number };
   websocket: {
     maxBufferedBytes: number;
     slowClientMs: number;
@@ -286,6 +302,15 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     publicUrl: raw.publicUrl === undefined ? undefined : urlAt(raw, 'publicUrl'),
     maxBodyBytes: intAt(raw, 'maxBodyBytes', defaults.maxBodyBytes, 0),
     maxInFlight: intAt(raw, 'maxInFlight', defaults.maxInFlight, 1),
+    headersTimeoutMs: intAt(raw, 'headersTimeoutMs', defaults.headersTimeoutMs, 100, 3_600_000),
+    bodyTimeoutMs: intAt(raw, 'bodyTimeoutMs', defaults.bodyTimeoutMs, 100, 3_600_000),
+    trustedProxies: trustedProxiesAt(raw),
+    forwardedHeaders: oneOfAt(
+      { forwardedHeaders: raw.forwardedHeaders ?? defaults.forwardedHeaders },
+      'forwardedHeaders',
+      ['x-forwarded', 'forwarded', 'both'] as const,
+      '',
+    ),
     maxResultBytes: intAt(raw, 'maxResultBytes', defaults.maxResultBytes, 0),
     maxStoreBytes: raw.maxStoreBytes === undefined ? undefined : intAt(raw, 'maxStoreBytes', 0, 4096),
     replay: {
@@ -307,6 +332,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
       retryMs: intAt(sse, 'retryMs', defaults.sse.retryMs, 0, 3_600_000, 'sse.'),
       heartbeatMs: intAt(sse, 'heartbeatMs', defaults.sse.heartbeatMs, 100, 3_600_000, 'sse.'),
       pollMs: intAt(sse, 'pollMs', defaults.sse.pollMs, 10, 3_600_000, 'sse.'),
+      maxStreams: intAt(sse, 'maxStreams', defaults.sse.maxStreams, 1, 1_000_000, 'sse.'),
     },
     websocket: {
       maxBufferedBytes: websocketInt('maxBufferedBytes', 1024, 1024 * MiB),
@@ -549,6 +575,40 @@ function originsAt(raw: Record<string, unknown>): ReadonlySet<string> {
     );
   }
   return new Set(origins as string[]);
+}
+
+/**
+ * `trustedProxies`: addresses ("10.0.0.7", "::1") and CIDR blocks ("10.0.0.0/8", "fd00::/8"), as an
+ * array or a comma-separated string, compiled into one BlockList.
+ */
+function trustedProxiesAt(raw: Record<string, unknown>): BlockList {
+  const value = raw.trustedProxies ?? defaults.trustedProxies;
+  const entries =
+    typeof value === 'string'
+      ? value
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter(Boolean)
+      : value;
+  if (!Array.isArray(entries) || !entries.every((entry) => typeof entry === 'string')) {
+    throw new ConfigError(
+      `trustedProxies must list addresses or CIDR blocks like "10.0.0.0/8", got ${show(value)}.`,
+    );
+  }
+  const list = new BlockList();
+  for (const entry of entries as string[]) {
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIPv4(address) ? 'ipv4' : isIPv6(address) ? 'ipv6' : undefined;
+    const bits = family === 'ipv4' ? 32 : 128;
+    const length = prefix === undefined ? bits : /^\d{1,3}$/.test(prefix) ? Number(prefix) : Number.NaN;
+    if (family === undefined || rest.length > 0 || !(length >= 0 && length <= bits)) {
+      throw new ConfigError(
+        `trustedProxies entries must be addresses or CIDR blocks like "10.0.0.0/8" or "fd00::/8", got ${show(entry)}.`,
+      );
+    }
+    list.addSubnet(address, length, family);
+  }
+  return list;
 }
 
 function oneOfAt<T extends string>(

@@ -23,6 +23,8 @@ export interface SseOptions {
   heartbeatMs: number;
   /** Re-read the store this often even without a notice, ms. */
   pollMs: number;
+  /** Open streams at once; the gateway refuses more with 503 (src/gateway/operations-api.ts). */
+  maxStreams: number;
 }
 
 /** The seq a `Last-Event-ID` (or `?lastEventId=`) names for this operation; 0 when absent or foreign. */
@@ -62,14 +64,15 @@ export async function streamEvents(
   let ended = false;
   let pumping: Promise<void> | undefined;
   let again = false;
-  const timers: Array<ReturnType<Clock['setTimeout']>> = [];
+  // One live timer per loop, whatever the stream's age: memory per stream stays constant.
+  const stops: Array<() => void> = [];
   let unfollow = () => {};
 
   const end = () => {
     if (ended) return;
     ended = true;
     unfollow();
-    for (const timer of timers) clock.clearTimeout(timer);
+    for (const stop of stops) stop();
     res.end();
   };
   const write = (events: OperationEvent[]) => {
@@ -104,9 +107,10 @@ export async function streamEvents(
     const tick = () => {
       if (ended) return;
       fn();
-      timers.push(clock.setTimeout(tick, ms));
+      if (!ended) timer = clock.setTimeout(tick, ms);
     };
-    timers.push(clock.setTimeout(tick, ms));
+    let timer = clock.setTimeout(tick, ms);
+    stops.push(() => clock.clearTimeout(timer));
   };
 
   write(backlog);

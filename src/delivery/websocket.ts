@@ -27,13 +27,13 @@
  * client, 1009 for a message over 4 KiB; a missed pong drops the connection.
  */
 import type { IncomingMessage, Server } from 'node:http';
-import { STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { type RawData, type ServerOptions, type WebSocket, WebSocketServer } from 'ws';
 import type { Clock, Timer } from '../clock.ts';
 import { isOperationId } from '../engine/operation-id.ts';
-import { type ErrorCode, problem, StoreUnavailableError } from '../errors.ts';
+import { type ErrorCode, StoreUnavailableError } from '../errors.ts';
 import { callerTenant, mayRead } from '../gateway/access.ts';
+import { sendRawProblem as refuse } from '../gateway/problem-response.ts';
 import { isTerminal, type OperationEvent, type OperationStore } from '../store/port.ts';
 import { type CloudEvent, toCloudEvent } from './cloud-event.ts';
 import type { EventHub } from './event-hub.ts';
@@ -155,9 +155,19 @@ export class WebSocketChannel {
     // turn e.g. curl's `Upgrade: h2c` on a proxied POST into a 404; a server may ignore the offer.
     (server as Server & { shouldUpgradeCallback: (req: IncomingMessage) => boolean }).shouldUpgradeCallback =
       (req) => req.headers.upgrade?.toLowerCase() === 'websocket' || pathOf(req) === WEBSOCKET_PATH;
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
-      this.#upgrade(req, socket, head),
-    );
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      try {
+        this.#upgrade(req, socket, head);
+      } catch (error) {
+        // A bug must cost this handshake only, never the process.
+        this.#options.onError?.(error);
+        refuse(
+          socket,
+          'internal-error',
+          'Spillway could not handle this handshake; the error is in its log.',
+        );
+      }
+    });
   }
 
   stats(): WebSocketStats {
@@ -546,27 +556,6 @@ class Connection {
     if (pause && !this.#ws.isPaused) this.#ws.pause();
     else if (!pause && this.#ws.isPaused) this.#ws.resume();
   }
-}
-
-/** Answers a refused handshake with problem+json and closes the socket. */
-function refuse(socket: Duplex, code: ErrorCode, detail: string, headers: Record<string, string> = {}): void {
-  if (!socket.writable) {
-    socket.destroy();
-    return;
-  }
-  const doc = problem(code, detail);
-  const body = JSON.stringify(doc);
-  socket.once('finish', () => socket.destroy());
-  socket.end(
-    `HTTP/1.1 ${doc.status} ${STATUS_CODES[doc.status]}\r\n` +
-      'Content-Type: application/problem+json\r\n' +
-      `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-      Object.entries(headers)
-        .map(([name, value]) => `${name}: ${value}\r\n`)
-        .join('') +
-      'Cache-Control: no-store\r\nConnection: close\r\n\r\n' +
-      body,
-  );
 }
 
 function pathOf(req: IncomingMessage): string {

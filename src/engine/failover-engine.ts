@@ -40,7 +40,7 @@ import {
 } from './attempt.ts';
 import { attemptFinished, attemptStarted } from './attempt-events.ts';
 import type { BacklogBound } from './backlog-bound.ts';
-import { headerValue } from './http-fields.ts';
+import { FORWARDING_FIELDS, headerValue } from './http-fields.ts';
 import { InFlight, whenAborted } from './in-flight.ts';
 import { holdLease, leaseMsFor } from './lease-heartbeat.ts';
 import { newOperationId } from './operation-id.ts';
@@ -72,7 +72,7 @@ export interface Submission {
   route: RoutePolicy;
   /** What to forward: end-to-end headers, consumed Prefer tokens already removed. */
   request: ForwardRequest;
-  /** When the request arrived (epoch ms); the budget counts from here. */
+  /** When the request was received whole, its body read (epoch ms); the budget counts from here. */
   receivedAt: number;
   /** How long the client waits for the sync attempt's response headers. */
   budgetMs: number;
@@ -480,7 +480,12 @@ export class FailoverEngine {
     return {
       id: id ?? newOperationId(),
       route: route.name,
-      request: { ...request, headers: request.headers.filter(([name]) => route.captureHeaders.has(name)) },
+      request: {
+        ...request,
+        headers: request.headers.filter(
+          ([name]) => route.captureHeaders.has(name) || FORWARDING_FIELDS.has(name),
+        ),
+      },
       priority: route.priority,
       idempotencyKey: route.honoursIdempotencyKey
         ? (headerValue(request.headers, 'idempotency-key') ?? null)

@@ -16,6 +16,19 @@ const HOP_BY_HOP = new Set([
   'upgrade',
 ]);
 
+/**
+ * The forwarding fields (RFC 7239 and the X-Forwarded-* de facto standard):
+ * the edge works them out when a request arrives, and a capture keeps them
+ * whatever a route's captureHeaders says, so a replay tells the upstream the
+ * same client as the sync attempt did.
+ */
+export const FORWARDING_FIELDS: ReadonlySet<string> = new Set([
+  'forwarded',
+  'x-forwarded-for',
+  'x-forwarded-host',
+  'x-forwarded-proto',
+]);
+
 export type HeaderRecord = Record<string, string | string[] | undefined>;
 
 /** Field names this message's `Connection` field lists: hop-by-hop for this message only. */

@@ -185,11 +185,32 @@ export type ErrorEvent =
       operationId?: string;
       error: unknown;
     }
-  | { type: 'request:error'; at: number; source: 'request' | 'websocket'; error: unknown }
+  | {
+      type: 'request:error';
+      at: number;
+      /** `request`: the public port; `admin`: the admin port; `websocket`: a WebSocket message. */
+      source: 'request' | 'websocket' | 'admin';
+      error: unknown;
+      /** The request's method and path (no query, no header values), when the error came from one. */
+      method?: string;
+      path?: string;
+    }
   | { type: 'subscriber:error'; at: number; eventType: string; error: unknown };
+
+/** A client closed its connection before its request was read whole: no error of Spillway's. */
+export interface RequestAbortedEvent {
+  type: 'request:aborted';
+  at: number;
+  port: 'public' | 'admin';
+  method: string;
+  path: string;
+  /** Body bytes received before the client left. */
+  receivedBytes: number;
+}
 
 export type LifecycleEvent =
   | OperationLifecycleEvent
+  | RequestAbortedEvent
   | SyncEvent
   | BacklogFullEvent
   | HealthTransitionEvent

@@ -14,7 +14,9 @@ import { type ErrorCode, errorTable } from '../errors.ts';
 import { type LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
 import type { Operation, OperationStore } from '../store/port.ts';
 import { callerTenant, mayRead } from './access.ts';
+import type { Admission } from './admission.ts';
 import { corsHeaders, storedWithOwnHeaders } from './cors.ts';
+import { decodedSegment } from './edge-server.ts';
 import { sendProblem } from './problem-response.ts';
 
 export const RESERVED_PREFIX = '/_spillway/';
@@ -34,11 +36,18 @@ export interface OperationsApiOptions {
   events?: LifecycleEvents;
 }
 
+/** A request's place among those in flight, and the bound of event streams it moves to if it becomes one. */
+export interface OperationsApiPlace {
+  leave: () => void;
+  streams: Admission;
+}
+
 export async function serveOperationsApi(
   req: IncomingMessage,
   res: ServerResponse,
   target: { path: string; query: string },
   options: OperationsApiOptions,
+  place: OperationsApiPlace,
 ): Promise<void> {
   const { store, clock, publicUrl } = options;
   const { path } = target;
@@ -92,15 +101,16 @@ export async function serveOperationsApi(
     });
     return;
   }
-  const id = decodeURIComponent(match[1]!);
-  const found = isOperationId(id) ? await store.get(id) : undefined;
+  // A segment that does not decode is no operation id: unknown, like any other.
+  const id = decodedSegment(match[1]!);
+  const found = id !== undefined && isOperationId(id) ? await store.get(id) : undefined;
   // Another tenant's operation is answered exactly like an unknown one: nothing leaks.
   const op = found && mayRead(found, callerTenant(req.headers, options.tenantHeader)) ? found : undefined;
   if (!op) {
     sendProblem(
       res,
       'operation-not-found',
-      `No operation has the id ${JSON.stringify(id)}. Check the id from the 202's Operation-Location.`,
+      `No operation has the id ${JSON.stringify(id ?? match[1])}. Check the id from the 202's Operation-Location.`,
       cors,
     );
     return;
@@ -135,6 +145,16 @@ export async function serveOperationsApi(
     return;
   }
   if (match[2] === 'events') {
+    // A stream holds its place among the open streams, not among the requests in flight.
+    if (!place.streams.enter(res)) {
+      place.streams.refuse(
+        res,
+        cors,
+        `Or poll the status monitor, ${operationLinks(publicUrl, op.id).monitor}.`,
+      );
+      return;
+    }
+    place.leave();
     const header = req.headers['last-event-id'];
     const lastEventId =
       (typeof header === 'string' ? header : undefined) ??

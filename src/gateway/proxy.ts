@@ -6,18 +6,21 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { CallbackDecision, Webhooks } from '../delivery/webhooks/webhooks.ts';
-import { readBounded } from '../engine/body.ts';
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
-import { endToEnd, type HeaderRecord } from '../engine/http-fields.ts';
+import { endToEnd, FORWARDING_FIELDS, type HeaderRecord } from '../engine/http-fields.ts';
 import { contextWith, endSpan, remoteContext, SpanKind, startSpan } from '../engine/spans.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { OperationStore } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
 import { callerTenant } from './access.ts';
+import type { Admission } from './admission.ts';
 import { corsHeaders } from './cors.ts';
+import type { RequestFacts } from './edge-server.ts';
+import { type ForwardingOptions, forwardingFields } from './forwarding.ts';
 import { keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
 import { parsePrefer } from './prefer.ts';
 import { sendProblem } from './problem-response.ts';
+import { readRequestBody, refuseBody } from './request-body.ts';
 
 export interface ProxyOptions {
   engine: FailoverEngine;
@@ -26,6 +29,10 @@ export interface ProxyOptions {
   routes: readonly RoutePolicy[];
   publicUrl: string;
   maxBodyBytes: number;
+  /** A body with no progress for this long is answered 408. */
+  bodyTimeoutMs: number;
+  /** Which forwarding fields go upstream, and whose incoming ones are believed. */
+  forwarding: ForwardingOptions;
   /** Largest synchronous answer kept for Idempotency-Key replay. */
   maxResultBytes: number;
   /** How long an Idempotency-Key is remembered. */
@@ -36,15 +43,16 @@ export interface ProxyOptions {
   corsOrigins: ReadonlySet<string>;
   /** `Spillway-Callback` checks and the routes' subscriptions; absent: no webhooks. */
   webhooks?: Webhooks;
-  onError: (error: unknown) => void;
+  /** An unexpected error; `request` says which request when the HTTP shell reports it. */
+  onError: (error: unknown, request?: RequestFacts) => void;
 }
 
 export async function proxy(
   req: IncomingMessage,
   res: ServerResponse,
   target: { path: string; query: string },
-  receivedAt: number,
   options: ProxyOptions,
+  inFlight: Admission,
 ): Promise<void> {
   const { engine, clock, routes, publicUrl, maxBodyBytes } = options;
   const method = req.method ?? 'GET';
@@ -71,18 +79,26 @@ export async function proxy(
     ...(route.failover ? { vary: cors.vary ? 'Prefer, Origin' : 'Prefer' } : {}),
   };
 
-  const declared = Number(req.headers['content-length'] ?? 0);
-  const body = declared > maxBodyBytes ? 'too-large' : await readBounded(req, maxBodyBytes);
-  if (body === 'too-large') {
-    res.setHeader('connection', 'close'); // the rest of the body is not read
-    sendProblem(
-      res,
-      'body-too-large',
-      `The request body is over ${maxBodyBytes} bytes (maxBodyBytes). Send a smaller body.`,
-      ownHeaders,
-    );
+  const limits = {
+    maxBytes: maxBodyBytes,
+    maxBytesOption: 'maxBodyBytes',
+    idleMs: options.bodyTimeoutMs,
+    clock,
+  };
+  const read = await readRequestBody(req, res, limits);
+  if (read.kind !== 'read') {
+    refuseBody(req, res, read.kind, limits, ownHeaders);
     return;
   }
+  // Counted only from here: a client still uploading holds no place (src/gateway/public-server.ts).
+  if (!inFlight.enter(res)) {
+    inFlight.refuse(res, ownHeaders);
+    return;
+  }
+  const { body } = read;
+  // The budget counts from here: the client waits for an answer once it has sent its request, and a
+  // slow upload must not spend that wait (nor turn into a capture the client never asked for).
+  const receivedAt = clock.now();
 
   if (route.rejectInvalidJson) {
     const broken = jsonProblem(req.headers['content-type'], body);
@@ -112,12 +128,8 @@ export async function proxy(
       : undefined;
 
   const prefs = parsePrefer(req.headers.prefer);
-  const headers = endToEnd(req.headers as HeaderRecord, [
-    'host',
-    'content-length',
-    'prefer',
-    'spillway-callback',
-  ]);
+  const headers = endToEnd(req.headers as HeaderRecord, NOT_FORWARDED);
+  headers.push(...forwardingFields(req, options.forwarding));
   if (prefs.forward) headers.push(['prefer', prefs.forward]);
   const request = { method, path: target.path, query: target.query, headers, body };
   const tenant = callerTenant(req.headers, options.tenantHeader);
@@ -210,6 +222,20 @@ export async function proxy(
 }
 
 const firstValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
+
+/**
+ * Request fields not sent on as they came: Spillway's own, framing, `Expect` (the body is read whole
+ * before forwarding, so there is nothing left to expect: undici refuses the field), and the forwarding
+ * fields Spillway writes itself.
+ */
+const NOT_FORWARDED = [
+  'host',
+  'content-length',
+  'expect',
+  'prefer',
+  'spillway-callback',
+  ...FORWARDING_FIELDS,
+];
 
 /**
  * Reasons are written for people and may hold `≥`; a header value must be

@@ -1,10 +1,18 @@
 /**
- * The public port: proxied routes, and the operations API under `/_spillway/`.
- * A thin node:http shell; malformed HTTP is answered 400 problem+json too.
+ * The public port: proxied routes, and the operations API under `/_spillway/`,
+ * on the hardened shell (src/gateway/edge-server.ts): malformed HTTP, slow
+ * clients and unexpected errors are answered problem+json there.
+ *
+ * `maxInFlight` bounds the requests being handled. A request is refused at
+ * once, before anything is read, while the bound is full; otherwise a proxied
+ * request takes its place only once its body is read, so clients that upload
+ * slowly cannot hold the places others need (bodyTimeoutMs bounds them
+ * apart). Event streams leave the bound once they start: they have their own
+ * (`sse.maxStreams`).
  */
-import { createServer, type Server } from 'node:http';
-import type { Socket } from 'node:net';
-import { problem } from '../errors.ts';
+import type { Server } from 'node:http';
+import { Admission } from './admission.ts';
+import { createEdgeServer, type EdgeServerOptions } from './edge-server.ts';
 import { type OperationsApiOptions, RESERVED_PREFIX, serveOperationsApi } from './operations-api.ts';
 import { sendProblem } from './problem-response.ts';
 import { type ProxyOptions, proxy } from './proxy.ts';
@@ -13,65 +21,44 @@ export type PublicServerOptions = ProxyOptions &
   OperationsApiOptions & {
     /** Requests handled at once; past it, 503 overloaded (invariant 3: everything is bounded). */
     maxInFlight: number;
-    onError: (error: unknown) => void;
+    /** Time for a request's header section to arrive; past it, 408. */
+    headersTimeoutMs: number;
+    /** A client closed its connection mid-request (no error: logged at debug). */
+    onClientAbort: EdgeServerOptions['onClientAbort'];
   };
 
 export function createPublicServer(options: PublicServerOptions): Server {
-  let inFlight = 0;
-  const server = createServer({ keepAliveTimeout: 5_000 }, (req, res) => {
-    const receivedAt = options.clock.now();
-    if (inFlight >= options.maxInFlight) {
-      res.setHeader('connection', 'close'); // the body is not read
-      sendProblem(
-        res,
-        'overloaded',
-        `Over ${options.maxInFlight} requests are in flight (maxInFlight). Retry after the Retry-After delay.`,
-        { 'retry-after': 1 },
-      );
-      return;
-    }
-    inFlight++;
-    res.once('close', () => inFlight--);
-    const target = splitTarget(req.url ?? '');
-    const work = !target
-      ? Promise.resolve(
-          sendProblem(
-            res,
-            'bad-request',
-            `The request target ${JSON.stringify(req.url)} is not a path. Send origin-form, like /payments?x=1.`,
-          ),
-        )
-      : target.path.startsWith(RESERVED_PREFIX)
-        ? serveOperationsApi(req, res, target, options)
-        : proxy(req, res, target, receivedAt, options);
-    work.catch((error: unknown) => {
-      options.onError(error);
-      if (error instanceof Error && error.name === 'StoreUnavailableError') {
-        sendProblem(res, 'store-unavailable', `${error.message} Retry later.`, { 'retry-after': 5 });
-      } else {
+  const inFlight = new Admission(options.maxInFlight, 'requests are in flight (maxInFlight)', 1);
+  const streams = new Admission(options.sse.maxStreams, 'event streams are open (sse.maxStreams)', 5);
+  return createEdgeServer(
+    (req, res) => {
+      if (inFlight.full) {
+        res.setHeader('connection', 'close'); // the body is not read
+        inFlight.refuse(res);
+        return;
+      }
+      const target = splitTarget(req.url ?? '');
+      if (!target) {
         sendProblem(
           res,
-          'internal-error',
-          'Spillway could not handle this request; the error is in its log. Retry later.',
-        );
-      }
-    });
-  });
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    if (!socket.writable) return;
-    const tooLarge = error.code === 'HPE_HEADER_OVERFLOW';
-    const doc = tooLarge
-      ? problem('header-too-large', 'The request header fields are too large. Send fewer or shorter headers.')
-      : problem(
           'bad-request',
-          `The request is not valid HTTP/1.1 (${error.code ?? error.message}). Fix the client.`,
+          `The request target ${JSON.stringify(req.url)} is not a path. Send origin-form, like /payments?x=1.`,
         );
-    const body = JSON.stringify(doc);
-    socket.end(
-      `HTTP/1.1 ${doc.status} ${doc.title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-    );
-  });
-  return server;
+        return;
+      }
+      if (target.path.startsWith(RESERVED_PREFIX)) {
+        const leave = inFlight.enter(res)!; // not full: looked at just above
+        return serveOperationsApi(req, res, target, options, { leave, streams });
+      }
+      return proxy(req, res, target, options, inFlight);
+    },
+    {
+      name: 'public',
+      headersTimeoutMs: options.headersTimeoutMs,
+      onError: options.onError,
+      onClientAbort: options.onClientAbort,
+    },
+  );
 }
 
 /** Splits an origin-form (or absolute-form) request target into path and raw query. */

@@ -18,12 +18,18 @@
  * and never send anything themselves: a re-sent delivery is pending again and
  * the dispatchers send it, fenced by their leases like any other.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { systemClock } from '../clock.ts';
 import { webhookIdOf } from '../delivery/webhooks/message.ts';
 import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
-import { StoreUnavailableError } from '../errors.ts';
+import {
+  createEdgeServer,
+  decodedSegment as decoded,
+  type EdgeServerOptions,
+} from '../gateway/edge-server.ts';
 import { sendJson } from '../gateway/operations-api.ts';
 import { sendProblem } from '../gateway/problem-response.ts';
+import { type BodyLimits, readRequestBody, refuseBody } from '../gateway/request-body.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { DisabledWebhookEndpoint, OperationStore } from '../store/port.ts';
 import { type AdminTokens, authorize } from './admin/admin-token.ts';
@@ -33,6 +39,12 @@ import { type OperationsAdminOptions, serveOperationsAdmin } from './admin/opera
 import type { Metrics } from './metrics.ts';
 
 export interface AdminOptions {
+  /** The time limits of the hardened shell (src/gateway/edge-server.ts), as on the public port. */
+  edge: { headersTimeoutMs: number; bodyTimeoutMs: number };
+  /** An unexpected error, answered 500 (src/gateway/edge-server.ts). */
+  onError: EdgeServerOptions['onError'];
+  /** A client that left mid-request: not an error. */
+  onClientAbort: EdgeServerOptions['onClientAbort'];
   isReady: () => boolean;
   health?: HealthMonitor;
   /** The webhook operator actions; not served without. */
@@ -74,15 +86,18 @@ export function webhookAdmin(
 
 const OVERRIDES = new Set(['forced-async', 'forced-sync', 'none']);
 
-export function createAdminServer({
-  isReady,
-  health,
-  webhooks,
-  operations,
-  tokens,
-  metrics,
-}: AdminOptions): Server {
-  return createServer((req, res) => {
+/** Admin request bodies are a word or a small JSON object. */
+const MAX_ADMIN_BODY_BYTES = 1_024;
+
+export function createAdminServer(options: AdminOptions): Server {
+  const { edge, isReady, health, webhooks, operations, tokens, metrics } = options;
+  const limits: BodyLimits = {
+    maxBytes: MAX_ADMIN_BODY_BYTES,
+    maxBytesOption: "the admin API's limit",
+    idleMs: edge.bodyTimeoutMs,
+    clock: systemClock,
+  };
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (!authorize(req, res, path, tokens)) return;
     if (serveDashboard(req, res, path)) return;
@@ -107,11 +122,10 @@ export function createAdminServer({
       return;
     }
     if (health && path === '/api/health' && req.method === 'GET') {
-      act(res, async () => {
+      return (async () => {
         const view = await healthView(health, operations.store, operations.routes);
         sendJson(res, 200, view, { 'cache-control': 'no-store' });
-      });
-      return;
+      })();
     }
     if (serveOperationsAdmin(req, res, new URL(req.url ?? '/', 'http://admin'), operations)) return;
     const override = /^\/api\/routes\/([^/]+)\/override$/.exec(path);
@@ -121,7 +135,8 @@ export function createAdminServer({
           allow: 'PUT',
         });
       }
-      const route = decodeURIComponent(override[1]!);
+      const route = decoded(override[1]!);
+      if (route === undefined) return badPath(res, path);
       if (!health.has(route)) {
         return sendProblem(
           res,
@@ -129,7 +144,8 @@ export function createAdminServer({
           `No route is named ${JSON.stringify(route)}. GET /api/health lists them.`,
         );
       }
-      void readOverride(req).then(async (value) => {
+      return readOverride(req, res, limits).then(async (value) => {
+        if (value === 'answered') return;
         if (value === undefined) {
           return sendProblem(
             res,
@@ -152,36 +168,43 @@ export function createAdminServer({
         const snapshot = health.snapshot().find((s) => s.route === route)!;
         sendJson(res, 200, { ...snapshot, since: new Date(snapshot.since).toISOString() });
       });
-      return;
     }
-    if (webhooks && serveWebhooks(req, res, path, webhooks)) return;
+    const served = webhooks ? serveWebhooks(req, res, path, webhooks) : false;
+    if (served !== false) return served;
     sendProblem(
       res,
       'not-found',
       `Nothing is served at ${path} on the admin port. Try /healthz, /readyz or /api/health.`,
     );
+  };
+  return createEdgeServer(handler, {
+    name: 'admin',
+    headersTimeoutMs: edge.headersTimeoutMs,
+    onError: options.onError,
+    onClientAbort: options.onClientAbort,
   });
 }
 
 const ENABLE = /^\/api\/webhooks\/endpoints\/([^/]+)\/enable$/;
 const RESEND = /^\/api\/operations\/([^/]+)\/deliveries\/([^/]+)\/([^/]+)\/resend$/;
 
-/** Answers the webhook paths; false for any other path. */
+/**
+ * Answers the webhook paths: true once answered, or the promise of the answer
+ * (whose failure the shell answers 500 or 503); false for any other path.
+ */
 function serveWebhooks(
   req: IncomingMessage,
   res: ServerResponse,
   path: string,
   admin: WebhookAdmin,
-): boolean {
+): boolean | Promise<void> {
   const { store } = admin;
   if (path === '/api/webhooks/endpoints/disabled') {
-    if (onlyMethod(req, res, 'GET')) {
-      act(res, async () => {
-        const endpoints = (await store.disabledWebhookEndpoints()).map(endpointView);
-        sendJson(res, 200, { endpoints }, { 'cache-control': 'no-store' });
-      });
-    }
-    return true;
+    if (!onlyMethod(req, res, 'GET')) return true;
+    return (async () => {
+      const endpoints = (await store.disabledWebhookEndpoints()).map(endpointView);
+      sendJson(res, 200, { endpoints }, { 'cache-control': 'no-store' });
+    })();
   }
   const enable = ENABLE.exec(path);
   if (enable) {
@@ -191,7 +214,7 @@ function serveWebhooks(
       badPath(res, path);
       return true;
     }
-    act(res, async () => {
+    return (async () => {
       const enabled = await store.enableWebhookEndpoint(name);
       if (enabled.length === 0) {
         return sendProblem(
@@ -201,8 +224,7 @@ function serveWebhooks(
         );
       }
       sendJson(res, 200, { name, enabled: enabled.map(endpointView) });
-    });
-    return true;
+    })();
   }
   const resend = RESEND.exec(path);
   if (!resend) return false;
@@ -233,7 +255,7 @@ function serveWebhooks(
     return true;
   }
   const target = admin.endpoints.get(endpoint) ?? undefined;
-  act(res, async () => {
+  return (async () => {
     const result = await store.resendWebhookDelivery({ operationId, seq, endpoint }, target);
     if (result.outcome === 'unknown') {
       return sendProblem(
@@ -264,8 +286,7 @@ function serveWebhooks(
       nextAttemptAt: new Date(delivery.nextAttemptAt).toISOString(),
       lastError: delivery.lastError,
     });
-  });
-  return true;
+  })();
 }
 
 const endpointView = (e: DisabledWebhookEndpoint) => ({
@@ -284,41 +305,24 @@ function onlyMethod(req: IncomingMessage, res: ServerResponse, method: 'GET' | '
   return false;
 }
 
-function decoded(segment: string): string | undefined {
-  try {
-    return decodeURIComponent(segment);
-  } catch {
-    return undefined;
-  }
-}
-
 function badPath(res: ServerResponse, path: string): void {
   sendProblem(res, 'bad-request', `The path ${path} is not percent-encoded correctly.`);
 }
 
-/** Runs a store action; a store that cannot answer is a 503 the operator can retry. */
-function act(res: ServerResponse, action: () => Promise<void>): void {
-  action().catch((error: unknown) => {
-    if (error instanceof StoreUnavailableError) {
-      sendProblem(res, 'store-unavailable', `The store could not be reached: ${error.message}`, {
-        'retry-after': 5,
-      });
-    } else {
-      sendProblem(res, 'internal-error', `The action failed: ${(error as Error).message}`);
-    }
-  });
-}
-
+/** The override a request body names; undefined when it names none, 'answered' when the body was refused. */
 async function readOverride(
   req: IncomingMessage,
-): Promise<'forced-async' | 'forced-sync' | 'none' | undefined> {
-  let text = '';
-  for await (const chunk of req) {
-    text += chunk;
-    if (text.length > 1_000) return undefined;
+  res: ServerResponse,
+  limits: BodyLimits,
+): Promise<'forced-async' | 'forced-sync' | 'none' | 'answered' | undefined> {
+  const read = await readRequestBody(req, res, limits);
+  if (read.kind !== 'read') {
+    refuseBody(req, res, read.kind, limits);
+    return 'answered';
   }
-  let value: unknown = text.trim();
-  if (text.trim().startsWith('{')) {
+  const text = Buffer.from(read.body).toString('utf8').trim();
+  let value: unknown = text;
+  if (text.startsWith('{')) {
     try {
       value = (JSON.parse(text) as { override?: unknown }).override;
     } catch {

@@ -12,6 +12,7 @@ import type { GatewayConfig } from '../config/config.ts';
 import { BacklogBound } from '../engine/backlog-bound.ts';
 import type { Upstream } from '../engine/upstream.ts';
 import type { LifecycleEvents } from '../events/lifecycle.ts';
+import type { EdgeServerOptions } from '../gateway/edge-server.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { OperationStore } from '../store/port.ts';
 import { ReplayWorker } from '../workers/replay-worker.ts';
@@ -44,6 +45,27 @@ export function replayWorkerFor(
     pollIntervalMs: config.replay.pollIntervalMs,
     maxResultBytes: config.maxResultBytes,
   });
+}
+
+/**
+ * What the HTTP shell of a port reports (src/gateway/edge-server.ts), as lifecycle events: the log
+ * writes an unexpected error at `error` and a client that left mid-request at `debug`.
+ */
+export function edgeEvents(
+  events: LifecycleEvents,
+  clock: Clock,
+): Pick<EdgeServerOptions, 'onError' | 'onClientAbort'> {
+  return {
+    onError: (error, request) =>
+      events.emit({
+        type: 'request:error',
+        at: clock.now(),
+        source: request?.port === 'admin' ? 'admin' : 'request',
+        error,
+        ...(request ? { method: request.method, path: request.path } : {}),
+      }),
+    onClientAbort: (request) => events.emit({ type: 'request:aborted', at: clock.now(), ...request }),
+  };
 }
 
 /** Stops accepting, waits for the server to close, then drops any connection left. */

@@ -32,6 +32,7 @@ import {
   backlogBoundFor,
   closeServer,
   defaultInstanceId,
+  edgeEvents,
   operationsAdmin,
   replayWorkerFor,
 } from './process-parts.ts';
@@ -171,10 +172,13 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
     events,
     webhooks: webhookSetup,
     maxInFlight: config.maxInFlight,
+    headersTimeoutMs: config.headersTimeoutMs,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    forwarding: config,
     get publicUrl() {
       return publicUrl;
     },
-    onError: (error) => events.emit({ type: 'request:error', at: clock.now(), source: 'request', error }),
+    ...edgeEvents(events, clock),
   });
   return {
     store,
@@ -245,6 +249,8 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
     routes: config.routes.map((r) => r.name),
   });
   const adminServer = createAdminServer({
+    edge: config,
+    ...edgeEvents(events, clock),
     isReady: () => accepting,
     health,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),

@@ -27,7 +27,13 @@ import { subscribeLogs } from './log-subscriber.ts';
 import { createLogger, type Logger } from './logger.ts';
 import { Metrics } from './metrics.ts';
 import { describeStore, openStore } from './open-store.ts';
-import { closeServer, defaultInstanceId, operationsAdmin, replayWorkerFor } from './process-parts.ts';
+import {
+  closeServer,
+  defaultInstanceId,
+  edgeEvents,
+  operationsAdmin,
+  replayWorkerFor,
+} from './process-parts.ts';
 
 export interface WorkerProcessOptions {
   clock?: Clock;
@@ -90,6 +96,8 @@ export async function startWorkerProcess(
   let running = false;
   const metrics = new Metrics({ events, store, clock, routes: config.routes.map((r) => r.name) });
   const adminServer = createAdminServer({
+    edge: config,
+    ...edgeEvents(events, clock),
     isReady: () => running,
     webhooks: webhookAdmin(store, webhookSetup, webhooks),
     operations: operationsAdmin(config, { store, worker, events, clock }),

@@ -251,6 +251,34 @@ describe('OpenAPI document: docs/openapi.json', () => {
     }
   });
 
+  it('(b) proxied routes: 408 for a body that stalls, 417 for an unknown Expect', async () => {
+    const upstream = scenarios(await new TestUpstream().start());
+    await using gw = await gateway(upstream.url, { bodyTimeoutMs: 200 });
+    try {
+      // What fetch will not send: a body that stops half-way, an Expect other than 100-continue.
+      const send = (headers: Record<string, string>, body: string, end: boolean) =>
+        new Promise<RawResponse>((resolve, reject) => {
+          const req = request(`${gw.publicUrl}/t/ok`, { method: 'POST', headers });
+          req.once('response', (res) => resolve(rawResponse(`${gw.publicUrl}/t/ok`, res)));
+          req.once('error', reject);
+          req.write(body);
+          if (end) req.end();
+        });
+      const stalled = await checkResponse(
+        doc,
+        'POST',
+        PROXIED,
+        await send({ 'content-length': '10' }, '{}', false),
+      );
+      assert.equal(stalled.status, 408);
+      const teapot = await checkResponse(doc, 'POST', PROXIED, await send({ expect: 'teapot' }, '{}', true));
+      assert.equal(teapot.status, 417);
+      assert.equal(upstream.received.length, 0);
+    } finally {
+      await upstream.stop();
+    }
+  });
+
   it('(b) monitor, result and events through Succeeded, Failed (the upstream’s answer and Spillway’s), Canceled and pending', async () => {
     const upstream = scenarios(await new TestUpstream().start());
     await using gw = await gateway(upstream.url);

@@ -27,7 +27,8 @@ export function tempDir(): string {
  * Starts a gateway on `dir`/spillway.db. Without `dir`, a fresh temp directory
  * that `stop()` removes; a `dir` passed in is the caller's (a restart on the
  * same store starts a second gateway on it), and `stop()` leaves it. A `clock`
- * replaces the system clock (tests of expiry).
+ * replaces the system clock (tests of expiry); a `logger` the silent one
+ * (tests of what is logged).
  */
 export async function startGateway(
   raw: Record<string, unknown>,

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
-import { capturedLog, LEVEL, type LogLine } from '../support/captured-log.ts';
+import { capturedLogger, type LogLine } from '../support/log-lines.ts';
 import { operationIdOf, startGateway, type TestGateway } from '../support/harness.ts';
 import {
   assertDocumentedProblem,
@@ -33,10 +33,12 @@ let log: LogLine[];
 let operationId: string;
 type Port = 'public' | 'admin';
 const portOf = (which: Port) => (which === 'public' ? gw.port : gw.adminPort);
+/** pino's numeric levels. */
+const LEVEL = { debug: 20, error: 50 } as const;
 
 before(async () => {
   upstream = await new TestUpstream().start();
-  const captured = capturedLog('debug');
+  const captured = capturedLogger('debug');
   log = captured.lines;
   gw = await startGateway(
     {

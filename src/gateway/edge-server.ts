@@ -19,7 +19,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Socket } from 'node:net';
 import { StoreUnavailableError } from '../errors.ts';
 import { sendProblem, sendRawProblem } from './problem-response.ts';
-import { ClientAbortError } from './request-body.ts';
+import { BodyRefused, ClientAbortError } from './request-body.ts';
 
 /** Which request, for the log: never a header value or a body. */
 export interface RequestFacts {
@@ -41,6 +41,20 @@ export interface EdgeServerOptions {
   onClientAbort: (request: RequestFacts & { receivedBytes: number }) => void;
 }
 
+/** How each response under way fails, as the shell that received its request would have it. */
+const failures = new WeakMap<ServerResponse, (error: unknown) => void>();
+
+/**
+ * Fails a request the way the shell does (500 `internal-error`, or 503 for an unavailable store,
+ * reported through its onError; a ClientAbortError as an abort): for work a handler started
+ * without returning its promise.
+ */
+export function failRequest(res: ServerResponse, error: unknown): void {
+  const fail = failures.get(res);
+  if (fail) fail(error);
+  else sendProblem(res, 'internal-error', 'Spillway could not handle this request. Retry later.');
+}
+
 /** A request handler; a promise it returns is awaited for errors. */
 export type EdgeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -54,6 +68,7 @@ export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOption
 
   const failed = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
     const facts: RequestFacts = { port, method: req.method ?? '', path: pathOf(req) };
+    if (error instanceof BodyRefused) return; // answered 413 or 408 already
     if (error instanceof ClientAbortError) {
       options.onClientAbort({ ...facts, receivedBytes: error.receivedBytes });
       res.destroy();
@@ -74,6 +89,7 @@ export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOption
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // A request emitted by an embedding app (src/embed) may come without a socket of ours.
     if (req.socket) answering.set(req.socket, res);
+    failures.set(res, (error) => failed(req, res, error));
     if (req.httpVersionMajor !== 1) {
       // llhttp parses an HTTP/0.9-style request line ("GET /x"); nothing here speaks that.
       res.setHeader('connection', 'close');

@@ -99,6 +99,26 @@ export function readRequestBody(
   });
 }
 
+/**
+ * Reads the body, or answers 413 / 408 and throws BodyRefused: for handlers
+ * that unwind on a refused body (the admin API's actions).
+ */
+export async function readRequestBodyOrRefuse(
+  req: IncomingMessage,
+  res: ServerResponse,
+  limits: BodyLimits,
+): Promise<Uint8Array> {
+  const read = await readRequestBody(req, res, limits);
+  if (read.kind === 'read') return read.body;
+  refuseBody(req, res, read.kind, limits);
+  throw new BodyRefused();
+}
+
+/** The body was refused and the refusal answered: nothing more to do for this request. */
+export class BodyRefused extends Error {
+  override name = 'BodyRefused';
+}
+
 /** Answers a body that was not read whole (413 or 408), then closes the connection. */
 export function refuseBody(
   req: IncomingMessage,

@@ -19,7 +19,6 @@
  * the dispatchers send it, fenced by their leases like any other.
  */
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
-import { systemClock } from '../clock.ts';
 import { webhookIdOf } from '../delivery/webhooks/message.ts';
 import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import {
@@ -29,9 +28,9 @@ import {
 } from '../gateway/edge-server.ts';
 import { sendJson } from '../gateway/operations-api.ts';
 import { sendProblem } from '../gateway/problem-response.ts';
-import { type BodyLimits, readRequestBody, refuseBody } from '../gateway/request-body.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { DisabledWebhookEndpoint, OperationStore } from '../store/port.ts';
+import { readText } from './admin/admin-http.ts';
 import { type AdminTokens, authorize } from './admin/admin-token.ts';
 import { serveDashboard } from './admin/dashboard-files.ts';
 import { healthView } from './admin/health-view.ts';
@@ -86,17 +85,8 @@ export function webhookAdmin(
 
 const OVERRIDES = new Set(['forced-async', 'forced-sync', 'none']);
 
-/** Admin request bodies are a word or a small JSON object. */
-const MAX_ADMIN_BODY_BYTES = 1_024;
-
 export function createAdminServer(options: AdminOptions): Server {
   const { edge, isReady, health, webhooks, operations, tokens, metrics } = options;
-  const limits: BodyLimits = {
-    maxBytes: MAX_ADMIN_BODY_BYTES,
-    maxBytesOption: "the admin API's limit",
-    idleMs: edge.bodyTimeoutMs,
-    clock: systemClock,
-  };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const path = (req.url ?? '/').split('?')[0] ?? '/';
     if (!authorize(req, res, path, tokens)) return;
@@ -112,14 +102,12 @@ export function createAdminServer(options: AdminOptions): Server {
       );
     }
     if (metrics && path === '/metrics') {
-      if (onlyMethod(req, res, 'GET')) {
-        act(res, async () => {
-          const text = await metrics.render();
-          res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
-          res.end(text);
-        });
-      }
-      return;
+      if (!onlyMethod(req, res, 'GET')) return;
+      return (async () => {
+        const text = await metrics.render();
+        res.writeHead(200, { 'content-type': metrics.contentType, 'cache-control': 'no-store' });
+        res.end(text);
+      })();
     }
     if (health && path === '/api/health' && req.method === 'GET') {
       return (async () => {
@@ -144,8 +132,7 @@ export function createAdminServer(options: AdminOptions): Server {
           `No route is named ${JSON.stringify(route)}. GET /api/health lists them.`,
         );
       }
-      return readOverride(req, res, limits).then(async (value) => {
-        if (value === 'answered') return;
+      return readOverride(req, res, edge.bodyTimeoutMs).then(async (value) => {
         if (value === undefined) {
           return sendProblem(
             res,
@@ -309,18 +296,13 @@ function badPath(res: ServerResponse, path: string): void {
   sendProblem(res, 'bad-request', `The path ${path} is not percent-encoded correctly.`);
 }
 
-/** The override a request body names; undefined when it names none, 'answered' when the body was refused. */
+/** The override a request body names; undefined when it names none. */
 async function readOverride(
   req: IncomingMessage,
   res: ServerResponse,
-  limits: BodyLimits,
-): Promise<'forced-async' | 'forced-sync' | 'none' | 'answered' | undefined> {
-  const read = await readRequestBody(req, res, limits);
-  if (read.kind !== 'read') {
-    refuseBody(req, res, read.kind, limits);
-    return 'answered';
-  }
-  const text = Buffer.from(read.body).toString('utf8').trim();
+  idleMs: number,
+): Promise<'forced-async' | 'forced-sync' | 'none' | undefined> {
+  const text = (await readText(req, res, idleMs)).trim();
   let value: unknown = text;
   if (text.startsWith('{')) {
     try {

@@ -80,7 +80,14 @@ export function operationsAdmin(
   parts: { store: OperationStore; worker: ReplayWorker; events: LifecycleEvents; clock: Clock },
 ): OperationsAdminOptions {
   const { store, worker, events, clock } = parts;
-  return { store, routes: config.routes, wake: () => worker.wake(), events, clock };
+  return {
+    store,
+    routes: config.routes,
+    wake: () => worker.wake(),
+    events,
+    clock,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+  };
 }
 
 /** The bound on waiting operations from the config's maxBacklog options, global and per route. */

@@ -4,8 +4,10 @@
  * (a store that cannot answer is a 503 the operator can retry).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { StoreUnavailableError } from '../../errors.ts';
+import { systemClock } from '../../clock.ts';
+import { failRequest } from '../../gateway/edge-server.ts';
 import { sendProblem } from '../../gateway/problem-response.ts';
+import { readRequestBodyOrRefuse } from '../../gateway/request-body.ts';
 
 /** Request bodies of the admin API are small JSON documents. */
 const MAX_BODY_BYTES = 16 * 1024;
@@ -40,21 +42,28 @@ export function segment(res: ServerResponse, raw: string): string | undefined {
 /** Thrown for a request body the client must fix; answered 400 with its message. */
 export class BadBody extends Error {}
 
-/** The request body as text, at most MAX_BODY_BYTES. */
-export async function readText(req: IncomingMessage): Promise<string> {
-  let size = 0;
-  const chunks: Buffer[] = [];
-  for await (const chunk of req as AsyncIterable<Buffer>) {
-    size += chunk.length;
-    if (size > MAX_BODY_BYTES) throw new BadBody(`The body is larger than ${MAX_BODY_BYTES} bytes.`);
-    chunks.push(chunk);
-  }
-  return Buffer.concat(chunks).toString('utf8');
+/**
+ * The request body as text, at most MAX_BODY_BYTES, through the edge's bounded reader: a body over
+ * it is answered 413 and one that stalls for `idleMs` 408 (BodyRefused, already answered), a client
+ * that leaves is a ClientAbortError (src/gateway/request-body.ts).
+ */
+export async function readText(req: IncomingMessage, res: ServerResponse, idleMs: number): Promise<string> {
+  const body = await readRequestBodyOrRefuse(req, res, {
+    maxBytes: MAX_BODY_BYTES,
+    maxBytesOption: "the admin API's limit",
+    idleMs,
+    clock: systemClock,
+  });
+  return Buffer.from(body).toString('utf8');
 }
 
 /** The body as a JSON object; an empty body is `{}`. */
-export async function readJsonObject(req: IncomingMessage): Promise<Record<string, unknown>> {
-  const text = (await readText(req)).trim();
+export async function readJsonObject(
+  req: IncomingMessage,
+  res: ServerResponse,
+  idleMs: number,
+): Promise<Record<string, unknown>> {
+  const text = (await readText(req, res, idleMs)).trim();
   if (text === '') return {};
   let parsed: unknown;
   try {
@@ -68,17 +77,14 @@ export async function readJsonObject(req: IncomingMessage): Promise<Record<strin
   return parsed as Record<string, unknown>;
 }
 
-/** Runs an action; a bad body is a 400, an unavailable store a 503, anything else a 500 saying what failed. */
+/**
+ * Runs an action; a bad body is a 400, anything else fails the request as the edge does (a refused
+ * body is answered already, an unavailable store is a 503, an abort is logged at debug, the rest is
+ * a 500 that is logged).
+ */
 export function act(res: ServerResponse, action: () => Promise<void>): void {
   action().catch((error: unknown) => {
-    if (error instanceof BadBody) {
-      sendProblem(res, 'bad-request', error.message);
-    } else if (error instanceof StoreUnavailableError) {
-      sendProblem(res, 'store-unavailable', `The store could not be reached: ${error.message}`, {
-        'retry-after': 5,
-      });
-    } else {
-      sendProblem(res, 'internal-error', `The action failed: ${(error as Error).message}`);
-    }
+    if (error instanceof BadBody) sendProblem(res, 'bad-request', error.message);
+    else failRequest(res, error);
   });
 }

@@ -44,6 +44,8 @@ export interface OperationsAdminOptions {
   /** Where each action taken is told (logs, metrics). */
   events: LifecycleEvents;
   clock: Clock;
+  /** A request body that stalls this long is answered 408 (bodyTimeoutMs). */
+  bodyTimeoutMs: number;
 }
 
 /**
@@ -177,7 +179,7 @@ async function operationAction(
     acted(options, 'operation:discarded', result.operation);
     return sendJson(res, 200, operationView(result.operation));
   }
-  const body = await readJsonObject(req);
+  const body = await readJsonObject(req, res, options.bodyTimeoutMs);
   const includeOutcomeUnknown = booleanOf(body, 'includeOutcomeUnknown');
   const result = await store.redrive(id, { includeOutcomeUnknown });
   if (result.outcome === 'unknown') return notFound(res, id);
@@ -210,7 +212,7 @@ async function bulkAction(
   options: OperationsAdminOptions,
 ): Promise<void> {
   const { store } = options;
-  const body = await readJsonObject(req);
+  const body = await readJsonObject(req, res, options.bodyTimeoutMs);
   const route = body.route;
   if (route !== undefined && (typeof route !== 'string' || route === '')) {
     throw new BadBody(`route must be a route name, got ${JSON.stringify(route)}.`);
@@ -268,7 +270,7 @@ async function setReplay(
       `No route is named ${JSON.stringify(route)}. Routes: ${names.join(', ')}.`,
     );
   }
-  const text = (await readText(req)).trim();
+  const text = (await readText(req, res, options.bodyTimeoutMs)).trim();
   let value: unknown = text;
   if (text.startsWith('{')) {
     try {

@@ -36,7 +36,8 @@ describe('a black hole behind short client budgets', () => {
         send: (n) =>
           fetch(`${gw.publicUrl}/orders`, {
             method: 'POST',
-            headers: { prefer: 'respond-async, wait=1' },
+            // x-live is not a captured header: replay probes of the backlog do not carry it.
+            headers: { prefer: 'respond-async, wait=1', 'x-live': '1' },
             body: `order ${n}`,
           }),
       });
@@ -47,7 +48,8 @@ describe('a black hole behind short client budgets', () => {
       );
       // A request paid the budget when it was tried and adopted; the others were captured at once.
       const paid = answers.filter((a) => /^budget of \d+ ms spent \(adopted\)$/.test(a.reason ?? ''));
-      assert.equal(upstream.received.length, paid.length, 'only the requests that paid reached the upstream');
+      const live = upstream.received.filter((r) => r.headers['x-live']).length;
+      assert.equal(live, paid.length, 'only the requests that paid reached the upstream');
       t.diagnostic(`${paid.length} of ${REQUESTS} requests paid the 1 s budget`);
       assert.ok(
         paid.length <= CLIENTS + MIN_CALLS,

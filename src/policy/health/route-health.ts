@@ -208,15 +208,16 @@ export class RouteHealth {
    * Replays feed a separate view: a draining backlog does not trip the route
    * by itself. While probing, they are probe results too, so a route with
    * little or no live traffic comes back on its own backlog. While diverting
-   * after a trip, the workers send one replay at a time as a probe: one that
-   * passes ends the open period early (the upstream is back) and is the
-   * round's first result.
+   * after a first trip, a replay probe that passes ends the open period early
+   * (the upstream is back) and is the round's first result; after a failed
+   * recovery it only starts the drain (the workers' ReplayGate), so a
+   * flapping upstream still makes live traffic wait longer and longer.
    */
   replayFinished(outcome: CallOutcome, now: number): void {
     this.#replays.record(outcome, now);
     const s = this.#state;
     const passed = !outcome.failed && outcome.durationMs < this.#policy.slowCallMs;
-    if (s.kind === 'diverting' && s.cause === 'trip' && passed)
+    if (s.kind === 'diverting' && s.cause === 'trip' && passed && this.#failedRecoveries === 0)
       this.#toProbing(now, s.reason, 'a replay probe passed');
     if (this.#state.kind !== 'probing') return;
     this.#probes.record(outcome);

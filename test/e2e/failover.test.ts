@@ -36,7 +36,13 @@ describe('sync pass-through', () => {
             },
             body: `hello ${req.method} ${req.url}`,
           };
-    gw = await startGateway({ upstream: upstream.url });
+    // These tests are about the pass-through, not the budget: the harness's 500 ms
+    // budget could run out on a 1 MiB round trip on a loaded machine and turn the
+    // answer into an adoption's 202.
+    gw = await startGateway({
+      upstream: upstream.url,
+      routeDefaults: { budgetMs: 10_000, attemptTimeoutMs: 20_000 },
+    });
   });
   after(async () => {
     await gw.stop();

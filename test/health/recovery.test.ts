@@ -3,7 +3,9 @@
  * is over and reverts within the configured probing time, new requests are
  * answered synchronously again, and the backlog drains beside them without
  * the upstream ever seeing more than replay.concurrency replays plus the live
- * requests at once. Replay waits while the route diverts.
+ * requests at once. While the route diverts, its backlog only probes: one
+ * replay at a time, at the probe cadence; the first that passes ends the open
+ * period early (docs/policy.md, "A drain that follows recovery").
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -17,6 +19,7 @@ const CLIENTS = 4;
 const REPLAY_CONCURRENCY = 3;
 const MIN_PROBING_MS = 200;
 const RAMP_MS = 500;
+const PROBE_INTERVAL_MS = 500;
 
 interface Seen {
   state: string;
@@ -63,6 +66,7 @@ describe('after an outage', () => {
           probeCalls: 3,
           minProbingMs: MIN_PROBING_MS,
           rampMs: RAMP_MS,
+          probeIntervalMs: PROBE_INTERVAL_MS,
         },
       },
     });
@@ -106,9 +110,15 @@ describe('after an outage', () => {
       assert.equal(route.state, 'sync');
 
       const diverting = seen.find((s) => s.state === 'diverting');
+      const probing = seen.find((s) => s.state === 'probing' && diverting && s.at > diverting.at);
       const reverted = seen.find((s) => s.state === 'sync' && s.at > ended);
-      assert.ok(diverting && reverted, 'the route diverted, then came back');
-      const probingFrom = diverting.since + diverting.openMs;
+      assert.ok(diverting && probing && reverted, 'the route diverted, probed, then came back');
+      // Probing starts when the open period ends, or earlier when a replay probe passes.
+      const probingFrom = probing.since;
+      assert.ok(
+        probingFrom <= diverting.since + diverting.openMs + 100,
+        'probing began by the end of the open period',
+      );
       assert.ok(probingFrom > ended, 'the outage ended while the route was diverting');
       // Probing starts when the open period ends, and the probes are judged after minProbingMs.
       const revertedAt = reverted.since;
@@ -126,12 +136,19 @@ describe('after an outage', () => {
         [],
       );
 
-      // No replay while the route diverted for cause; the backlog drained beside live sync traffic.
-      assert.deepEqual(
-        replays.filter((at) => at > diverting.since + 100 && at < probingFrom - 20),
-        [],
-        'no replay while diverting',
+      // While the route diverted, replays only probed, one at a time at the cadence;
+      // the backlog drained beside live sync traffic once it was back.
+      const probesWhileDiverting = replays.filter(
+        (at) => at > diverting.since + 100 && at < probingFrom - 20,
       );
+      for (const [i, at] of probesWhileDiverting.entries()) {
+        if (i === 0) continue;
+        const gap = at - probesWhileDiverting[i - 1]!;
+        assert.ok(
+          gap >= PROBE_INTERVAL_MS - 100,
+          `replays ${gap} ms apart while diverting: ${probesWhileDiverting}`,
+        );
+      }
       assert.ok(reverted.backlog > 0, 'the backlog was still there when the route reverted');
       assert.ok(overlap, 'replays and live requests were at the upstream at the same time');
       assert.ok(peakReplays <= REPLAY_CONCURRENCY, `${peakReplays} replays at once`);

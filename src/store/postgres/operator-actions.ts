@@ -4,16 +4,9 @@
  * lists and counts the admin API reads, redrive and discard of dead letters,
  * and replay paused per route. Each verb is one statement, so one commit.
  */
-import type {
-  AttemptRecord,
-  AttemptRecordInput,
-  AttemptRecordOutcome,
-  OperationError,
-  OperationQuery,
-  OperationStatus,
-  OperationSummary,
-  RouteCounts,
-} from '../port.ts';
+
+import { type DialectValues, toSummary as sharedSummary, toAttemptRecord } from '../operator-rows.ts';
+import type { AttemptRecordInput, OperationQuery, OperationSummary, RouteCounts } from '../port.ts';
 
 type Row = Record<string, unknown>;
 
@@ -99,35 +92,13 @@ export function listStatement(query: OperationQuery): { text: string; values: un
   return { text, values };
 }
 
-export function toSummary(row: Row): OperationSummary {
-  return {
-    id: String(row.id),
-    route: String(row.route),
-    method: String(row.method),
-    path: String(row.path),
-    status: row.status as OperationStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: Number(row.next_attempt_at),
-    leased: row.lease_owner !== null,
-    outcomeUnknown: row.outcome_unknown === true,
-    error: row.error === null ? null : (row.error as OperationError),
-    deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
-    failoverReason: row.failover_reason === null ? null : String(row.failover_reason),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
+const postgresValues: DialectValues = {
+  flag: (value) => value === true,
+  json: <T>(value: unknown) => value as T,
+};
 
-export function toAttemptRecord(row: Row): AttemptRecord {
-  return {
-    attempt: Number(row.attempt),
-    startedAt: Number(row.started_at),
-    durationMs: Number(row.duration_ms),
-    outcome: row.outcome as AttemptRecordOutcome,
-    upstreamStatus: row.upstream_status === null ? null : Number(row.upstream_status),
-    error: row.error === null ? null : String(row.error),
-  };
-}
+export const toSummary = (row: Row): OperationSummary => sharedSummary(row, postgresValues);
+export { toAttemptRecord };
 
 export function toRouteCounts(rows: Row[]): Record<string, RouteCounts> {
   return Object.fromEntries(

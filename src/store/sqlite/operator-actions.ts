@@ -8,13 +8,11 @@
  * redrive's check and change are one step against leasing.
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { type DialectValues, toSummary as sharedSummary, toAttemptRecord } from '../operator-rows.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
-  AttemptRecordOutcome,
-  OperationError,
   OperationQuery,
-  OperationStatus,
   OperationSummary,
   RouteCounts,
 } from '../port.ts';
@@ -122,32 +120,8 @@ function listStatement(query: OperationQuery): { text: string; params: Record<st
   };
 }
 
-function toSummary(row: Row): OperationSummary {
-  return {
-    id: String(row.id),
-    route: String(row.route),
-    method: String(row.method),
-    path: String(row.path),
-    status: row.status as OperationStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: Number(row.next_attempt_at),
-    leased: row.lease_owner !== null,
-    outcomeUnknown: Number(row.outcome_unknown) === 1,
-    error: row.error === null ? null : (JSON.parse(String(row.error)) as OperationError),
-    deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
-    failoverReason: row.failover_reason === null ? null : String(row.failover_reason),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function toAttemptRecord(row: Row): AttemptRecord {
-  return {
-    attempt: Number(row.attempt),
-    startedAt: Number(row.started_at),
-    durationMs: Number(row.duration_ms),
-    outcome: row.outcome as AttemptRecordOutcome,
-    upstreamStatus: row.upstream_status === null ? null : Number(row.upstream_status),
-    error: row.error === null ? null : String(row.error),
-  };
-}
+const sqliteValues: DialectValues = {
+  flag: (value) => Number(value) === 1,
+  json: <T>(value: unknown) => JSON.parse(String(value)) as T,
+};
+const toSummary = (row: Row): OperationSummary => sharedSummary(row, sqliteValues);

@@ -4,12 +4,12 @@
  * on the same store. Each process gets its own config file in `dir`, so
  * several can start side by side.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { BIN } from './cli.ts';
+import { spawnLogChild } from './log-child.ts';
 
 export interface SpillwayProcess {
   adminUrl: string;
@@ -54,27 +54,10 @@ function start(
 ) {
   const configPath = join(dir, `${command}-${randomBytes(4).toString('hex')}.json`);
   writeFileSync(configPath, JSON.stringify({ adminPort: 0, ...config }));
-  const child = spawn(process.execPath, [BIN, command, '--config', configPath], {
-    env: { ...process.env, SPILLWAY_LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const lines = createInterface({ input: child.stdout! });
-  const ready = new Promise<{ port?: number; adminPort: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${command} did not start within 10 s`)), 10_000);
-    child.once('exit', (code) => reject(new Error(`${command} exited with ${code} before it was ready`)));
-    lines.on('line', (line) => {
-      let entry: { msg?: string; port?: number; adminPort: number };
-      try {
-        entry = JSON.parse(line);
-      } catch {
-        return; // not a log line
-      }
-      if (entry.msg === readyMessage) {
-        clearTimeout(timer);
-        resolve(entry);
-      }
-    });
-  });
-  return { child, exited, ready };
+  return spawnLogChild<{ port?: number; adminPort: number }>(
+    command,
+    [BIN, command, '--config', configPath],
+    { ...process.env, SPILLWAY_LOG_LEVEL: 'info', ...env },
+    (entry) => entry.msg === readyMessage,
+  );
 }

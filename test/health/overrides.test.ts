@@ -83,10 +83,8 @@ describe('health API and overrides', () => {
         assert.equal(body.state, 'forced-async');
         assert.equal(body.reason, 'override forced-async');
         const before = upstream.received.length;
-        const started = performance.now();
         const res = await order(gw);
         assert.equal(res.status, 202);
-        assert.ok(performance.now() - started < 200, 'answered without trying the slow upstream');
         assert.equal(res.headers.get('spillway-failover-reason'), 'override forced-async');
         assert.equal(upstream.received.length, before, 'the upstream was not called');
         assert.equal((await fetch(`${gw.publicUrl}/other`)).status, 200, 'other routes are not affected');

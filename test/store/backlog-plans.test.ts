@@ -66,8 +66,9 @@ describe('backlog-independent plans: SQLite', () => {
         (db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>).map((r) => r.detail);
       const expectations: Record<keyof typeof BACKLOG_SQL, RegExp> = {
         firstGroup: /^SCAN operations USING (COVERING )?INDEX operations_due$/,
-        nextGroup:
-          /^SEARCH operations USING (COVERING )?INDEX operations_due \(\(priority,route\)<\(\?,\?\)\)$/,
+        // Both seeks bounded: a row-value range `(priority,route)<(?,?)` seeks on priority alone and walks
+        // the groups above it entry by entry (8.5 ms per call at 200,000 due, 0.07 ms at 2,000).
+        nextGroup: /^SEARCH operations USING (COVERING )?INDEX operations_due \(priority=\? AND route<\?\)$/,
         dueInGroup:
           /^SEARCH operations USING INDEX operations_due \(priority=\? AND route=\? AND next_attempt_at<\?\)$/,
         handBackExpired: /^SEARCH operations USING INDEX operations_lease_expiry \(lease_expires_at<\?\)$/,
@@ -81,8 +82,18 @@ describe('backlog-independent plans: SQLite', () => {
           details.some((d) => expected.test(d)),
           `${name}: ${JSON.stringify(details)}`,
         );
+        if (name === 'nextGroup')
+          assert.ok(
+            details.some((d) => /INDEX operations_due \(priority<\?\)$/.test(d)),
+            `nextGroup's lower priorities: ${JSON.stringify(details)}`,
+          );
         for (const detail of details) {
           assert.doesNotMatch(detail, /^SCAN operations$/, `${name} scans the table`);
+          assert.doesNotMatch(
+            detail,
+            /\(priority,route\)/,
+            `${name} seeks a row value on its first column only`,
+          );
           if (name !== 'counts') assert.doesNotMatch(detail, /TEMP B-TREE/, `${name} sorts: ${detail}`);
         }
       }

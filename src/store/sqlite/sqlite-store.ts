@@ -619,9 +619,17 @@ export const BACKLOG_SQL = {
   firstGroup: `SELECT priority, route FROM operations INDEXED BY operations_due
     WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
     ORDER BY priority DESC, route DESC LIMIT 1`,
-  nextGroup: `SELECT priority, route FROM operations INDEXED BY operations_due
-    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND (priority, route) < (:priority, :route)
-    ORDER BY priority DESC, route DESC LIMIT 1`,
+  // Two seeks, not a row-value range: SQLite seeks `(priority, route) < (?, ?)` on priority alone and
+  // walks every entry of the groups above it in that priority, the whole backlog at the last group.
+  nextGroup: `SELECT priority, route FROM (
+      SELECT priority, route FROM operations INDEXED BY operations_due
+        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND priority = :priority AND route < :route
+        ORDER BY route DESC LIMIT 1)
+    UNION ALL SELECT priority, route FROM (
+      SELECT priority, route FROM operations INDEXED BY operations_due
+        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND priority < :priority
+        ORDER BY priority DESC, route DESC LIMIT 1)
+    LIMIT 1`,
   dueInGroup: `SELECT id, route, next_attempt_at FROM operations INDEXED BY operations_due
     WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
       AND priority = :priority AND route = :route AND next_attempt_at <= :now

@@ -34,6 +34,8 @@ export function toSummary(row: Row, dialect: DialectValues): OperationSummary {
     error: row.error === null ? null : dialect.json<OperationError>(row.error),
     deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
     failoverReason: row.failover_reason === null ? null : String(row.failover_reason),
+    orderingKey: row.ordering_key === null ? null : String(row.ordering_key),
+    keyBlocked: dialect.flag(row.key_blocked),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };

@@ -87,6 +87,13 @@ export interface Operation {
   attemptsAtRedrive: number;
   /** Epoch ms an operator discarded it as a dead letter: it stays `Failed` and leaves the dead-letter list. */
   discardedAt: number | null;
+  /**
+   * FIFO per key: operations of a route with the same key replay one at a time in capture order
+   * (see `orderingKeyPending`). Scoped to the tenant by the gateway; null: no ordering.
+   */
+  orderingKey: string | null;
+  /** Waiting behind an earlier operation of its ordering key that has not finished: not leased until it has. */
+  keyBlocked: boolean;
   createdAt: number;
   updatedAt: number;
 }
@@ -109,6 +116,12 @@ export interface NewOperation {
   lease?: { owner: string; token: string; expiresAt: number };
   /** Why the request went async, kept for the status monitor and operators. */
   failoverReason?: string | null;
+  /**
+   * Its ordering key: it joins the end of the key's queue, and is blocked while an earlier
+   * operation of the key (same route) has not finished. An adoption is captured with a key only
+   * when none of the key waits (the gateway asks `orderingKeyPending` first).
+   */
+  orderingKey?: string | null;
   /** The sync attempt that failed before capture (`attempts` is then 1): its record, in the capture's commit. */
   firstAttempt?: AttemptRecordInput;
   /**
@@ -425,6 +438,14 @@ export interface OperationStore {
   /** Earliest `nextAttemptAt` of a waiting operation, for the workers' timer. */
   nextDueAt(): Promise<number | undefined>;
   /**
+   * Whether the route's ordering key has an operation not finished: waiting, in flight, or
+   * dead-lettered (a dead letter blocks its key until it is redriven, discarded or purged). A
+   * live request of such a key is captured behind them, never sent ahead. One index probe.
+   */
+  orderingKeyPending(route: string, orderingKey: string): Promise<boolean>;
+  /** Ordering keys blocked by a dead letter at their head, oldest dead letter first, at most `limit`. */
+  blockedOrderingKeys(limit: number): Promise<BlockedOrderingKey[]>;
+  /**
    * Claims due pending webhook deliveries (earliest due first) whose lease is
    * free or expired, for the given endpoints only; concurrent callers in any
    * process never get the same one. An expired lease counts the lost attempt.
@@ -573,6 +594,9 @@ export interface OperationSummary {
   error: OperationError | null;
   deadLetteredAt: number | null;
   failoverReason: string | null;
+  orderingKey: string | null;
+  /** Waiting behind an earlier, unfinished operation of its ordering key. */
+  keyBlocked: boolean;
   createdAt: number;
   updatedAt: number;
 }
@@ -587,6 +611,17 @@ export type DiscardResult =
   | { outcome: 'discarded'; operation: Operation }
   | { outcome: 'unknown' }
   | { outcome: 'refused'; reason: 'not-dead-lettered'; operation: Operation };
+
+/** An ordering key whose head is a dead letter: nothing behind it replays until it is redriven or discarded. */
+export interface BlockedOrderingKey {
+  route: string;
+  orderingKey: string;
+  /** The dead letter at the head. */
+  operationId: string;
+  deadLetteredAt: number;
+  /** Operations of the key waiting behind it. */
+  waiting: number;
+}
 
 export interface RouteCounts {
   /** Not terminal: `NotStarted` or `Running`. */

@@ -15,6 +15,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import pg from 'pg';
 import { StoreUnavailableError } from '../../src/errors.ts';
 import { readMigrations } from '../../src/store/migrations.ts';
 import type { OperationStore } from '../../src/store/port.ts';
@@ -26,6 +27,7 @@ import { closedPort } from '../support/test-upstream.ts';
 import { newOperation, storeConformance } from './conformance.ts';
 import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
+import { orderingConformance } from './ordering-conformance.ts';
 
 const skip = await skipWithoutPostgres('the PostgreSQL store tests');
 
@@ -56,6 +58,11 @@ if (skip) {
   });
 
   drainConformance('postgres', async (clock) => {
+    await empty();
+    return { store: await open(clock), reopen: () => open(clock) };
+  });
+
+  orderingConformance('postgres', async (clock) => {
     await empty();
     return { store: await open(clock), reopen: () => open(clock) };
   });
@@ -92,6 +99,54 @@ if (skip) {
         }
       } finally {
         await Promise.all(stores.map((store) => store.close()));
+      }
+    });
+
+    it('an ordering key’s head finishing waits for a capture of the key in flight, so the capture is not left blocked', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const store = await open(clock);
+      const other = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+      await other.connect();
+      try {
+        await store.capture(newOperation(clock, { orderingKey: 'k' }));
+        const [head] = await store.lease({ owner: 'w', limit: 10, leaseMs: 60_000 });
+        // Another process's capture of the key, placed behind the head and not yet committed.
+        await other.query(`SET search_path TO ${db.schema}`);
+        await other.query('BEGIN');
+        await other.query(
+          `INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
+            status, next_attempt_at, created_at, updated_at, ordering_key)
+          VALUES ('behind', 'default', 'POST', '/p', '', '[]', '\\x00', 'NotStarted', $1, $1, $1, 'k')`,
+          [clock.now()],
+        );
+        let settled = false;
+        const completing = store
+          .complete(head!.id, head!.leaseToken, { status: 200, headers: [], body: Buffer.alloc(0) })
+          .finally(() => {
+            settled = true;
+          });
+        // The finish must wait for the key's lock; without it, it would not see the capture and leave it blocked.
+        const deadline = Date.now() + 10_000;
+        for (;;) {
+          // The ordering keys' lock class (migration 024), waited for.
+          const [waiting] = await db.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = 1397771339 AND NOT granted",
+          );
+          if (waiting!.n > 0 || settled || Date.now() > deadline) break;
+          await new Promise((resolve) => setTimeout(resolve, 20));
+        }
+        await other.query('COMMIT');
+        assert.equal(await completing, true);
+        const leased = await store.lease({ owner: 'w', limit: 10, leaseMs: 60_000 });
+        assert.deepEqual(
+          leased.map((op) => op.id),
+          ['behind'],
+          'the capture that was in flight became the head',
+        );
+      } finally {
+        await other.end();
+        await store.close();
       }
     });
 

@@ -6,6 +6,7 @@ import { tempDir } from '../support/harness.ts';
 import { storeConformance } from './conformance.ts';
 import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
+import { orderingConformance } from './ordering-conformance.ts';
 
 const dir = tempDir();
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,6 +29,14 @@ operatorConformance('sqlite', async (clock) => {
 });
 
 drainConformance('sqlite', async (clock) => {
+  const path = join(dir, `store-${n++}.db`);
+  return {
+    store: new SqliteStore({ path, clock }),
+    reopen: async () => new SqliteStore({ path, clock }),
+  };
+});
+
+orderingConformance('sqlite', async (clock) => {
   const path = join(dir, `store-${n++}.db`);
   return {
     store: new SqliteStore({ path, clock }),

@@ -67,7 +67,7 @@ export const RESUME_REPLAY = 'DELETE FROM route_replay WHERE route = $1';
 export const PAUSED_REPLAYS = 'SELECT route, paused_at FROM route_replay ORDER BY route';
 
 const SUMMARY_COLUMNS = `id, route, method, path, status, attempts, next_attempt_at, lease_owner, outcome_unknown,
-  error, dead_lettered_at, failover_reason, created_at, updated_at`;
+  error, dead_lettered_at, failover_reason, ordering_key, key_blocked, created_at, updated_at`;
 
 /** The list query for a filter, newest first, with the (created_at, id) cursor as a range. */
 export function listStatement(query: OperationQuery): { text: string; values: unknown[] } {

@@ -61,6 +61,7 @@ import { StoreUnavailableError } from '../../errors.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
+  BlockedOrderingKey,
   DisabledWebhookEndpoint,
   DiscardResult,
   FailRecord,
@@ -185,7 +186,8 @@ export class DuplicateOperationError extends Error {
 /** Two index range reads (migrations 015 and 003), grouped by route: never a walk of the table. */
 export const OLDEST_DUE_BY_ROUTE = `SELECT route, min(at) AS at FROM (
                  SELECT route, min(next_attempt_at) AS at FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= $1
+                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
+                     AND next_attempt_at <= $1
                    GROUP BY route
                  UNION ALL
                  SELECT route, min(lease_expires_at) FROM operations
@@ -300,6 +302,8 @@ export class PostgresStore implements OperationStore {
       redrivenAt: null,
       attemptsAtRedrive: 0,
       discardedAt: null,
+      orderingKey: op.orderingKey ?? null,
+      keyBlocked: false,
       createdAt: now,
       updatedAt: now,
     };
@@ -619,6 +623,34 @@ export class PostgresStore implements OperationStore {
     });
   }
 
+  orderingKeyPending(route: string, orderingKey: string): Promise<boolean> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_key_pending',
+        text: KEY_PENDING,
+        values: [route, orderingKey],
+      });
+      return rows.length > 0;
+    });
+  }
+
+  blockedOrderingKeys(limit: number): Promise<BlockedOrderingKey[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_blocked_keys',
+        text: BLOCKED_KEYS,
+        values: [limit],
+      });
+      return (rows as Row[]).map((row) => ({
+        route: String(row.route),
+        orderingKey: String(row.ordering_key),
+        operationId: String(row.id),
+        deadLetteredAt: Number(row.dead_lettered_at),
+        waiting: Number(row.waiting),
+      }));
+    });
+  }
+
   nextDueAt(): Promise<number | undefined> {
     return this.#run(async () => {
       const { rows } = await this.#pool.query({
@@ -626,7 +658,7 @@ export class PostgresStore implements OperationStore {
         // Two index lookups (migration 003) rather than a walk over every waiting operation.
         text: `SELECT least(
                  (SELECT min(next_attempt_at) FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL),
+                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked),
                  (SELECT min(lease_expires_at) FROM operations
                    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL)) AS at`,
       });
@@ -959,10 +991,11 @@ export class PostgresStore implements OperationStore {
     try {
       const inserted = await this.#insertRows(rows);
       for (const pending of rows) {
-        if (inserted.has(pending.row.id)) pending.resolve(pending.row);
-        else pending.reject(duplicateError(pending.row.id));
+        const keyBlocked = inserted.get(pending.row.id);
+        if (keyBlocked === undefined) pending.reject(duplicateError(pending.row.id));
+        else pending.resolve({ ...pending.row, keyBlocked });
       }
-      for (const id of inserted) this.#tell(id);
+      for (const id of inserted.keys()) this.#tell(id);
     } catch (error) {
       const failure = asStoreError(error, this.#location);
       if (failure instanceof StoreUnavailableError || rows.length === 1) {
@@ -974,10 +1007,18 @@ export class PostgresStore implements OperationStore {
     }
   }
 
-  /** One INSERT for every row; resolves with the ids written (the others already existed). */
-  async #insertRows(pending: PendingCapture[]): Promise<Set<string>> {
+  /**
+   * One INSERT for every row; resolves with the ids written (the others already existed), each
+   * with whether it was blocked behind its ordering key's head.
+   */
+  async #insertRows(pending: PendingCapture[]): Promise<Map<string, boolean>> {
     const columns = [...INSERT_COLUMNS, ...KEY_COLUMNS].map(() => [] as unknown[]);
-    for (const { row, idempotency, firstAttempt, webhookSubscriptions, leaseToken } of pending) {
+    // Keyed rows in key order (a stable sort: one key's rows keep their capture order), so that two
+    // batches take their keys' advisory locks (migration 024) in the same order and never deadlock.
+    const keyOf = ({ row }: PendingCapture) =>
+      row.orderingKey === null ? '' : `${row.route}/${row.orderingKey}`;
+    const inKeyOrder = [...pending].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
+    for (const { row, idempotency, firstAttempt, webhookSubscriptions, leaseToken } of inKeyOrder) {
       const values = [
         row.id,
         row.route,
@@ -1002,6 +1043,7 @@ export class PostgresStore implements OperationStore {
         webhookSubscriptions,
         row.failoverReason,
         leaseToken,
+        row.orderingKey,
         idempotency?.key ?? null,
         idempotency?.token ?? null,
         ...attemptValues(firstAttempt).slice(1),
@@ -1011,7 +1053,7 @@ export class PostgresStore implements OperationStore {
       });
     }
     const { rows } = await this.#pool.query({ name: 'spillway_capture', text: INSERT, values: columns });
-    return new Set((rows as Row[]).map((row) => String(row.id)));
+    return new Map((rows as Row[]).map((row) => [String(row.id), row.key_blocked === true]));
   }
 }
 
@@ -1040,6 +1082,8 @@ const INSERT_COLUMNS = [
   ['webhook_subscriptions', 'jsonb'],
   ['failover_reason', 'text'],
   ['lease_token', 'text'],
+  // Its place in the key's queue (key_seq, key_blocked) is set by migration 024's trigger.
+  ['ordering_key', 'text'],
 ] as const;
 
 // The Idempotency-Key claim each capture holds, if any: marked accepted by the same statement; and the
@@ -1062,7 +1106,7 @@ const INSERT = `WITH batch AS (
     INSERT INTO operations (${OPERATION_NAMES}, updated_at)
     SELECT ${OPERATION_NAMES}, created_at FROM batch
     ON CONFLICT (id) DO NOTHING
-    RETURNING id
+    RETURNING id, key_blocked
   ), accepted AS (
     UPDATE idempotency_keys AS k SET state = 'accepted', operation_id = b.id
     FROM batch AS b JOIN inserted USING (id)
@@ -1073,13 +1117,13 @@ const INSERT = `WITH batch AS (
       b.first_error
     FROM batch AS b JOIN inserted USING (id) WHERE b.first_started_at IS NOT NULL
   )
-  SELECT id FROM inserted`;
+  SELECT id, key_blocked FROM inserted`;
 
 // Named, not *, so that a column added by a later migration does not break statements prepared before it.
 const OPERATION_COLUMNS = `id, route, method, path, query, request_headers, request_body, status, attempts,
   next_attempt_at, lease_owner, lease_expires_at, outcome_unknown, result_status, result_headers, result_body,
   error, dead_lettered_at, priority, idempotency_key, tenant, callback_url, traceparent, tracestate, created_at,
-  updated_at, failover_reason, redriven_at, attempts_at_redrive, discarded_at`;
+  updated_at, failover_reason, redriven_at, attempts_at_redrive, discarded_at, ordering_key, key_blocked`;
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL';
 // A lease's writes are fenced by its token: once it was handed back or taken over, they change nothing.
@@ -1087,6 +1131,20 @@ const FENCED = `WHERE id = $1 AND lease_token = $2 AND status = 'Running'`;
 
 /** Expired leases handed back per lease call at most; the rest go at the next. */
 export const HAND_BACK_BATCH = 100;
+
+// An ordering key's queue (migration 024): its unfinished operations and its dead letter, if any.
+const IN_KEY_QUEUE = `(status IN ('NotStarted', 'Running') OR dead_lettered_at IS NOT NULL)`;
+/** One probe of the key-queue index (migration 024). */
+export const KEY_PENDING = `SELECT 1 FROM operations
+  WHERE route = $1 AND ordering_key = $2 AND ${IN_KEY_QUEUE} LIMIT 1`;
+// Dead letters are few (an index of them, migration 001); each blocked key's queue is counted by its index.
+const BLOCKED_KEYS = `SELECT d.id, d.route, d.ordering_key, d.dead_lettered_at,
+    (SELECT count(*) FROM operations AS q
+      WHERE q.route = d.route AND q.ordering_key = d.ordering_key
+        AND (q.status IN ('NotStarted', 'Running') OR q.dead_lettered_at IS NOT NULL)) - 1 AS waiting
+  FROM operations AS d
+  WHERE d.dead_lettered_at IS NOT NULL AND d.ordering_key IS NOT NULL
+  ORDER BY d.dead_lettered_at LIMIT $1`;
 
 // Retention: a range read of the finished-operations index (migration 008), oldest first.
 export const PURGE = `DELETE FROM operations WHERE id IN (SELECT id FROM operations
@@ -1121,18 +1179,18 @@ export const LEASE = `WITH RECURSIVE lost AS (
     WHERE o.id = expired.id
   ), groups AS (
     (SELECT priority, route FROM operations
-      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
       ORDER BY priority DESC, route DESC LIMIT 1)
     UNION ALL
     SELECT next.priority, next.route FROM groups AS g CROSS JOIN LATERAL (
       SELECT priority, route FROM operations
-      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
         AND (priority, route) < (g.priority, g.route)
       ORDER BY priority DESC, route DESC LIMIT 1) AS next
   ), candidates AS (
     SELECT c.id, g.priority, c.next_attempt_at FROM groups AS g CROSS JOIN LATERAL (
       SELECT id, next_attempt_at FROM operations
-      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
         AND (priority, route) >= (g.priority, g.route)
         AND (priority, route, next_attempt_at) <= (g.priority, g.route, $2::bigint)
       ORDER BY priority, route, next_attempt_at LIMIT $4
@@ -1198,6 +1256,8 @@ function toOperation(row: Row): Operation {
     redrivenAt: row.redriven_at == null ? null : Number(row.redriven_at),
     attemptsAtRedrive: Number(row.attempts_at_redrive ?? 0),
     discardedAt: row.discarded_at == null ? null : Number(row.discarded_at),
+    orderingKey: row.ordering_key == null ? null : String(row.ordering_key),
+    keyBlocked: row.key_blocked === true,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };

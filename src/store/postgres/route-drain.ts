@@ -5,11 +5,13 @@
  * upstream is back.
  */
 
-// The partial index on next_attempt_at (003) finds the waiting rows; the route narrows them.
+// The partial index on next_attempt_at (003, 024) finds the waiting rows; the route narrows them.
+// Operations blocked behind their ordering key's head are not brought forward: they are not next.
 // SKIP LOCKED: rows a concurrent lease is taking are left to it.
 export const BRING_FORWARD = `UPDATE operations SET next_attempt_at = $2, updated_at = $2
   WHERE id IN (SELECT id FROM operations
-    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at > $2 AND route = $1
+    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
+      AND next_attempt_at > $2 AND route = $1
     ORDER BY priority DESC, created_at, id LIMIT $3
     FOR UPDATE SKIP LOCKED)`;
 

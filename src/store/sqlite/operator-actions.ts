@@ -20,7 +20,7 @@ import type {
 type Row = Record<string, SQLInputValue>;
 
 const SUMMARY_COLUMNS = `id, route, method, path, status, attempts, next_attempt_at, lease_owner, outcome_unknown,
-  error, dead_lettered_at, failover_reason, created_at, updated_at`;
+  error, dead_lettered_at, failover_reason, ordering_key, key_blocked, created_at, updated_at`;
 
 export function prepareOperatorActions(db: DatabaseSync) {
   const sql = {

@@ -12,10 +12,12 @@ type Row = Record<string, SQLInputValue>;
 
 export function prepareRouteDrain(db: DatabaseSync) {
   const sql = {
-    // The partial index on next_attempt_at (003) finds the waiting rows; the route narrows them.
+    // The partial index on next_attempt_at (003, 024) finds the waiting rows; the route narrows them.
+    // Operations blocked behind their ordering key's head are not brought forward: they are not next.
     bringForward: db.prepare(`UPDATE operations SET next_attempt_at = :now, updated_at = :now
       WHERE id IN (SELECT id FROM operations
-        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at > :now
+        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND key_blocked = 0
+          AND next_attempt_at > :now
           AND route = :route
         ORDER BY priority DESC, created_at, id LIMIT :limit)`),
     setHealth: db.prepare(`INSERT INTO route_health (route, state, cause, since, until, updated_at)

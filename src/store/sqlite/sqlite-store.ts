@@ -21,6 +21,7 @@ import { readMigrations } from '../migrations.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
+  BlockedOrderingKey,
   DisabledWebhookEndpoint,
   DiscardResult,
   FailRecord,
@@ -150,6 +151,8 @@ export class SqliteStore implements OperationStore {
         redrivenAt: null,
         attemptsAtRedrive: 0,
         discardedAt: null,
+        orderingKey: op.orderingKey ?? null,
+        keyBlocked: false,
         createdAt: now,
         updatedAt: now,
       };
@@ -179,8 +182,12 @@ export class SqliteStore implements OperationStore {
         traceparent: row.traceparent,
         tracestate: row.tracestate,
         failover_reason: row.failoverReason,
+        ordering_key: row.orderingKey,
         created_at: now,
       });
+      // Placed at the end of its key's queue by the INSERT itself (blocked behind an unfinished one).
+      if (row.orderingKey !== null)
+        row.keyBlocked = Number((this.#sql.keyBlocked.get({ id: row.id }) as Row).key_blocked) === 1;
       if (op.firstAttempt) this.#operator.logAttempt(row.id, op.firstAttempt);
       if (op.idempotency) this.#sql.acceptKey.run({ ...op.idempotency, id: row.id });
       return row;
@@ -364,6 +371,22 @@ export class SqliteStore implements OperationStore {
   watch(listener: (operationId: string) => void): () => void {
     this.#watchers.add(listener);
     return () => this.#watchers.delete(listener);
+  }
+
+  async orderingKeyPending(route: string, orderingKey: string): Promise<boolean> {
+    this.#assertOpen();
+    return this.#sql.keyPending.get({ route, ordering_key: orderingKey }) !== undefined;
+  }
+
+  async blockedOrderingKeys(limit: number): Promise<BlockedOrderingKey[]> {
+    this.#assertOpen();
+    return (this.#sql.blockedKeys.all({ limit }) as Row[]).map((row) => ({
+      route: String(row.route),
+      orderingKey: String(row.ordering_key),
+      operationId: String(row.id),
+      deadLetteredAt: Number(row.dead_lettered_at),
+      waiting: Number(row.waiting),
+    }));
   }
 
   async nextDueAt(): Promise<number | undefined> {
@@ -597,6 +620,13 @@ function migrate(db: DatabaseSync): void {
 }
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL';
+/**
+ * Waiting, unleased and not blocked behind its ordering key's head: the rows of the due indexes
+ * (migration 024), each of which a statement must name in full for SQLite to read that index.
+ */
+export const FREE = `status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND key_blocked = 0`;
+/** In its ordering key's queue: not finished, or a dead letter (which blocks its key). */
+const IN_KEY_QUEUE = `(status IN ('NotStarted', 'Running') OR dead_lettered_at IS NOT NULL)`;
 
 /**
  * The statements whose cost must not grow with the backlog (docs/scaling.md,
@@ -617,21 +647,21 @@ export const BACKLOG_SQL = {
   // The walk of the due index (migration 008) that dueInReplayOrder makes: the first (priority, route)
   // group of free operations, the next one below a group, and a group's due operations in due order.
   firstGroup: `SELECT priority, route FROM operations INDEXED BY operations_due
-    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+    WHERE ${FREE}
     ORDER BY priority DESC, route DESC LIMIT 1`,
   // Two seeks, not a row-value range: SQLite seeks `(priority, route) < (?, ?)` on priority alone and
   // walks every entry of the groups above it in that priority, the whole backlog at the last group.
   nextGroup: `SELECT priority, route FROM (
       SELECT priority, route FROM operations INDEXED BY operations_due
-        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND priority = :priority AND route < :route
+        WHERE ${FREE} AND priority = :priority AND route < :route
         ORDER BY route DESC LIMIT 1)
     UNION ALL SELECT priority, route FROM (
       SELECT priority, route FROM operations INDEXED BY operations_due
-        WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND priority < :priority
+        WHERE ${FREE} AND priority < :priority
         ORDER BY priority DESC, route DESC LIMIT 1)
     LIMIT 1`,
   dueInGroup: `SELECT id, route, next_attempt_at FROM operations INDEXED BY operations_due
-    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+    WHERE ${FREE}
       AND priority = :priority AND route = :route AND next_attempt_at <= :now
     ORDER BY next_attempt_at LIMIT :limit`,
   // Retention: a range read of the finished-operations index (migration 008).
@@ -658,14 +688,29 @@ function prepareStatements(db: DatabaseSync) {
         lease_expires_at = :expires, updated_at = :now
       WHERE id = :id
       RETURNING *`),
+    // A keyed capture joins the end of its key's queue (migration 024), blocked if the queue is not empty.
     insert: db.prepare(`INSERT INTO operations (id, route, method, path, query, request_headers, request_body,
         status, attempts, next_attempt_at, lease_owner, lease_expires_at, lease_token, outcome_unknown, priority,
         idempotency_key, tenant, callback_url, webhook_subscriptions, traceparent, tracestate, failover_reason,
-        created_at, updated_at)
-      VALUES (:id, :route, :method, :path, :query, :request_headers, :request_body, :status, :attempts,
+        ordering_key, key_seq, key_blocked, created_at, updated_at)
+      SELECT :id, :route, :method, :path, :query, :request_headers, :request_body, :status, :attempts,
         :next_attempt_at, :lease_owner, :lease_expires_at, :lease_token, :outcome_unknown, :priority, :idempotency_key,
         :tenant, :callback_url, :webhook_subscriptions, :traceparent, :tracestate, :failover_reason,
-        :created_at, :created_at)`),
+        :ordering_key, CASE WHEN :ordering_key IS NOT NULL THEN coalesce(last, 0) + 1 END, last IS NOT NULL,
+        :created_at, :created_at
+      FROM (SELECT max(key_seq) AS last FROM operations INDEXED BY operations_key_queue
+        WHERE route = :route AND ordering_key = :ordering_key AND ${IN_KEY_QUEUE})`),
+    keyBlocked: db.prepare('SELECT key_blocked FROM operations WHERE id = :id'),
+    keyPending: db.prepare(`SELECT 1 FROM operations INDEXED BY operations_key_queue
+      WHERE route = :route AND ordering_key = :ordering_key AND ${IN_KEY_QUEUE} LIMIT 1`),
+    // Dead letters are few (an index of them, migration 001); each blocked key's queue is counted by its index.
+    blockedKeys: db.prepare(`SELECT d.id, d.route, d.ordering_key, d.dead_lettered_at,
+        (SELECT count(*) FROM operations AS q INDEXED BY operations_key_queue
+          WHERE q.route = d.route AND q.ordering_key = d.ordering_key
+            AND (q.status IN ('NotStarted', 'Running') OR q.dead_lettered_at IS NOT NULL)) - 1 AS waiting
+      FROM operations AS d INDEXED BY operations_dead_lettered
+      WHERE d.dead_lettered_at IS NOT NULL AND d.ordering_key IS NOT NULL
+      ORDER BY d.dead_lettered_at LIMIT :limit`),
     // A claim takes a free key, or one whose record expired or whose claimant's lock lapsed.
     claimKey:
       db.prepare(`INSERT INTO idempotency_keys (key, token, fingerprint, state, locked_until, expires_at,
@@ -715,7 +760,7 @@ function prepareStatements(db: DatabaseSync) {
     oldestDueByRoute: db.prepare(OLDEST_DUE_BY_ROUTE),
     nextDue: db.prepare(`SELECT min(at) AS at FROM (
         SELECT min(next_attempt_at) AS at FROM operations
-          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL
+          WHERE ${FREE}
         UNION ALL
         SELECT min(lease_expires_at) FROM operations
           WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL)`),
@@ -725,7 +770,7 @@ function prepareStatements(db: DatabaseSync) {
 /** Two index range reads (migrations 015 and 003), grouped by route: never a walk of the table. */
 export const OLDEST_DUE_BY_ROUTE = `SELECT route, min(at) AS at FROM (
         SELECT route, min(next_attempt_at) AS at FROM operations INDEXED BY operations_due_by_route
-          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND next_attempt_at <= :now
+          WHERE ${FREE} AND next_attempt_at <= :now
           GROUP BY route
         UNION ALL
         SELECT route, min(lease_expires_at) FROM operations INDEXED BY operations_lease_expiry
@@ -806,6 +851,8 @@ function toOperation(row: Row): Operation {
     redrivenAt: row.redriven_at === null ? null : Number(row.redriven_at),
     attemptsAtRedrive: Number(row.attempts_at_redrive),
     discardedAt: row.discarded_at === null ? null : Number(row.discarded_at),
+    orderingKey: row.ordering_key === null ? null : String(row.ordering_key),
+    keyBlocked: Number(row.key_blocked) === 1,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };

@@ -522,6 +522,50 @@ export interface OperationStore {
   setRouteHealth(route: string, health: StoredRouteHealth): Promise<void>;
   /** Every route's health as last written by a gateway, by route name. */
   routeHealth(): Promise<Record<string, StoredRouteHealth>>;
+
+  // Stale copies (stale-if-error, src/engine/stale-copies.ts; migration 022).
+
+  /**
+   * Keeps `copy` as the copy of its resource and variant, unless the copy kept
+   * there is newer (`storedAt`): answers that arrive out of order never roll a
+   * copy back. Then evicts least recently used copies until at most
+   * `bounds.maxEntries` copies of `bounds.maxBytes` bytes in all are kept;
+   * resolves with how many were evicted.
+   */
+  keepStaleCopy(copy: StaleCopy, bounds: StaleCopyBounds): Promise<{ kept: boolean; evicted: number }>;
+  /** Every variant kept of a resource (few: one per set of values of the fields its Vary names). */
+  staleCopies(resource: string): Promise<StaleCopy[]>;
+  /** A copy was answered with: it becomes the most recently used (LRU). */
+  useStaleCopy(resource: string, variant: string, now: number): Promise<void>;
+  /** Forgets every variant of a resource (its answer is no longer to be kept); resolves with how many. */
+  dropStaleCopies(resource: string): Promise<number>;
+  /** Deletes copies expired at `now`, at most `limit`, oldest first; resolves with how many. Index-backed. */
+  purgeStaleCopies(now: number, limit: number): Promise<number>;
+}
+
+/** The last 2xx answer to a GET or HEAD, kept to answer with while the upstream cannot. */
+export interface StaleCopy {
+  /** Digest of tenant, method, path and query (src/policy/stale-if-error.ts). */
+  resource: string;
+  /** Digest of the values of the request fields `vary` names. */
+  variant: string;
+  route: string;
+  /** The request fields (lower-case) the answer's Vary names. */
+  vary: readonly string[];
+  response: StoredResponse;
+  /** Epoch ms the answer was received. */
+  storedAt: number;
+  /** Seconds: the upstream's own Age when it was received (RFC 9111 §4.2.3). */
+  initialAge: number;
+  /** Epoch ms past which it is never answered with (purged by retention). */
+  expiresAt: number;
+  /** Epoch ms it was last kept or answered with (LRU). */
+  lastUsedAt: number;
+}
+
+export interface StaleCopyBounds {
+  maxEntries: number;
+  maxBytes: number;
 }
 
 /**

@@ -28,6 +28,7 @@ import { newOperation, storeConformance } from './conformance.ts';
 import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 import { orderingConformance } from './ordering-conformance.ts';
+import { staleCopyConformance } from './stale-copy-conformance.ts';
 
 const skip = await skipWithoutPostgres('the PostgreSQL store tests');
 
@@ -39,7 +40,7 @@ if (skip) {
     PostgresStore.open({ url: db.url, clock, poolSize: 4, ...options });
   const empty = () =>
     db.query(
-      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys, ${db.schema}.route_replay, ${db.schema}.route_health CASCADE`,
+      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys, ${db.schema}.route_replay, ${db.schema}.route_health, ${db.schema}.stale_copies CASCADE`,
     );
 
   before(async () => {
@@ -63,6 +64,11 @@ if (skip) {
   });
 
   orderingConformance('postgres', async (clock) => {
+    await empty();
+    return { store: await open(clock), reopen: () => open(clock) };
+  });
+
+  staleCopyConformance('postgres', async (clock) => {
     await empty();
     return { store: await open(clock), reopen: () => open(clock) };
   });

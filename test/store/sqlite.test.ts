@@ -7,6 +7,7 @@ import { storeConformance } from './conformance.ts';
 import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 import { orderingConformance } from './ordering-conformance.ts';
+import { staleCopyConformance } from './stale-copy-conformance.ts';
 
 const dir = tempDir();
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -37,6 +38,14 @@ drainConformance('sqlite', async (clock) => {
 });
 
 orderingConformance('sqlite', async (clock) => {
+  const path = join(dir, `store-${n++}.db`);
+  return {
+    store: new SqliteStore({ path, clock }),
+    reopen: async () => new SqliteStore({ path, clock }),
+  };
+});
+
+staleCopyConformance('sqlite', async (clock) => {
   const path = join(dir, `store-${n++}.db`);
   return {
     store: new SqliteStore({ path, clock }),

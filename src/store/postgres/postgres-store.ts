@@ -83,6 +83,8 @@ import type {
   RetryRecord,
   RouteCounts,
   RouteOverride,
+  StaleCopy,
+  StaleCopyBounds,
   StatusCounts,
   StoredResponse,
   StoredRouteHealth,
@@ -95,6 +97,7 @@ import type {
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import { storedRouteHealthOf } from '../route-health-row.ts';
+import { EVICT_STALE_COPIES, staleCopyOf, staleCopySize } from '../stale-copy-row.ts';
 import {
   asStoreError,
   createPool,
@@ -121,6 +124,13 @@ import {
   withAttemptLog,
 } from './operator-actions.ts';
 import { BRING_FORWARD, ROUTE_HEALTH, SET_ROUTE_HEALTH } from './route-drain.ts';
+import {
+  DROP_STALE_COPIES,
+  KEEP_STALE_COPY,
+  PURGE_STALE_COPIES,
+  STALE_COPIES,
+  USE_STALE_COPY,
+} from './stale-copies.ts';
 import {
   DISABLED_WEBHOOK_ENDPOINTS,
   ENABLE_WEBHOOK_ENDPOINT,
@@ -869,6 +879,64 @@ export class PostgresStore implements OperationStore {
       const { rows } = await this.#pool.query({ name: 'spillway_route_health', text: ROUTE_HEALTH });
       return Object.fromEntries((rows as Row[]).map((row) => [String(row.route), storedRouteHealthOf(row)]));
     });
+  }
+
+  keepStaleCopy(copy: StaleCopy, bounds: StaleCopyBounds): Promise<{ kept: boolean; evicted: number }> {
+    return this.#run(async () => {
+      const { rowCount } = await this.#pool.query({
+        name: 'spillway_keep_stale_copy',
+        text: KEEP_STALE_COPY,
+        values: [
+          copy.resource,
+          copy.variant,
+          copy.route,
+          JSON.stringify(copy.vary),
+          copy.response.status,
+          JSON.stringify(copy.response.headers),
+          copy.response.body,
+          staleCopySize(copy),
+          copy.storedAt,
+          copy.initialAge,
+          copy.expiresAt,
+          copy.lastUsedAt,
+        ],
+      });
+      const evicted = await this.#pool.query({
+        name: 'spillway_evict_stale_copies',
+        text: EVICT_STALE_COPIES,
+        values: [bounds.maxEntries, bounds.maxBytes],
+      });
+      return { kept: rowCount === 1, evicted: evicted.rowCount ?? 0 };
+    });
+  }
+
+  staleCopies(resource: string): Promise<StaleCopy[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query({
+        name: 'spillway_stale_copies',
+        text: STALE_COPIES,
+        values: [resource],
+      });
+      return (rows as Row[]).map((row) => staleCopyOf(row, (value) => value));
+    });
+  }
+
+  useStaleCopy(resource: string, variant: string, now: number): Promise<void> {
+    return this.#run(async () => {
+      await this.#pool.query({
+        name: 'spillway_use_stale_copy',
+        text: USE_STALE_COPY,
+        values: [resource, variant, now],
+      });
+    });
+  }
+
+  dropStaleCopies(resource: string): Promise<number> {
+    return this.#run(async () => (await this.#pool.query(DROP_STALE_COPIES, [resource])).rowCount ?? 0);
+  }
+
+  purgeStaleCopies(now: number, limit: number): Promise<number> {
+    return this.#run(async () => (await this.#pool.query(PURGE_STALE_COPIES, [now, limit])).rowCount ?? 0);
   }
 
   pausedReplays(): Promise<Record<string, number>> {

@@ -43,6 +43,8 @@ import type {
   RetryRecord,
   RouteCounts,
   RouteOverride,
+  StaleCopy,
+  StaleCopyBounds,
   StatusCounts,
   StoredResponse,
   StoredRouteHealth,
@@ -56,6 +58,7 @@ import type {
 import { emptyStatusCounts } from '../port.ts';
 import { prepareOperatorActions } from './operator-actions.ts';
 import { prepareRouteDrain } from './route-drain.ts';
+import { prepareStaleCopies } from './stale-copies.ts';
 import { StoreLock } from './store-lock.ts';
 import { prepareWebhookOutbox } from './webhook-outbox.ts';
 
@@ -89,6 +92,7 @@ export class SqliteStore implements OperationStore {
   readonly #webhooks: ReturnType<typeof prepareWebhookOutbox>;
   readonly #operator: ReturnType<typeof prepareOperatorActions>;
   readonly #drain: ReturnType<typeof prepareRouteDrain>;
+  readonly #stale: ReturnType<typeof prepareStaleCopies>;
   #queue: QueuedWrite[] = [];
   /** Operations the current batch touched: their watchers hear of them once it commits. */
   #touched = new Set<string>();
@@ -118,6 +122,7 @@ export class SqliteStore implements OperationStore {
       this.#webhooks = prepareWebhookOutbox(this.#db);
       this.#operator = prepareOperatorActions(this.#db);
       this.#drain = prepareRouteDrain(this.#db);
+      this.#stale = prepareStaleCopies(this.#db);
     } catch (error) {
       this.#lock?.release(); // a store that failed to open holds nothing
       throw error;
@@ -518,6 +523,27 @@ export class SqliteStore implements OperationStore {
   async routeHealth(): Promise<Record<string, StoredRouteHealth>> {
     this.#assertOpen();
     return this.#drain.routeHealth();
+  }
+
+  keepStaleCopy(copy: StaleCopy, bounds: StaleCopyBounds): Promise<{ kept: boolean; evicted: number }> {
+    return this.#write(() => this.#stale.keep(copy, bounds)) as Promise<{ kept: boolean; evicted: number }>;
+  }
+
+  async staleCopies(resource: string): Promise<StaleCopy[]> {
+    this.#assertOpen();
+    return this.#stale.copies(resource);
+  }
+
+  useStaleCopy(resource: string, variant: string, now: number): Promise<void> {
+    return this.#write(() => this.#stale.use(resource, variant, now)) as Promise<void>;
+  }
+
+  dropStaleCopies(resource: string): Promise<number> {
+    return this.#write(() => this.#stale.drop(resource)) as Promise<number>;
+  }
+
+  purgeStaleCopies(now: number, limit: number): Promise<number> {
+    return this.#write(() => this.#stale.purge(now, limit)) as Promise<number>;
   }
 
   /** Flushes queued writes, then closes the file. Safe to call twice. */

@@ -1,0 +1,44 @@
+/**
+ * The stale-copy row as both adapters read it, and the eviction both run:
+ * each dialect passes only how it reads JSON.
+ */
+import type { StaleCopy } from './port.ts';
+
+type Row = Record<string, unknown>;
+
+/**
+ * Least recently used copies past the bounds, in one statement both dialects
+ * run: walk the copies newest use first (the LRU index), counting entries and
+ * bytes, and delete every one past either bound. $1 entries, $2 bytes.
+ */
+export const EVICT_STALE_COPIES = `DELETE FROM stale_copies WHERE (resource, variant) IN (
+    SELECT resource, variant FROM (
+      SELECT resource, variant,
+        row_number() OVER (ORDER BY last_used_at DESC, resource DESC, variant DESC) AS entries,
+        sum(size) OVER (ORDER BY last_used_at DESC, resource DESC, variant DESC) AS bytes
+      FROM stale_copies) AS ranked
+    WHERE entries > $1 OR bytes > $2)`;
+
+/** What a copy counts against `staleCache.maxBytes`: its body and its header section. */
+export function staleCopySize(copy: StaleCopy): number {
+  return copy.response.body.byteLength + JSON.stringify(copy.response.headers).length;
+}
+
+export function staleCopyOf(row: Row, json: (value: unknown) => unknown): StaleCopy {
+  const body = row.body as Uint8Array;
+  return {
+    resource: String(row.resource),
+    variant: String(row.variant),
+    route: String(row.route),
+    vary: json(row.vary) as string[],
+    response: {
+      status: Number(row.status),
+      headers: json(row.headers) as Array<[string, string]>,
+      body: new Uint8Array(body.buffer, body.byteOffset, body.byteLength),
+    },
+    storedAt: Number(row.stored_at),
+    initialAge: Number(row.initial_age),
+    expiresAt: Number(row.expires_at),
+    lastUsedAt: Number(row.last_used_at),
+  };
+}

@@ -91,6 +91,30 @@ describe('buildConfig', () => {
         { ...base, routeDefaults: { health: { tripp: {} } } },
         /Unknown option "routeDefaults\.health\.tripp"/,
       ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', staleIfErrorMs: 0 }] },
+        /routes\[0\]\.staleIfErrorMs must be an integer from 1 .* got 0/,
+      ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', fallback: { timeoutMs: 5 } }] },
+        /routes\[0\]\.fallback needs a path, or a status and body/,
+      ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', fallback: { path: 'cached?x=1' } }] },
+        /routes\[0\]\.fallback\.path must be a path like "\/prices\/cached" \(no query\), got "cached\?x=1"/,
+      ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', fallback: { status: 503, body: '' } }] },
+        /routes\[0\]\.fallback\.status must be an integer from 200 to 299, got 503/,
+      ],
+      [
+        { ...base, routeDefaults: { fallback: { body: 'x', bogus: 1 } } },
+        /Unknown option "routeDefaults\.fallback\.bogus"/,
+      ],
+      [
+        { ...base, staleCache: { maxEntries: 0 } },
+        /staleCache\.maxEntries must be an integer from 1 .* got 0/,
+      ],
       [{ ...base, routeDefaults: { health: { probeShare: 0 } } }, /probeShare must be above 0, got 0/],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', health: { revert: { errorRate: 0.5 } } }] },

@@ -10,10 +10,11 @@ import { CALLBACK_ENDPOINT, ENDPOINT_NAME } from '../delivery/webhooks/message.t
 import { STANDARD_DELAYS_MS } from '../delivery/webhooks/schedule.ts';
 import { parseWebhookSecrets } from '../delivery/webhooks/signing.ts';
 import type { WebhookConfig, WebhookSubscription } from '../delivery/webhooks/webhooks.ts';
+import type { StaleCacheBounds } from '../engine/stale-copies.ts';
 import type { ForwardedHeaders } from '../gateway/forwarding.ts';
 import { compileMatcher } from '../policy/route-match.ts';
-import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { WebhookEventName } from '../store/port.ts';
+import type { Fallback, RoutePolicy } from '../policy/route-policy.ts';
+import type { HeaderList, StoredResponse, WebhookEventName } from '../store/port.ts';
 
 export const MiB = 1024 * 1024;
 
@@ -87,6 +88,18 @@ export const routeDefaults = {
     /** Share of healthy traffic sent async on purpose to keep that path exercised. */
     drillShare: 0,
   },
+  /**
+   * Stale-if-error for GET and HEAD: keep the last 2xx answer, and answer with one younger than this
+   * (with Age and Cache-Status) instead of a 202 or a problem, capturing a refresh. Off by default.
+   */
+  staleIfErrorMs: undefined as number | undefined,
+  /** Keep answers marked Cache-Control no-store or private as stale copies too (copies are per tenant). */
+  staleKeepsPrivate: false,
+  /**
+   * What a GET or HEAD gets at once when no stale copy is young enough: {path?, timeoutMs?, status?,
+   * headers?, body?}. `path` (on the upstream, asked first, 1 s by default) or the configured answer. None by default.
+   */
+  fallback: undefined as Record<string, unknown> | undefined,
   /** Request headers stored with a capture and sent on replay (names, case-insensitive). */
   captureHeaders: [
     'accept',
@@ -204,6 +217,15 @@ export const defaults = {
     /** Configured receivers of every operation's terminal event: [{name, url, secrets?, routes?, events?}]. */
     subscriptions: [] as Array<Record<string, unknown>>,
   },
+  /** Stale copies of the routes with staleIfErrorMs, kept in the store, least recently used evicted first. */
+  staleCache: {
+    /** Copies kept at most, all routes and tenants together. */
+    maxEntries: 10_000,
+    /** Bytes of copies (bodies and header sections) kept at most. */
+    maxBytes: 64 * MiB,
+    /** A larger answer is not kept (it is buffered on its way to the client). */
+    maxCopyBytes: MiB,
+  },
   /** On SIGTERM: how long /readyz answers 503 while the gateway still serves, so load balancers stop sending first. */
   shutdownDelayMs: 0,
   /** On SIGTERM: how long in-flight work may take to finish before leases are handed back. */
@@ -246,6 +268,7 @@ export interface GatewayConfig {
   };
   corsOrigins: ReadonlySet<string>;
   webhooks: WebhookConfig;
+  staleCache: StaleCacheBounds;
   /** Matched in order; the last is the catch-all `default` route. */
   routes: RoutePolicy[];
 }
@@ -344,6 +367,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     },
     corsOrigins: originsAt(raw),
     webhooks: buildWebhooks(objectAt(raw, 'webhooks')),
+    staleCache: buildStaleCache(objectAt(raw, 'staleCache')),
     shutdownGraceMs: intAt(raw, 'shutdownGraceMs', defaults.shutdownGraceMs, 0),
     routes: [],
   };
@@ -465,6 +489,77 @@ function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
     priority: intAt(raw, 'priority', undefined, -1_000_000, 1_000_000, at),
     captureHeaders: new Set((headers as string[]).map((h) => h.toLowerCase())),
     health: buildHealth(objectAt(raw, 'health', at), `${at}health.`),
+    ...staleOptions(raw, at),
+  };
+}
+
+// Stale-if-error and fallbacks (src/engine/stale-copies.ts): the route options and staleCache.
+
+function staleOptions(
+  raw: Record<string, unknown>,
+  at: string,
+): Pick<RoutePolicy, 'staleIfErrorMs' | 'staleKeepsPrivate' | 'fallback'> {
+  return {
+    staleIfErrorMs:
+      raw.staleIfErrorMs === undefined || raw.staleIfErrorMs === null
+        ? undefined
+        : intAt(raw, 'staleIfErrorMs', undefined, 1, undefined, at),
+    staleKeepsPrivate: boolAt(raw, 'staleKeepsPrivate', at),
+    fallback: buildFallback(raw.fallback, `${at}fallback.`),
+  };
+}
+
+const fallbackKeys = ['path', 'timeoutMs', 'status', 'headers', 'body'];
+
+function buildFallback(value: unknown, at: string): Fallback | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (!isObject(value)) throw new ConfigError(`${at.slice(0, -1)} must be an object, got ${show(value)}.`);
+  for (const key of Object.keys(value)) {
+    if (!fallbackKeys.includes(key))
+      throw new ConfigError(`Unknown option "${at}${key}". Known: ${fallbackKeys.join(', ')}.`);
+  }
+  const path = value.path === undefined ? undefined : stringAt(value, 'path', undefined, at);
+  if (path !== undefined && !/^\/[^?#\s]*$/.test(path))
+    throw new ConfigError(`${at}path must be a path like "/prices/cached" (no query), got ${show(path)}.`);
+  const hasAnswer = value.status !== undefined || value.body !== undefined || value.headers !== undefined;
+  if (path === undefined && !hasAnswer)
+    throw new ConfigError(`${at.slice(0, -1)} needs a path, or a status and body, got ${show(value)}.`);
+  let response: StoredResponse | undefined;
+  if (hasAnswer) {
+    const status = intAt(value, 'status', 200, 200, 299, at);
+    const headers = value.headers ?? {};
+    if (!isObject(headers) || !Object.values(headers).every((v) => typeof v === 'string'))
+      throw new ConfigError(
+        `${at}headers must be an object of header names to strings, got ${show(headers)}.`,
+      );
+    const fields: HeaderList = Object.entries(headers as Record<string, string>).map(([n, v]) => [
+      n.toLowerCase(),
+      v,
+    ]);
+    for (const [name] of fields) {
+      if (!/^[!#-'*+.^`|~\w-]+$/.test(name))
+        throw new ConfigError(`${at}headers has a name that is no header name: ${show(name)}.`);
+    }
+    // A JSON value that is not a string is sent as JSON.
+    const text = typeof value.body === 'string' ? value.body : JSON.stringify(value.body ?? null);
+    if (typeof value.body !== 'string' && !fields.some(([n]) => n === 'content-type'))
+      fields.push(['content-type', 'application/json']);
+    response = { status, headers: fields, body: new Uint8Array(Buffer.from(text)) };
+  }
+  return { path, timeoutMs: intAt(value, 'timeoutMs', 1_000, 1, 60_000, at), response };
+}
+
+function buildStaleCache(raw: Record<string, unknown>): StaleCacheBounds {
+  const d = defaults.staleCache;
+  for (const key of Object.keys(raw)) {
+    if (!(key in d))
+      throw new ConfigError(`Unknown option "staleCache.${key}". Known: ${Object.keys(d).join(', ')}.`);
+  }
+  const int = (key: keyof typeof d, min: number) => intAt(raw, key, d[key], min, undefined, 'staleCache.');
+  return {
+    maxEntries: int('maxEntries', 1),
+    maxBytes: int('maxBytes', 1),
+    maxCopyBytes: int('maxCopyBytes', 0),
   };
 }
 

@@ -247,6 +247,10 @@ export function createSpillway(options: CreateSpillwayOptions = {}): EmbeddedSpi
           }
           case 'accepted':
             return { status: 'accepted', id: answer.operation.id };
+          case 'partial':
+            // Never for a function (a POST that does not ask for partial answers); its operation is the call's.
+            if (answer.operation) return { status: 'accepted', id: answer.operation.id };
+            throw new StoreUnavailableError(`${name}: ${answer.reason}`);
           case 'failed':
             // Nothing was stored: the caller must know that no run will follow.
             throw new StoreUnavailableError(`${name}: ${answer.detail}`);

@@ -54,6 +54,7 @@ import {
   traceHeadersOf,
   withTraceHeaders,
 } from './spans.ts';
+import type { PartialAnswer, StaleCopies } from './stale-copies.ts';
 import {
   describeError,
   type ForwardRequest,
@@ -86,13 +87,24 @@ export interface Submission {
   webhooks?: { callbackUrl: string | null; subscriptions: readonly WebhookTarget[] };
   /** The incoming request's trace context (its span); default: from the request's traceparent. */
   trace?: Context;
+  /**
+   * The client takes a stale copy or a fallback at once instead of a 202 or a
+   * problem (it sent neither `Prefer: respond-async` nor `max-stale=0`).
+   */
+  acceptsPartial?: boolean;
 }
 
 export type EngineAnswer =
   | { kind: 'sync'; response: UpstreamResponse }
   /** Captured; `reason` says why the request went async (for the Spillway-Failover-Reason header). */
-  | { kind: 'accepted'; operation: Operation; reason: string }
-  | { kind: 'failed'; code: ErrorCode; detail: string; retryAfterSeconds?: number };
+  | { kind: 'accepted'; operation: Operation; reason: string; cause: CaptureReason }
+  | { kind: 'failed'; code: ErrorCode; detail: string; retryAfterSeconds?: number }
+  /**
+   * A read answered at once with a stale copy or a fallback (src/engine/stale-copies.ts)
+   * instead of the 202 (`operation`, whose result will be the fresh answer) or the
+   * problem (`operation` null) it would have had; `reason` says why, as for a 202.
+   */
+  | { kind: 'partial'; answer: PartialAnswer; operation: Operation | null; reason: string };
 
 export interface FailoverEngineOptions {
   store: OperationStore;
@@ -109,6 +121,8 @@ export interface FailoverEngineOptions {
   backlog?: BacklogBound;
   /** Where captures, sync attempts and adopted attempts are told (logs, metrics). */
   events?: LifecycleEvents;
+  /** Stale copies and fallbacks for reads (routes with staleIfErrorMs or a fallback). */
+  staleCopies?: StaleCopies;
   random?: () => number;
 }
 
@@ -145,6 +159,60 @@ export class FailoverEngine {
   }
 
   async submit(submission: Submission): Promise<EngineAnswer> {
+    const answer = await this.#submit(submission);
+    const copies = this.#options.staleCopies;
+    // A drill exercises the async path on purpose while the upstream is healthy: no stale answer for it.
+    if (answer.kind === 'sync' || answer.kind === 'partial' || !copies || !submission.acceptsPartial)
+      return answer;
+    if (answer.kind === 'accepted' && answer.cause === 'drill') return answer;
+    return this.#partial(submission, answer, copies);
+  }
+
+  /**
+   * Instead of a 202 or a problem, a stale copy or the route's fallback, when
+   * there is one; the captured operation (if any) becomes the refresh.
+   */
+  async #partial(
+    { route, request, tenant }: Submission,
+    answer: Extract<EngineAnswer, { kind: 'accepted' | 'failed' }>,
+    copies: StaleCopies,
+  ): Promise<EngineAnswer> {
+    const { clock } = this.#options;
+    const read = {
+      tenant,
+      method: request.method,
+      path: request.path,
+      query: request.query,
+      headers: request.headers,
+    };
+    let partial: PartialAnswer | undefined;
+    try {
+      partial = (await copies.find(route, read)) ?? (await copies.fallback(route, read));
+    } catch (error) {
+      // No copy to be had (the store failed): the answer it would have had, and the failure told.
+      this.#events.emit({ type: 'background:error', at: clock.now(), source: 'stale-copies', error });
+      return answer;
+    }
+    if (!partial) return answer;
+    const operation = answer.kind === 'accepted' ? answer.operation : null;
+    this.#events.emit({
+      type: partial.source === 'stale' ? 'answer:stale' : 'answer:fallback',
+      at: clock.now(),
+      route: route.name,
+      operationId: operation?.id ?? null,
+      why: answer.kind === 'accepted' ? answer.cause : answer.code,
+      ageSeconds: partial.ageSeconds ?? null,
+      fallbackFrom: partial.fallbackFrom ?? null,
+    });
+    return {
+      kind: 'partial',
+      answer: partial,
+      operation,
+      reason: answer.kind === 'accepted' ? answer.reason : answer.detail,
+    };
+  }
+
+  async #submit(submission: Submission): Promise<EngineAnswer> {
     const { route, receivedAt, mayFailover } = submission;
     const { clock } = this.#options;
     // The id is minted up front only when the first attempt must already carry the key derived from it.
@@ -332,7 +400,7 @@ export class FailoverEngine {
     }
     this.#captured(operation, 'budget-spent', reason);
     this.#finishAdopted(operation, lease.token, submission.route, call, deadline, report, startedAt, span);
-    return { kind: 'accepted', operation, reason };
+    return { kind: 'accepted', operation, reason, cause: 'budget-spent' };
   }
 
   #finishAdopted(
@@ -385,6 +453,8 @@ export class FailoverEngine {
       );
       attemptFinished(this.#events, operation, facts, recorded.decision, recorded.held, clock.now());
       endAttemptSpan(span, recorded.decision, recorded.held);
+      if (recorded.held && recorded.decision.kind === 'complete')
+        this.#options.staleCopies?.resultArrived(route, operation, recorded.decision.result, clock.now());
     }, failed);
   }
 
@@ -401,7 +471,7 @@ export class FailoverEngine {
       }
       const operation = await this.#store(pending, spec);
       this.#captured(operation, spec.cause, spec.reason);
-      return { kind: 'accepted', operation, reason: spec.reason };
+      return { kind: 'accepted', operation, reason: spec.reason, cause: spec.cause };
     } catch (error) {
       if (!(error instanceof StoreUnavailableError)) throw error;
       return {

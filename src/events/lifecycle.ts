@@ -146,6 +146,34 @@ export interface BacklogFullEvent {
   limit: number;
 }
 
+/**
+ * A read answered at once instead of with a 202 or a problem (stale-if-error,
+ * src/engine/stale-copies.ts): with a stale copy (`stale`), or, when none was
+ * young enough, with the route's fallback (`fallback`, from its path on the
+ * upstream or its configured answer). `operationId` is the refresh operation
+ * whose result will be the fresh answer, null when none could be captured.
+ */
+export type PartialAnswerEvent = ({ type: 'answer:stale' } | { type: 'answer:fallback' }) & {
+  at: number;
+  route: string;
+  operationId: string | null;
+  /** Why the read could not be answered fresh: a capture reason, or the problem's code. */
+  why: string;
+  /** The copy's age in seconds (stale answers). */
+  ageSeconds: number | null;
+  /** Where a fallback came from. */
+  fallbackFrom: 'upstream' | 'static' | null;
+};
+
+/**
+ * The stale-copy bounds at work: least recently used copies evicted to keep
+ * `staleCache.maxEntries` and `maxBytes` (`evicted`), or an answer not kept
+ * because too many copies already waited to be written (`skipped`).
+ */
+export type StaleCopyEvent =
+  | { type: 'stale-copy:evicted'; at: number; route: string; evicted: number }
+  | { type: 'stale-copy:skipped'; at: number; route: string; pending: number };
+
 /** The policy's health transitions, from HealthMonitor's `onEvent`. */
 export interface HealthTransitionEvent {
   type: HealthEventType;
@@ -173,14 +201,14 @@ export interface WebhookEvent {
 /**
  * Something failed outside any request: background work (`replay`,
  * `webhooks`, `retention`, `health-overrides`, `adoption`: an adopted attempt
- * or its capture), a request handler (`request`, `websocket`), or a
+ * or its capture, `stale-copies`: keeping or using a stale copy), a request handler (`request`, `websocket`), or a
  * subscriber (`subscriber:error`).
  */
 export type ErrorEvent =
   | {
       type: 'background:error';
       at: number;
-      source: 'replay' | 'webhooks' | 'retention' | 'health-overrides' | 'adoption';
+      source: 'replay' | 'webhooks' | 'retention' | 'health-overrides' | 'adoption' | 'stale-copies';
       /** The operation the failed work was for, when there is one. */
       operationId?: string;
       error: unknown;
@@ -213,6 +241,8 @@ export type LifecycleEvent =
   | RequestAbortedEvent
   | SyncEvent
   | BacklogFullEvent
+  | PartialAnswerEvent
+  | StaleCopyEvent
   | HealthTransitionEvent
   | WebhookEvent
   | ErrorEvent;

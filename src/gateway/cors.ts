@@ -14,6 +14,8 @@ const EXPOSED = [
   'Preference-Applied',
   'Spillway-Failover-Reason',
   'Idempotent-Replayed',
+  'Cache-Status',
+  'Age',
 ].join(', ');
 
 /** CORS for an allowed browser origin (exact match, credentials allowed); nothing for any other. */

@@ -9,7 +9,9 @@ import type { CallbackDecision, Webhooks } from '../delivery/webhooks/webhooks.t
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
 import { endToEnd, FORWARDING_FIELDS, type HeaderRecord } from '../engine/http-fields.ts';
 import { contextWith, endSpan, remoteContext, SpanKind, startSpan } from '../engine/spans.ts';
+import type { StaleCopies } from '../engine/stale-copies.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
+import { acceptedStaleness } from '../policy/stale-if-error.ts';
 import type { OperationStore } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
 import { callerTenant } from './access.ts';
@@ -18,6 +20,7 @@ import { corsHeaders } from './cors.ts';
 import type { RequestFacts } from './edge-server.ts';
 import { type ForwardingOptions, forwardingFields } from './forwarding.ts';
 import { keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
+import { keepAsCopy, sendPartial } from './partial-answers.ts';
 import { parsePrefer } from './prefer.ts';
 import { sendProblem } from './problem-response.ts';
 import { readRequestBody, refuseBody } from './request-body.ts';
@@ -43,6 +46,8 @@ export interface ProxyOptions {
   corsOrigins: ReadonlySet<string>;
   /** `Spillway-Callback` checks and the routes' subscriptions; absent: no webhooks. */
   webhooks?: Webhooks;
+  /** Stale copies and fallbacks for reads; absent: no route has staleIfErrorMs or a fallback. */
+  staleCopies?: StaleCopies;
   /** An unexpected error; `request` says which request when the HTTP shell reports it. */
   onError: (error: unknown, request?: RequestFacts) => void;
 }
@@ -159,6 +164,8 @@ export async function proxy(
     // `wait` without `respond-async` is only a timeout hint: answered 504, never 202 (OData reading of RFC 7240).
     budgetMs: wait ?? route.budgetMs,
     mayFailover: route.failover && (respondAsync || wait === undefined),
+    // Prefer: respond-async or Cache-Control: max-stale=0 keep the 202 (or the problem) as it was.
+    acceptsPartial: !prefs.respondAsync && acceptedStaleness(headers) > 0,
   };
 
   let answer: Awaited<ReturnType<FailoverEngine['submit']>>;
@@ -174,6 +181,9 @@ export async function proxy(
       const out = endToEnd(response.headers as HeaderRecord);
       if (route.failover) mergeVary(out);
       res.writeHead(response.statusCode, out.flat());
+      // Before the pipe below starts the flow: the stale copy sees every chunk the client does.
+      if (options.staleCopies)
+        keepAsCopy(response, route, { tenant, ...request }, options.staleCopies, clock);
       const keeping =
         claim !== undefined &&
         keepForReplay(response, res, claim, {
@@ -208,6 +218,16 @@ export async function proxy(
         },
         minimal,
       );
+      return;
+    }
+    case 'partial': {
+      // Answered now; without a refresh operation the key is released, as for a problem.
+      if (claim && !answer.operation)
+        await options.store.releaseIdempotencyKey(claim.key, claim.token).catch(options.onError);
+      sendPartial(res, method, answer.answer, answer.operation, publicUrl, {
+        'spillway-failover-reason': headerText(answer.reason),
+        ...ownHeaders,
+      });
       return;
     }
     case 'failed': {

@@ -3,9 +3,10 @@
  * attempts, health transitions and webhook deliveries become log lines.
  *
  * - `info`: each capture, each attempt's outcome (replayed or adopted), the
- *   operator's and clients' actions, health probes, reverts and overrides
+ *   operator's and clients' actions, health probes, reverts and overrides,
+ *   reads answered with a stale copy or a fallback
  * - `warn`: each dead letter, each capture refused for a full backlog, each health trip, webhooks that failed, were
- *   disabled or lost their lease
+ *   disabled or lost their lease, answers not kept as stale copies (too many waiting)
  * - `error`: failures in background work, request handlers and subscribers
  * - `debug`: the rest (attempt starts, retries scheduled, sync attempts, terminal states)
  *
@@ -37,6 +38,8 @@ function levelOf(event: LifecycleEvent): Level {
     case 'health:probe':
     case 'health:revert':
     case 'health:override':
+    case 'answer:stale':
+    case 'answer:fallback':
       return 'info';
     case 'operation:dead-lettered':
     case 'backlog:full':
@@ -44,6 +47,7 @@ function levelOf(event: LifecycleEvent): Level {
     case 'webhook:failed':
     case 'webhook:disabled':
     case 'webhook:lost-lease':
+    case 'stale-copy:skipped':
       return 'warn';
     case 'background:error':
     case 'request:error':

@@ -88,7 +88,29 @@ export class Metrics {
       labelNames: ['route', 'scope'] as const,
       registers,
     });
+    const partial = new Counter({
+      name: 'spillway_partial_answers_total',
+      help: 'Reads answered at once instead of with a 202 or a problem, by route and source (stale copy or fallback).',
+      labelNames: ['route', 'source'] as const,
+      registers,
+    });
+    const evicted = new Counter({
+      name: 'spillway_stale_copies_evicted_total',
+      help: 'Stale copies evicted, least recently used first, to keep staleCache.maxEntries and maxBytes.',
+      labelNames: ['route'] as const,
+      registers,
+    });
+    const skipped = new Counter({
+      name: 'spillway_stale_copies_skipped_total',
+      help: 'Answers not kept as stale copies because too many copies were already waiting to be written.',
+      labelNames: ['route'] as const,
+      registers,
+    });
     const unsubscribe = [
+      options.events.on('answer:stale', (e) => partial.inc({ route: e.route, source: 'stale' })),
+      options.events.on('answer:fallback', (e) => partial.inc({ route: e.route, source: 'fallback' })),
+      options.events.on('stale-copy:evicted', (e) => evicted.inc({ route: e.route }, e.evicted)),
+      options.events.on('stale-copy:skipped', (e) => skipped.inc({ route: e.route })),
       options.events.on('operation:captured', (e) => captured.inc({ route: e.route, reason: e.reason })),
       options.events.on('attempt:finished', (e) => attempts.inc({ route: e.route, outcome: e.outcome })),
       options.events.on('sync:finished', (e) => sync.observe({ route: e.route }, e.durationMs / 1_000)),

@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import type { Clock } from '../clock.ts';
 import type { GatewayConfig } from '../config/config.ts';
 import { BacklogBound } from '../engine/backlog-bound.ts';
+import { StaleCopies } from '../engine/stale-copies.ts';
 import type { Upstream } from '../engine/upstream.ts';
 import type { LifecycleEvents } from '../events/lifecycle.ts';
 import type { EdgeServerOptions } from '../gateway/edge-server.ts';
@@ -35,6 +36,7 @@ export function replayWorkerFor(
     /** The function routes this process runs (createSpillway's define); none for serve and worker. */
     functions?: () => readonly string[];
     proxiedRoutes?: boolean;
+    staleCopies?: StaleCopies;
   },
 ): ReplayWorker {
   return new ReplayWorker({
@@ -45,6 +47,15 @@ export function replayWorkerFor(
     pollIntervalMs: config.replay.pollIntervalMs,
     maxResultBytes: config.maxResultBytes,
   });
+}
+
+/** Stale copies and fallbacks, when a route has staleIfErrorMs or a fallback (src/engine/stale-copies.ts). */
+export function staleCopiesFor(
+  config: GatewayConfig,
+  parts: { store: OperationStore; upstream: Upstream; clock: Clock; events: LifecycleEvents },
+): StaleCopies | undefined {
+  const used = config.routes.some((r) => r.staleIfErrorMs !== undefined || r.fallback !== undefined);
+  return used ? new StaleCopies({ ...parts, bounds: config.staleCache }) : undefined;
 }
 
 /**

@@ -35,6 +35,7 @@ import {
   edgeEvents,
   operationsAdmin,
   replayWorkerFor,
+  staleCopiesFor,
 } from './process-parts.ts';
 
 export interface StartOptions {
@@ -122,6 +123,7 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
   });
   await health.start();
 
+  const staleCopies = staleCopiesFor(config, { store, upstream, clock, events });
   const worker = replayWorkerFor(config, {
     store,
     upstream,
@@ -129,6 +131,7 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
     owner: instanceId,
     health,
     events,
+    ...(staleCopies ? { staleCopies } : {}),
     ...(options.functions ? { functions: options.functions } : {}),
     ...(options.proxiedRoutes === undefined ? {} : { proxiedRoutes: options.proxiedRoutes }),
   });
@@ -142,6 +145,7 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
     onCapture: (operation) => worker.wake(operation.nextAttemptAt),
     backlog: backlogBoundFor(config, store, clock),
     events,
+    ...(staleCopies ? { staleCopies } : {}),
   });
 
   let publicUrl = config.publicUrl ?? '';
@@ -161,6 +165,7 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
   const publicServer = createPublicServer({
     engine,
     store,
+    ...(staleCopies ? { staleCopies } : {}),
     clock,
     corsOrigins: config.corsOrigins,
     sse: { ...config.sse, hub },

@@ -33,6 +33,7 @@ import {
   edgeEvents,
   operationsAdmin,
   replayWorkerFor,
+  staleCopiesFor,
 } from './process-parts.ts';
 
 export interface WorkerProcessOptions {
@@ -85,7 +86,16 @@ export async function startWorkerProcess(
   assertAdminBindable(config.adminHost, config.adminToken);
   const store = await openStore(config.store, clock);
   const upstream = new HttpUpstream(config.upstream);
-  const worker = replayWorkerFor(config, { store, upstream, clock, owner: instanceId, events });
+  // A read's result refreshes its stale copy here too: the gateways answer with it.
+  const staleCopies = staleCopiesFor(config, { store, upstream, clock, events });
+  const worker = replayWorkerFor(config, {
+    store,
+    upstream,
+    clock,
+    owner: instanceId,
+    events,
+    ...(staleCopies ? { staleCopies } : {}),
+  });
   const webhooks = dispatcherFor(webhookSetup, {
     store,
     clock,

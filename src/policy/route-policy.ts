@@ -3,6 +3,8 @@
  * Defaults live in `routeDefaults` (src/config/config.ts), each documented
  * beside its option; this is only the shape.
  */
+
+import type { StoredResponse } from '../store/port.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import type { HealthPolicy } from './health/health-policy.ts';
 import type { PathMatcher } from './route-match.ts';
@@ -42,4 +44,24 @@ export interface RoutePolicy {
   captureHeaders: ReadonlySet<string>;
   /** When to divert, probe and come back (docs/policy.md). */
   health: HealthPolicy;
+  /**
+   * Stale-if-error (src/policy/stale-if-error.ts): the last 2xx answer of a
+   * GET or HEAD is kept, and one younger than this answers at once when the
+   * request would otherwise get a 202 or a problem. Undefined: off.
+   */
+  staleIfErrorMs: number | undefined;
+  /** Keep answers marked Cache-Control no-store or private as well (copies are per tenant anyway). */
+  staleKeepsPrivate: boolean;
+  /** What a GET or HEAD gets at once when no stale copy is young enough. Undefined: none. */
+  fallback: Fallback | undefined;
+}
+
+/** A route's fallback answer: its path on the upstream is asked first, then the configured answer. */
+export interface Fallback {
+  /** A cheaper path on the upstream, asked with the request's query; its 2xx answer is the fallback. */
+  path: string | undefined;
+  /** How long the fallback path may take. */
+  timeoutMs: number;
+  /** The configured answer, when the path is absent or did not answer 2xx. */
+  response: StoredResponse | undefined;
 }

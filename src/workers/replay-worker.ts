@@ -38,6 +38,7 @@ import {
   startSpan,
   withTraceHeaders,
 } from '../engine/spans.ts';
+import type { StaleCopies } from '../engine/stale-copies.ts';
 import type { ForwardRequest, Upstream } from '../engine/upstream.ts';
 import { LifecycleEvents } from '../events/lifecycle.ts';
 import { type AttemptOutcome, decideBeforeAttempt } from '../policy/attempt-decision.ts';
@@ -79,6 +80,8 @@ export interface ReplayWorkerOptions {
   health?: HealthMonitor;
   /** Where attempts, their outcomes and the loop's errors are told (logs, metrics). */
   events?: LifecycleEvents;
+  /** Stale copies: a read's result refreshes its copy. */
+  staleCopies?: StaleCopies;
   /** The function routes (`fn:<name>`) this process runs, asked at each lease (spillway.define adds them). */
   functions?: () => readonly string[];
   /** False: replay only `functions` (a process with no upstream of its own). Default true. */
@@ -275,6 +278,9 @@ export class ReplayWorker {
     const { decision, held } = recorded;
     attemptFinished(this.#events, op, facts, decision, held, clock.now());
     endAttemptSpan(span, decision, held);
+    // A read's fresh answer refreshes its stale copy (the refresh operation of a stale answer, or any other).
+    if (held && decision.kind === 'complete')
+      this.#options.staleCopies?.resultArrived(route, op, decision.result, clock.now());
   }
 
   /**

@@ -1,7 +1,8 @@
 /**
  * Retention: terminal operations (and their events) are deleted once they have
  * been terminal for `retentionMs`; past that an operation answers 404.
- * Idempotency-Key records are deleted once they expire (`idempotencyTtlMs`). Runs on
+ * Idempotency-Key records are deleted once they expire (`idempotencyTtlMs`), and
+ * stale copies once older than their route's `staleIfErrorMs`. Runs on
  * a timer in batches, so a large backlog of old operations never holds the
  * store's writer for long; `runOnce()` is the manual trigger for tests.
  */
@@ -33,6 +34,8 @@ export class Retention {
     const now = this.#clock.now();
     const total = await inBatches((limit) => this.#store.purge(now - this.#retentionMs, limit));
     await inBatches((limit) => this.#store.purgeIdempotencyKeys(now, limit));
+    // Stale copies past their route's staleIfErrorMs are never answered with again.
+    await inBatches((limit) => this.#store.purgeStaleCopies(now, limit));
     return total;
   }
 

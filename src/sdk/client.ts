@@ -4,6 +4,12 @@
  * follows the operation by Server-Sent Events, falls back to polling the
  * status monitor at the server's `Retry-After`, then fetches the result.
  *
+ * A partial answer (a read answered with a stale copy or a fallback, marked by
+ * a `Cache-Status` member of Spillway's and carrying the refresh operation's
+ * `Operation-Location`) is handed to `onPartial`; the call then resolves with
+ * the fresh answer, the operation's result, or, with `partial: 'resolve'`,
+ * with the partial answer itself (the rest follows from the handed operation).
+ *
  * Zero dependencies, no `node:` imports: only fetch, AbortController,
  * TextDecoder, ReadableStream and setTimeout, so it runs in Node.js and in
  * browsers alike.
@@ -12,6 +18,16 @@ import { parseRetryAfter } from './retry-after.ts';
 import { readSse, type SseEvent } from './sse.ts';
 
 export type OperationStatus = 'NotStarted' | 'Running' | 'Succeeded' | 'Failed' | 'Canceled';
+
+/** What `onPartial` is handed with a partial answer: its refresh operation, and a way to its fresh answer. */
+export interface PartialOperation extends AcceptedOperation {
+  /**
+   * Follows the refresh operation and resolves with its result, the fresh
+   * answer (with `partial: 'resolve'`; in the default mode the call itself
+   * resolves with it). Bounded by the call's `timeoutMs` again, from when it is called.
+   */
+  final(): Promise<Response>;
+}
 
 /** What `onAccepted` is told when the gateway answers `202`. */
 export interface AcceptedOperation {
@@ -41,6 +57,18 @@ export interface ClientOptions {
   pollIntervalMs?: number;
   /** Called once, synchronously, when the gateway answers `202`; a throw rejects the call. */
   onAccepted?: (operation: AcceptedOperation) => void;
+  /**
+   * Called once, synchronously, with a partial answer (a stale copy or a
+   * fallback, `Cache-Status: Spillway; …`) and its refresh operation; its body
+   * is the caller's to read. A throw rejects the call.
+   */
+  onPartial?: (response: Response, operation: PartialOperation) => void;
+  /**
+   * What the call resolves with after a partial answer: `'follow'` (default)
+   * the fresh answer, once the refresh operation has finished; `'resolve'`
+   * the partial answer at once (its operation's `final()` gives the rest).
+   */
+  partial?: 'follow' | 'resolve';
   /** Follow operations by Server-Sent Events first (default `true`); `false` polls only. */
   sse?: boolean;
   /** An event stream silent for this long is given up for polling. Default 60000 (the server sends a heartbeat every 15 s). */
@@ -58,7 +86,7 @@ export interface ClientOptions {
 /** Per-call options; they override the client's. */
 export type CallOptions = Pick<
   ClientOptions,
-  'timeoutMs' | 'onAccepted' | 'pollIntervalMs' | 'sse' | 'followHeaders'
+  'timeoutMs' | 'onAccepted' | 'onPartial' | 'partial' | 'pollIntervalMs' | 'sse' | 'followHeaders'
 >;
 
 export interface SpillwayClient {
@@ -97,6 +125,34 @@ async function spillwayFetch(
 ): Promise<Response> {
   const send: FetchLike = options.fetch ?? ((i, o) => globalThis.fetch(i, o));
   const callerSignal = init?.signal ?? (isRequest(input) ? input.signal : undefined);
+  return withinLimits(options, callerSignal, async (signal) => {
+    const first = await send(input, { ...init, signal });
+    const followInit = (operation: AcceptedOperation): RequestInit => ({
+      headers: carriedHeaders(options, input, init, operation.monitorUrl),
+      ...(init?.credentials ? { credentials: init.credentials } : {}),
+    });
+    const partial = partialOperation(first, input);
+    if (partial) {
+      const rest = (s: AbortSignal) => follow(options, send, partial, Date.now(), s, followInit(partial));
+      options.onPartial?.(first, { ...partial, final: () => withinLimits(options, undefined, rest) });
+      return options.partial === 'resolve' ? first : await rest(signal);
+    }
+    const operation = acceptedOperation(first, input);
+    if (!operation) return first;
+    const acceptedAt = Date.now();
+    operation.status = statusOf(await bodyJson(first));
+    const firstPollAt = acceptedAt + (parseRetryAfter(first.headers.get('retry-after')) ?? 0);
+    options.onAccepted?.({ ...operation });
+    return await follow(options, send, operation, firstPollAt, signal, followInit(operation));
+  });
+}
+
+/** Runs `work` under the caller's signal and the `timeoutMs`, whichever ends first. */
+async function withinLimits<T>(
+  options: ClientOptions,
+  callerSignal: AbortSignal | null | undefined,
+  work: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
   callerSignal?.throwIfAborted();
   const controller = new AbortController();
   const signal = controller.signal;
@@ -113,19 +169,7 @@ async function spillwayFetch(
           options.timeoutMs,
         );
   try {
-    const first = await send(input, { ...init, signal });
-    const operation = acceptedOperation(first, input);
-    if (!operation) return first;
-    const acceptedAt = Date.now();
-    operation.status = statusOf(await bodyJson(first));
-    const firstPollAt = acceptedAt + (parseRetryAfter(first.headers.get('retry-after')) ?? 0);
-    options.onAccepted?.({ ...operation });
-    const carried = carriedHeaders(options, input, init, operation.monitorUrl);
-    const followInit: RequestInit = {
-      headers: carried,
-      ...(init?.credentials ? { credentials: init.credentials } : {}),
-    };
-    return await follow(options, send, operation, firstPollAt, signal, followInit);
+    return await work(signal);
   } catch (error) {
     // Our own abort (the caller's signal or the timeout) rejects with its reason,
     // whatever error the fetch implementation turned it into.
@@ -296,9 +340,24 @@ function eventStatus(
   return { status, resultUrl: typeof location === 'string' ? location : undefined };
 }
 
+/**
+ * The refresh operation of a partial answer: not a `202`, marked by a
+ * `Cache-Status` member of Spillway's, with an `Operation-Location`.
+ */
+function partialOperation(res: Response, input: FetchInput): AcceptedOperation | undefined {
+  if (res.status === 202) return undefined;
+  const members = (res.headers.get('cache-status') ?? '').split(',').map((m) => m.trim().split(';')[0]);
+  if (!members.includes('Spillway')) return undefined;
+  return operationOf(res, input);
+}
+
 /** The operation a response announces, if it is a Spillway `202`. */
 function acceptedOperation(res: Response, input: FetchInput): AcceptedOperation | undefined {
-  if (res.status !== 202) return undefined;
+  return res.status === 202 ? operationOf(res, input) : undefined;
+}
+
+/** The operation a Spillway answer's `Operation-Location` names. */
+function operationOf(res: Response, input: FetchInput): AcceptedOperation | undefined {
   const operationLocation = res.headers.get('operation-location');
   if (!operationLocation) return undefined;
   const base = res.url || urlOf(input);

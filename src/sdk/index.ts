@@ -10,6 +10,7 @@ export {
   type FetchInput,
   type FetchLike,
   type OperationStatus,
+  type PartialOperation,
   type SpillwayClient,
   spillway,
 } from './client.ts';

@@ -5,7 +5,13 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { type AcceptedOperation, createClient, type FetchLike } from '../../src/sdk/index.ts';
+import { resourceKey } from '../../src/policy/stale-if-error.ts';
+import {
+  type AcceptedOperation,
+  createClient,
+  type FetchLike,
+  type PartialOperation,
+} from '../../src/sdk/index.ts';
 import { startGateway } from '../support/harness.ts';
 import { type Behaviour, TestUpstream } from '../support/test-upstream.ts';
 
@@ -461,5 +467,104 @@ describe('client SDK', () => {
       }).fetch(`${env.gw.publicUrl}/payments`, post),
       (e) => e === oops,
     );
+  });
+});
+
+describe('partial then full (issue 13)', () => {
+  /** A gateway whose GET /prices keeps stale copies; the upstream answers `A`, then goes down. */
+  async function staleGateway() {
+    const upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({
+      kind: 'respond',
+      status: 200,
+      headers: { 'content-type': 'text/plain' },
+      body: 'A',
+    });
+    const gw = await startGateway({
+      upstream: upstream.url,
+      routes: [
+        {
+          name: 'prices',
+          match: 'GET /prices',
+          staleIfErrorMs: 60_000,
+          health: { minCalls: 1_000, hungCalls: 1_000 },
+        },
+      ],
+    });
+    assert.equal(await (await fetch(`${gw.publicUrl}/prices`)).text(), 'A');
+    // Wait (with a deadline) until the copy is kept: a stale answer then comes back at once.
+    const resource = resourceKey({ tenant: null, method: 'GET', path: '/prices', query: '', headers: [] });
+    for (const until = Date.now() + 10_000; (await gw.store.staleCopies(resource)).length === 0; ) {
+      assert.ok(Date.now() < until, 'the copy is kept within 10 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await upstream.stop();
+    return {
+      upstream,
+      gw,
+      async [Symbol.asyncDispose]() {
+        await gw.stop();
+        await upstream.stop();
+      },
+    };
+  }
+
+  it('onPartial sees A, and the call resolves with B once the refresh has the fresh answer', async () => {
+    await using env = await staleGateway();
+    const { gw, upstream } = env;
+    const seen: Array<{ status: number; body: string; cacheStatus: string | null; id: string }> = [];
+    const client = createClient({ pollIntervalMs: 50 });
+    const call = client.fetch(`${gw.publicUrl}/prices`, undefined, {
+      onPartial: (response, operation) => {
+        // The body is the caller's to read; the call goes on meanwhile.
+        void response.text().then((body) =>
+          seen.push({
+            status: response.status,
+            body,
+            cacheStatus: response.headers.get('cache-status'),
+            id: operation.id,
+          }),
+        );
+        upstream.behaviour = () => ({
+          kind: 'respond',
+          status: 200,
+          headers: { 'content-type': 'text/plain' },
+          body: 'B',
+        });
+        void upstream.start();
+      },
+    });
+    const final = await call;
+    assert.equal(final.status, 200);
+    assert.equal(await final.text(), 'B');
+    assert.equal(final.headers.get('cache-status'), null, 'the final answer is the fresh one');
+    assert.equal(seen.length, 1);
+    assert.equal(seen[0]!.body, 'A');
+    assert.equal(seen[0]!.cacheStatus, 'Spillway; hit; detail=stale-if-error');
+    assert.match(seen[0]!.id, /^op_/);
+  });
+
+  it("partial: 'resolve' resolves with A at once; the operation's final() gives B", async () => {
+    await using env = await staleGateway();
+    const { gw, upstream } = env;
+    let handed: PartialOperation | undefined;
+    const client = createClient({ pollIntervalMs: 50, partial: 'resolve' });
+    const first = await client.fetch(`${gw.publicUrl}/prices`, undefined, {
+      onPartial: (_response, operation) => {
+        handed = operation;
+      },
+    });
+    assert.equal(first.status, 200);
+    assert.equal(await first.text(), 'A');
+    assert.ok(handed, 'onPartial was called');
+    upstream.behaviour = () => ({
+      kind: 'respond',
+      status: 200,
+      headers: { 'content-type': 'text/plain' },
+      body: 'B',
+    });
+    await upstream.start();
+    const fresh = await handed.final();
+    assert.equal(await fresh.text(), 'B');
   });
 });

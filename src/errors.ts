@@ -46,6 +46,10 @@ export const errorTable = {
     title: 'The operation may already have reached the upstream',
   },
   'operation-terminal': { status: 409, title: 'The operation has already ended' },
+  'ordering-key-pending': {
+    status: 409,
+    title: 'Earlier requests with this ordering key are still waiting',
+  },
   'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 

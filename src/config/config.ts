@@ -12,6 +12,7 @@ import { parseWebhookSecrets } from '../delivery/webhooks/signing.ts';
 import type { WebhookConfig, WebhookSubscription } from '../delivery/webhooks/webhooks.ts';
 import type { StaleCacheBounds } from '../engine/stale-copies.ts';
 import type { ForwardedHeaders } from '../gateway/forwarding.ts';
+import { type OrderingKeySource, parseOrderingKey } from '../policy/ordering-key.ts';
 import { compileMatcher } from '../policy/route-match.ts';
 import type { Fallback, RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList, StoredResponse, WebhookEventName } from '../store/port.ts';
@@ -49,6 +50,12 @@ export const routeDefaults = {
   backoff: { initialMs: 1_000, maxMs: 5 * 60_000, multiplier: 2 },
   /** Replay order: higher first, then oldest first. */
   priority: 0,
+  /**
+   * FIFO per key: a request header name or a path template with one `{key}` segment. Operations
+   * with the same key replay one at a time in capture order, and a live request whose key still
+   * has operations waiting is captured behind them. None by default (docs/policy.md).
+   */
+  orderingKey: undefined as string | undefined,
   /** The health policy: when to divert to capture, probe and come back (docs/policy.md). */
   health: {
     /** The sliding window the signals are computed over, and its bucket size. */
@@ -488,6 +495,7 @@ function buildRoute(raw: Record<string, unknown>, at: string): RoutePolicy {
     },
     priority: intAt(raw, 'priority', undefined, -1_000_000, 1_000_000, at),
     captureHeaders: new Set((headers as string[]).map((h) => h.toLowerCase())),
+    orderingKey: orderingKeyAt(raw, at),
     health: buildHealth(objectAt(raw, 'health', at), `${at}health.`),
     ...staleOptions(raw, at),
   };
@@ -561,6 +569,17 @@ function buildStaleCache(raw: Record<string, unknown>): StaleCacheBounds {
     maxBytes: int('maxBytes', 1),
     maxCopyBytes: int('maxCopyBytes', 0),
   };
+}
+
+/** The route's `orderingKey`: where its requests' ordering key is read, if anywhere. */
+function orderingKeyAt(raw: Record<string, unknown>, at: string): OrderingKeySource | undefined {
+  if (raw.orderingKey === undefined) return undefined;
+  const value = stringAt(raw, 'orderingKey', undefined, at);
+  try {
+    return parseOrderingKey(value);
+  } catch (error) {
+    throw new ConfigError(`${at}orderingKey: ${(error as Error).message}, got ${show(value)}.`);
+  }
 }
 
 type Health = typeof routeDefaults.health;

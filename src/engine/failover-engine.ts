@@ -20,6 +20,7 @@ import type { AttemptOutcome } from '../policy/attempt-decision.ts';
 import { backoffDelay } from '../policy/backoff.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { Admission, CallToken } from '../policy/health/route-health.ts';
+import { orderingKeyOf } from '../policy/ordering-key.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type {
@@ -131,6 +132,8 @@ interface Pending {
   id: string | undefined;
   submission: Submission;
   request: ForwardRequest;
+  /** Its route's ordering key, scoped to the tenant (src/policy/ordering-key.ts), if it has one. */
+  orderingKey: string | undefined;
   /** The parent of the sync attempt's and the capture's spans. */
   trace: Context;
 }
@@ -221,13 +224,22 @@ export class FailoverEngine {
     const trace =
       submission.trace ??
       remoteContext(headerValue(request.headers, 'traceparent'), headerValue(request.headers, 'tracestate'));
-    const pending: Pending = { id, submission, request, trace };
+    const orderingKey = route.orderingKey && orderingKeyOf(route.orderingKey, request, submission.tenant);
+    const pending: Pending = { id, submission, request, trace, orderingKey };
     const now = clock.now();
     const capture = (spec: Partial<CaptureSpec> & { reason: string; cause: CaptureReason }) =>
       this.#capture(pending, { attempts: 0, outcomeUnknown: false, nextAttemptAt: clock.now(), ...spec });
 
     if (mayFailover && submission.budgetMs === 0)
       return capture({ reason: 'respond-async with wait=0', cause: 'respond-async' });
+
+    // FIFO per key: a request never goes ahead of its key's backlog; it joins the end of it.
+    if (orderingKey !== undefined) {
+      const behind = await this.#keyBacklog(route.name, orderingKey, mayFailover);
+      if (behind === 'capture')
+        return capture({ reason: 'ordering key has earlier requests waiting', cause: 'ordering-key' });
+      if (behind !== undefined) return behind;
+    }
 
     // The health state may divert before any attempt; a route that cannot fail over is only observed.
     const health = this.#options.health?.route(route.name);
@@ -325,6 +337,38 @@ export class FailoverEngine {
     }
     response.body.once('close', deadline.clear);
     return { kind: 'sync', response };
+  }
+
+  /**
+   * Whether a request of `orderingKey` must wait behind the key's backlog: `capture` it behind,
+   * or, when it may not be captured, the answer refusing it; undefined when nothing of the key waits.
+   */
+  async #keyBacklog(
+    route: string,
+    orderingKey: string,
+    mayFailover: boolean,
+  ): Promise<'capture' | EngineAnswer | undefined> {
+    let pending: boolean;
+    try {
+      pending = await this.#options.store.orderingKeyPending(route, orderingKey);
+    } catch (error) {
+      if (!(error instanceof StoreUnavailableError)) throw error;
+      return {
+        kind: 'failed',
+        code: 'store-unavailable',
+        detail: `Whether earlier requests with this ordering key are still waiting could not be read (${error.message}). Nothing was sent or accepted; retry later.`,
+        retryAfterSeconds: 5,
+      };
+    }
+    if (!pending) return undefined;
+    if (mayFailover) return 'capture';
+    return {
+      kind: 'failed',
+      code: 'ordering-key-pending',
+      detail:
+        'Earlier requests with this ordering key are still waiting to be replayed, and this one may not go ahead of them; it may not be captured either (the route does not fail over, or Prefer: wait came without respond-async). Nothing was sent; retry later, or send Prefer: respond-async to be queued behind them.',
+      retryAfterSeconds: BACKLOG_RETRY_AFTER_S,
+    };
   }
 
   /** Resolves once every adopted attempt has been recorded (tests, shutdown). */
@@ -542,7 +586,7 @@ export class FailoverEngine {
   }
 
   #newOperation(
-    { id, submission, request }: Pending,
+    { id, submission, request, orderingKey }: Pending,
     spec: CaptureSpec,
     trace: { traceparent: string; tracestate: string | null },
   ): NewOperation {
@@ -574,6 +618,7 @@ export class FailoverEngine {
       nextAttemptAt: spec.nextAttemptAt,
       outcomeUnknown: spec.outcomeUnknown,
       failoverReason: spec.reason,
+      orderingKey: orderingKey ?? null,
       ...(spec.firstAttempt ? { firstAttempt: spec.firstAttempt } : {}),
     };
   }

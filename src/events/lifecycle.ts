@@ -28,6 +28,7 @@ import type { HealthEventType } from '../policy/health/route-health.ts';
  * - `upstream-failed`: the connection failed after the request was sent
  * - `upstream-status`: the upstream answered a failover status (503, 429, …)
  * - `budget-spent`: the budget ran out while the attempt was in flight (adoption)
+ * - `ordering-key`: its ordering key still had operations waiting: it goes behind them, never ahead
  */
 export type CaptureReason =
   | 'respond-async'
@@ -38,7 +39,8 @@ export type CaptureReason =
   | 'upstream-unreachable'
   | 'upstream-failed'
   | 'upstream-status'
-  | 'budget-spent';
+  | 'budget-spent'
+  | 'ordering-key';
 
 /**
  * What one attempt on an operation came to (a metric label):

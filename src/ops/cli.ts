@@ -40,6 +40,7 @@ Usage:
   spillway ops discard ID… | --dead-lettered [--route R] [--yes]
                                             Take dead letters off the list; they stay Failed
   spillway ops cancel ID                    Cancel an operation not started, or waiting between attempts
+  spillway ops blocked-keys [--json]        Ordering keys held up by a dead letter at their head
   spillway replay pause|resume ROUTE        Pause or resume a route's replay in every process (kept in the store)
   spillway webhook-secret                   Print a new webhook signing secret (whsec_…, 32 random bytes)
   spillway help                             Show this help

@@ -45,6 +45,9 @@ interface OperationView {
   nextAttemptDateTime?: string;
   lastError?: { code: string; message: string; upstreamStatus?: number };
   failoverReason?: string;
+  orderingKey?: string;
+  waitingBehindOrderingKey?: boolean;
+  blocksOrderingKey?: boolean;
   createdDateTime: string;
   lastActionDateTime: string;
   redrivenDateTime?: string;
@@ -70,7 +73,8 @@ const OPS_USAGE = `spillway ops list [--status S] [--route R] [--dead-lettered] 
   spillway ops redrive ID… [--include-outcome-unknown]
   spillway ops redrive --dead-lettered [--route R] [--include-outcome-unknown] [--yes]
   spillway ops discard ID…  |  spillway ops discard --dead-lettered [--route R] [--yes]
-  spillway ops cancel ID`;
+  spillway ops cancel ID
+  spillway ops blocked-keys [--limit N] [--json]`;
 
 export async function opsCommand(
   args: string[],
@@ -89,12 +93,14 @@ export async function opsCommand(
         return await act(action, rest, env, terminal);
       case 'cancel':
         return await cancel(rest, env);
+      case 'blocked-keys':
+        return await blockedKeys(rest, env);
     }
   } catch (error) {
     return failure(error);
   }
   return usage(
-    `spillway ops: expected list, show, redrive, discard or cancel, got ${action === undefined ? 'nothing' : `"${action}"`}. Usage:\n  ${OPS_USAGE}`,
+    `spillway ops: expected list, show, redrive, discard, cancel or blocked-keys, got ${action === undefined ? 'nothing' : `"${action}"`}. Usage:\n  ${OPS_USAGE}`,
   );
 }
 
@@ -158,6 +164,49 @@ async function list(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResu
   if (operations.length === 0) return { code: 0, out: 'No operation matches.' };
   const more = nextCursor ? `\n\nMore with: spillway ops list … --cursor ${nextCursor}` : '';
   return { code: 0, out: `${operationsTable(operations, Date.now())}${more}` };
+}
+
+/** `ops blocked-keys`: ordering keys a dead letter holds up (GET /api/ordering-keys/blocked). */
+async function blockedKeys(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
+  const parsed = parse(
+    args,
+    env,
+    { limit: { type: 'string' }, json: { type: 'boolean' } },
+    0,
+    'ops blocked-keys',
+  );
+  if ('code' in parsed) return parsed;
+  const query = new URLSearchParams();
+  if (typeof parsed.values.limit === 'string') query.set('limit', parsed.values.limit);
+  const answer = await call(parsed.admin, 'GET', `/api/ordering-keys/blocked?${query}`, undefined, [400]);
+  if (answer.status === 400)
+    return usage(`spillway ops blocked-keys: ${(answer.body as { detail: string }).detail}`);
+  if (parsed.values.json) return { code: 0, out: JSON.stringify(answer.body, null, 2) };
+  const { blockedKeys: keys } = answer.body as {
+    blockedKeys: Array<{
+      route: string;
+      orderingKey: string;
+      deadLetteredOperationId: string;
+      deadLetteredDateTime: string;
+      waiting: number;
+    }>;
+  };
+  if (keys.length === 0) return { code: 0, out: 'No ordering key is blocked by a dead letter.' };
+  const now = Date.now();
+  const table = columns([
+    ['ROUTE', 'ORDERING KEY', 'DEAD LETTER', 'SINCE', 'WAITING'],
+    ...keys.map((k) => [
+      k.route,
+      k.orderingKey,
+      k.deadLetteredOperationId,
+      duration(now - Date.parse(k.deadLetteredDateTime)),
+      String(k.waiting),
+    ]),
+  ]);
+  return {
+    code: 0,
+    out: `${table}\n\nNothing behind a dead letter replays until it is redriven (spillway ops redrive ID) or discarded (spillway ops discard ID).`,
+  };
 }
 
 async function show(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
@@ -412,6 +461,14 @@ function detailText(op: OperationDetail): string {
     `last action  ${op.lastActionDateTime}`,
   ];
   if (op.failoverReason) lines.push(`went async   ${op.failoverReason}`);
+  if (op.orderingKey) {
+    const state = op.blocksOrderingKey
+      ? ' (this dead letter blocks the key: redrive or discard it)'
+      : op.waitingBehindOrderingKey
+        ? ' (waiting behind an earlier operation of the key)'
+        : '';
+    lines.push(`ordering key ${op.orderingKey}${state}`);
+  }
   if (op.nextAttemptDateTime) lines.push(`next attempt ${op.nextAttemptDateTime}`);
   if (op.lastError) lines.push(`last error   ${op.lastError.code}: ${op.lastError.message}`);
   if (op.resultStatus !== undefined) lines.push(`result       ${op.resultStatus}`);

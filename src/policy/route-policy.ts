@@ -7,6 +7,7 @@
 import type { StoredResponse } from '../store/port.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import type { HealthPolicy } from './health/health-policy.ts';
+import type { OrderingKeySource } from './ordering-key.ts';
 import type { PathMatcher } from './route-match.ts';
 
 export interface RoutePolicy {
@@ -42,6 +43,8 @@ export interface RoutePolicy {
   priority: number;
   /** Request headers kept with a capture, so that a replay carries them. */
   captureHeaders: ReadonlySet<string>;
+  /** FIFO per key: where a request's ordering key is read (src/policy/ordering-key.ts); none: no ordering. */
+  orderingKey: OrderingKeySource | undefined;
   /** When to divert, probe and come back (docs/policy.md). */
   health: HealthPolicy;
   /**

@@ -703,6 +703,9 @@ describe('OpenAPI document: docs/openapi.json', () => {
         body: 'paused',
       });
       await check('GET', '/api/health', `${admin}/api/health`, { headers: auth });
+      const blocked = `${admin}/api/ordering-keys/blocked`;
+      await check('GET', '/api/ordering-keys/blocked', blocked, { headers: auth });
+      await check('GET', '/api/ordering-keys/blocked', `${blocked}?limit=0`, { headers: auth });
 
       for (const [method, template, path] of [
         ['GET', '/api/operations', '/api/operations'],
@@ -714,6 +717,7 @@ describe('OpenAPI document: docs/openapi.json', () => {
         ['POST', '/api/operations/discard', '/api/operations/discard'],
         ['PUT', '/api/routes/{route}/replay', '/api/routes/payments/replay'],
         ['GET', '/api/health', '/api/health'],
+        ['GET', '/api/ordering-keys/blocked', '/api/ordering-keys/blocked'],
       ] as const) {
         assert.equal((await check(method, template, `${admin}${path}`)).status, 401, `${method} ${path}`);
       }

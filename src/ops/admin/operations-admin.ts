@@ -9,6 +9,7 @@
  *   POST /api/operations/{id}/cancel          not started, or between attempts
  *   POST /api/operations/redrive|discard      dead letters in bulk, a batch per call ({route, limit, cursor})
  *   PUT  /api/routes/{route}/replay           paused | running, kept in the store
+ *   GET  /api/ordering-keys/blocked?limit=    ordering keys blocked by a dead letter at their head
  *
  * Every action goes through the store, atomically, so it is right whichever
  * process serves it; nothing here replays or sends anything itself. Bodies
@@ -86,6 +87,7 @@ const ONE = /^\/api\/operations\/([^/]+)$/;
 const ACTION = /^\/api\/operations\/([^/]+)\/(redrive|discard|cancel)$/;
 const BULK = /^\/api\/operations\/(redrive|discard)$/;
 const REPLAY = /^\/api\/routes\/([^/]+)\/replay$/;
+const BLOCKED_KEYS = '/api/ordering-keys/blocked';
 
 /** Answers the operations admin paths; false for any other path. */
 export function serveOperationsAdmin(
@@ -95,6 +97,10 @@ export function serveOperationsAdmin(
   options: OperationsAdminOptions,
 ): boolean {
   const path = url.pathname;
+  if (path === BLOCKED_KEYS) {
+    if (allowOnly(req, res, 'GET')) listBlockedKeys(res, url.searchParams, options.store);
+    return true;
+  }
   if (path === '/api/operations') {
     if (allowOnly(req, res, 'GET')) listOperations(res, url.searchParams, options.store);
     return true;
@@ -149,6 +155,34 @@ function listOperations(res: ServerResponse, params: URLSearchParams, store: Ope
   });
 }
 
+/** FIFO per key: the keys a dead letter holds up, and how much waits behind each (docs/operations.md). */
+function listBlockedKeys(res: ServerResponse, params: URLSearchParams, store: OperationStore): void {
+  let limit: number;
+  try {
+    limit = limitOf(params.get('limit'), DEFAULT_PAGE, MAX_PAGE);
+  } catch (error) {
+    sendProblem(res, 'bad-request', (error as Error).message);
+    return;
+  }
+  act(res, async () => {
+    const keys = await store.blockedOrderingKeys(limit);
+    sendJson(
+      res,
+      200,
+      {
+        blockedKeys: keys.map((key) => ({
+          route: key.route,
+          orderingKey: key.orderingKey,
+          deadLetteredOperationId: key.operationId,
+          deadLetteredDateTime: iso(key.deadLetteredAt),
+          waiting: key.waiting,
+        })),
+      },
+      { 'cache-control': 'no-store' },
+    );
+  });
+}
+
 async function showOperation(res: ServerResponse, id: string, store: OperationStore): Promise<void> {
   const op = await store.get(id);
   if (!op) return notFound(res, id);
@@ -177,6 +211,7 @@ async function operationAction(
     if (result.outcome === 'unknown') return notFound(res, id);
     if (result.outcome === 'refused') return notDeadLettered(res, result.operation, 'discarded');
     acted(options, 'operation:discarded', result.operation);
+    options.wake?.(); // the next operation of its ordering key, if any, is due now
     return sendJson(res, 200, operationView(result.operation));
   }
   const body = await readJsonObject(req, res, options.bodyTimeoutMs);
@@ -247,7 +282,7 @@ async function bulkAction(
       acted(options, action === 'redrive' ? 'operation:redriven' : 'operation:discarded', result.operation);
     }
   }
-  if (action === 'redrive' && done.length > 0) options.wake?.();
+  if (done.length > 0) options.wake?.(); // redriven ones, or the keys discarded dead letters held up
   const last = page.at(-1);
   sendJson(res, 200, {
     [action === 'redrive' ? 'redriven' : 'discarded']: done,
@@ -408,8 +443,22 @@ function summaryView(op: OperationSummary) {
     ...(waiting && !op.leased ? { nextAttemptDateTime: iso(op.nextAttemptAt) } : {}),
     ...(op.error ? { lastError: op.error } : {}),
     ...(op.failoverReason === null ? {} : { failoverReason: op.failoverReason }),
+    ...orderingView(op),
     createdDateTime: iso(op.createdAt),
     lastActionDateTime: iso(op.updatedAt),
+  };
+}
+
+/**
+ * FIFO per key: the operation's key (`<tenant digest or ->/<key>`), whether it waits behind an
+ * earlier one of the key, and whether, as a dead letter, it holds its key up.
+ */
+function orderingView(op: Pick<OperationSummary, 'orderingKey' | 'keyBlocked' | 'deadLetteredAt'>) {
+  if (op.orderingKey === null) return {};
+  return {
+    orderingKey: op.orderingKey,
+    ...(op.keyBlocked ? { waitingBehindOrderingKey: true } : {}),
+    ...(op.deadLetteredAt === null ? {} : { blocksOrderingKey: true }),
   };
 }
 

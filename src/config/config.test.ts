@@ -54,6 +54,24 @@ describe('buildConfig', () => {
     assert.equal(fallback?.health.openMs, routeDefaults.health.openMs);
   });
 
+  it('rejects an unknown key at every level, naming it', () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [{ sse: { retryMS: 1_000 } }, 'sse.retryMS'],
+      [{ websocket: { pingMS: 1_000 } }, 'websocket.pingMS'],
+      [{ replay: { concurency: 2 } }, 'replay.concurency'],
+      [{ routeDefaults: { backoff: { initial: 5 } } }, 'routeDefaults.backoff.initial'],
+      [{ routes: [{ name: 'x', match: 'GET /x', health: { trip: { errors: 1 } } }] }, 'routes[0].health.trip.errors'],
+      [{ webhooks: { subscriptions: [{ name: 'a', url: 'https://a.example', secret: 'x' }] } }, 'webhooks.subscriptions[0].secret'],
+    ];
+    for (const [raw, key] of cases) {
+      assert.throws(
+        () => buildConfig({ ...base, ...raw }),
+        (error: unknown) => error instanceof ConfigError && error.message.includes(`Unknown option "${key}"`),
+        `${key} is not rejected`,
+      );
+    }
+  });
+
   it('accepts numbers given as strings (flags and environment)', () => {
     assert.equal(buildConfig({ ...base, port: '9999' }).port, 9999);
   });

@@ -5,7 +5,7 @@
  */
 export type { Clock } from './clock.ts';
 export { systemClock } from './clock.ts';
-export type { GatewayConfig } from './config/config.ts';
+export type { GatewayConfig, RouteConfig, SpillwayConfig } from './config/config.ts';
 export { buildConfig, ConfigError, defaults, readConfigFile, routeDefaults } from './config/config.ts';
 export type {
   CallOutcome,

@@ -1,30 +1,41 @@
 /**
- * docs/configuration.md against the code: every option in `defaults` and
- * `routeDefaults` (src/config) is in one of its tables with the default the
- * code has, and every option a table names exists. Written against the
- * exported default objects, not the validation code, so it holds whatever
- * builds the config from them.
+ * docs/configuration.md against the configuration's schema (src/config/schema.ts):
+ * every option the schema has is in one of the doc's tables with the
+ * schema's default, every value of an enumerated option and the range of a
+ * bounded one are what the schema says, and every option a table names
+ * exists. A new option without docs fails here.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { buildConfig, defaults, routeDefaults } from '../src/config/config.ts';
+import { buildConfig, routeDefaults } from '../src/config/config.ts';
+import { configSchema } from '../src/config/schema.ts';
 
 const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
 
-/** Leaves of a defaults object, by dotted name (arrays are leaves). */
-function leaves(value: unknown, prefix: string, into = new Map<string, unknown>()): Map<string, unknown> {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    for (const [key, inner] of Object.entries(value)) leaves(inner, `${prefix}${key}.`, into);
-  } else into.set(prefix.slice(0, -1), value);
+interface Schema {
+  type?: string;
+  properties?: Record<string, Schema>;
+  default?: unknown;
+  enum?: unknown[];
+  minimum?: number;
+  maximum?: number;
+}
+
+/** The schema's options by dotted name: groups are walked into, lists and values are leaves. */
+function options(schema: Schema, prefix: string, into = new Map<string, Schema>()): Map<string, Schema> {
+  for (const [key, inner] of Object.entries(schema.properties ?? {})) {
+    if (inner.type === 'object' && inner.properties) options(inner, `${prefix}${key}.`, into);
+    else into.set(prefix + key, inner);
+  }
   return into;
 }
 
-const code = new Map([...leaves(defaults, ''), ...leaves(routeDefaults, 'routeDefaults.')]);
+const code = options(configSchema as Schema, '');
 
-/** Options named in the doc's tables, each with the default cells given for it. */
-function documented(): Map<string, string[]> {
-  const found = new Map<string, string[]>();
+/** Options named in the doc's tables, each with the default cells given for it and its rows. */
+function documented(): Map<string, { defaults: string[]; rows: string[] }> {
+  const found = new Map<string, { defaults: string[]; rows: string[] }>();
   let prefix = '';
   let columns: { name: number; fallback: number } | undefined;
   for (const line of doc.split('\n')) {
@@ -61,7 +72,8 @@ function documented(): Map<string, string[]> {
       last = full;
       const cell = names.length === values.length ? [values[i]!] : [cells[columns!.fallback] ?? ''];
       const key = prefix + full;
-      found.set(key, [...(found.get(key) ?? []), ...cell]);
+      const before = found.get(key) ?? { defaults: [], rows: [] };
+      found.set(key, { defaults: [...before.defaults, ...cell], rows: [...before.rows, line] });
     });
   }
   return found;
@@ -76,10 +88,11 @@ function spellings(value: unknown): string[] {
 describe('docs/configuration.md', () => {
   const docs = documented();
 
-  it('documents every option of src/config with its default', () => {
-    for (const [name, value] of code) {
-      const cells = docs.get(name);
+  it('documents every option of the schema with its default', () => {
+    for (const [name, schema] of code) {
+      const cells = docs.get(name)?.defaults;
       assert.ok(cells, `${name} is not in a table of docs/configuration.md`);
+      const value = schema.default;
       if (value === undefined) continue; // "unbounded", "http://<host>:<port>": said in words
       const said = cells.some((cell) =>
         spellings(value).some((s) => cell === s || cell.includes(`\`${s}\``)),
@@ -92,17 +105,38 @@ describe('docs/configuration.md', () => {
         value.every((entry) => doc.includes(`\`${entry}\``));
       assert.ok(
         said || listed,
-        `${name}: the code's default is ${JSON.stringify(value)}, the doc says ${cells.join(' / ')}`,
+        `${name}: the schema's default is ${JSON.stringify(value)}, the doc says ${cells.join(' / ')}`,
       );
     }
   });
 
-  it('names no option that src/config does not have', () => {
-    const extra = new Set(['upstream', 'routes', 'routeDefaults', 'webhooks.*', 'routeDefaults.health']);
+  it("gives an enumerated option's values and a bounded option's range as the schema does", () => {
+    for (const [name, schema] of code) {
+      const row = docs.get(name)?.rows.join(' ') ?? '';
+      for (const value of schema.enum ?? []) {
+        assert.ok(
+          row.includes(JSON.stringify(value)),
+          `${name}: the doc does not name the value ${JSON.stringify(value)}`,
+        );
+      }
+      // A range the row states ("100–3600000 ms") is the schema's minimum and maximum.
+      if (schema.minimum === undefined || schema.maximum === undefined) continue;
+      for (const [stated, low, high] of row.matchAll(/(\d+)–(\d+)/g)) {
+        assert.deepEqual(
+          [Number(low), Number(high)],
+          [schema.minimum, schema.maximum],
+          `${name}: the doc says ${stated}, the schema ${schema.minimum}–${schema.maximum}`,
+        );
+      }
+    }
+  });
+
+  it('names no option that the schema does not have', () => {
+    const extra = new Set(['webhooks.*']);
     for (const name of docs.keys()) {
       if (extra.has(name)) continue;
       const known = code.has(name) || [...code.keys()].some((key) => key.startsWith(`${name}.`));
-      assert.ok(known, `docs/configuration.md names "${name}", which src/config does not have`);
+      assert.ok(known, `docs/configuration.md names "${name}", which the schema does not have`);
     }
   });
 

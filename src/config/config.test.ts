@@ -60,8 +60,14 @@ describe('buildConfig', () => {
       [{ websocket: { pingMS: 1_000 } }, 'websocket.pingMS'],
       [{ replay: { concurency: 2 } }, 'replay.concurency'],
       [{ routeDefaults: { backoff: { initial: 5 } } }, 'routeDefaults.backoff.initial'],
-      [{ routes: [{ name: 'x', match: 'GET /x', health: { trip: { errors: 1 } } }] }, 'routes[0].health.trip.errors'],
-      [{ webhooks: { subscriptions: [{ name: 'a', url: 'https://a.example', secret: 'x' }] } }, 'webhooks.subscriptions[0].secret'],
+      [
+        { routes: [{ name: 'x', match: 'GET /x', health: { trip: { errors: 1 } } }] },
+        'routes[0].health.trip.errors',
+      ],
+      [
+        { webhooks: { subscriptions: [{ name: 'a', url: 'https://a.example', secret: 'x' }] } },
+        'webhooks.subscriptions[0].secret',
+      ],
     ];
     for (const [raw, key] of cases) {
       assert.throws(
@@ -85,7 +91,7 @@ describe('buildConfig', () => {
       [{ ...base, routes: [{ name: 'x', match: 'payments' }] }, /routes\[0\]\.match must look like/],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', budgetMs: -1 }] },
-        /routes\[0\]\.budgetMs must be an integer from 0 .* got -1/,
+        /^routes\[0\]\.budgetMs must be an integer ≥ 0, got -1\.$/,
       ],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', failoverStatuses: [200] }] },
@@ -97,13 +103,13 @@ describe('buildConfig', () => {
       ],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', retries: 3 }] },
-        /Unknown route option "routes\[0\]\.retries"/,
+        /Unknown option "routes\[0\]\.retries"\. Known: name, match, failover, /,
       ],
       [{ ...base, replay: { concurrency: 'lots' } }, /replay\.concurrency must be an integer .* got "lots"/],
       [{ ...base, routes: [{ name: 'default', match: 'GET /x' }] }, /routes\[0\]\.name "default" is taken/],
       [
         { ...base, routeDefaults: { health: { probeShare: 2 } } },
-        /routeDefaults\.health\.probeShare must be a number from 0 to 1, got 2/,
+        /routeDefaults\.health\.probeShare must be a number > 0 and ≤ 1, got 2/,
       ],
       [
         { ...base, routeDefaults: { health: { tripp: {} } } },
@@ -111,7 +117,11 @@ describe('buildConfig', () => {
       ],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', staleIfErrorMs: 0 }] },
-        /routes\[0\]\.staleIfErrorMs must be an integer from 1 .* got 0/,
+        /^routes\[0\]\.staleIfErrorMs must be an integer ≥ 1, got 0\.$/,
+      ],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', staleIfErrorMs: 'soon' }] },
+        /^routes\[0\]\.staleIfErrorMs must be an integer ≥ 1 \(ms\), or null for off, got "soon"\.$/,
       ],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', fallback: { timeoutMs: 5 } }] },
@@ -126,14 +136,36 @@ describe('buildConfig', () => {
         /routes\[0\]\.fallback\.status must be an integer from 200 to 299, got 503/,
       ],
       [
+        {
+          ...base,
+          routes: [{ name: 'x', match: 'GET /x', fallback: { body: 'x', headers: { 'a b': 'c' } } }],
+        },
+        /routes\[0\]\.fallback\.headers has a name that is no header name: "a b"/,
+      ],
+      [
         { ...base, routeDefaults: { fallback: { body: 'x', bogus: 1 } } },
         /Unknown option "routeDefaults\.fallback\.bogus"/,
       ],
       [
         { ...base, staleCache: { maxEntries: 0 } },
-        /staleCache\.maxEntries must be an integer from 1 .* got 0/,
+        /^staleCache\.maxEntries must be an integer ≥ 1, got 0\.$/,
       ],
-      [{ ...base, routeDefaults: { health: { probeShare: 0 } } }, /probeShare must be above 0, got 0/],
+      [
+        { ...base, routes: [{ name: 'x', match: 'GET /x', orderingKey: '/accounts/*' }] },
+        /routes\[0\]\.orderingKey: a path template must name exactly one segment \{key\}/,
+      ],
+      [
+        { ...base, corsOrigins: ['https://app.example', 'https://app.example/path'] },
+        /^corsOrigins must list origins like "https:\/\/app\.example" \(no path\), got \["https:\/\/app\.example","https:\/\/app\.example\/path"\]\.$/,
+      ],
+      [
+        { ...base, webhooks: { secrets: ['whsec_ok', 5] } },
+        /^webhooks\.secrets must be an array of "whsec_…" secrets, got an array\.$/,
+      ],
+      [
+        { ...base, routeDefaults: { health: { probeShare: 0 } } },
+        /probeShare must be a number > 0 and ≤ 1, got 0/,
+      ],
       [
         { ...base, routes: [{ name: 'x', match: 'GET /x', health: { revert: { errorRate: 0.5 } } }] },
         /routes\[0\]\.health\.revert thresholds must be at least as strict as .*trip \(hysteresis\)/,

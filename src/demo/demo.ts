@@ -3,7 +3,7 @@
  * upstream, with a webhook receiver that verifies what it gets, and a printed
  * guide of curl commands for each path.
  */
-import { buildConfig } from '../config/config.ts';
+import { buildConfig, type SpillwayConfig } from '../config/config.ts';
 import { newWebhookSecret, parseWebhookSecret } from '../delivery/webhooks/signing.ts';
 import { createLogger, type Logger } from '../ops/logger.ts';
 import { startSpillway } from '../ops/spillway.ts';
@@ -42,20 +42,9 @@ export async function startDemo({
   const receiver = await startWebhookReceiver(webhooksPort, parseWebhookSecret(secret), (line) => {
     if (printGuide) console.log(line);
   });
-  const config = buildConfig({
-    upstream: upstream.url,
-    host: '127.0.0.1',
-    port,
-    adminPort: admin,
-    store,
-    routes: [
-      // The demo upstream deduplicates by Idempotency-Key, so a payment whose answer was lost may be resent.
-      { name: 'payments', match: 'POST /payments', budgetMs: 2000, honoursIdempotencyKey: true },
-    ],
-    routeDefaults: { backoff: { initialMs: 500, maxMs: 5000, multiplier: 2 } },
-    // Callbacks may reach the demo's own receiver, on loopback; a production gateway lists public origins.
-    webhooks: { secrets: [secret], callbackAllow: [receiver.origin], allowPrivateNetworks: true },
-  });
+  const config = buildConfig(
+    demoConfig({ upstream: upstream.url, port, adminPort: admin, store, secret, receiver: receiver.origin }),
+  );
   const spillway = await startSpillway(config, { logger });
   if (printGuide)
     console.log(guide(spillway.publicUrl, upstream.controlUrl, spillway.adminPort, store, receiver.url));
@@ -68,6 +57,31 @@ export async function startDemo({
       await upstream.stop();
       await receiver.stop();
     },
+  };
+}
+
+/** The demo gateway's configuration, as a config file would hold it (checked against the published schema in a test). */
+export function demoConfig(at: {
+  upstream: string;
+  port: number;
+  adminPort: number;
+  store: string;
+  secret: string;
+  receiver: string;
+}): SpillwayConfig {
+  return {
+    upstream: at.upstream,
+    host: '127.0.0.1',
+    port: at.port,
+    adminPort: at.adminPort,
+    store: at.store,
+    routes: [
+      // The demo upstream deduplicates by Idempotency-Key, so a payment whose answer was lost may be resent.
+      { name: 'payments', match: 'POST /payments', budgetMs: 2000, honoursIdempotencyKey: true },
+    ],
+    routeDefaults: { backoff: { initialMs: 500, maxMs: 5000, multiplier: 2 } },
+    // Callbacks may reach the demo's own receiver, on loopback; a production gateway lists public origins.
+    webhooks: { secrets: [at.secret], callbackAllow: [at.receiver], allowPrivateNetworks: true },
   };
 }
 

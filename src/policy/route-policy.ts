@@ -1,6 +1,6 @@
 /**
  * A route: a class of requests (method + path pattern) with its own policy.
- * Defaults live in `routeDefaults` (src/config/config.ts), each documented
+ * Defaults live in `routeDefaults` (src/config/schema.ts), each documented
  * beside its option; this is only the shape.
  */
 

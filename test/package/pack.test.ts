@@ -4,7 +4,8 @@
  * project whose path holds a space, and there `npx spillway --help`, `npx
  * spillway serve` in front of a real upstream (one answer sync, one 202
  * completed by replay), `import('spillway')` (createSpillway run in front of
- * a function) and `import('spillway/client')`, and
+ * a function) and `import('spillway/client')`, the config file's JSON Schema
+ * at `spillway/config.schema.json` (and `"$schema"` naming it accepted), and
  * a TypeScript file importing both under `tsc --noEmit`. The same run again on
  * Node.js 22 (installed from the npm registry into a temp prefix), and an
  * older Node gets one line naming the version needed.
@@ -157,6 +158,7 @@ describe('the tarball', () => {
       'dist/ops/cli.js',
       'docs/openapi.json',
       'docs/sdk.md',
+      'config.schema.json',
     ]) {
       assert.ok(packedFiles.includes(file), `${file} is in the tarball`);
     }
@@ -254,11 +256,17 @@ const answer = await embedded.fetch(new Request('http://app.local/payments', { m
 const embeddedText = [answer.status, await answer.text()].join(' ');
 await embedded.close();
 const sdk = await client.createClient().fetch('data:text/plain,hello');
+// The config file's JSON Schema, by the package's export and by the path docs/configuration.md gives.
+const { default: schema } = await import('spillway/config.schema.json', { with: { type: 'json' } });
+const { readFileSync } = await import('node:fs');
+const atDocumentedPath = JSON.parse(readFileSync('./node_modules/spillway/config.schema.json', 'utf8'));
 console.log(JSON.stringify({
   server: Object.keys(server).sort(),
   client: Object.keys(client).sort(),
   embedded: embeddedText,
   sdk: await sdk.text(),
+  schema,
+  sameAtDocumentedPath: JSON.stringify(atDocumentedPath) === JSON.stringify(schema),
 }));
 `,
       );
@@ -268,11 +276,15 @@ console.log(JSON.stringify({
         client: string[];
         embedded: string;
         sdk: string;
+        schema: unknown;
+        sameAtDocumentedPath: boolean;
       };
       assert.deepEqual(seen.server, Object.keys(await import('../../src/index.ts')).sort());
       assert.deepEqual(seen.client, Object.keys(await import('../../src/sdk/index.ts')).sort());
       assert.equal(seen.embedded, '201 paid order-1');
       assert.equal(seen.sdk, 'hello');
+      assert.deepEqual(seen.schema, JSON.parse(readFileSync(join(REPO, 'config.schema.json'), 'utf8')));
+      assert.ok(seen.sameAtDocumentedPath, './node_modules/spillway/config.schema.json is the exported file');
     });
   });
 }
@@ -337,11 +349,13 @@ describe('type-checking', () => {
   createSpillway,
   type GatewayConfig,
   type Spillway,
+  type SpillwayConfig,
   startSpillway,
 } from 'spillway';
 import { type AcceptedOperation, createClient, type SpillwayClient } from 'spillway/client';
 
-const config: GatewayConfig = buildConfig({ upstream: 'http://127.0.0.1:9' });
+const file: SpillwayConfig = { upstream: 'http://127.0.0.1:9', routes: [{ name: 'pay', match: 'POST /pay' }] };
+const config: GatewayConfig = buildConfig(file);
 export const started: Promise<Spillway> = startSpillway(config);
 export const embedded: Promise<Response> = createSpillway({
   upstream: async (request: Request) => new Response(await request.text()),
@@ -358,6 +372,10 @@ export const answer: Promise<Response> = client.fetch('http://127.0.0.1:9/x', { 
 createClient({ timeoutMs: 'soon' });
 // @ts-expect-error a Clock has now()
 export const notAClock: Clock = 42;
+// @ts-expect-error port is a number
+export const badPort: SpillwayConfig = { port: 'eighty' };
+// @ts-expect-error a route has no retries
+export const badRoute: SpillwayConfig = { routes: [{ name: 'pay', match: 'POST /pay', retries: 3 }] };
 `,
     );
     writeFileSync(
@@ -393,7 +411,9 @@ interface Served {
 /** `npx spillway serve` in the installed project, in its own process group; resolves once it listens. */
 async function serve(nodeBin: string, upstream: string): Promise<Served> {
   const dir = mkdtempSync(join(work, 'serve-'));
-  writeFileSync(join(dir, 'spillway.json'), JSON.stringify({ replay: { pollIntervalMs: 50 } }));
+  // "$schema" as docs/configuration.md shows it: an accepted key.
+  const file = { $schema: './node_modules/spillway/config.schema.json', replay: { pollIntervalMs: 50 } };
+  writeFileSync(join(dir, 'spillway.json'), JSON.stringify(file));
   const env = childEnv(nodeBin, { SPILLWAY_LOG_LEVEL: 'info' });
   const args = ['spillway', 'serve', '--upstream', upstream, '--host', '127.0.0.1', '--port', '0'];
   args.push('--admin-port', '0', '--store', join(dir, 'spillway.db'), '--config', join(dir, 'spillway.json'));

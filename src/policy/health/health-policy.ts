@@ -1,6 +1,6 @@
 /**
  * The knobs of a route's health policy. Defaults are in `routeDefaults.health`
- * (src/config/config.ts), each documented there and in docs/policy.md.
+ * (src/config/schema.ts), each documented there and in docs/policy.md.
  */
 export interface Thresholds {
   /** Failed share of calls above which the rule fires (0..1). */

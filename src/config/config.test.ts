@@ -78,6 +78,20 @@ describe('buildConfig', () => {
     }
   });
 
+  it('takes a group given in part (sse, websocket, replay, …) key by key over its defaults', () => {
+    const config = buildConfig({
+      ...base,
+      sse: { retryMs: 5 },
+      websocket: { pingMs: 500 },
+      replay: { concurrency: 0 },
+      staleCache: { maxEntries: 3 },
+    });
+    assert.deepEqual(config.sse, { ...defaults.sse, retryMs: 5 });
+    assert.deepEqual(config.websocket, { ...defaults.websocket, pingMs: 500 });
+    assert.deepEqual(config.replay, { ...defaults.replay, concurrency: 0 });
+    assert.deepEqual(config.staleCache, { ...defaults.staleCache, maxEntries: 3 });
+  });
+
   it('accepts numbers given as strings (flags and environment)', () => {
     assert.equal(buildConfig({ ...base, port: '9999' }).port, 9999);
   });

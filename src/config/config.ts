@@ -85,7 +85,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
   if (options.publicUrl !== undefined && !isHttpUrl(options.publicUrl)) {
     throw new ConfigError(`publicUrl must be an http(s) URL, got ${shown({}, options.publicUrl)}.`);
   }
-  const given = { ...defaults, ...options };
+  const given = overDefaults(defaults, options);
   const config: GatewayConfig = {
     ...given,
     upstream,
@@ -96,12 +96,8 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     maxStoreBytes: options.maxStoreBytes,
     trustedProxies: blockListOf([given.trustedProxies].flat()),
     tenantHeader: given.tenantHeader.toLowerCase(),
-    replay: { ...defaults.replay, ...options.replay },
-    sse: { ...defaults.sse, ...options.sse },
-    websocket: { ...defaults.websocket, ...options.websocket },
     corsOrigins: new Set([given.corsOrigins].flat()),
-    webhooks: webhooksOf({ ...defaults.webhooks, ...options.webhooks }),
-    staleCache: { ...defaults.staleCache, ...options.staleCache },
+    webhooks: webhooksOf(given.webhooks),
     routes: routes.map((route, i) => routeOver(shared, route, `routes[${i}].`)),
   };
   const names = new Set<string>(['default']);
@@ -129,6 +125,16 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     }
   });
   return config;
+}
+
+/** `options` over `defaults`, a group of options (`sse`, `replay`, …) key by key. */
+function overDefaults<D extends object>(defaults: D, options: object): D {
+  const out = { ...defaults } as Record<string, unknown>;
+  for (const [key, value] of Object.entries(options)) {
+    const base = out[key];
+    out[key] = isObject(base) && isObject(value) ? { ...base, ...value } : value;
+  }
+  return out as D;
 }
 
 /**

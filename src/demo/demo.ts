@@ -78,6 +78,8 @@ export function demoConfig(at: {
     routes: [
       // The demo upstream deduplicates by Idempotency-Key, so a payment whose answer was lost may be resent.
       { name: 'payments', match: 'POST /payments', budgetMs: 2000, honoursIdempotencyKey: true },
+      // A read that never waits: while the upstream cannot answer, the last price list (up to 10 min old).
+      { name: 'prices', match: 'GET /prices', budgetMs: 1000, staleIfErrorMs: 600_000 },
     ],
     routeDefaults: { backoff: { initialMs: 500, maxMs: 5000, multiplier: 2 } },
     // Callbacks may reach the demo's own receiver, on loopback; a production gateway lists public origins.
@@ -128,6 +130,16 @@ The upstream is a small payments service; switch its behaviour on ${ctl}/mode.
 8. Watch the health policy decide (state, reason, trips, signals); force a mode by hand:
      curl -s http://127.0.0.1:${adminPort}/api/health
      curl -s -X PUT http://127.0.0.1:${adminPort}/api/routes/payments/override -d forced-async   # or forced-sync, none
+
+9. Reads that never wait: read the prices, break the upstream, read them again: the last list at once
+   (200, with Age and Cache-Status: Spillway; hit; detail=stale-if-error), and an Operation-Location.
+     curl -si ${gw}/prices
+     ${mode('{"mode":"down"}')}
+     curl -si ${gw}/prices
+   Bring it back: that operation's result is the fresh list, and the next read is fresh again.
+     ${mode('{"mode":"healthy"}')}
+     curl -s ${gw}/_spillway/operations/<id>/result
+     curl -si ${gw}/prices
 
 Log lines (JSON, below): an info line per capture ("operation:captured") and per attempt
 ("attempt:finished", with its outcome), a warn line per dead letter, each with operationId, route,

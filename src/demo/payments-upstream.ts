@@ -8,6 +8,8 @@
  *   flaky    answers 503 + Retry-After at `errorRate`, otherwise healthy
  *
  * It honours Idempotency-Key: a repeated key returns the first payment, never a second one.
+ * `GET /prices` is a read whose answer changes (a new price list every few seconds), for the
+ * demo's stale-if-error step: the stale list at once while it is down, then the fresh one.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -76,6 +78,7 @@ export async function startPaymentsUpstream(port: number, controlPort: number): 
       return json(res, 201, payment, { location: `/payments/${payment.id}` });
     }
     if (req.method === 'GET' && url.pathname === '/payments') return json(res, 200, [...payments.values()]);
+    if (req.method === 'GET' && url.pathname === '/prices') return json(res, 200, priceList(Date.now()));
     const one = /^\/payments\/([\w-]+)$/.exec(url.pathname);
     if (req.method === 'GET' && one) {
       const payment = payments.get(one[1]!);
@@ -129,6 +132,17 @@ export async function startPaymentsUpstream(port: number, controlPort: number): 
         if (server.listening) await new Promise((r) => server.close(r));
       }
     },
+  };
+}
+
+/** The price list as of `now`: it changes every 10 s, so a stale copy and a fresh answer differ. */
+export function priceList(now: number): { asOf: string; currency: string; prices: Record<string, number> } {
+  const tick = Math.floor(now / 10_000);
+  const cents = (base: number, i: number) => base + ((tick * 7 + i * 13) % 20);
+  return {
+    asOf: new Date(tick * 10_000).toISOString(),
+    currency: 'EUR',
+    prices: { coffee: cents(240, 1) / 100, tea: cents(190, 2) / 100, croissant: cents(150, 3) / 100 },
   };
 }
 

@@ -7,6 +7,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { startDemo } from '../../src/demo/demo.ts';
+import { resourceKey } from '../../src/policy/stale-if-error.ts';
 import { jsonOf, operationIdOf, startGateway, tempDir } from '../support/harness.ts';
 import { capturedLogger } from '../support/log-lines.ts';
 import { closedPort } from '../support/test-upstream.ts';
@@ -81,6 +82,54 @@ describe('the demo', () => {
       assert.equal(capture?.route, 'payments');
       assert.equal(capture?.reason, 'upstream-unreachable');
       assert.ok(mine.some((l) => l.msg === 'attempt:finished' && l.outcome === 'succeeded'));
+    } finally {
+      await demo.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the demo’s prices (guide step 9)', () => {
+  it('answers the last price list at once while the upstream is down, then the fresh one', async () => {
+    const dir = tempDir();
+    const demo = await startDemo({
+      port: 0,
+      ports: { admin: 0, upstream: 0, control: 0, webhooks: 0 },
+      store: join(dir, 'demo.db'),
+      guide: false,
+      logger: capturedLogger('info').logger,
+    });
+    try {
+      const gw = demo.spillway.publicUrl;
+      const first = await fetch(`${gw}/prices`);
+      assert.equal(first.status, 200);
+      const list = await jsonOf(first);
+      assert.equal(list.currency, 'EUR');
+      const kept = resourceKey({ tenant: null, method: 'GET', path: '/prices', query: '', headers: [] });
+      for (const until = Date.now() + 10_000; (await demo.spillway.store.staleCopies(kept)).length === 0; ) {
+        assert.ok(Date.now() < until, 'the price list is kept within 10 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await demo.upstream.setMode({ mode: 'down' });
+      const stale = await fetch(`${gw}/prices`);
+      assert.equal(stale.status, 200);
+      assert.deepEqual(await jsonOf(stale), list);
+      assert.equal(stale.headers.get('cache-status'), 'Spillway; hit; detail=stale-if-error');
+      assert.match(stale.headers.get('age') ?? '', /^\d+$/);
+      const id = operationIdOf(stale);
+      await demo.upstream.setMode({ mode: 'healthy' });
+      for (const until = Date.now() + 20_000; ; ) {
+        const monitor = await jsonOf(await fetch(`${gw}/_spillway/operations/${id}`));
+        if (monitor.status === 'Succeeded') break;
+        assert.ok(Date.now() < until, `the refresh succeeds (${monitor.status})`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      const fresh = await fetch(`${gw}/_spillway/operations/${id}/result`);
+      assert.equal(fresh.status, 200);
+      assert.equal((await jsonOf(fresh)).currency, 'EUR');
+      const next = await fetch(`${gw}/prices`);
+      assert.equal(next.headers.get('cache-status'), null, 'fresh from the upstream again');
+      await next.text();
     } finally {
       await demo.stop();
       rmSync(dir, { recursive: true, force: true });

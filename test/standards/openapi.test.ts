@@ -17,6 +17,7 @@ import type { EventSourceMessage } from 'eventsource-parser';
 import { WebSocket } from 'ws';
 import { newWebhookSecret } from '../../src/delivery/webhooks/signing.ts';
 import { errorTable } from '../../src/errors.ts';
+import { resourceKey } from '../../src/policy/stale-if-error.ts';
 import { jsonOf, operationIdOf, startGateway, type TestGateway } from '../support/harness.ts';
 import {
   type CheckedResponse,
@@ -721,6 +722,48 @@ describe('OpenAPI document: docs/openapi.json', () => {
       ] as const) {
         assert.equal((await check(method, template, `${admin}${path}`)).status, 401, `${method} ${path}`);
       }
+    } finally {
+      await upstream.stop();
+    }
+  });
+
+  it('(b) partial answers: a stale copy and a fallback, each checked against the proxied routes’ default answer', async () => {
+    const upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({
+      kind: 'respond',
+      status: 200,
+      headers: { 'content-type': 'application/json', 'cache-status': 'Upstream; hit' },
+      body: '{"price":1}',
+    });
+    try {
+      await using gw = await startGateway({
+        upstream: upstream.url,
+        routes: [
+          {
+            name: 'prices',
+            match: 'GET /prices',
+            staleIfErrorMs: 60_000,
+            fallback: { status: 200, body: { price: null } },
+            health: { minCalls: 1_000 },
+          },
+        ],
+      });
+      assert.equal((await fetch(`${gw.publicUrl}/prices?sku=1`)).status, 200);
+      const kept = resourceKey({ tenant: null, method: 'GET', path: '/prices', query: 'sku=1', headers: [] });
+      for (const until = Date.now() + 10_000; (await gw.store.staleCopies(kept)).length === 0; ) {
+        assert.ok(Date.now() < until, 'the copy is kept within 10 s');
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await upstream.stop();
+      const stale = await checkResponse(doc, 'GET', PROXIED, await fetch(`${gw.publicUrl}/prices?sku=1`));
+      assert.equal(stale.status, 200);
+      assert.deepEqual(stale.body, { price: 1 });
+      assert.equal(stale.headers.get('cache-status'), 'Upstream; hit, Spillway; hit; detail=stale-if-error');
+      assert.match(stale.headers.get('age') ?? '', /^\d+$/);
+      assert.match(stale.headers.get('operation-location') ?? '', /\/_spillway\/operations\/op_/);
+      const fallback = await checkResponse(doc, 'GET', PROXIED, await fetch(`${gw.publicUrl}/prices?sku=2`));
+      assert.deepEqual(fallback.body, { price: null });
+      assert.equal(fallback.headers.get('cache-status'), 'Spillway; fwd=miss; detail=fallback');
     } finally {
       await upstream.stop();
     }

@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { type Browser, chromium, type Page } from 'playwright-core';
+import { resourceKey } from '../../src/policy/stale-if-error.ts';
 import { startGateway, type TestGateway } from '../support/harness.ts';
 import { type Received, TestUpstream } from '../support/test-upstream.ts';
 
@@ -27,6 +28,8 @@ interface PageResult {
   status: number;
   body: string;
   accepted: { id: string; monitorUrl: string; resultUrl: string } | undefined;
+  /** What onPartial saw (a stale copy or a fallback), read in the page. */
+  partial: { status: number; body: string; cacheStatus: string | null; id: string } | undefined;
   requests: string[];
 }
 
@@ -38,6 +41,8 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
   let browser: Browser;
   let page: Page;
   let onEventStreamOpen: () => void = () => {};
+  /** What the upstream answers to GET /prices (the partial-then-full case). */
+  let prices = 'A';
 
   before(async () => {
     // platform 'browser': a node: import anywhere in the SDK fails the bundle.
@@ -68,22 +73,24 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
     upstream = await new TestUpstream().start();
     const cors = { 'access-control-allow-origin': pageOrigin, vary: 'Origin' };
     upstream.behaviour = (req: Received) =>
-      req.method === 'OPTIONS'
-        ? {
-            kind: 'respond',
-            status: 204,
-            headers: {
-              ...cors,
-              'access-control-allow-methods': 'POST',
-              'access-control-allow-headers': 'content-type, prefer, idempotency-key',
-            },
-          }
-        : {
-            kind: 'respond',
-            status: 201,
-            headers: { ...cors, 'content-type': 'application/json' },
-            body: JSON.stringify({ paid: req.body.toString('utf8') }),
-          };
+      req.url === '/prices'
+        ? { kind: 'respond', status: 200, headers: { ...cors, 'content-type': 'text/plain' }, body: prices }
+        : req.method === 'OPTIONS'
+          ? {
+              kind: 'respond',
+              status: 204,
+              headers: {
+                ...cors,
+                'access-control-allow-methods': 'POST',
+                'access-control-allow-headers': 'content-type, prefer, idempotency-key',
+              },
+            }
+          : {
+              kind: 'respond',
+              status: 201,
+              headers: { ...cors, 'content-type': 'application/json' },
+              body: JSON.stringify({ paid: req.body.toString('utf8') }),
+            };
     gateway = await startGateway({
       upstream: upstream.url,
       corsOrigins: [pageOrigin],
@@ -91,6 +98,7 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
       // The sync case is about CORS and the SDK, not the budget: the harness's 500 ms ran out
       // on a loaded CI run, and an adopted preflight (a 202 without CORS) fails the fetch.
       routeDefaults: { maxAttempts: 1_000, budgetMs: 5_000, attemptTimeoutMs: 10_000 },
+      routes: [{ name: 'prices', match: 'GET /prices', staleIfErrorMs: 60_000, health: { minCalls: 1_000 } }],
     });
     assert.notEqual(new URL(gateway.publicUrl).origin, pageOrigin, 'the page is on another origin');
 
@@ -118,7 +126,7 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
   /** Runs the SDK in the page: one `client.fetch`, recording every request it sends. */
   function callFromPage(args: {
     url: string;
-    init: { method: string; headers: Record<string, string>; body: string };
+    init: { method: string; headers?: Record<string, string>; body?: string };
   }): Promise<PageResult> {
     return page.evaluate(
       async ({ sdk, url, init }) => {
@@ -126,6 +134,7 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
         const page = globalThis as unknown as { eventStreamOpen(): Promise<void> };
         const requests: string[] = [];
         let accepted: PageResult['accepted'];
+        let partial: Promise<PageResult['partial']> | undefined;
         const client = createClient({
           // Polling this slow would outlast the call's timeout: the 202 must be followed over SSE.
           pollIntervalMs: 600_000,
@@ -140,9 +149,13 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
           onAccepted: (op) => {
             accepted = { id: op.id, monitorUrl: op.monitorUrl, resultUrl: op.resultUrl };
           },
+          onPartial: (res, op) => {
+            const cacheStatus = res.headers.get('cache-status');
+            partial = res.text().then((body) => ({ status: res.status, body, cacheStatus, id: op.id }));
+          },
         });
         const res = await client.fetch(url, init);
-        return { status: res.status, body: await res.text(), accepted, requests };
+        return { status: res.status, body: await res.text(), accepted, partial: await partial, requests };
       },
       { sdk: '/sdk.js', ...args },
     );
@@ -190,5 +203,33 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
       `GET /_spillway/operations/${id}/result`,
     ]);
     assert.equal((await gateway.store.get(id))?.status, 'Succeeded');
+  });
+
+  it('a read the upstream cannot answer: onPartial sees the stale copy A, the call resolves with B', async () => {
+    const first = await callFromPage({ url: `${gateway.publicUrl}/prices`, init: { method: 'GET' } });
+    assert.equal(first.body, 'A');
+    assert.equal(first.partial, undefined);
+    const kept = resourceKey({ tenant: null, method: 'GET', path: '/prices', query: '', headers: [] });
+    for (const until = Date.now() + 10_000; (await gateway.store.staleCopies(kept)).length === 0; ) {
+      assert.ok(Date.now() < until, 'the copy is kept within 10 s');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await upstream.stop();
+    prices = 'B';
+    const upstreamBack = new Promise<void>((resolve) => {
+      onEventStreamOpen = resolve;
+    }).then(() => upstream.start());
+    const result = await callFromPage({ url: `${gateway.publicUrl}/prices`, init: { method: 'GET' } });
+    await upstreamBack;
+    assert.equal(result.status, 200);
+    assert.equal(result.body, 'B');
+    assert.deepEqual(result.partial, {
+      status: 200,
+      body: 'A',
+      cacheStatus: 'Spillway; hit; detail=stale-if-error',
+      id: result.partial?.id,
+    });
+    assert.match(result.partial?.id ?? '', /^op_/);
+    assert.equal(result.accepted, undefined, 'no 202: the stale copy came instead');
   });
 });

@@ -164,10 +164,13 @@ export class FailoverEngine {
   async submit(submission: Submission): Promise<EngineAnswer> {
     const answer = await this.#submit(submission);
     const copies = this.#options.staleCopies;
-    // A drill exercises the async path on purpose while the upstream is healthy: no stale answer for it.
     if (answer.kind === 'sync' || answer.kind === 'partial' || !copies || !submission.acceptsPartial)
       return answer;
-    if (answer.kind === 'accepted' && answer.cause === 'drill') return answer;
+    // A drill exercises the async path on purpose while the upstream is healthy; a request held behind
+    // its ordering key waits for earlier writes, which a copy from before them would hide.
+    if (answer.kind === 'accepted' && (answer.cause === 'drill' || answer.cause === 'ordering-key'))
+      return answer;
+    if (answer.kind === 'failed' && answer.code === 'ordering-key-pending') return answer;
     return this.#partial(submission, answer, copies);
   }
 

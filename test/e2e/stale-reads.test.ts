@@ -294,6 +294,36 @@ for (const engine of ['sqlite', 'postgres'] as const) {
       assert.equal(await accepted.text(), 'A');
     });
 
+    it('keeps the 202 for a read held behind earlier requests of its ordering key', async () => {
+      await using upstream = await new TestUpstream().start();
+      upstream.behaviour = () => plain('A');
+      await using gw = await gateway(upstream, {
+        routes: [
+          {
+            name: 'account',
+            match: '* /accounts/:id',
+            orderingKey: 'x-account',
+            staleIfErrorMs: 60_000,
+            health: steady,
+          },
+        ],
+        routeDefaults: { health: steady },
+        replay: { concurrency: 0 },
+      });
+      const key = { 'x-account': 'acc-1' };
+      await (await fetch(`${gw.publicUrl}/accounts/1`, { headers: key })).text();
+      await copyKept(gw, '/accounts/1', 'A');
+      await upstream.stop();
+      // A write is captured for the key (no replay runs here), so the next read waits behind it.
+      const write = await fetch(`${gw.publicUrl}/accounts/1`, { method: 'PUT', headers: key, body: 'x' });
+      assert.equal(write.status, 202);
+      await write.text();
+      const read = await fetch(`${gw.publicUrl}/accounts/1`, { headers: key });
+      assert.equal(read.status, 202, 'no stale copy from before the write');
+      assert.match(read.headers.get('spillway-failover-reason') ?? '', /ordering key/);
+      await read.text();
+    });
+
     it('answers the fallback when nothing is kept: the upstream path first, else the configured answer', async () => {
       await using upstream = await new TestUpstream().start();
       upstream.behaviour = (req) =>

@@ -131,3 +131,279 @@ function align(rows: string[][], textColumns: number): string {
     )
     .join('\n');
 }
+
+// --- `--peers`: Spillway side by side with its peers ---
+
+/** Event-loop delay of a gateway over a measured run (monitorEventLoopDelay, beyond its sampling interval). */
+export interface LoopDelay {
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  samples: number;
+}
+
+/** One proxy (Spillway or a peer) forwarding one kind of request to the healthy upstream. */
+export interface PeerSyncRun {
+  system: string;
+  method: string;
+  load: LoadResult;
+  /** CPU seconds the proxy's process spent over the measured run (undefined off Linux). */
+  cpuSeconds?: number;
+  loopDelay?: LoopDelay;
+}
+
+/** One system answering 202 once a request is durably stored, its upstream down or absent. */
+export interface PeerCaptureRun {
+  system: string;
+  /** Where it stores: SQLite, PostgreSQL, Redis (AOF, appendfsync always). */
+  store: string;
+  /** The measured run. */
+  load: LoadResult;
+  /** 202s answered, warm-up included. */
+  answers202: number;
+  /** Operations or jobs counted in its store afterwards: must equal `answers202`. */
+  stored: number;
+  /** CPU seconds over the measured run: the server process, and its store's (PostgreSQL, Redis) when it runs here. */
+  cpuSeconds?: number;
+  storeCpuSeconds?: number;
+  loopDelay?: LoopDelay;
+}
+
+/** A backlog captured while the upstream was down, replayed when it comes back. */
+export interface PeerDrainRun {
+  system: string;
+  /** Requests answered 202 during the outage: what must reach the upstream. */
+  backlog: number;
+  /** From the first capture to the upstream listening again. */
+  outageSeconds: number;
+  /** From the upstream listening again to the first replay reaching it. */
+  firstReplaySeconds?: number;
+  /** From the upstream listening again to the last replay reaching it. */
+  drainSeconds?: number;
+  /** POSTs the upstream answered: the backlog exactly, or some were lost or sent twice. */
+  delivered: number;
+  /** Operations or jobs the system recorded as done. */
+  completed: number;
+}
+
+export interface PeerResults {
+  sync: PeerSyncRun[];
+  captures: PeerCaptureRun[];
+  drains: PeerDrainRun[];
+}
+
+/** A target of issue 11, the figure measured for it, and whether it is met (undefined: not measured). */
+export interface TargetCheck {
+  target: string;
+  measured?: number;
+  unit: '×' | 'ms' | 's';
+  atLeast?: number;
+  atMost?: number;
+  met?: boolean;
+}
+
+export const SPILLWAY = 'Spillway';
+export const UNDICI_PROXY = 'undici Pool + node:http';
+export const BULLMQ = 'Fastify + BullMQ';
+
+/** Requests per CPU-second of the proxy's process; undefined when the CPU time is unknown or zero. */
+export const perCpuSecond = (answered: number, cpuSeconds: number | undefined) =>
+  cpuSeconds === undefined || cpuSeconds <= 0 ? undefined : answered / cpuSeconds;
+
+/** Spillway's figures over each peer's, for each request: req/s and requests per CPU-second. */
+export function syncRatios(runs: PeerSyncRun[]) {
+  const ratios: Array<{ method: string; peer: string; perSecond: number; perCpuSecond?: number }> = [];
+  for (const spillway of runs.filter((run) => run.system === SPILLWAY)) {
+    const ours = perCpuSecond(spillway.load.answered, spillway.cpuSeconds);
+    for (const peer of runs.filter((run) => run.system !== SPILLWAY && run.method === spillway.method)) {
+      const theirs = perCpuSecond(peer.load.answered, peer.cpuSeconds);
+      ratios.push({
+        method: spillway.method,
+        peer: peer.system,
+        perSecond: spillway.load.perSecond / peer.load.perSecond,
+        ...(ours === undefined || theirs === undefined ? {} : { perCpuSecond: ours / theirs }),
+      });
+    }
+  }
+  return ratios;
+}
+
+/** Each Spillway store's captures/s over each peer's. */
+export function captureRatios(runs: PeerCaptureRun[]) {
+  const ours = runs.filter((run) => run.system === SPILLWAY);
+  return ours.flatMap((spillway) =>
+    runs
+      .filter((run) => run.system !== SPILLWAY)
+      .map((peer) => ({
+        spillway: spillway.store,
+        peer: peer.system,
+        perSecond: spillway.load.perSecond / peer.load.perSecond,
+      })),
+  );
+}
+
+/** The Done-when figures of issue 11 that the peer bench measures, each against its target. */
+export function peerTargets({ sync, captures, drains }: PeerResults): TargetCheck[] {
+  const checks: TargetCheck[] = [];
+  const check = (target: string, measured: number | undefined, unit: TargetCheck['unit'], bound: Bound) => {
+    const met =
+      measured === undefined || Number.isNaN(measured)
+        ? undefined
+        : (bound.atLeast === undefined || measured >= bound.atLeast) &&
+          (bound.atMost === undefined || measured <= bound.atMost);
+    checks.push({
+      target,
+      unit,
+      ...bound,
+      ...(measured === undefined ? {} : { measured }),
+      ...(met === undefined ? {} : { met }),
+    });
+  };
+  const bullmq = captures.find((run) => run.system === BULLMQ);
+  for (const spillway of captures.filter((run) => run.system === SPILLWAY)) {
+    check(
+      `durable captures/s, Spillway (${spillway.store}) ÷ ${BULLMQ}`,
+      bullmq && spillway.load.perSecond / bullmq.load.perSecond,
+      '×',
+      { atLeast: 1.5 },
+    );
+  }
+  for (const ratio of syncRatios(sync).filter((r) => r.peer === UNDICI_PROXY)) {
+    check(`sync ${ratio.method} per proxy CPU-second, Spillway ÷ ${UNDICI_PROXY}`, ratio.perCpuSecond, '×', {
+      atLeast: 0.9,
+    });
+  }
+  for (const spillway of captures.filter((run) => run.system === SPILLWAY)) {
+    check(`event-loop delay p99 during captures (${spillway.store})`, spillway.loopDelay?.p99Ms, 'ms', {
+      atMost: 5,
+    });
+  }
+  const drain = drains.find((run) => run.system === SPILLWAY);
+  if (drain)
+    check('first replay after the upstream is back, Spillway', drain.firstReplaySeconds, 's', { atMost: 1 });
+  return checks;
+}
+type Bound = { atLeast?: number; atMost?: number };
+
+export function peerSyncTable(runs: PeerSyncRun[]): string {
+  const rows: string[][] = [
+    ['proxy', 'request', 'req/s', 'p50 ms', 'p99 ms', 'answered', 'CPU s', 'req/CPU-s'],
+  ];
+  for (const run of runs) {
+    const perCpu = perCpuSecond(run.load.answered, run.cpuSeconds);
+    rows.push([
+      run.system,
+      run.method,
+      ...figures(run.load),
+      run.cpuSeconds === undefined ? '—' : run.cpuSeconds.toFixed(2),
+      perCpu === undefined ? '—' : count(perCpu),
+    ]);
+  }
+  rows.push([]);
+  rows.push(['Spillway ÷ peer', 'request', 'req/s', '', '', '', '', 'req/CPU-s']);
+  for (const r of syncRatios(runs)) {
+    rows.push([
+      `÷ ${r.peer}`,
+      r.method,
+      times(r.perSecond),
+      '',
+      '',
+      '',
+      '',
+      r.perCpuSecond === undefined ? '—' : times(r.perCpuSecond),
+    ]);
+  }
+  return align(rows, 2);
+}
+
+export function peerCaptureTable(runs: PeerCaptureRun[]): string {
+  const rows: string[][] = [
+    [
+      'system',
+      'store',
+      'captures/s',
+      'p50 ms',
+      'p99 ms',
+      'answered 202',
+      'stored',
+      'check',
+      'CPU ms/op',
+      'store CPU ms/op',
+    ],
+  ];
+  for (const run of runs) {
+    const measured = run.load.answered;
+    rows.push([
+      run.system,
+      run.store,
+      ...figures(run.load).slice(0, 3),
+      count(run.answers202),
+      count(run.stored),
+      run.stored === run.answers202 ? 'OK' : 'MISMATCH',
+      msPerOperation(run.cpuSeconds, measured),
+      msPerOperation(run.storeCpuSeconds, measured),
+    ]);
+  }
+  rows.push([]);
+  rows.push(['Spillway ÷ peer', 'store', 'captures/s']);
+  for (const r of captureRatios(runs)) rows.push([`÷ ${r.peer}`, r.spillway, times(r.perSecond)]);
+  return align(rows, 2);
+}
+
+export function peerDrainTable(runs: PeerDrainRun[]): string {
+  const rows: string[][] = [
+    [
+      'system',
+      'backlog',
+      'outage s',
+      'first replay s',
+      'drained in s',
+      'replays/s',
+      'delivered',
+      'completed',
+    ],
+  ];
+  for (const run of runs) {
+    const rate =
+      run.drainSeconds !== undefined &&
+      run.firstReplaySeconds !== undefined &&
+      run.drainSeconds > run.firstReplaySeconds
+        ? run.delivered / (run.drainSeconds - run.firstReplaySeconds)
+        : undefined;
+    rows.push([
+      run.system,
+      count(run.backlog),
+      run.outageSeconds.toFixed(1),
+      seconds(run.firstReplaySeconds),
+      seconds(run.drainSeconds),
+      rate === undefined ? '—' : count(rate),
+      count(run.delivered),
+      count(run.completed),
+    ]);
+  }
+  return align(rows, 1);
+}
+
+export function loopDelayTable(runs: Array<{ run: string; loopDelay: LoopDelay }>): string {
+  const rows: string[][] = [['Spillway gateway during', 'p50 ms', 'p99 ms', 'max ms', 'samples']];
+  for (const { run, loopDelay } of runs) {
+    rows.push([run, ms(loopDelay.p50Ms), ms(loopDelay.p99Ms), ms(loopDelay.maxMs), count(loopDelay.samples)]);
+  }
+  return align(rows, 1);
+}
+
+export function targetTable(checks: TargetCheck[]): string {
+  const rows: string[][] = [['issue 11 target', 'measured', 'target', 'verdict']];
+  for (const c of checks) {
+    const bound = c.atLeast === undefined ? `≤ ${unit(c.atMost!, c.unit)}` : `≥ ${unit(c.atLeast, c.unit)}`;
+    const measured = c.measured === undefined ? '—' : unit(c.measured, c.unit);
+    rows.push([c.target, measured, bound, c.met === undefined ? 'not measured' : c.met ? 'met' : 'NOT MET']);
+  }
+  return align(rows, 1);
+}
+
+const msPerOperation = (cpuSeconds: number | undefined, operations: number) =>
+  cpuSeconds === undefined || operations === 0 ? '—' : ((cpuSeconds * 1000) / operations).toFixed(3);
+const seconds = (n: number | undefined) => (n === undefined ? '—' : n.toFixed(2));
+const unit = (n: number, u: TargetCheck['unit']) =>
+  u === '×' ? times(n) : u === 'ms' ? `${ms(n)} ms` : `${n.toFixed(2)} s`;

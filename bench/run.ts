@@ -14,6 +14,13 @@
  *   3. Replay: the backlog each capture run left is made due at once, the
  *      upstream is up, and the same number of gateways replays it; replays/s
  *      until every operation has Succeeded, each delivered exactly once.
+ *   4. Backlog (backlog.ts): replay through the store port at 2,000 and
+ *      200,000 operations due.
+ *
+ * With `--peers`, instead, Spillway side by side with its peers (peers.ts): a
+ * bare undici proxy, @fastify/http-proxy, nginx when installed, Fastify +
+ * pg-boss, Fastify + BullMQ on a Redis with appendfsync always; numbers to
+ * bench/results/peers.json.
  *
  * Upstream and gateways run as child processes; autocannon runs here. Tables
  * go to stdout, progress to stderr, numbers to bench/results/latest.json. Any
@@ -22,20 +29,26 @@
  *
  *   npm run bench [-- --quick] [-- --seconds N] [-- --connections N] [-- --postgres URL]
  *                 [-- --replay-during-capture]
+ *   npm run bench -- --peers [--quick] [--drain-backlog N] [--outage SECONDS] [...]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { type BacklogSummary, backlogTable, benchBacklog } from './backlog.ts';
-import { type Child, startChild } from './children.ts';
+import { childGroup, freePort } from './children.ts';
 import type { LoadResult } from './load.ts';
+import { benchPeers } from './peers.ts';
 import {
   type CaptureSummary,
   captureTable,
+  loopDelayTable,
+  peerCaptureTable,
+  peerDrainTable,
+  peerSyncTable,
+  peerTargets,
   type ReplaySummary,
   ratios,
   replayTable,
@@ -43,9 +56,18 @@ import {
   type SyncComparison,
   storeCheckLine,
   syncTable,
+  targetTable,
   writeJson,
 } from './report.ts';
-import { loadSpec, measureCaptures, measureSync, postBody, type Timing } from './scenarios.ts';
+import {
+  count202,
+  loadSpec,
+  measureCaptures,
+  measureSync,
+  postBody,
+  type Timing,
+  unexpectedAnswers,
+} from './scenarios.ts';
 import {
   type BenchStore,
   postgresBenchStore,
@@ -59,6 +81,9 @@ type Ports = { port: number };
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    peers: { type: 'boolean', default: false },
+    'drain-backlog': { type: 'string' },
+    outage: { type: 'string' },
     seconds: { type: 'string' },
     connections: { type: 'string', default: '32' },
     'replay-during-capture': { type: 'boolean', default: false },
@@ -73,6 +98,12 @@ const timing: Timing = {
   seconds: values.seconds ? positive('seconds', values.seconds) : values.quick ? 1 : 5,
 };
 const connections = positive('connections', values.connections);
+const drainBacklog = values['drain-backlog']
+  ? positive('drain-backlog', values['drain-backlog'])
+  : values.quick
+    ? 200
+    : 2_000;
+const outageSeconds = values.outage ? positive('outage', values.outage) : values.quick ? 2 : 10;
 const gatewayEnv = { SPILLWAY_LOG_LEVEL: 'warn' };
 /** Replay runs drain at most this many operations per second of `--seconds`, the rest parked. */
 const REPLAY_BACKLOG_PER_SECOND = 2_000;
@@ -88,101 +119,168 @@ const machine = {
   platform: `${process.platform} ${process.arch}`,
 };
 const replayDuringCapture = values['replay-during-capture'];
-const settings = { connections, ...timing, postBodyBytes: Buffer.byteLength(postBody), replayDuringCapture };
+const settings = {
+  connections,
+  ...timing,
+  postBodyBytes: Buffer.byteLength(postBody),
+  ...(values.peers ? { peers: true, drainBacklog, outageSeconds } : { replayDuringCapture }),
+};
 const startedAt = new Date();
 const dir = mkdtempSync(join(tmpdir(), 'spillway-bench-'));
-const children: Child<Ports>[] = [];
-const start = async (script: string, args: string[], env?: Record<string, string>) => {
-  const child = await startChild<Ports>(script, args, env);
-  children.push(child);
-  return child;
-};
+const children = childGroup();
+const start = (script: string, args: string[], env?: Record<string, string>) =>
+  children.start<Ports>(script, args, env);
 
-let sync: SyncComparison[] = [];
-const captures: CaptureSummary[] = [];
-const replays: ReplaySummary[] = [];
-let backlogRuns: BacklogSummary[] = [];
 const notes: string[] = [];
-const stores: BenchStore[] = [];
-try {
-  sync = await benchSync();
-  const setups: Array<{ store: BenchStore; gateways: number }> = [
-    { store: sqliteBenchStore(join(dir, 'captures.db')), gateways: 1 },
-  ];
-  const unreachable = await postgresUnreachable(values.postgres);
-  if (unreachable) {
-    notes.push(
-      `PostgreSQL not reachable at ${hostOf(values.postgres)} (${unreachable}): its rows are skipped.`,
-    );
-  } else {
-    for (const gateways of [1, 2]) {
-      const schema = `spillway_bench_${randomBytes(4).toString('hex')}`;
-      setups.push({ store: postgresBenchStore(values.postgres, schema), gateways });
-    }
-  }
-  for (const { store, gateways } of setups) {
-    stores.push(store);
-    const summary = await benchCaptures(store, gateways);
-    captures.push(summary);
-    const backlog = Math.min(summary.storedOperations, REPLAY_BACKLOG_PER_SECOND * timing.seconds);
-    replays.push(await benchReplays(store, gateways, backlog));
-  }
-  backlogRuns = await benchBacklog(unreachable ? undefined : values.postgres, progress);
-} catch (error) {
-  problems.push(`the bench crashed: ${(error as Error).stack ?? String(error)}`);
-} finally {
-  await Promise.all(children.map((child) => child.stop(5_000)));
-  for (const store of stores) await store.drop().catch(() => {});
-  rmSync(dir, { recursive: true, force: true });
-}
-
 console.log(
   `\nSpillway bench: ${machine.cores} cores (${machine.cpu}), Node ${machine.node}, ${machine.platform}` +
     `\n${connections} connections, ${timing.seconds} s per run after ${timing.warmUpSeconds} s of warm-up, loopback`,
 );
-if (sync.length > 0) {
-  console.log('\n1. Sync pass-through (healthy upstream, answers 200)\n');
-  console.log(syncTable(sync));
-}
-if (captures.length > 0) {
-  console.log(
-    `\n2. Durable captures (upstream down, answers 202: SQLite synchronous=FULL, PostgreSQL synchronous_commit=on;` +
-      ` ${replayDuringCapture ? 'gateways replaying in the background' : 'capture-only gateways'})\n`,
-  );
-  console.log(captureTable(captures));
-  console.log(`\n${captures.map(storeCheckLine).join('\n')}`);
-}
-if (replays.length > 0) {
-  console.log('\n3. Replay (the capture backlog, all due at once; upstream up, answers 200)\n');
-  console.log(replayTable(replays));
-}
-if (backlogRuns.length > 0) {
-  console.log(
-    '\n4. Backlog (replay through the store port with 2,000 and 200,000 operations due; captures meanwhile)\n',
-  );
-  console.log(backlogTable(backlogRuns));
+let results: Record<string, unknown>;
+try {
+  results = values.peers ? await peersRun() : await standardRun();
+} finally {
+  await children.stopAll();
+  rmSync(dir, { recursive: true, force: true });
 }
 for (const note of notes) console.log(`\nNote: ${note}`);
 
-const resultsFile = new URL('./results/latest.json', import.meta.url);
-writeJson(resultsFile, {
+const resultsName = values.peers ? 'peers.json' : 'latest.json';
+writeJson(new URL(`./results/${resultsName}`, import.meta.url), {
   ok: problems.length === 0,
   startedAt,
   finishedAt: new Date(),
   machine,
   settings,
-  syncPassThrough: sync.map((c) => ({ ...c, ratioSpillwayToDirect: ratios(c) })),
-  durableCaptures: captures,
-  replays,
-  backlog: backlogRuns,
+  ...results,
   notes,
   problems,
 });
-console.log(`\nNumbers written to bench/results/latest.json`);
+console.log(`\nNumbers written to bench/results/${resultsName}`);
 
 if (problems.length > 0) {
   console.error(`\nBENCH FAILED:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
   process.exitCode = 1;
+}
+
+/** Scenarios 1–4: Spillway alone. */
+async function standardRun() {
+  let sync: SyncComparison[] = [];
+  const captures: CaptureSummary[] = [];
+  const replays: ReplaySummary[] = [];
+  let backlogRuns: BacklogSummary[] = [];
+  const stores: BenchStore[] = [];
+  try {
+    sync = await benchSync();
+    const setups: Array<{ store: BenchStore; gateways: number }> = [
+      { store: sqliteBenchStore(join(dir, 'captures.db')), gateways: 1 },
+    ];
+    const unreachable = await postgresUnreachable(values.postgres);
+    if (unreachable) {
+      notes.push(
+        `PostgreSQL not reachable at ${hostOf(values.postgres)} (${unreachable}): its rows are skipped.`,
+      );
+    } else {
+      for (const gateways of [1, 2]) {
+        const schema = `spillway_bench_${randomBytes(4).toString('hex')}`;
+        setups.push({ store: postgresBenchStore(values.postgres, schema), gateways });
+      }
+    }
+    for (const { store, gateways } of setups) {
+      stores.push(store);
+      const summary = await benchCaptures(store, gateways);
+      captures.push(summary);
+      const backlog = Math.min(summary.storedOperations, REPLAY_BACKLOG_PER_SECOND * timing.seconds);
+      replays.push(await benchReplays(store, gateways, backlog));
+    }
+    backlogRuns = await benchBacklog(unreachable ? undefined : values.postgres, progress);
+  } catch (error) {
+    problems.push(`the bench crashed: ${(error as Error).stack ?? String(error)}`);
+  } finally {
+    await children.stopAll();
+    for (const store of stores) await store.drop().catch(() => {});
+  }
+
+  if (sync.length > 0) {
+    console.log('\n1. Sync pass-through (healthy upstream, answers 200)\n');
+    console.log(syncTable(sync));
+  }
+  if (captures.length > 0) {
+    console.log(
+      `\n2. Durable captures (upstream down, answers 202: SQLite synchronous=FULL, PostgreSQL synchronous_commit=on;` +
+        ` ${replayDuringCapture ? 'gateways replaying in the background' : 'capture-only gateways'})\n`,
+    );
+    console.log(captureTable(captures));
+    console.log(`\n${captures.map(storeCheckLine).join('\n')}`);
+  }
+  if (replays.length > 0) {
+    console.log('\n3. Replay (the capture backlog, all due at once; upstream up, answers 200)\n');
+    console.log(replayTable(replays));
+  }
+  if (backlogRuns.length > 0) {
+    console.log(
+      '\n4. Backlog (replay through the store port with 2,000 and 200,000 operations due; captures meanwhile)\n',
+    );
+    console.log(backlogTable(backlogRuns));
+  }
+  return {
+    syncPassThrough: sync.map((c) => ({ ...c, ratioSpillwayToDirect: ratios(c) })),
+    durableCaptures: captures,
+    replays,
+    backlog: backlogRuns,
+  };
+}
+
+/** `--peers`: Spillway side by side with a bare proxy, @fastify/http-proxy, pg-boss and BullMQ (bench/peers.ts). */
+async function peersRun() {
+  const unreachable = await postgresUnreachable(values.postgres);
+  if (unreachable) {
+    notes.push(
+      `PostgreSQL not reachable at ${hostOf(values.postgres)} (${unreachable}): Spillway on PostgreSQL and pg-boss are skipped.`,
+    );
+  }
+  const peers = await benchPeers({
+    connections,
+    timing,
+    ...(unreachable ? {} : { postgres: values.postgres }),
+    drainBacklog,
+    outageSeconds,
+    dir,
+    progress,
+  });
+  problems.push(...peers.problems);
+  notes.push(...peers.notes);
+  const { sync, captures, drains } = peers;
+  console.log(
+    '\n1. Sync pass-through (healthy upstream, answers 200; CPU: the proxy process over the measured run)\n',
+  );
+  console.log(peerSyncTable(sync));
+  console.log(
+    '\n2. Durable captures (answers 202 once stored: SQLite synchronous=FULL, PostgreSQL synchronous_commit=on,' +
+      ' Redis appendfsync always; CPU ms per measured capture)\n',
+  );
+  console.log(peerCaptureTable(captures));
+  console.log(
+    `\n3. Drain after an outage (${drainBacklog.toLocaleString('en-US')} captured while the upstream is down,` +
+      ` back after ${outageSeconds} s; times from the upstream listening again)\n`,
+  );
+  console.log(peerDrainTable(drains));
+  const loops = [
+    ...sync.flatMap((run) =>
+      run.loopDelay ? [{ run: `sync ${run.method}`, loopDelay: run.loopDelay }] : [],
+    ),
+    ...captures.flatMap((run) =>
+      run.loopDelay ? [{ run: `captures (${run.store})`, loopDelay: run.loopDelay }] : [],
+    ),
+  ];
+  console.log(
+    '\n4. Event-loop delay of the Spillway gateway (monitorEventLoopDelay, over each measured run)\n',
+  );
+  console.log(loopDelayTable(loops));
+  const targets = peerTargets(peers);
+  console.log('\nTargets (issue 11)\n');
+  console.log(targetTable(targets));
+  return { peers: { sync, captures, drains, targets } };
 }
 
 async function benchSync(): Promise<SyncComparison[]> {
@@ -211,7 +309,7 @@ async function benchSync(): Promise<SyncComparison[]> {
 
 async function benchCaptures(store: BenchStore, gateways: number): Promise<CaptureSummary> {
   const label = `${store.label}, ${gateways} gateway${gateways > 1 ? 's' : ''}`;
-  const upstreamDown = url(await closedPort());
+  const upstreamDown = url(await freePort());
   const running = await Promise.all(
     Array.from({ length: gateways }, () =>
       start(
@@ -242,7 +340,6 @@ async function benchCaptures(store: BenchStore, gateways: number): Promise<Captu
   if (runs.measured.answered !== runs.planned) {
     problems.push(`captures (${label}): ${runs.measured.answered} of ${runs.planned} requests answered`);
   }
-  const count202 = (runs: LoadResult[]) => runs.reduce((sum, run) => sum + (run.statuses['202'] ?? 0), 0);
   const summary: CaptureSummary = {
     store: store.label,
     gateways,
@@ -322,24 +419,7 @@ function costPer(before: ServerUsage, after: ServerUsage, operations: number): S
 
 /** Flags any status other than `status`, and any request that got no answer. */
 function expectOnly(label: string, run: LoadResult, status: string): void {
-  const others = Object.entries(run.statuses).filter(([code]) => code !== status);
-  if (others.length > 0) {
-    problems.push(`${label}: unexpected statuses ${others.map(([code, n]) => `${n}× ${code}`).join(', ')}`);
-  }
-  if (run.errors > 0) problems.push(`${label}: ${run.errors} requests failed or timed out without an answer`);
-  if (run.answered === 0) problems.push(`${label}: no answers at all`);
-}
-
-/** A loopback port nothing listens on: bound by the OS, then released. */
-function closedPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
+  problems.push(...unexpectedAnswers(label, run, status));
 }
 
 function hostOf(location: string): string {

@@ -38,8 +38,16 @@ export function loadSpec(baseUrl: string, method: keyof typeof requests, connect
   return { url: baseUrl + path, connections, ...request };
 }
 
-export async function measureSync(spec: LoadSpec, timing: Timing): Promise<LoadResult> {
+/** Called between the warm-up and the measured run, to take readings (CPU time, event-loop delay) of the run alone. */
+export type BeforeMeasured = () => Promise<void>;
+
+export async function measureSync(
+  spec: LoadSpec,
+  timing: Timing,
+  beforeMeasured?: BeforeMeasured,
+): Promise<LoadResult> {
   await runLoad(spec, { seconds: timing.warmUpSeconds });
+  await beforeMeasured?.();
   return runLoad(spec, { seconds: timing.seconds });
 }
 
@@ -50,7 +58,11 @@ export interface CaptureRuns {
   planned: number;
 }
 
-export async function measureCaptures(specs: LoadSpec[], timing: Timing): Promise<CaptureRuns> {
+export async function measureCaptures(
+  specs: LoadSpec[],
+  timing: Timing,
+  beforeMeasured?: BeforeMeasured,
+): Promise<CaptureRuns> {
   const smallest = specs.reduce((sum, spec) => sum + spec.connections, 0) * 8;
   const warmUp: LoadResult[] = [];
   let elapsed = 0;
@@ -65,5 +77,22 @@ export async function measureCaptures(specs: LoadSpec[], timing: Timing): Promis
     rate = run.perSecond;
   } while ((elapsed < timing.warmUpSeconds || warmUp.length < 2) && warmUp.length < 5);
   const planned = Math.max(smallest, Math.round(rate * timing.seconds));
+  await beforeMeasured?.();
   return { warmUp, measured: await runLoads(specs, { amount: planned }), planned };
+}
+
+/** The 202s answered in `runs`; over a capture scenario's warm-up and measured run, what the store must hold. */
+export const count202 = (runs: LoadResult[]) =>
+  runs.reduce((sum, run) => sum + (run.statuses['202'] ?? 0), 0);
+
+/** What is wrong with a run expected to answer only `status`: other statuses, unanswered requests, no answer at all. */
+export function unexpectedAnswers(label: string, run: LoadResult, status: string): string[] {
+  const problems: string[] = [];
+  const others = Object.entries(run.statuses).filter(([code]) => code !== status);
+  if (others.length > 0) {
+    problems.push(`${label}: unexpected statuses ${others.map(([code, n]) => `${n}× ${code}`).join(', ')}`);
+  }
+  if (run.errors > 0) problems.push(`${label}: ${run.errors} requests failed or timed out without an answer`);
+  if (run.answered === 0) problems.push(`${label}: no answers at all`);
+  return problems;
 }

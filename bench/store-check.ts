@@ -131,17 +131,32 @@ function postgresCpuSeconds(): number | undefined {
   } catch {
     return undefined;
   }
-  let ticks = 0;
+  let seconds = 0;
   for (const pid of entries) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const close = stat.lastIndexOf(')');
-      if (stat.slice(stat.indexOf('(') + 1, close) !== 'postgres') continue;
-      const fields = stat.slice(close + 2).split(' ');
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15 of stat(5)
-    } catch {
-      // the process ended meanwhile
-    }
+    const stat = processStat(pid);
+    if (stat?.name === 'postgres') seconds += stat.cpuSeconds;
   }
-  return ticks / 100; // USER_HZ, 100 on Linux
+  return seconds;
+}
+
+/**
+ * CPU seconds (user + system, all threads) a process has spent so far, from
+ * /proc; undefined off Linux or once it has ended. Read before and after a
+ * run: the difference is what the server spent on it.
+ */
+export function processCpuSeconds(pid: number): number | undefined {
+  return processStat(String(pid))?.cpuSeconds;
+}
+
+function processStat(pid: string): { name: string; cpuSeconds: number } | undefined {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return undefined; // not Linux, or the process ended meanwhile
+  }
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15 of stat(5)
+  return { name: stat.slice(stat.indexOf('(') + 1, close), cpuSeconds: ticks / 100 }; // USER_HZ, 100 on Linux
 }

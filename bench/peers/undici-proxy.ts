@@ -1,0 +1,64 @@
+/**
+ * Peer child process: the plainest reverse proxy Node offers, the baseline a
+ * gateway's sync path is held against. A `node:http` server that streams each
+ * request to the upstream through one undici `Pool` (128 connections, as
+ * Spillway's upstream pool) and streams the answer back, dropping hop-by-hop
+ * headers (RFC 9110 §7.6.1) and adding Via, nothing else: no limits, no
+ * budgets, no health.
+ *
+ *   node bench/peers/undici-proxy.ts --upstream URL
+ */
+import { createServer, type IncomingHttpHeaders } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import { parseArgs } from 'node:util';
+import { type Dispatcher, Pool } from 'undici';
+
+const { values } = parseArgs({ options: { upstream: { type: 'string' } } });
+const pool = new Pool(values.upstream!, { connections: 128 });
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+]);
+
+const forwardable = (headers: IncomingHttpHeaders | Record<string, string | string[] | undefined>) => {
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value !== undefined && !HOP_BY_HOP.has(name)) out[name] = value;
+  }
+  return out;
+};
+
+const server = createServer(async (req, res) => {
+  try {
+    const hasBody =
+      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+    const answer = await pool.request({
+      method: req.method as Dispatcher.HttpMethod,
+      path: req.url!,
+      headers: { ...forwardable(req.headers), via: '1.1 undici-proxy' },
+      body: hasBody ? req : null,
+    });
+    res.writeHead(answer.statusCode, forwardable(answer.headers));
+    await pipeline(answer.body, res);
+  } catch (error) {
+    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+    res.end(`bad gateway: ${(error as Error).message}`);
+  }
+});
+server.keepAliveTimeout = 60_000;
+
+server.listen(0, '127.0.0.1', () => {
+  process.send?.({ ready: { port: (server.address() as AddressInfo).port } });
+});
+
+process.once('SIGTERM', () => {
+  server.close(() => void pool.close().then(() => process.exit(0)));
+  server.closeAllConnections();
+});

@@ -7,15 +7,13 @@
  *
  * SIGTERM stops it gracefully; it exits 0 once the store is closed.
  *
- * It watches its own event loop (`monitorEventLoopDelay`, sampling every
- * 10 ms) and over IPC answers `'loop-delay'` with the delay percentiles since
- * the last `'loop-delay-reset'`: what the bench reports as event-loop delay
- * while the gateway captures or forwards.
+ * It reports its event-loop delay over IPC (loop-delay.ts): what the bench
+ * shows as event-loop delay while the gateway captures or forwards.
  */
-import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { buildConfig } from '../src/config/config.ts';
 import { startSpillway } from '../src/ops/spillway.ts';
+import { answerLoopDelay } from './loop-delay.ts';
 
 const { values } = parseArgs({
   options: {
@@ -40,24 +38,7 @@ const spillway = await startSpillway(
 );
 process.send?.({ ready: { port: spillway.port, adminPort: spillway.adminPort } });
 
-/** The histogram records each sample's full interval; the delay is what exceeds the resolution. */
-const LOOP_RESOLUTION_MS = 10;
-const loop = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
-loop.enable();
-const delayMs = (nanoseconds: number) => Math.max(0, nanoseconds / 1e6 - LOOP_RESOLUTION_MS);
-process.on('message', (message) => {
-  if (message === 'loop-delay-reset') {
-    loop.reset();
-    process.send?.({ reset: true });
-  } else if (message === 'loop-delay') {
-    process.send?.({
-      p50Ms: delayMs(loop.percentile(50)),
-      p99Ms: delayMs(loop.percentile(99)),
-      maxMs: delayMs(loop.max),
-      samples: loop.count,
-    });
-  }
-});
+answerLoopDelay();
 
 process.once('SIGTERM', () => {
   spillway.stop().then(

@@ -88,3 +88,36 @@ function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 }
+
+/**
+ * Several measured runs of the same load as one: counts and time add up, so
+ * req/s is over all of them; the latency percentiles, which cannot be merged
+ * without the samples, are the median of the runs' own.
+ */
+export function combineRuns(runs: LoadResult[]): LoadResult {
+  const statuses: Record<string, number> = {};
+  for (const run of runs) {
+    for (const [status, n] of Object.entries(run.statuses)) statuses[status] = (statuses[status] ?? 0) + n;
+  }
+  const answered = sum(runs.map((run) => run.answered));
+  const seconds = sum(runs.map((run) => run.seconds));
+  return {
+    answered,
+    seconds,
+    perSecond: seconds > 0 ? answered / seconds : 0,
+    p50Ms: median(runs.map((run) => run.p50Ms)),
+    p99Ms: median(runs.map((run) => run.p99Ms)),
+    statuses,
+    errors: sum(runs.map((run) => run.errors)),
+  };
+}
+
+const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+
+/** The middle value (the mean of the two middle ones for an even count); NaN when there are none. */
+export function median(values: number[]): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}

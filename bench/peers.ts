@@ -25,12 +25,12 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { type Child, childGroup, freePort } from './children.ts';
-import { runLoad } from './load.ts';
+import { combineRuns, type LoadResult, median, runLoad } from './load.ts';
+import type { LoopDelay } from './loop-delay.ts';
 import { nginxInstalled, startNginx } from './peers/nginx.ts';
 import { startRedis } from './peers/redis.ts';
 import {
   BULLMQ,
-  type LoopDelay,
   type PeerCaptureRun,
   type PeerDrainRun,
   type PeerResults,
@@ -53,6 +53,8 @@ export interface PeerSettings {
   timing: Timing;
   /** PostgreSQL for Spillway's PostgreSQL store and pg-boss; undefined: those rows are skipped. */
   postgres?: string;
+  /** Measured runs of each proxy and request in the sync scenario, taken in turn; their sum is reported. */
+  rounds: number;
   /** Requests captured during the outage of the drain scenario. */
   drainBacklog: number;
   /** How long the upstream stays down in the drain scenario, from the first capture. */
@@ -99,8 +101,23 @@ export async function benchPeers(
 
   const gateway = (upstream: string, store: string, extra: string[] = []) =>
     group.start<Ports>('./gateway.ts', ['--upstream', upstream, '--store', store, ...extra], GATEWAY_ENV);
-  const loopDelayReset = (server: Server) => server.ask('loop-delay-reset');
-  const loopDelay = (server: Server) => server.ask<LoopDelay>('loop-delay');
+  let idle: Child<unknown> | undefined;
+  /** Readings just before a measured run: the server's CPU time and, for a gateway, a new event-loop window. */
+  const cpuBefore = new Map<Server, number | undefined>();
+  const beforeMeasured = (server: Server, gateway: boolean) => async () => {
+    if (gateway)
+      await Promise.all([server, ...(idle ? [idle] : [])].map((child) => child.ask('loop-delay-reset')));
+    cpuBefore.set(server, processCpuSeconds(server.pid));
+  };
+  /** Runs `run` (which calls beforeMeasured), then reads what the server spent and, for a gateway, its event loop's delay. */
+  const measured = async <L>(server: Server, gateway: boolean, run: () => Promise<L>) => {
+    const load = await run();
+    const cpuSeconds = difference(cpuBefore.get(server), processCpuSeconds(server.pid));
+    const [loopDelay, idleLoopDelay] = gateway
+      ? await Promise.all([server.ask<LoopDelay>('loop-delay'), idle?.ask<LoopDelay>('loop-delay')])
+      : [undefined, undefined];
+    return { load, cpuSeconds, loopDelay, idleLoopDelay };
+  };
 
   /** Spillway on SQLite or PostgreSQL: the store is counted once the gateway has stopped. */
   const spillway = async (upstream: string, onPostgres: boolean, extra: string[] = []): Promise<Running> => {
@@ -162,6 +179,7 @@ export async function benchPeers(
   };
 
   try {
+    idle = await group.start<unknown>('./idle.ts', []);
     results.sync = await syncPassThrough();
     results.captures = await durableCaptures();
     results.drains = await drains();
@@ -197,30 +215,45 @@ export async function benchPeers(
       notes.push('nginx is not installed: its pass-through rows are skipped.');
     }
     const runs: PeerSyncRun[] = [];
-    // All proxies up at once (an idle one costs nothing), each request measured on each in turn,
-    // so a change in the machine's load shows in every proxy's figures, not in one's alone.
+    // All proxies up at once (an idle one costs nothing), and each request measured on each in
+    // turn, `rounds` times: a change in the machine's load then shows in every proxy's figures.
     const servers = [];
     for (const proxy of proxies) servers.push({ ...proxy, server: await proxy.start() });
     for (const method of ['GET', 'POST'] as const) {
-      for (const { system, server } of servers) {
-        progress(`${method} through ${system}`);
-        let before: number | undefined;
-        const load = await measureSync(
-          loadSpec(url(server.info.port), method, connections),
-          timing,
-          async () => {
-            if (system === SPILLWAY) await loopDelayReset(server);
-            before = processCpuSeconds(server.pid);
-          },
-        );
-        const cpuSeconds = difference(before, processCpuSeconds(server.pid));
+      const rounds = new Map(servers.map(({ system }) => [system, [] as Round[]]));
+      for (let round = 0; round < settings.rounds; round++) {
+        for (const { system, server } of servers) {
+          progress(
+            `${method} through ${system}${settings.rounds > 1 ? `, round ${round + 1} of ${settings.rounds}` : ''}`,
+          );
+          const isGateway = system === SPILLWAY;
+          rounds
+            .get(system)!
+            .push(
+              await measured(server, isGateway, () =>
+                measureSync(
+                  loadSpec(url(server.info.port), method, connections),
+                  round === 0 ? timing : { ...timing, warmUpSeconds: 0 },
+                  beforeMeasured(server, isGateway),
+                ),
+              ),
+            );
+        }
+      }
+      for (const { system } of servers) {
+        const done = rounds.get(system)!;
+        const load = combineRuns(done.map((round) => round.load));
         problems.push(...unexpectedAnswers(`${method} through ${system}`, load, '200'));
+        const cpuSeconds = total(done.map((round) => round.cpuSeconds));
+        const loopDelay = combineLoopDelays(done.map((round) => round.loopDelay));
+        const idleLoopDelay = combineLoopDelays(done.map((round) => round.idleLoopDelay));
         runs.push({
           system,
           method,
           load,
           ...(cpuSeconds === undefined ? {} : { cpuSeconds }),
-          ...(system === SPILLWAY ? { loopDelay: await loopDelay(server) } : {}),
+          ...(loopDelay === undefined ? {} : { loopDelay }),
+          ...(idleLoopDelay === undefined ? {} : { idleLoopDelay }),
         });
       }
     }
@@ -253,20 +286,20 @@ export async function benchPeers(
       progress(`captures: ${label}`);
       const running = await start();
       const { server } = running;
-      let before: number | undefined;
+      const isGateway = system === SPILLWAY;
       let storeBefore: number | undefined;
-      const captures = await measureCaptures(
-        [loadSpec(url(server.info.port), 'POST', connections)],
-        timing,
-        async () => {
-          if (system === SPILLWAY) await loopDelayReset(server);
-          before = processCpuSeconds(server.pid);
+      const {
+        load: captures,
+        cpuSeconds,
+        loopDelay,
+        idleLoopDelay,
+      } = await measured(server, isGateway, () =>
+        measureCaptures([loadSpec(url(server.info.port), 'POST', connections)], timing, async () => {
+          await beforeMeasured(server, isGateway)();
           storeBefore = await running.storeCpuSeconds?.();
-        },
+        }),
       );
-      const cpuSeconds = difference(before, processCpuSeconds(server.pid));
       const storeCpuSeconds = difference(storeBefore, await running.storeCpuSeconds?.());
-      const delay = system === SPILLWAY ? await loopDelay(server) : undefined;
       const stored = await running.stop();
 
       for (const run of [...captures.warmUp, captures.measured]) {
@@ -289,7 +322,8 @@ export async function benchPeers(
         stored,
         ...(cpuSeconds === undefined ? {} : { cpuSeconds }),
         ...(storeCpuSeconds === undefined ? {} : { storeCpuSeconds }),
-        ...(delay === undefined ? {} : { loopDelay: delay }),
+        ...(loopDelay === undefined ? {} : { loopDelay }),
+        ...(idleLoopDelay === undefined ? {} : { idleLoopDelay }),
       });
     }
     return runs;
@@ -358,6 +392,29 @@ export async function benchPeers(
       completed,
     };
   }
+}
+
+type Round = {
+  load: LoadResult;
+  cpuSeconds: number | undefined;
+  loopDelay: LoopDelay | undefined;
+  idleLoopDelay: LoopDelay | undefined;
+};
+
+/** The sum, or undefined if any reading is missing. */
+const total = (values: Array<number | undefined>) =>
+  values.some((value) => value === undefined) ? undefined : values.reduce((a: number, b) => a + b!, 0);
+
+/** Rounds' event-loop delays as one: the median of their percentiles, the largest maximum. */
+function combineLoopDelays(delays: Array<LoopDelay | undefined>): LoopDelay | undefined {
+  const known = delays.filter((delay) => delay !== undefined);
+  if (known.length === 0) return undefined;
+  return {
+    p50Ms: median(known.map((delay) => delay.p50Ms)),
+    p99Ms: median(known.map((delay) => delay.p99Ms)),
+    maxMs: Math.max(...known.map((delay) => delay.maxMs)),
+    samples: known.reduce((sum, delay) => sum + delay.samples, 0),
+  };
 }
 
 const difference = (before: number | undefined, after: number | undefined) =>

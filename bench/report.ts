@@ -4,6 +4,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { LoadResult } from './load.ts';
+import type { LoopDelay } from './loop-delay.ts';
 
 export interface SyncComparison {
   method: string;
@@ -134,14 +135,6 @@ function align(rows: string[][], textColumns: number): string {
 
 // --- `--peers`: Spillway side by side with its peers ---
 
-/** Event-loop delay of a gateway over a measured run (monitorEventLoopDelay, beyond its sampling interval). */
-export interface LoopDelay {
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  samples: number;
-}
-
 /** One proxy (Spillway or a peer) forwarding one kind of request to the healthy upstream. */
 export interface PeerSyncRun {
   system: string;
@@ -150,6 +143,8 @@ export interface PeerSyncRun {
   /** CPU seconds the proxy's process spent over the measured run (undefined off Linux). */
   cpuSeconds?: number;
   loopDelay?: LoopDelay;
+  /** The same window's delay in an idle Node process: the wait for a core, common to every process here. */
+  idleLoopDelay?: LoopDelay;
 }
 
 /** One system answering 202 once a request is durably stored, its upstream down or absent. */
@@ -167,6 +162,7 @@ export interface PeerCaptureRun {
   cpuSeconds?: number;
   storeCpuSeconds?: number;
   loopDelay?: LoopDelay;
+  idleLoopDelay?: LoopDelay;
 }
 
 /** A backlog captured while the upstream was down, replayed when it comes back. */
@@ -384,10 +380,21 @@ export function peerDrainTable(runs: PeerDrainRun[]): string {
   return align(rows, 1);
 }
 
-export function loopDelayTable(runs: Array<{ run: string; loopDelay: LoopDelay }>): string {
-  const rows: string[][] = [['Spillway gateway during', 'p50 ms', 'p99 ms', 'max ms', 'samples']];
-  for (const { run, loopDelay } of runs) {
-    rows.push([run, ms(loopDelay.p50Ms), ms(loopDelay.p99Ms), ms(loopDelay.maxMs), count(loopDelay.samples)]);
+export function loopDelayTable(
+  runs: Array<{ run: string; loopDelay: LoopDelay; idleLoopDelay?: LoopDelay | undefined }>,
+): string {
+  const rows: string[][] = [
+    ['Spillway gateway during', 'p50 ms', 'p99 ms', 'max ms', 'samples', 'idle p99 ms'],
+  ];
+  for (const { run, loopDelay, idleLoopDelay } of runs) {
+    rows.push([
+      run,
+      ms(loopDelay.p50Ms),
+      ms(loopDelay.p99Ms),
+      ms(loopDelay.maxMs),
+      count(loopDelay.samples),
+      idleLoopDelay === undefined ? '—' : ms(idleLoopDelay.p99Ms),
+    ]);
   }
   return align(rows, 1);
 }

@@ -29,7 +29,7 @@
  *
  *   npm run bench [-- --quick] [-- --seconds N] [-- --connections N] [-- --postgres URL]
  *                 [-- --replay-during-capture]
- *   npm run bench -- --peers [--quick] [--drain-backlog N] [--outage SECONDS] [...]
+ *   npm run bench -- --peers [--quick] [--rounds N] [--drain-backlog N] [--outage SECONDS] [...]
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -84,6 +84,7 @@ const { values } = parseArgs({
     peers: { type: 'boolean', default: false },
     'drain-backlog': { type: 'string' },
     outage: { type: 'string' },
+    rounds: { type: 'string' },
     seconds: { type: 'string' },
     connections: { type: 'string', default: '32' },
     'replay-during-capture': { type: 'boolean', default: false },
@@ -103,6 +104,7 @@ const drainBacklog = values['drain-backlog']
   : values.quick
     ? 200
     : 2_000;
+const rounds = values.rounds ? positive('rounds', values.rounds) : values.quick ? 1 : 3;
 const outageSeconds = values.outage ? positive('outage', values.outage) : values.quick ? 2 : 10;
 const gatewayEnv = { SPILLWAY_LOG_LEVEL: 'warn' };
 /** Replay runs drain at most this many operations per second of `--seconds`, the rest parked. */
@@ -123,7 +125,7 @@ const settings = {
   connections,
   ...timing,
   postBodyBytes: Buffer.byteLength(postBody),
-  ...(values.peers ? { peers: true, drainBacklog, outageSeconds } : { replayDuringCapture }),
+  ...(values.peers ? { peers: true, rounds, drainBacklog, outageSeconds } : { replayDuringCapture }),
 };
 const startedAt = new Date();
 const dir = mkdtempSync(join(tmpdir(), 'spillway-bench-'));
@@ -243,6 +245,7 @@ async function peersRun() {
     connections,
     timing,
     ...(unreachable ? {} : { postgres: values.postgres }),
+    rounds,
     drainBacklog,
     outageSeconds,
     dir,
@@ -266,15 +269,16 @@ async function peersRun() {
   );
   console.log(peerDrainTable(drains));
   const loops = [
-    ...sync.flatMap((run) =>
-      run.loopDelay ? [{ run: `sync ${run.method}`, loopDelay: run.loopDelay }] : [],
+    ...sync.flatMap(({ method, loopDelay, idleLoopDelay }) =>
+      loopDelay ? [{ run: `sync ${method}`, loopDelay, idleLoopDelay }] : [],
     ),
-    ...captures.flatMap((run) =>
-      run.loopDelay ? [{ run: `captures (${run.store})`, loopDelay: run.loopDelay }] : [],
+    ...captures.flatMap(({ store, loopDelay, idleLoopDelay }) =>
+      loopDelay ? [{ run: `captures (${store})`, loopDelay, idleLoopDelay }] : [],
     ),
   ];
   console.log(
-    '\n4. Event-loop delay of the Spillway gateway (monitorEventLoopDelay, over each measured run)\n',
+    '\n4. Event-loop delay of the Spillway gateway (monitorEventLoopDelay, over each measured run;' +
+      ' idle: an idle Node process over the same runs, the wait for a core)\n',
   );
   console.log(loopDelayTable(loops));
   const targets = peerTargets(peers);

@@ -46,7 +46,7 @@ export async function measureSync(
   timing: Timing,
   beforeMeasured?: BeforeMeasured,
 ): Promise<LoadResult> {
-  await runLoad(spec, { seconds: timing.warmUpSeconds });
+  if (timing.warmUpSeconds > 0) await runLoad(spec, { seconds: timing.warmUpSeconds });
   await beforeMeasured?.();
   return runLoad(spec, { seconds: timing.seconds });
 }

@@ -280,44 +280,72 @@ export async function benchPeers(
     }
     systems.push({ system: BULLMQ, store: 'Redis, appendfsync always', start: bullmq });
 
-    const runs: PeerCaptureRun[] = [];
-    for (const { system, store, start } of systems) {
-      const label = `${system} (${store})`;
-      progress(`captures: ${label}`);
-      const running = await start();
-      const { server } = running;
-      const isGateway = system === SPILLWAY;
-      let storeBefore: number | undefined;
-      const {
-        load: captures,
-        cpuSeconds,
-        loopDelay,
-        idleLoopDelay,
-      } = await measured(server, isGateway, () =>
-        measureCaptures([loadSpec(url(server.info.port), 'POST', connections)], timing, async () => {
-          await beforeMeasured(server, isGateway)();
-          storeBefore = await running.storeCpuSeconds?.();
-        }),
-      );
-      const storeCpuSeconds = difference(storeBefore, await running.storeCpuSeconds?.());
-      const stored = await running.stop();
-
-      for (const run of [...captures.warmUp, captures.measured]) {
-        problems.push(...unexpectedAnswers(`captures (${label})`, run, '202'));
+    // As for the sync runs: all systems up at once, measured in turn, `rounds` times. Each round
+    // sizes its run from a short warm-up of its own, at the machine's load of the moment.
+    const started = [];
+    for (const system of systems) started.push({ ...system, running: await system.start() });
+    const rounds = new Map(
+      started.map(({ running }) => [running, [] as Array<Round & { storeCpuSeconds?: number }>]),
+    );
+    const answered202 = new Map(started.map(({ running }) => [running, 0]));
+    for (let round = 0; round < settings.rounds; round++) {
+      for (const { system, store, running } of started) {
+        const label = `${system} (${store})`;
+        progress(
+          `captures: ${label}${settings.rounds > 1 ? `, round ${round + 1} of ${settings.rounds}` : ''}`,
+        );
+        const { server } = running;
+        const isGateway = system === SPILLWAY;
+        let storeBefore: number | undefined;
+        const { load: captures, ...readings } = await measured(server, isGateway, () =>
+          measureCaptures(
+            [loadSpec(url(server.info.port), 'POST', connections)],
+            round === 0 ? timing : { ...timing, warmUpSeconds: 0 },
+            async () => {
+              await beforeMeasured(server, isGateway)();
+              storeBefore = await running.storeCpuSeconds?.();
+            },
+          ),
+        );
+        const storeCpuSeconds = difference(storeBefore, await running.storeCpuSeconds?.());
+        for (const run of [...captures.warmUp, captures.measured]) {
+          problems.push(...unexpectedAnswers(`captures (${label})`, run, '202'));
+        }
+        if (captures.measured.answered !== captures.planned) {
+          problems.push(
+            `captures (${label}): ${captures.measured.answered} of ${captures.planned} requests answered`,
+          );
+        }
+        answered202.set(
+          running,
+          answered202.get(running)! + count202([...captures.warmUp, captures.measured]),
+        );
+        rounds.get(running)!.push({
+          load: captures.measured,
+          ...readings,
+          ...(storeCpuSeconds === undefined ? {} : { storeCpuSeconds }),
+        });
       }
-      if (captures.measured.answered !== captures.planned) {
+    }
+
+    const runs: PeerCaptureRun[] = [];
+    for (const { system, store, running } of started) {
+      const stored = await running.stop();
+      const answers202 = answered202.get(running)!;
+      if (stored !== answers202) {
         problems.push(
-          `captures (${label}): ${captures.measured.answered} of ${captures.planned} requests answered`,
+          `captures lost or invented (${system}, ${store}): ${stored} stored, ${answers202} answers 202`,
         );
       }
-      const answers202 = count202([...captures.warmUp, captures.measured]);
-      if (stored !== answers202) {
-        problems.push(`captures lost or invented (${label}): ${stored} stored, ${answers202} answers 202`);
-      }
+      const done = rounds.get(running)!;
+      const cpuSeconds = total(done.map((round) => round.cpuSeconds));
+      const storeCpuSeconds = total(done.map((round) => round.storeCpuSeconds));
+      const loopDelay = combineLoopDelays(done.map((round) => round.loopDelay));
+      const idleLoopDelay = combineLoopDelays(done.map((round) => round.idleLoopDelay));
       runs.push({
         system,
         store,
-        load: captures.measured,
+        load: combineRuns(done.map((round) => round.load)),
         answers202,
         stored,
         ...(cpuSeconds === undefined ? {} : { cpuSeconds }),

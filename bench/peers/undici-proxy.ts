@@ -2,7 +2,7 @@
  * Peer child process: the plainest reverse proxy Node offers, the baseline a
  * gateway's sync path is held against. A `node:http` server that streams each
  * request to the upstream through one undici `Pool` (128 connections, as
- * Spillway's upstream pool) and streams the answer back, dropping hop-by-hop
+ * Spillway's upstream pool) and the answer back (`Pool.stream`), dropping hop-by-hop
  * headers (RFC 9110 §7.6.1) and adding Via, nothing else: no limits, no
  * budgets, no health.
  *
@@ -10,7 +10,6 @@
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { pipeline } from 'node:stream/promises';
 import { parseArgs } from 'node:util';
 import { type Dispatcher, Pool } from 'undici';
 
@@ -35,22 +34,27 @@ const forwardable = (headers: IncomingHttpHeaders | Record<string, string | stri
   return out;
 };
 
-const server = createServer(async (req, res) => {
-  try {
-    const hasBody =
-      req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
-    const answer = await pool.request({
-      method: req.method as Dispatcher.HttpMethod,
-      path: req.url!,
-      headers: { ...forwardable(req.headers), via: '1.1 undici-proxy' },
-      body: hasBody ? req : null,
+const server = createServer((req, res) => {
+  const hasBody =
+    req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+  // `stream` writes the answer's body straight into `res`: no intermediate Readable, the cheapest undici offers.
+  pool
+    .stream(
+      {
+        method: req.method as Dispatcher.HttpMethod,
+        path: req.url!,
+        headers: { ...forwardable(req.headers), via: '1.1 undici-proxy' },
+        body: hasBody ? req : null,
+      },
+      ({ statusCode, headers }) => {
+        res.writeHead(statusCode, forwardable(headers));
+        return res;
+      },
+    )
+    .catch((error: unknown) => {
+      if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`bad gateway: ${(error as Error).message}`);
     });
-    res.writeHead(answer.statusCode, forwardable(answer.headers));
-    await pipeline(answer.body, res);
-  } catch (error) {
-    if (!res.headersSent) res.writeHead(502, { 'content-type': 'text/plain' });
-    res.end(`bad gateway: ${(error as Error).message}`);
-  }
 });
 server.keepAliveTimeout = 60_000;
 

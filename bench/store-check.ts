@@ -123,7 +123,14 @@ const dueStatement = (table: string, count: string) =>
    ) THEN 0 ELSE ${PARKED} END
    WHERE status IN ('NotStarted', 'Running')`;
 
-/** CPU seconds (user + system) of every `postgres` process on this machine, or undefined off Linux. */
+/**
+ * CPU seconds (user + system) spent by `postgres` processes on this machine
+ * since the bench first looked, or undefined off Linux. Backends come and go
+ * (a client disconnects, its backend exits and its time leaves /proc), so the
+ * total counts each process seen so far at its last reading: it only grows,
+ * and the difference of two readings is what the server spent between them,
+ * but for the last moments of a backend that exited in between.
+ */
 function postgresCpuSeconds(): number | undefined {
   let entries: string[];
   try {
@@ -131,13 +138,16 @@ function postgresCpuSeconds(): number | undefined {
   } catch {
     return undefined;
   }
-  let seconds = 0;
   for (const pid of entries) {
     const stat = processStat(pid);
-    if (stat?.name === 'postgres') seconds += stat.cpuSeconds;
+    if (stat?.name === 'postgres') postgresSeen.set(`${pid}@${stat.startTicks}`, stat.cpuSeconds);
   }
+  let seconds = 0;
+  for (const spent of postgresSeen.values()) seconds += spent;
   return seconds;
 }
+/** Each postgres process seen (pid and start time: pids are reused), with its CPU seconds when last read. */
+const postgresSeen = new Map<string, number>();
 
 /**
  * CPU seconds (user + system, all threads) a process has spent so far, from
@@ -148,7 +158,7 @@ export function processCpuSeconds(pid: number): number | undefined {
   return processStat(String(pid))?.cpuSeconds;
 }
 
-function processStat(pid: string): { name: string; cpuSeconds: number } | undefined {
+function processStat(pid: string): { name: string; cpuSeconds: number; startTicks: string } | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -158,5 +168,9 @@ function processStat(pid: string): { name: string; cpuSeconds: number } | undefi
   const close = stat.lastIndexOf(')');
   const fields = stat.slice(close + 2).split(' ');
   const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime: fields 14 and 15 of stat(5)
-  return { name: stat.slice(stat.indexOf('(') + 1, close), cpuSeconds: ticks / 100 }; // USER_HZ, 100 on Linux
+  return {
+    name: stat.slice(stat.indexOf('(') + 1, close),
+    cpuSeconds: ticks / 100, // USER_HZ, 100 on Linux
+    startTicks: fields[19]!, // starttime: field 22 of stat(5)
+  };
 }

@@ -90,6 +90,8 @@ describe('buildConfig', () => {
     assert.deepEqual(config.websocket, { ...defaults.websocket, pingMs: 500 });
     assert.deepEqual(config.replay, { ...defaults.replay, concurrency: 0 });
     assert.deepEqual(config.staleCache, { ...defaults.staleCache, maxEntries: 3 });
+    // The CLI sets what no source gave to undefined.
+    assert.deepEqual(buildConfig({ ...base, webhooks: undefined, sse: undefined }).sse, defaults.sse);
   });
 
   it('accepts numbers given as strings (flags and environment)', () => {

@@ -127,10 +127,14 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
   return config;
 }
 
-/** `options` over `defaults`, a group of options (`sse`, `replay`, …) key by key. */
+/**
+ * `options` over `defaults`, a group of options (`sse`, `replay`, …) key by
+ * key; an option set to undefined (as the CLI passes what no source gave) is unset.
+ */
 function overDefaults<D extends object>(defaults: D, options: object): D {
   const out = { ...defaults } as Record<string, unknown>;
   for (const [key, value] of Object.entries(options)) {
+    if (value === undefined) continue;
     const base = out[key];
     out[key] = isObject(base) && isObject(value) ? { ...base, ...value } : value;
   }

@@ -50,6 +50,10 @@ export const errorTable = {
     status: 409,
     title: 'Earlier requests with this ordering key are still waiting',
   },
+  'stored-value-unreadable': {
+    status: 500,
+    title: 'A stored value cannot be decrypted with the configured store keys',
+  },
   'internal-error': { status: 500, title: 'Spillway failed to handle the request' },
 } as const satisfies Record<string, { status: number; title: string }>;
 
@@ -73,4 +77,45 @@ export function problem(code: ErrorCode, detail: string, extensions: Record<stri
 /** Raised by a store when it cannot make a write durable (disk full, read-only, closed). */
 export class StoreUnavailableError extends Error {
   override name = 'StoreUnavailableError';
+}
+
+/** Why a sealed value (src/store/sealed-values.ts) did not open. */
+export type UnreadableReason =
+  /** Sealed, but no storeEncryptionKey is set. */
+  | 'no-key'
+  /** Sealed under a key that is not in the storeEncryptionKey list. */
+  | 'key-missing'
+  /** The authentication tag did not match: altered, moved to another row, or corrupt. */
+  | 'altered'
+  /** Neither plaintext nor a sealed value this version knows. */
+  | 'unknown-format';
+
+/**
+ * Raised by a store reading a request or response it keeps encrypted
+ * (storeEncryptionKey) that it cannot decrypt: never garbage in its place.
+ */
+export class StoredValueUnreadableError extends Error {
+  override name = 'StoredValueUnreadableError';
+  readonly row: string;
+  readonly reason: UnreadableReason;
+  /** The key the value names, when it names one. */
+  readonly keyId: string | undefined;
+
+  constructor(row: string, reason: UnreadableReason, keyId: string | undefined, options?: ErrorOptions) {
+    super(
+      `${row} is encrypted at rest and cannot be read: ${
+        reason === 'no-key'
+          ? `it was sealed under store key ${keyId} but no storeEncryptionKey is set; set SPILLWAY_STORE_ENCRYPTION_KEY to the keys in use`
+          : reason === 'key-missing'
+            ? `it was sealed under store key ${keyId}, which is not among the storeEncryptionKey keys; add that key to the list (after the newest)`
+            : reason === 'altered'
+              ? `it does not authenticate under store key ${keyId}: it was altered or is corrupt`
+              : 'its stored format is unknown to this version'
+      }.`,
+      options,
+    );
+    this.row = row;
+    this.reason = reason;
+    this.keyId = keyId;
+  }
 }

@@ -1,6 +1,8 @@
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { after } from 'node:test';
+import { StoreKeyring } from '../../src/store/sealed-values.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/harness.ts';
 import { storeConformance } from './conformance.ts';
@@ -8,6 +10,7 @@ import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 import { orderingConformance } from './ordering-conformance.ts';
 import { staleCopyConformance } from './stale-copy-conformance.ts';
+import { rawBytes, sealingConformance } from './sealing-conformance.ts';
 
 const dir = tempDir();
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -50,5 +53,35 @@ staleCopyConformance('sqlite', async (clock) => {
   return {
     store: new SqliteStore({ path, clock }),
     reopen: async () => new SqliteStore({ path, clock }),
+  };
+});
+
+sealingConformance('sqlite', async (clock) => {
+  const path = join(dir, `store-${n++}.db`);
+  return {
+    open: async (keys, onError) =>
+      new SqliteStore({
+        path,
+        clock,
+        ...(keys ? { encryptionKeys: StoreKeyring.parse(keys) } : {}),
+        ...(onError ? { onError } : {}),
+      }),
+    rawContent: async () => {
+      // Past the adapter: every value of every table, as the file holds it.
+      const db = new DatabaseSync(path, { readOnly: true });
+      try {
+        const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all();
+        return Buffer.concat(
+          tables.flatMap(({ name }) =>
+            db
+              .prepare(`SELECT * FROM "${String(name)}"`)
+              .all()
+              .flatMap((row) => Object.values(row).map((value) => rawBytes(value))),
+          ),
+        );
+      } finally {
+        db.close();
+      }
+    },
   };
 });

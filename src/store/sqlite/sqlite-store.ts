@@ -16,7 +16,7 @@
 import { closeSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { type Clock, systemClock } from '../../clock.ts';
-import { StoreUnavailableError } from '../../errors.ts';
+import { StoredValueUnreadableError, StoreUnavailableError } from '../../errors.ts';
 import { readMigrations } from '../migrations.ts';
 import type {
   AttemptRecord,
@@ -25,7 +25,6 @@ import type {
   DisabledWebhookEndpoint,
   DiscardResult,
   FailRecord,
-  HeaderList,
   IdempotencyClaim,
   IdempotencyRecord,
   LeasedOperation,
@@ -56,6 +55,7 @@ import type {
   WebhookResend,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
+import { checkStoreKeys, MessageSealer, messageRow, type StoreKeyring } from '../sealed-values.ts';
 import { prepareOperatorActions } from './operator-actions.ts';
 import { prepareRouteDrain } from './route-drain.ts';
 import { prepareStaleCopies } from './stale-copies.ts';
@@ -70,6 +70,10 @@ export interface SqliteStoreOptions {
   maxSizeBytes?: number;
   /** Hold `<path>.lock` while open, refusing a second writer (store-lock.ts). A gateway sets it; tests that inspect a file do not. */
   exclusive?: boolean;
+  /** Encrypt request and response content at rest under these keys, newest first (sealed-values.ts). Default: plaintext. */
+  encryptionKeys?: StoreKeyring;
+  /** Told of what fails outside a verb's own answer: a leased row that cannot be decrypted (then skipped). */
+  onError?: (error: unknown) => void;
 }
 
 interface QueuedWrite {
@@ -93,6 +97,8 @@ export class SqliteStore implements OperationStore {
   readonly #operator: ReturnType<typeof prepareOperatorActions>;
   readonly #drain: ReturnType<typeof prepareRouteDrain>;
   readonly #stale: ReturnType<typeof prepareStaleCopies>;
+  readonly #sealer: MessageSealer;
+  readonly #onError: (error: unknown) => void;
   #queue: QueuedWrite[] = [];
   /** Operations the current batch touched: their watchers hear of them once it commits. */
   #touched = new Set<string>();
@@ -103,12 +109,19 @@ export class SqliteStore implements OperationStore {
 
   constructor(options: SqliteStoreOptions) {
     this.#clock = options.clock ?? systemClock;
+    this.#sealer = new MessageSealer(options.encryptionKeys);
+    this.#onError =
+      options.onError ??
+      ((error) =>
+        // Nobody listens: the process warning is the last resort, never silence.
+        process.emitWarning(`Spillway store: ${(error as Error).message}`, { code: 'SPILLWAY_STORE_ERROR' }));
     const onDisk = options.path !== ':memory:';
     this.#lock = onDisk && options.exclusive ? StoreLock.acquire(options.path) : undefined;
+    let opened: DatabaseSync | undefined;
     try {
       // It holds request bodies and Authorization headers: owner only. SQLite gives -wal and -shm the same mode.
       if (onDisk) closeSync(openSync(options.path, 'a', 0o600));
-      this.#db = new DatabaseSync(options.path);
+      this.#db = opened = new DatabaseSync(options.path);
       this.#db.exec('PRAGMA journal_mode = WAL');
       this.#db.exec('PRAGMA synchronous = FULL');
       this.#db.exec('PRAGMA busy_timeout = 5000');
@@ -123,8 +136,11 @@ export class SqliteStore implements OperationStore {
       this.#operator = prepareOperatorActions(this.#db);
       this.#drain = prepareRouteDrain(this.#db);
       this.#stale = prepareStaleCopies(this.#db);
+      this.#recordKeys(options.path);
     } catch (error) {
-      this.#lock?.release(); // a store that failed to open holds nothing
+      // A store that failed to open holds nothing: neither the file nor its lock.
+      if (opened?.isOpen) opened.close();
+      this.#lock?.release();
       throw error;
     }
   }
@@ -162,14 +178,15 @@ export class SqliteStore implements OperationStore {
         updatedAt: now,
       };
       this.#touched.add(row.id);
+      const request = this.#sealer.seal(row.request.headers, row.request.body, messageRow.request(row.id));
       this.#sql.insert.run({
         id: row.id,
         route: row.route,
         method: row.request.method,
         path: row.request.path,
         query: row.request.query,
-        request_headers: JSON.stringify(row.request.headers),
-        request_body: row.request.body,
+        request_headers: request.headers,
+        request_body: request.body,
         status: row.status,
         attempts: row.attempts,
         next_attempt_at: row.nextAttemptAt,
@@ -215,19 +232,31 @@ export class SqliteStore implements OperationStore {
         !excludeRoutes.includes(route) &&
         (routes === undefined || routes.includes(route)) &&
         (route.startsWith('fn:') ? functions.includes(route) : proxiedRoutes);
-      const rows = dueInReplayOrder(this.#sql, now, limit, leasable).map(
-        ({ id, route }) =>
-          this.#sql.leaseOne.get({
-            id,
-            owner,
-            now,
-            expires: now + (leaseMsByRoute[route] ?? leaseMs),
-          }) as Row,
-      );
-      for (const row of rows) this.#touched.add(String(row.id));
+      const leased: LeasedOperation[] = [];
+      for (const { id, route } of dueInReplayOrder(this.#sql, now, limit, leasable)) {
+        // A row this process cannot decrypt is left as it was (its lease and event undone) and reported:
+        // the others are leased, and the operator adds the key the error names.
+        this.#db.exec('SAVEPOINT lease_one');
+        const row = this.#sql.leaseOne.get({
+          id,
+          owner,
+          now,
+          expires: now + (leaseMsByRoute[route] ?? leaseMs),
+        }) as Row;
+        try {
+          leased.push(toLeasedOperation(row, this.#sealer));
+          this.#db.exec('RELEASE lease_one');
+          this.#touched.add(id);
+        } catch (error) {
+          this.#db.exec('ROLLBACK TO lease_one');
+          this.#db.exec('RELEASE lease_one');
+          if (!(error instanceof StoredValueUnreadableError)) throw error;
+          this.#onError(error);
+        }
+      }
       // After leasing, as the PostgreSQL adapter's one statement does: these are leased from the next call on.
       this.#sql.handBackExpired.run({ now, limit: HAND_BACK_BATCH });
-      return rows.map(toLeasedOperation).sort(replayOrder);
+      return leased.sort(replayOrder);
     }) as Promise<LeasedOperation[]>;
   }
 
@@ -239,7 +268,7 @@ export class SqliteStore implements OperationStore {
   ): Promise<boolean> {
     return this.#changed(
       this.#sql.complete,
-      { id, token, now: this.#clock.now(), ...resultColumns(result) },
+      { id, token, now: this.#clock.now(), ...resultColumns(this.#sealer, id, result) },
       attempt,
     );
   }
@@ -270,7 +299,7 @@ export class SqliteStore implements OperationStore {
         error: JSON.stringify(record.error),
         dead_lettered_at: record.deadLetter ? now : null,
         counted: record.countsAsAttempt ? 1 : 0,
-        ...resultColumns(record.result),
+        ...resultColumns(this.#sealer, id, record.result),
       },
       attempt,
     );
@@ -298,7 +327,7 @@ export class SqliteStore implements OperationStore {
   async get(id: string): Promise<Operation | undefined> {
     this.#assertOpen();
     const row = this.#sql.get.get({ id }) as Row | undefined;
-    return row ? toOperation(row) : undefined;
+    return row ? toOperation(row, this.#sealer) : undefined;
   }
 
   async counts(): Promise<StatusCounts> {
@@ -332,13 +361,13 @@ export class SqliteStore implements OperationStore {
     return this.#write(() => {
       this.#sql.claimKey.run({ ...claim, now: this.#clock.now() });
       const row = this.#sql.getKey.get({ key: claim.key }) as Row;
-      return row.token === claim.token ? undefined : toIdempotencyRecord(row);
+      return row.token === claim.token ? undefined : toIdempotencyRecord(row, this.#sealer);
     }) as Promise<IdempotencyRecord | undefined>;
   }
 
   completeIdempotencyKey(key: string, token: string, response: StoredResponse): Promise<void> {
     return this.#write(() => {
-      this.#sql.completeKey.run({ key, token, ...responseColumns(response) });
+      this.#sql.completeKey.run({ key, token, ...responseColumns(this.#sealer, key, response) });
     }) as Promise<void>;
   }
 
@@ -467,7 +496,7 @@ export class SqliteStore implements OperationStore {
       const redriven = this.#operator.redrive(id, options.includeOutcomeUnknown === true, this.#clock.now());
       const row = this.#sql.get.get({ id }) as Row | undefined;
       if (!row) return { outcome: 'unknown' };
-      const operation = toOperation(row);
+      const operation = toOperation(row, this.#sealer);
       if (redriven) {
         this.#touched.add(id);
         return { outcome: 'redriven', operation };
@@ -482,7 +511,7 @@ export class SqliteStore implements OperationStore {
       const discarded = this.#operator.discard(id, this.#clock.now());
       const row = this.#sql.get.get({ id }) as Row | undefined;
       if (!row) return { outcome: 'unknown' };
-      const operation = toOperation(row);
+      const operation = toOperation(row, this.#sealer);
       if (discarded) this.#touched.add(id);
       return discarded
         ? { outcome: 'discarded', operation }
@@ -553,6 +582,22 @@ export class SqliteStore implements OperationStore {
     this.#closed = true;
     this.#db.close();
     this.#lock?.release();
+  }
+
+  /** Records the key new values are sealed under, then refuses to open if any recorded key is not listed. */
+  #recordKeys(location: string): void {
+    const newest = this.#sealer.newestKeyId;
+    if (newest) {
+      this.#db
+        .prepare('INSERT INTO store_keys (key_id, first_used_at) VALUES (?, ?) ON CONFLICT DO NOTHING')
+        .run(newest, this.#clock.now());
+    }
+    const recorded = this.#db.prepare('SELECT key_id FROM store_keys ORDER BY first_used_at').all() as Row[];
+    checkStoreKeys(
+      recorded.map((row) => String(row.key_id)),
+      this.#sealer,
+      location,
+    );
   }
 
   #assertOpen(): void {
@@ -804,23 +849,25 @@ export const OLDEST_DUE_BY_ROUTE = `SELECT route, min(at) AS at FROM (
           GROUP BY route)
       GROUP BY route`;
 
-function resultColumns(result: StoredResponse | null) {
+function resultColumns(sealer: MessageSealer, id: string, result: StoredResponse | null) {
+  const stored = result ? sealer.seal(result.headers, result.body, messageRow.result(id)) : null;
   return {
     result_status: result?.status ?? null,
-    result_headers: result ? JSON.stringify(result.headers) : null,
-    result_body: result?.body ?? null,
+    result_headers: stored?.headers ?? null,
+    result_body: stored?.body ?? null,
   };
 }
 
-function responseColumns(response: StoredResponse) {
+function responseColumns(sealer: MessageSealer, key: string, response: StoredResponse) {
+  const stored = sealer.seal(response.headers, response.body, messageRow.idempotentAnswer(key));
   return {
     response_status: response.status,
-    response_headers: JSON.stringify(response.headers),
-    response_body: response.body,
+    response_headers: stored.headers,
+    response_body: stored.body,
   };
 }
 
-function toIdempotencyRecord(row: Row): IdempotencyRecord {
+function toIdempotencyRecord(row: Row, sealer: MessageSealer): IdempotencyRecord {
   const base = { fingerprint: String(row.fingerprint), expiresAt: Number(row.expires_at) };
   switch (row.state) {
     case 'completed':
@@ -829,8 +876,11 @@ function toIdempotencyRecord(row: Row): IdempotencyRecord {
         state: 'completed',
         response: {
           status: Number(row.response_status),
-          headers: JSON.parse(String(row.response_headers)) as HeaderList,
-          body: row.response_body as Uint8Array,
+          ...sealer.open(
+            JSON.parse(String(row.response_headers)),
+            row.response_body as Uint8Array,
+            messageRow.idempotentAnswer(String(row.key)),
+          ),
         },
       };
     case 'accepted':
@@ -840,16 +890,20 @@ function toIdempotencyRecord(row: Row): IdempotencyRecord {
   }
 }
 
-function toOperation(row: Row): Operation {
+function toOperation(row: Row, sealer: MessageSealer): Operation {
+  const id = String(row.id);
   return {
-    id: String(row.id),
+    id,
     route: String(row.route),
     request: {
       method: String(row.method),
       path: String(row.path),
       query: String(row.query),
-      headers: JSON.parse(String(row.request_headers)) as HeaderList,
-      body: row.request_body as Uint8Array,
+      ...sealer.open(
+        JSON.parse(String(row.request_headers)),
+        row.request_body as Uint8Array,
+        messageRow.request(id),
+      ),
     },
     status: row.status as OperationStatus,
     attempts: Number(row.attempts),
@@ -862,8 +916,11 @@ function toOperation(row: Row): Operation {
         ? null
         : {
             status: Number(row.result_status),
-            headers: JSON.parse(String(row.result_headers)) as HeaderList,
-            body: row.result_body as Uint8Array,
+            ...sealer.open(
+              JSON.parse(String(row.result_headers)),
+              row.result_body as Uint8Array,
+              messageRow.result(id),
+            ),
           },
     error: row.error === null ? null : (JSON.parse(String(row.error)) as OperationError),
     deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
@@ -939,9 +996,9 @@ function dueInReplayOrder(
 /** Expired leases handed back per lease call at most; the rest go at the next. */
 const HAND_BACK_BATCH = 100;
 
-function toLeasedOperation(row: Row): LeasedOperation {
+function toLeasedOperation(row: Row, sealer: MessageSealer): LeasedOperation {
   return {
-    ...toOperation(row),
+    ...toOperation(row, sealer),
     leaseOwner: String(row.lease_owner),
     leaseExpiresAt: Number(row.lease_expires_at),
     leaseToken: String(row.lease_token),

@@ -60,10 +60,22 @@ describe('sealed values', () => {
       }
       assert.fail('opened');
     };
-    assert.equal(reasonOf(() => sealer.open(JSON.parse(sealed.headers), flipped, 'op_1/request')), 'altered');
+    assert.equal(
+      reasonOf(() => sealer.open(JSON.parse(sealed.headers), flipped, 'op_1/request')),
+      'altered',
+    );
     // Sealed for another row: the authenticated context does not match.
-    assert.equal(reasonOf(() => sealer.open(JSON.parse(sealed.headers), sealed.body, 'op_2/request')), 'altered');
-    assert.equal(reasonOf(() => sealer.open('sealed:9:x:y', sealed.body, 'op_1/request')), 'unknown-format');
-    assert.equal(reasonOf(() => new MessageSealer().open(JSON.parse(sealed.headers), sealed.body, 'r')), 'no-key');
+    assert.equal(
+      reasonOf(() => sealer.open(JSON.parse(sealed.headers), sealed.body, 'op_2/request')),
+      'altered',
+    );
+    assert.equal(
+      reasonOf(() => sealer.open('sealed:9:x:y', sealed.body, 'op_1/request')),
+      'unknown-format',
+    );
+    assert.equal(
+      reasonOf(() => new MessageSealer().open(JSON.parse(sealed.headers), sealed.body, 'r')),
+      'no-key',
+    );
   });
 });

@@ -222,7 +222,10 @@ function decrypt({ id, key }: StoreKey, sealed: Buffer, aad: string, row: string
   decipher.setAAD(Buffer.from(aad, 'utf8'));
   decipher.setAuthTag(sealed.subarray(sealed.byteLength - TAG_BYTES));
   try {
-    return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.byteLength - TAG_BYTES)), decipher.final()]);
+    return Buffer.concat([
+      decipher.update(sealed.subarray(IV_BYTES, sealed.byteLength - TAG_BYTES)),
+      decipher.final(),
+    ]);
   } catch (error) {
     // The tag did not match: the value was altered, moved, or sealed under another key with a colliding id.
     throw new StoredValueUnreadableError(row, 'altered', id, { cause: error });

@@ -20,6 +20,7 @@ import { StoreUnavailableError } from '../../src/errors.ts';
 import { readMigrations } from '../../src/store/migrations.ts';
 import type { OperationStore } from '../../src/store/port.ts';
 import { PostgresStore, type PostgresStoreOptions } from '../../src/store/postgres/postgres-store.ts';
+import { StoreKeyring } from '../../src/store/sealed-values.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/postgres.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
@@ -29,6 +30,7 @@ import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 import { orderingConformance } from './ordering-conformance.ts';
 import { staleCopyConformance } from './stale-copy-conformance.ts';
+import { rawBytes, sealingConformance } from './sealing-conformance.ts';
 
 const skip = await skipWithoutPostgres('the PostgreSQL store tests');
 
@@ -40,7 +42,7 @@ if (skip) {
     PostgresStore.open({ url: db.url, clock, poolSize: 4, ...options });
   const empty = () =>
     db.query(
-      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys, ${db.schema}.route_replay, ${db.schema}.route_health, ${db.schema}.stale_copies CASCADE`,
+      `TRUNCATE ${db.schema}.operations, ${db.schema}.route_overrides, ${db.schema}.idempotency_keys, ${db.schema}.route_replay, ${db.schema}.route_health, ${db.schema}.stale_copies, ${db.schema}.store_keys CASCADE`,
     );
 
   before(async () => {
@@ -71,6 +73,32 @@ if (skip) {
   staleCopyConformance('postgres', async (clock) => {
     await empty();
     return { store: await open(clock), reopen: () => open(clock) };
+  };
+});
+
+  sealingConformance('postgres', async (clock) => {
+    await empty();
+    return {
+      open: (keys, onError) =>
+        open(clock, {
+          ...(keys ? { encryptionKeys: StoreKeyring.parse(keys) } : {}),
+          ...(onError ? { onError } : {}),
+        }),
+      rawContent: async () => {
+        // Past the adapter: every value of every table of the schema, as the server holds it.
+        const tables = await db.query<{ name: string }>(
+          'SELECT table_name AS name FROM information_schema.tables WHERE table_schema = $1',
+          [db.schema],
+        );
+        const values: Buffer[] = [];
+        for (const { name } of tables) {
+          for (const row of await db.query(`SELECT * FROM ${db.schema}."${name}"`)) {
+            values.push(...Object.values(row).map((value) => rawBytes(value)));
+          }
+        }
+        return Buffer.concat(values);
+      },
+    };
   });
 
   describe('PostgreSQL: several processes on one database', () => {

@@ -67,7 +67,7 @@ const SECRETS = [SECRET_BODY, SECRET_TOKEN, SECRET_RESULT, SECRET_COOKIE, SECRET
 export const rawBytes = (value: unknown): Buffer =>
   value instanceof Uint8Array
     ? Buffer.from(value)
-    : Buffer.from(typeof value === 'string' ? value : JSON.stringify(value) ?? '');
+    : Buffer.from(typeof value === 'string' ? value : (JSON.stringify(value) ?? ''));
 
 const text = (body: Uint8Array) => Buffer.from(body).toString();
 
@@ -141,7 +141,10 @@ export function sealingConformance(name: string, factory: SealingFactory): void 
       // Binary bodies come back byte for byte.
       const binary = newOperation(clock);
       await store.capture(binary);
-      assert.deepEqual(Buffer.from((await store.get(binary.id))!.request.body), Buffer.from(binary.request.body));
+      assert.deepEqual(
+        Buffer.from((await store.get(binary.id))!.request.body),
+        Buffer.from(binary.request.body),
+      );
     });
 
     it('rotation: rows sealed under the old key read once a new key is listed first; new rows use the new key', async () => {

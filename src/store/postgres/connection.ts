@@ -10,7 +10,8 @@
  * once it is back.
  */
 import type { Pool, PoolConfig } from 'pg';
-import { StoreUnavailableError } from '../../errors.ts';
+import { StoredValueUnreadableError, StoreUnavailableError } from '../../errors.ts';
+import { StoreKeyError } from '../sealed-values.ts';
 
 type Pg = typeof import('pg');
 
@@ -135,7 +136,9 @@ const UNAVAILABLE_CODES = new Set([
  */
 export function isUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
-  if (error instanceof PostgresSetupError) return false;
+  // Spillway's own refusals: a setup problem, or a sealed value the configured keys cannot open.
+  if (error instanceof PostgresSetupError || error instanceof StoredValueUnreadableError) return false;
+  if (error instanceof StoreKeyError) return false;
   if (error instanceof TypeError || error instanceof RangeError || error instanceof SyntaxError) return false;
   const { code, severity } = error as { code?: unknown; severity?: unknown };
   if (typeof severity === 'string' && typeof code === 'string') {

@@ -55,9 +55,9 @@
  * already.
  */
 import { randomUUID } from 'node:crypto';
-import type { Pool } from 'pg';
+import type { Pool, PoolClient } from 'pg';
 import { type Clock, systemClock } from '../../clock.ts';
-import { StoreUnavailableError } from '../../errors.ts';
+import { StoredValueUnreadableError, StoreUnavailableError } from '../../errors.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
@@ -65,7 +65,6 @@ import type {
   DisabledWebhookEndpoint,
   DiscardResult,
   FailRecord,
-  HeaderList,
   IdempotencyClaim,
   IdempotencyRecord,
   LeasedOperation,
@@ -98,6 +97,7 @@ import type {
 import { emptyStatusCounts } from '../port.ts';
 import { storedRouteHealthOf } from '../route-health-row.ts';
 import { EVICT_STALE_COPIES, staleCopyOf, staleCopySize } from '../stale-copy-row.ts';
+import { checkStoreKeys, MessageSealer, messageRow, type StoreKeyring } from '../sealed-values.ts';
 import {
   asStoreError,
   createPool,
@@ -165,6 +165,13 @@ export interface PostgresStoreOptions {
   statementTimeoutMs?: number;
   /** How often the LISTEN connection (see `watch`) checks that it is still alive. Default 30 s. */
   listenHeartbeatMs?: number;
+  /** Encrypt request and response content at rest under these keys, newest first (sealed-values.ts). Default: plaintext. */
+  encryptionKeys?: StoreKeyring;
+  /**
+   * Told of what fails outside a verb's own answer: a leased row that cannot be decrypted (then
+   * handed back and skipped), leases that could not be handed back at close, a pool that did not end.
+   */
+  onError?: (error: unknown) => void;
 }
 
 interface PendingCapture {
@@ -223,6 +230,8 @@ export class PostgresStore implements OperationStore {
    * on): those writes told the watchers when they resolved.
    */
   readonly #listener: NotificationListener;
+  readonly #sealer: MessageSealer;
+  readonly #onError: (error: unknown) => void;
   #closed = false;
 
   /** Connects, checks the server version and migrates the schema. Rejects StoreUnavailableError if unreachable. */
@@ -236,6 +245,12 @@ export class PostgresStore implements OperationStore {
       statementTimeoutMs: options.statementTimeoutMs ?? 10_000,
     });
     // From the first connection on: the one that migrates stays in the pool and serves verbs.
+    const sealer = new MessageSealer(options.encryptionKeys);
+    const onError =
+      options.onError ??
+      ((error: unknown) =>
+        // Nobody listens: the process warning is the last resort, never silence.
+        process.emitWarning(`Spillway store: ${(error as Error).message}`, { code: 'SPILLWAY_STORE_ERROR' }));
     const ownBackends = new Set<number>();
     pool.on('connect', (client) => {
       const pid = backendOf(client);
@@ -250,11 +265,13 @@ export class PostgresStore implements OperationStore {
       try {
         await checkServerVersion(client, location.display);
         await migrate(client, location.schema);
+        await recordKeys(client, sealer, location.display);
       } finally {
         client.release();
       }
     } catch (error) {
-      await pool.end().catch(() => {});
+      // The reason it did not open is what the caller hears; a pool that also fails to end is told apart.
+      await pool.end().catch(onError);
       throw asStoreError(error, location);
     }
     const listener = (store: PostgresStore) =>
@@ -266,7 +283,7 @@ export class PostgresStore implements OperationStore {
           if (!ownBackends.has(processId)) store.#tell(id);
         },
       );
-    return new PostgresStore(pool, location, options.clock ?? systemClock, listener);
+    return new PostgresStore(pool, location, options.clock ?? systemClock, listener, sealer, onError);
   }
 
   private constructor(
@@ -274,11 +291,15 @@ export class PostgresStore implements OperationStore {
     location: PostgresLocation,
     clock: Clock,
     listener: (store: PostgresStore) => NotificationListener,
+    sealer: MessageSealer,
+    onError: (error: unknown) => void,
   ) {
     this.#pool = pool;
     this.#location = location;
     this.#clock = clock;
     this.#listener = listener(this);
+    this.#sealer = sealer;
+    this.#onError = onError;
   }
 
   /** The schema holding this store's tables. */
@@ -368,9 +389,9 @@ export class PostgresStore implements OperationStore {
             proxiedRoutes,
           ],
         });
-        const leased = (rows as Row[]).map(toLeasedOperation).sort(replayOrder);
+        const leased = await this.#openLeased(rows as Row[]);
         for (const op of leased) this.#tell(op.id);
-        return leased;
+        return leased.sort(replayOrder);
       } catch (error) {
         // The UPDATE may have committed with its answer lost: hand those rows back next time.
         this.#lostLeases.set(token, {
@@ -399,7 +420,7 @@ export class PostgresStore implements OperationStore {
          ${FENCED}`,
         7,
       ),
-      [id, token, this.#clock.now(), ...resultValues(result), ...attemptValues(attempt)],
+      [id, token, this.#clock.now(), ...resultValues(this.#sealer, id, result), ...attemptValues(attempt)],
     );
   }
 
@@ -441,7 +462,7 @@ export class PostgresStore implements OperationStore {
         now,
         record.countsAsAttempt ? 1 : 0,
         JSON.stringify(record.error),
-        ...resultValues(record.result),
+        ...resultValues(this.#sealer, id, record.result),
         record.deadLetter ? now : null,
         ...attemptValues(attempt),
       ],
@@ -515,7 +536,7 @@ export class PostgresStore implements OperationStore {
           values: [claim.key],
         });
         // Gone between the two statements (purged, or released by its claimant): claim again.
-        if (rows[0]) return toIdempotencyRecord(rows[0] as Row);
+        if (rows[0]) return toIdempotencyRecord(rows[0] as Row, claim.key, this.#sealer);
       }
     });
   }
@@ -527,7 +548,7 @@ export class PostgresStore implements OperationStore {
         text: `UPDATE idempotency_keys SET state = 'completed', response_status = $3, response_headers = $4,
                  response_body = $5
                WHERE key = $1 AND token = $2 AND state = 'in-progress'`,
-        values: [key, token, ...resultValues(response)],
+        values: [key, token, ...answerValues(this.#sealer, key, response)],
       });
     });
   }
@@ -952,7 +973,29 @@ export class PostgresStore implements OperationStore {
       text: `SELECT ${OPERATION_COLUMNS} FROM operations WHERE id = $1`,
       values: [id],
     });
-    return rows[0] ? toOperation(rows[0]) : undefined;
+    return rows[0] ? toOperation(rows[0], this.#sealer) : undefined;
+  }
+
+  /**
+   * The leased rows, decrypted. One this process cannot decrypt is handed back untouched (as a lost
+   * lease is) and reported, so the rest are replayed while the operator adds the key the error names.
+   */
+  async #openLeased(rows: Row[]): Promise<LeasedOperation[]> {
+    const leased: LeasedOperation[] = [];
+    for (const row of rows) {
+      try {
+        leased.push(toLeasedOperation(row, this.#sealer));
+      } catch (error) {
+        if (!(error instanceof StoredValueUnreadableError)) throw error;
+        await this.#pool.query({
+          name: 'spillway_hand_back_unreadable',
+          text: `UPDATE operations SET ${CLEAR_LEASE} WHERE id = $1 AND lease_token = $2`,
+          values: [row.id, row.lease_token],
+        });
+        this.#onError(error);
+      }
+    }
+    return leased;
   }
 
   /** Writes the captures already queued, lets verbs in progress finish, then closes the pool. Safe to call twice. */
@@ -960,7 +1003,9 @@ export class PostgresStore implements OperationStore {
     if (this.#closed) return;
     this.#closed = true;
     while (this.#busy.size > 0) await Promise.allSettled([...this.#busy]);
-    if (this.#lostLeases.size > 0) await this.#handBackLostLeases().catch(() => {});
+    // Not handed back, they run out and are recovered as a crashed holder's would be: told, not thrown,
+    // so that the pool still ends.
+    if (this.#lostLeases.size > 0) await this.#handBackLostLeases().catch(this.#onError);
     this.#watchers.clear();
     await Promise.all([this.#listener.stop(), this.#pool.end()]);
   }
@@ -1087,14 +1132,15 @@ export class PostgresStore implements OperationStore {
       row.orderingKey === null ? '' : `${row.route}/${row.orderingKey}`;
     const inKeyOrder = [...pending].sort((a, b) => (keyOf(a) < keyOf(b) ? -1 : keyOf(a) > keyOf(b) ? 1 : 0));
     for (const { row, idempotency, firstAttempt, webhookSubscriptions, leaseToken } of inKeyOrder) {
+      const request = this.#sealer.seal(row.request.headers, row.request.body, messageRow.request(row.id));
       const values = [
         row.id,
         row.route,
         row.request.method,
         row.request.path,
         row.request.query,
-        JSON.stringify(row.request.headers),
-        asBuffer(row.request.body),
+        request.headers,
+        asBuffer(request.body),
         row.status,
         row.attempts,
         row.nextAttemptAt,
@@ -1275,27 +1321,46 @@ export const LEASE = `WITH RECURSIVE lost AS (
   FROM due WHERE o.id = due.id
   RETURNING ${OPERATION_COLUMNS.replace(/(\w+)/g, 'o.$1')}, o.lease_token`;
 
-function resultValues(result: StoredResponse | null): unknown[] {
-  return [
-    result?.status ?? null,
-    result ? JSON.stringify(result.headers) : null,
-    result ? asBuffer(result.body) : null,
-  ];
+function resultValues(sealer: MessageSealer, id: string, result: StoredResponse | null): unknown[] {
+  const stored = result ? sealer.seal(result.headers, result.body, messageRow.result(id)) : null;
+  return [result?.status ?? null, stored?.headers ?? null, stored ? asBuffer(stored.body) : null];
+}
+
+function answerValues(sealer: MessageSealer, key: string, response: StoredResponse): unknown[] {
+  const stored = sealer.seal(response.headers, response.body, messageRow.idempotentAnswer(key));
+  return [response.status, stored.headers, asBuffer(stored.body)];
+}
+
+/** Records the key new values are sealed under, then refuses to open if any recorded key is not listed. */
+async function recordKeys(client: PoolClient, sealer: MessageSealer, display: string): Promise<void> {
+  const newest = sealer.newestKeyId;
+  if (newest) {
+    await client.query(
+      'INSERT INTO store_keys (key_id, first_used_at) VALUES ($1, $2) ON CONFLICT DO NOTHING',
+      [newest, Date.now()],
+    );
+  }
+  const { rows } = await client.query('SELECT key_id FROM store_keys ORDER BY first_used_at');
+  checkStoreKeys(
+    (rows as Row[]).map((row) => String(row.key_id)),
+    sealer,
+    display,
+  );
 }
 
 const asBuffer = (bytes: Uint8Array) =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-function toOperation(row: Row): Operation {
+function toOperation(row: Row, sealer: MessageSealer): Operation {
+  const id = String(row.id);
   return {
-    id: String(row.id),
+    id,
     route: String(row.route),
     request: {
       method: String(row.method),
       path: String(row.path),
       query: String(row.query),
-      headers: row.request_headers as HeaderList,
-      body: row.request_body as Buffer,
+      ...sealer.open(row.request_headers, row.request_body as Buffer, messageRow.request(id)),
     },
     status: row.status as OperationStatus,
     attempts: Number(row.attempts),
@@ -1308,8 +1373,7 @@ function toOperation(row: Row): Operation {
         ? null
         : {
             status: Number(row.result_status),
-            headers: row.result_headers as HeaderList,
-            body: row.result_body as Buffer,
+            ...sealer.open(row.result_headers, row.result_body as Buffer, messageRow.result(id)),
           },
     error: row.error === null ? null : (row.error as OperationError),
     deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
@@ -1331,9 +1395,9 @@ function toOperation(row: Row): Operation {
   };
 }
 
-function toLeasedOperation(row: Row): LeasedOperation {
+function toLeasedOperation(row: Row, sealer: MessageSealer): LeasedOperation {
   return {
-    ...toOperation(row),
+    ...toOperation(row, sealer),
     leaseOwner: String(row.lease_owner),
     leaseExpiresAt: Number(row.lease_expires_at),
     leaseToken: String(row.lease_token),
@@ -1347,7 +1411,7 @@ interface LostLease {
   to: number;
 }
 
-function toIdempotencyRecord(row: Row): IdempotencyRecord {
+function toIdempotencyRecord(row: Row, key: string, sealer: MessageSealer): IdempotencyRecord {
   const base = { fingerprint: String(row.fingerprint), expiresAt: Number(row.expires_at) };
   switch (row.state) {
     case 'completed':
@@ -1356,8 +1420,7 @@ function toIdempotencyRecord(row: Row): IdempotencyRecord {
         state: 'completed',
         response: {
           status: Number(row.response_status),
-          headers: row.response_headers as HeaderList,
-          body: row.response_body as Buffer,
+          ...sealer.open(row.response_headers, row.response_body as Buffer, messageRow.idempotentAnswer(key)),
         },
       };
     case 'accepted':

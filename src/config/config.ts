@@ -16,6 +16,7 @@ import { type OrderingKeySource, parseOrderingKey } from '../policy/ordering-key
 import { compileMatcher } from '../policy/route-match.ts';
 import type { Fallback, RoutePolicy } from '../policy/route-policy.ts';
 import type { HeaderList } from '../store/port.ts';
+import { StoreKeyring } from '../store/sealed-values.ts';
 import {
   configSchema,
   defaults,
@@ -41,8 +42,10 @@ type Unset = {
 
 /** The configuration as the gateway runs with it: every default filled, lists compiled. */
 export type GatewayConfig = Omit<Defaults, 'trustedProxies' | 'corsOrigins' | 'webhooks'> &
-  Omit<Unset, 'upstream'> & {
+  Omit<Unset, 'upstream' | 'storeEncryptionKey'> & {
     upstream: string;
+    /** The parsed storeEncryptionKey; undefined: no encryption at rest. */
+    storeEncryptionKey: StoreKeyring | undefined;
     trustedProxies: BlockList;
     corsOrigins: ReadonlySet<string>;
     webhooks: WebhookConfig;
@@ -91,6 +94,7 @@ export function buildConfig(raw: Record<string, unknown>): GatewayConfig {
     upstream,
     adminToken: options.adminToken || undefined,
     metricsToken: options.metricsToken || undefined,
+    storeEncryptionKey: storeKeysOf(options.storeEncryptionKey),
     maxBacklog: options.maxBacklog,
     publicUrl: options.publicUrl?.replace(/\/+$/, ''),
     maxStoreBytes: options.maxStoreBytes,
@@ -331,6 +335,17 @@ function webhooksOf(options: WebhookOptions): WebhookConfig {
     pollIntervalMs,
     subscriptions,
   };
+}
+
+/** storeEncryptionKey: a list of keys, or one string of them separated by commas (the environment's form). */
+function storeKeysOf(value: string | string[] | undefined): StoreKeyring | undefined {
+  if (value === undefined || value === '') return undefined;
+  try {
+    return StoreKeyring.parse(value);
+  } catch (error) {
+    // The message never repeats the key.
+    throw new ConfigError(`storeEncryptionKey (SPILLWAY_STORE_ENCRYPTION_KEY): ${(error as Error).message}`);
+  }
 }
 
 function secretsOf(value: string | string[], where: string) {

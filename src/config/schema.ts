@@ -351,6 +351,10 @@ const gatewayOptions = {
     }),
     'A second token accepted on /metrics only, for scrapers (SPILLWAY_METRICS_TOKEN).',
   ),
+  storeEncryptionKey: optional(
+    list(Type.String(), 'must be a key or a list of keys (strings), newest first', { writeOnly: true }),
+    'Keys that encrypt stored request and response content at rest (AES-256-GCM), newest first: base64 of 32 bytes each (`spillway store-key` makes one). SPILLWAY_STORE_ENCRYPTION_KEY, comma-separated. Unset: stored in plaintext.',
+  ),
   maxBacklog: optional(
     int(1),
     'Operations waiting at most, all routes together (not terminal); past it a capture answers 503 backlog-full. Unbounded by default.',

@@ -203,14 +203,16 @@ export interface WebhookEvent {
 /**
  * Something failed outside any request: background work (`replay`,
  * `webhooks`, `retention`, `health-overrides`, `adoption`: an adopted attempt
- * or its capture, `stale-copies`: keeping or using a stale copy), a request handler (`request`, `websocket`), or a
+ * or its capture; `stale-copies`: keeping or using a stale copy; `store`: what
+ * the store met outside a verb's answer, such as a leased row it could not
+ * decrypt and skipped, or a close that failed), a request handler (`request`, `websocket`), or a
  * subscriber (`subscriber:error`).
  */
 export type ErrorEvent =
   | {
       type: 'background:error';
       at: number;
-      source: 'replay' | 'webhooks' | 'retention' | 'health-overrides' | 'adoption' | 'stale-copies';
+      source: 'replay' | 'webhooks' | 'retention' | 'health-overrides' | 'adoption' | 'stale-copies' | 'store';
       /** The operation the failed work was for, when there is one. */
       operationId?: string;
       error: unknown;

@@ -17,7 +17,7 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import { StoreUnavailableError } from '../errors.ts';
+import { StoredValueUnreadableError, StoreUnavailableError } from '../errors.ts';
 import { sendProblem, sendRawProblem } from './problem-response.ts';
 import { BodyRefused, ClientAbortError } from './request-body.ts';
 
@@ -77,6 +77,13 @@ export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOption
     options.onError(error, facts);
     if (error instanceof StoreUnavailableError) {
       sendProblem(res, 'store-unavailable', `${error.message} Retry later.`, { 'retry-after': 5 });
+    } else if (error instanceof StoredValueUnreadableError) {
+      // The operator's to fix (a key to add); the key id is in the log, not in the answer.
+      sendProblem(
+        res,
+        'stored-value-unreadable',
+        'What Spillway stored for this request is encrypted under a key this gateway lacks. Retry later.',
+      );
     } else {
       sendProblem(
         res,

@@ -6,6 +6,7 @@ import { parseArgs } from 'node:util';
 import { buildConfig, defaults, type GatewayConfig, readConfigFile } from '../config/config.ts';
 import { newWebhookSecret } from '../delivery/webhooks/signing.ts';
 import { startDemo } from '../demo/demo.ts';
+import { newStoreKey } from '../store/sealed-values.ts';
 import { healthCommand, overrideCommand, webhooksCommand } from './admin-commands.ts';
 import { opsCommand, replayCommand } from './ops-commands.ts';
 import { startSpillway } from './spillway.ts';
@@ -43,6 +44,7 @@ Usage:
   spillway ops blocked-keys [--json]        Ordering keys held up by a dead letter at their head
   spillway replay pause|resume ROUTE        Pause or resume a route's replay in every process (kept in the store)
   spillway webhook-secret                   Print a new webhook signing secret (whsec_…, 32 random bytes)
+  spillway store-key                        Print a new store encryption key (base64 of 32 random bytes)
   spillway help                             Show this help
   spillway version                          Print the version
 
@@ -74,6 +76,8 @@ Other environment:
                                   (all sign: list the new and the old during a rotation)
   SPILLWAY_CALLBACK_ALLOW         webhooks.callbackAllow: origins a Spillway-Callback may name, comma-separated,
                                   exactly (https://hooks.example); unset: callbacks refused (400)
+  SPILLWAY_STORE_ENCRYPTION_KEY   storeEncryptionKey: keys that encrypt stored requests and results at rest,
+                                  newest first, comma-separated (docs/operations.md#encryption-at-rest)
   SPILLWAY_CALLBACK_ALLOW_PRIVATE webhooks.allowPrivateNetworks: 1 lets webhooks reach loopback and private
                                   addresses (never cloud metadata); default refused
 
@@ -102,6 +106,10 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (command === 'webhook-secret') {
     console.log(newWebhookSecret());
+    return 0;
+  }
+  if (command === 'store-key') {
+    console.log(newStoreKey());
     return 0;
   }
   if (
@@ -166,10 +174,11 @@ export async function main(argv: string[]): Promise<number> {
       if (value !== undefined && value !== '') raw[option] = value;
     }
     raw.webhooks = webhooksFromEnv(raw.webhooks, process.env);
-    // Tokens come from the environment (or the config file), never from flags: those show in ps.
+    // Tokens and keys come from the environment (or the config file), never from flags: those show in ps.
     for (const [variable, option] of [
       ['SPILLWAY_ADMIN_TOKEN', 'adminToken'],
       ['SPILLWAY_METRICS_TOKEN', 'metricsToken'],
+      ['SPILLWAY_STORE_ENCRYPTION_KEY', 'storeEncryptionKey'],
     ] as const) {
       const value = process.env[variable];
       if (value !== undefined && value !== '') raw[option] = value;

@@ -8,18 +8,33 @@ import { ConfigError } from '../config/config.ts';
 import { storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
 import { PostgresStore } from '../store/postgres/postgres-store.ts';
+import type { StoreKeyring } from '../store/sealed-values.ts';
 import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+
+export interface OpenStoreOptions {
+  /** Bounds an SQLite file (maxStoreBytes). */
+  maxSizeBytes?: number | undefined;
+  /** storeEncryptionKey: encrypt request and response content at rest. */
+  encryptionKeys?: StoreKeyring | undefined;
+  /** Where the store tells what fails outside a verb's answer (an undecryptable row it skipped, a close that failed). */
+  onError?: (error: unknown) => void;
+}
 
 export async function openStore(
   location: string,
   clock: Clock,
-  maxSizeBytes?: number,
+  { maxSizeBytes, encryptionKeys, onError }: OpenStoreOptions = {},
 ): Promise<OperationStore> {
+  const common = {
+    clock,
+    ...(encryptionKeys ? { encryptionKeys } : {}),
+    ...(onError ? { onError } : {}),
+  };
   if (storeEngineOf(location) === 'sqlite') {
     try {
       return new SqliteStore({
         path: location,
-        clock,
+        ...common,
         exclusive: true, // one gateway per file
         ...(maxSizeBytes === undefined ? {} : { maxSizeBytes }),
       });
@@ -39,7 +54,7 @@ export async function openStore(
     );
   }
   try {
-    return await PostgresStore.open({ url: location, clock });
+    return await PostgresStore.open({ url: location, ...common });
   } catch (error) {
     if ((error as Error).name === 'PostgresSetupError') throw new ConfigError((error as Error).message);
     throw error;

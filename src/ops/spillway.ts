@@ -112,7 +112,11 @@ export interface PartsOptions {
 
 export async function buildGatewayParts(config: GatewayConfig, options: PartsOptions): Promise<GatewayParts> {
   const { clock, upstream, instanceId, events } = options;
-  const store = await openStore(config.store, clock, config.maxStoreBytes);
+  const store = await openStore(config.store, clock, {
+    maxSizeBytes: config.maxStoreBytes,
+    encryptionKeys: config.storeEncryptionKey,
+    onError: (error) => events.emit({ type: 'background:error', at: clock.now(), source: 'store', error }),
+  });
   const health = new HealthMonitor({
     routes: config.routes,
     clock,

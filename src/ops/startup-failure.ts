@@ -2,11 +2,12 @@
  * What an operator reads when `serve` or `worker` cannot start: one line that
  * says what failed and what to do, never a stack trace. Errors Spillway
  * raises on purpose (ConfigError, StoreUnavailableError, StoreLockedError,
- * AdminExposedError) already say both; system errors from listening are put
+ * StoreKeyError, AdminExposedError) already say both; system errors from listening are put
  * in those words here.
  */
 import { ConfigError, type GatewayConfig } from '../config/config.ts';
 import { StoreUnavailableError } from '../errors.ts';
+import { StoreKeyError } from '../store/sealed-values.ts';
 import { StoreLockedError } from '../store/sqlite/store-lock.ts';
 import { AdminExposedError } from './admin/admin-token.ts';
 
@@ -15,6 +16,7 @@ export function startupFailure(error: unknown, config: GatewayConfig | undefined
   if (
     error instanceof ConfigError ||
     error instanceof StoreLockedError ||
+    error instanceof StoreKeyError ||
     error instanceof AdminExposedError
   ) {
     return error.message;

@@ -84,7 +84,10 @@ export async function startWorkerProcess(
   const events = options.events ?? new LifecycleEvents();
   const unsubscribeLogs = subscribeLogs(events, log);
   assertAdminBindable(config.adminHost, config.adminToken);
-  const store = await openStore(config.store, clock);
+  const store = await openStore(config.store, clock, {
+    encryptionKeys: config.storeEncryptionKey,
+    onError: (error) => events.emit({ type: 'background:error', at: clock.now(), source: 'store', error }),
+  });
   const upstream = new HttpUpstream(config.upstream);
   // A read's result refreshes its stale copy here too: the gateways answer with it.
   const staleCopies = staleCopiesFor(config, { store, upstream, clock, events });

@@ -49,10 +49,13 @@ describe('spillway worker: what it refuses', () => {
   });
 
   it('refuses maxStoreBytes with a PostgreSQL store instead of ignoring it', async () => {
-    await assert.rejects(openStore('postgres://postgres@127.0.0.1:5432/test', systemClock, 1_000_000), {
-      name: 'ConfigError',
-      message: /maxStoreBytes bounds an SQLite file/,
-    });
+    await assert.rejects(
+      openStore('postgres://postgres@127.0.0.1:5432/test', systemClock, { maxSizeBytes: 1_000_000 }),
+      {
+        name: 'ConfigError',
+        message: /maxStoreBytes bounds an SQLite file/,
+      },
+    );
   });
 });
 

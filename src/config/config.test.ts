@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { newStoreKey } from '../store/sealed-values.ts';
 import { buildConfig, ConfigError, defaults, routeDefaults } from './config.ts';
 
 const base = { upstream: 'http://127.0.0.1:9000' };
@@ -92,6 +93,28 @@ describe('buildConfig', () => {
     assert.deepEqual(config.staleCache, { ...defaults.staleCache, maxEntries: 3 });
     // The CLI sets what no source gave to undefined.
     assert.deepEqual(buildConfig({ ...base, webhooks: undefined, sse: undefined }).sse, defaults.sse);
+  });
+
+  it('storeEncryptionKey: a list or a comma-separated string of keys, newest first; a bad one never echoed', () => {
+    const [k1, k2] = [newStoreKey(), newStoreKey()];
+    assert.equal(buildConfig(base).storeEncryptionKey, undefined);
+    assert.equal(buildConfig({ ...base, storeEncryptionKey: '' }).storeEncryptionKey, undefined);
+    const fromEnv = buildConfig({ ...base, storeEncryptionKey: `${k2},${k1}` }).storeEncryptionKey;
+    const fromFile = buildConfig({ ...base, storeEncryptionKey: [k2, k1] }).storeEncryptionKey;
+    assert.equal(fromEnv?.keys.length, 2);
+    assert.deepEqual(fromEnv?.ids, fromFile?.ids);
+    const short = k1.slice(0, 20);
+    assert.throws(
+      () => buildConfig({ ...base, storeEncryptionKey: [k1, short] }),
+      (error: Error) =>
+        error instanceof ConfigError &&
+        /^storeEncryptionKey \(SPILLWAY_STORE_ENCRYPTION_KEY\): .*32 random bytes/.test(error.message) &&
+        !error.message.includes(short),
+    );
+    assert.throws(
+      () => buildConfig({ ...base, storeEncryptionKey: [k1, 7] }),
+      /storeEncryptionKey .*must be a key or a list of keys/,
+    );
   });
 
   it('accepts numbers given as strings (flags and environment)', () => {

@@ -339,7 +339,8 @@ function webhooksOf(options: WebhookOptions): WebhookConfig {
 
 /** storeEncryptionKey: a list of keys, or one string of them separated by commas (the environment's form). */
 function storeKeysOf(value: string | string[] | undefined): StoreKeyring | undefined {
-  if (value === undefined || value === '') return undefined;
+  // An empty variable counts as unset (the schema pass turns it into an empty list).
+  if (value === undefined || value.length === 0) return undefined;
   try {
     return StoreKeyring.parse(value);
   } catch (error) {

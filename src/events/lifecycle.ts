@@ -212,7 +212,14 @@ export type ErrorEvent =
   | {
       type: 'background:error';
       at: number;
-      source: 'replay' | 'webhooks' | 'retention' | 'health-overrides' | 'adoption' | 'stale-copies' | 'store';
+      source:
+        | 'replay'
+        | 'webhooks'
+        | 'retention'
+        | 'health-overrides'
+        | 'adoption'
+        | 'stale-copies'
+        | 'store';
       /** The operation the failed work was for, when there is one. */
       operationId?: string;
       error: unknown;

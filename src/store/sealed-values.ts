@@ -112,6 +112,7 @@ export const messageRow = {
   request: (operationId: string) => `operation ${operationId} (request)`,
   result: (operationId: string) => `operation ${operationId} (result)`,
   idempotentAnswer: (key: string) => `Idempotency-Key record ${key} (answer)`,
+  staleCopy: (resource: string, variant: string) => `stale copy ${resource}/${variant}`,
 };
 
 /**

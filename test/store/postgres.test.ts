@@ -29,8 +29,8 @@ import { newOperation, storeConformance } from './conformance.ts';
 import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 import { orderingConformance } from './ordering-conformance.ts';
-import { staleCopyConformance } from './stale-copy-conformance.ts';
 import { rawBytes, sealingConformance } from './sealing-conformance.ts';
+import { staleCopyConformance } from './stale-copy-conformance.ts';
 
 const skip = await skipWithoutPostgres('the PostgreSQL store tests');
 
@@ -73,8 +73,7 @@ if (skip) {
   staleCopyConformance('postgres', async (clock) => {
     await empty();
     return { store: await open(clock), reopen: () => open(clock) };
-  };
-});
+  });
 
   sealingConformance('postgres', async (clock) => {
     await empty();

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { StoredValueUnreadableError } from '../../src/errors.ts';
-import type { OperationStore, StoredResponse } from '../../src/store/port.ts';
+import type { OperationStore, StaleCopy, StoredResponse } from '../../src/store/port.ts';
 import { newStoreKey, parseStoreKey, StoreKeyError } from '../../src/store/sealed-values.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { newOperation } from './conformance.ts';
@@ -61,7 +61,24 @@ const secretAnswer: StoredResponse = {
   headers: [['content-type', 'application/json']],
   body: bytes(SECRET_ANSWER),
 };
-const SECRETS = [SECRET_BODY, SECRET_TOKEN, SECRET_RESULT, SECRET_COOKIE, SECRET_ANSWER];
+const SECRET_COPY = '{"price":"stale_copy_plaintext_12"}';
+const SECRETS = [SECRET_BODY, SECRET_TOKEN, SECRET_RESULT, SECRET_COOKIE, SECRET_ANSWER, SECRET_COPY];
+const roomy = { maxEntries: 100, maxBytes: 1_000_000 };
+const staleCopy = (clock: ManualClock, resource = 'r1'): StaleCopy => ({
+  resource,
+  variant: 'v1',
+  route: 'prices',
+  vary: [],
+  response: {
+    status: 200,
+    headers: [['content-type', 'application/json']],
+    body: bytes(SECRET_COPY),
+  },
+  storedAt: clock.now(),
+  initialAge: 0,
+  expiresAt: clock.now() + 60_000,
+  lastUsedAt: clock.now(),
+});
 
 /** A value read from the database as bytes, for searching what is at rest. */
 export const rawBytes = (value: unknown): Buffer =>
@@ -106,11 +123,16 @@ export function sealingConformance(name: string, factory: SealingFactory): void 
       const claim = { key, token: randomUUID(), fingerprint: 'f', lockedUntil: clock.now() + 1_000 };
       assert.equal(await store.claimIdempotencyKey({ ...claim, expiresAt: clock.now() + 60_000 }), undefined);
       await store.completeIdempotencyKey(key, claim.token, secretAnswer);
-      return { id: input.id, key };
+      const resource = `r-${randomUUID()}`;
+      assert.equal((await store.keepStaleCopy(staleCopy(clock, resource), roomy)).kept, true);
+      return { id: input.id, key, resource };
     };
 
     /** Everything `writeEverything` stored reads back as it was given. */
-    const assertReadsBack = async (store: OperationStore, { id, key }: { id: string; key: string }) => {
+    const assertReadsBack = async (
+      store: OperationStore,
+      { id, key, resource }: { id: string; key: string; resource: string },
+    ) => {
       const op = await store.get(id);
       assert.ok(op);
       assert.equal(text(op.request.body), SECRET_BODY);
@@ -129,6 +151,9 @@ export function sealingConformance(name: string, factory: SealingFactory): void 
       assert.ok(record?.state === 'completed');
       assert.deepEqual(record.response.headers, secretAnswer.headers);
       assert.equal(text(record.response.body), SECRET_ANSWER);
+      const [copy] = await store.staleCopies(resource);
+      assert.deepEqual(copy?.response.headers, staleCopy(clock).response.headers);
+      assert.equal(text(copy!.response.body), SECRET_COPY);
     };
 
     it('with a key, no body, header or result is at rest in plaintext, and every verb returns the original bytes', async () => {
@@ -205,6 +230,12 @@ export function sealingConformance(name: string, factory: SealingFactory): void 
       assert.equal(taken?.id, sealedUnderK2.id, 'the unreadable row was not left leased');
       assert.equal(taken.attempts, 0, 'no attempt was counted for it');
       assert.equal(text(taken.request.body), SECRET_BODY);
+
+      // A stale copy it cannot read is no copy: skipped and reported, never served as garbage.
+      await ahead.keepStaleCopy(staleCopy(clock, 'sealed-under-k2'), roomy);
+      assert.deepEqual(await behind.staleCopies('sealed-under-k2'), []);
+      assert.equal(reported.length, 2);
+      assert.equal((reported[1] as StoredValueUnreadableError).keyId, id2);
     });
 
     it('a sealed row read without any key is a typed error naming its key', async () => {

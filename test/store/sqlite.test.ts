@@ -9,8 +9,8 @@ import { storeConformance } from './conformance.ts';
 import { drainConformance } from './drain-conformance.ts';
 import { operatorConformance } from './operator-conformance.ts';
 import { orderingConformance } from './ordering-conformance.ts';
-import { staleCopyConformance } from './stale-copy-conformance.ts';
 import { rawBytes, sealingConformance } from './sealing-conformance.ts';
+import { staleCopyConformance } from './stale-copy-conformance.ts';
 
 const dir = tempDir();
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -96,8 +96,13 @@ import type {
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import { storedRouteHealthOf } from '../route-health-row.ts';
-import { EVICT_STALE_COPIES, staleCopyOf, staleCopySize } from '../stale-copy-row.ts';
 import { checkStoreKeys, MessageSealer, messageRow, type StoreKeyring } from '../sealed-values.ts';
+import {
+  EVICT_STALE_COPIES,
+  readableStaleCopies,
+  staleCopyColumns,
+  staleCopySize,
+} from '../stale-copy-row.ts';
 import {
   asStoreError,
   createPool,
@@ -903,6 +908,7 @@ export class PostgresStore implements OperationStore {
   }
 
   keepStaleCopy(copy: StaleCopy, bounds: StaleCopyBounds): Promise<{ kept: boolean; evicted: number }> {
+    const stored = staleCopyColumns(copy, this.#sealer);
     return this.#run(async () => {
       const { rowCount } = await this.#pool.query({
         name: 'spillway_keep_stale_copy',
@@ -913,8 +919,8 @@ export class PostgresStore implements OperationStore {
           copy.route,
           JSON.stringify(copy.vary),
           copy.response.status,
-          JSON.stringify(copy.response.headers),
-          copy.response.body,
+          stored.headers,
+          stored.body,
           staleCopySize(copy),
           copy.storedAt,
           copy.initialAge,
@@ -938,7 +944,7 @@ export class PostgresStore implements OperationStore {
         text: STALE_COPIES,
         values: [resource],
       });
-      return (rows as Row[]).map((row) => staleCopyOf(row, (value) => value));
+      return readableStaleCopies(rows as Row[], (value) => value, this.#sealer, this.#onError);
     });
   }
 

@@ -135,7 +135,7 @@ export class SqliteStore implements OperationStore {
       this.#webhooks = prepareWebhookOutbox(this.#db);
       this.#operator = prepareOperatorActions(this.#db);
       this.#drain = prepareRouteDrain(this.#db);
-      this.#stale = prepareStaleCopies(this.#db);
+      this.#stale = prepareStaleCopies(this.#db, this.#sealer, this.#onError);
       this.#recordKeys(options.path);
     } catch (error) {
       // A store that failed to open holds nothing: neither the file nor its lock.

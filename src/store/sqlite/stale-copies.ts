@@ -5,11 +5,21 @@
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
 import type { StaleCopy, StaleCopyBounds } from '../port.ts';
-import { EVICT_STALE_COPIES, staleCopyOf, staleCopySize } from '../stale-copy-row.ts';
+import type { MessageSealer } from '../sealed-values.ts';
+import {
+  EVICT_STALE_COPIES,
+  readableStaleCopies,
+  staleCopyColumns,
+  staleCopySize,
+} from '../stale-copy-row.ts';
 
 type Row = Record<string, SQLInputValue>;
 
-export function prepareStaleCopies(db: DatabaseSync) {
+export function prepareStaleCopies(
+  db: DatabaseSync,
+  sealer: MessageSealer,
+  onError: (error: unknown) => void,
+) {
   const sql = {
     // An older answer never replaces a newer one (answers can arrive out of order: a replay, a sync attempt).
     keep: db.prepare(`INSERT INTO stale_copies (resource, variant, route, vary, status, headers, body, size,
@@ -32,6 +42,7 @@ export function prepareStaleCopies(db: DatabaseSync) {
   };
   return {
     keep(copy: StaleCopy, bounds: StaleCopyBounds): { kept: boolean; evicted: number } {
+      const stored = staleCopyColumns(copy, sealer);
       const kept =
         Number(
           sql.keep.run({
@@ -40,8 +51,8 @@ export function prepareStaleCopies(db: DatabaseSync) {
             route: copy.route,
             vary: JSON.stringify(copy.vary),
             status: copy.response.status,
-            headers: JSON.stringify(copy.response.headers),
-            body: copy.response.body,
+            headers: stored.headers,
+            body: stored.body,
             size: staleCopySize(copy),
             stored_at: copy.storedAt,
             initial_age: copy.initialAge,
@@ -55,8 +66,11 @@ export function prepareStaleCopies(db: DatabaseSync) {
       return { kept, evicted };
     },
     copies(resource: string): StaleCopy[] {
-      return (sql.ofResource.all({ resource }) as Row[]).map((row) =>
-        staleCopyOf(row, (value) => JSON.parse(String(value))),
+      return readableStaleCopies(
+        sql.ofResource.all({ resource }) as Row[],
+        (value) => JSON.parse(String(value)),
+        sealer,
+        onError,
       );
     },
     use(resource: string, variant: string, now: number): void {

@@ -4,8 +4,10 @@
  * the defaults (`defaults`, `routeDefaults`), the validation and its messages
  * (validate.ts), the published JSON Schema (config.schema.json, for editors)
  * and the check of docs/configuration.md. A new option is added here and
- * nowhere else; only what a schema cannot say (one option against another,
- * an address that must parse) is code, in config.ts.
+ * nowhere else (then `npm run config-schema` rewrites config.schema.json, and a
+ * row in docs/configuration.md documents it: tests check both); only what a
+ * schema cannot say (one option against another, an address that must parse)
+ * is code, in config.ts.
  *
  * Non-standard keyword: `errorMessage` (as VS Code and ajv-errors read it)
  * replaces the requirement validate.ts would spell from the type and range.

@@ -9,6 +9,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { describe, it } from 'node:test';
 import { ManualClock } from '../../test/support/manual-clock.ts';
 import type { Timer } from '../clock.ts';
+import { StoreUnavailableError } from '../errors.ts';
 import type { Operation, OperationEvent, OperationStore } from '../store/port.ts';
 import { EventHub } from './event-hub.ts';
 import { streamEvents } from './sse.ts';
@@ -91,5 +92,90 @@ describe('SSE stream lifetime', () => {
       clock.cleared <= 2,
       `ending the stream cancelled ${clock.cleared} timers: it kept every one it ever made`,
     );
+  });
+});
+
+describe('SSE store reads that fail', () => {
+  /** A stream over a store whose `events` reads answer as `reads` says, in turn (after the backlog read). */
+  const open = async (reads: Array<() => Promise<OperationEvent[]>>) => {
+    const clock = new ManualClock();
+    const reported: unknown[] = [];
+    let backlogRead = false;
+    const store = {
+      events: async (): Promise<OperationEvent[]> => {
+        if (!backlogRead) {
+          backlogRead = true;
+          return [];
+        }
+        return (reads.shift() ?? (async () => []))();
+      },
+      get: async () => ({ status: 'NotStarted' }) as Operation,
+      watch: () => () => {},
+    } as unknown as OperationStore;
+    const res = new RecordingResponse();
+    await streamEvents(
+      new EventEmitter() as IncomingMessage,
+      res as unknown as ServerResponse,
+      'op_x',
+      0,
+      {},
+      {
+        store,
+        hub: new EventHub(store),
+        clock,
+        publicUrl: 'http://gateway.test',
+        retryMs: 2_000,
+        heartbeatMs: 60_000,
+        pollMs: 500,
+        maxStreams: 10,
+        onError: (error) => reported.push(error),
+      },
+    );
+    /** Lets the reads started so far settle. */
+    const settle = () => new Promise((resolve) => setImmediate(resolve));
+    await settle();
+    return { clock, res, reported, settle };
+  };
+  const event = (seq: number, status: OperationEvent['status']): OperationEvent => ({
+    operationId: 'op_x',
+    seq,
+    status,
+    at: 0,
+    attempts: 1,
+    error: null,
+  });
+
+  it('an unavailable store keeps the stream open, is told once per outage, and the stream resumes after it', async () => {
+    const down = async (): Promise<OperationEvent[]> => {
+      throw new StoreUnavailableError('The store cannot be reached.');
+    };
+    const { clock, res, reported, settle } = await open([down, down, down]);
+    for (let i = 0; i < 3; i++) {
+      clock.advance(500);
+      await settle();
+    }
+    assert.equal(res.ended, false, 'the stream stays open through the outage');
+    assert.equal(reported.length, 1, 'told once, not once per poll');
+    assert.ok(reported[0] instanceof StoreUnavailableError);
+    clock.advance(500);
+    await settle();
+    assert.equal(res.ended, false);
+  });
+
+  it('any other read failure is told and ends the stream (the client reconnects with Last-Event-ID)', async () => {
+    const bug = new TypeError('a bug in reading events');
+    const { clock, res, reported, settle } = await open([
+      async () => [event(1, 'Running')],
+      async () => {
+        throw bug;
+      },
+    ]);
+    clock.advance(500);
+    await settle();
+    assert.ok(res.written.some((chunk) => chunk.includes('op_x:1')));
+    clock.advance(500);
+    await settle();
+    assert.deepEqual(reported, [bug]);
+    assert.equal(res.ended, true);
   });
 });

@@ -8,6 +8,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
+import { StoreUnavailableError } from '../errors.ts';
 import { isTerminal, type OperationEvent, type OperationStore } from '../store/port.ts';
 import { toCloudEvent } from './cloud-event.ts';
 import type { EventHub } from './event-hub.ts';
@@ -25,6 +26,12 @@ export interface SseOptions {
   pollMs: number;
   /** Open streams at once; the gateway refuses more with 503 (src/gateway/operations-api.ts). */
   maxStreams: number;
+  /**
+   * Told of a store read that failed while streaming: an unavailable store
+   * once per outage (the stream stays open and the next poll tries again),
+   * any other failure once, ending the stream. Default: a process warning.
+   */
+  onError?: (error: unknown) => void;
 }
 
 /** The seq a `Last-Event-ID` (or `?lastEventId=`) names for this operation; 0 when absent or foreign. */
@@ -64,6 +71,14 @@ export async function streamEvents(
   let ended = false;
   let pumping: Promise<void> | undefined;
   let again = false;
+  /** The store has been unavailable since the last read that succeeded (told once). */
+  let outage = false;
+  const report =
+    options.onError ??
+    ((error: unknown) =>
+      process.emitWarning(`SSE store read failed: ${(error as Error)?.message ?? String(error)}`, {
+        code: 'SPILLWAY_SSE_ERROR',
+      }));
   // One live timer per loop, whatever the stream's age: memory per stream stays constant.
   const stops: Array<() => void> = [];
   let unfollow = () => {};
@@ -94,7 +109,24 @@ export async function streamEvents(
     }
     pumping = store
       .events(id, last)
-      .then(write, () => {}) // the store is unavailable: the next poll tries again
+      .then(
+        (events) => {
+          outage = false;
+          write(events);
+        },
+        (error: unknown) => {
+          if (error instanceof StoreUnavailableError) {
+            // Passing: the stream stays open and the next poll tries again; told once per outage.
+            if (!outage) report(error);
+            outage = true;
+            return;
+          }
+          // Not passing (a bug, an unreadable value): told, and the stream ends; the client
+          // reconnects with Last-Event-ID and loses nothing.
+          report(error);
+          end();
+        },
+      )
       .finally(() => {
         pumping = undefined;
         if (again && !ended) {

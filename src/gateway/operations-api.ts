@@ -165,6 +165,19 @@ export async function serveOperationsApi(
       store,
       clock,
       publicUrl,
+      ...(options.events
+        ? {
+            onError: (error: unknown) =>
+              options.events?.emit({
+                type: 'request:error',
+                at: clock.now(),
+                source: 'request',
+                error,
+                method: 'GET',
+                path: target.path,
+              }),
+          }
+        : {}),
     });
     return;
   }

@@ -428,6 +428,7 @@ async function bodyJson(res: Response): Promise<unknown> {
 }
 
 function discard(res: Response): void {
+  // Deliberately ignored: the body is not wanted, and one that already ended or broke has nothing to cancel.
   res.body?.cancel().catch(() => {});
 }
 

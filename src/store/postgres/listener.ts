@@ -97,6 +97,8 @@ export class NotificationListener {
       await client.connect();
       await client.query(`LISTEN "${this.#channel}"`);
     } catch {
+      // Not lost from sight: #lost reconnects with backoff, and watchers meanwhile rely on the poll
+      // backstop (notifications are hints). A server that stays down shows in every verb's 503.
       this.#lost(client);
       return;
     }

@@ -56,6 +56,8 @@ export async function migrate(client: PoolClient, schema: string): Promise<void>
     }
     await client.query('COMMIT');
   } catch (error) {
+    // Deliberately ignored: a ROLLBACK that fails too means the connection broke, and then the server
+    // rolls the transaction back itself. The migration's own error, thrown next, is what to report.
     await client.query('ROLLBACK').catch(() => {});
     throw error;
   }

@@ -521,6 +521,40 @@ if (skip) {
     });
   });
 
+  describe('PostgreSQL: what close() cannot finish is told', () => {
+    const target = new URL(TEST_POSTGRES_URL);
+    let proxy: TcpProxy;
+    before(async () => {
+      proxy = await new TcpProxy(target.hostname, Number(target.port || 5432)).start();
+    });
+    after(() => proxy.stop());
+
+    it('lost leases that cannot be handed back at close reach onError, and the store still closes', async () => {
+      await empty();
+      const clock = new ManualClock();
+      const reported: unknown[] = [];
+      const url = new URL(db.url);
+      url.host = `127.0.0.1:${proxy.port}`;
+      const store = await open(clock, {
+        url: url.toString(),
+        connectTimeoutMs: 500,
+        statementTimeoutMs: 500,
+        onError: (error) => reported.push(error),
+      });
+      await store.capture(newOperation(clock));
+      proxy.mode = 'drop-answers';
+      await assert.rejects(store.lease({ owner: 'w1', limit: 10, leaseMs: 1_000 }), StoreUnavailableError);
+      proxy.mode = 'refuse'; // still down when the store closes: the hand-back fails
+      try {
+        await store.close();
+        assert.equal(reported.length, 1, 'the failed hand-back was told');
+        assert.ok(reported[0] instanceof Error);
+      } finally {
+        proxy.mode = 'forward';
+      }
+    });
+  });
+
   describe('PostgreSQL: setup errors', () => {
     it('refuses a schema name that would need quoting', async () => {
       await assert.rejects(PostgresStore.open({ url: db.url, schema: 'Robert"; DROP' }), {

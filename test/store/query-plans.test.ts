@@ -13,10 +13,7 @@ import {
   OLDEST_DUE_BY_ROUTE as PG_OLDEST_DUE,
   PostgresStore,
 } from '../../src/store/postgres/postgres-store.ts';
-import {
-  OLDEST_DUE_BY_ROUTE as SQLITE_OLDEST_DUE,
-  SqliteStore,
-} from '../../src/store/sqlite/sqlite-store.ts';
+import { BACKLOG_SQL, SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/postgres.ts';
@@ -31,12 +28,12 @@ describe('query plans: oldestDueByRoute', () => {
     await new SqliteStore({ path, clock: new ManualClock() }).close(); // migrated
     const db = new DatabaseSync(path);
     try {
-      const plan = (
-        db.prepare(`EXPLAIN QUERY PLAN ${SQLITE_OLDEST_DUE}`).all({ now: 0 }) as Array<{ detail: string }>
-      )
+      // Each (priority, route) group's first due time, and the expired leases by route (migration 025).
+      const plan = [BACKLOG_SQL.firstDueInGroup, BACKLOG_SQL.expiredLeasesByRoute]
+        .flatMap((sql) => db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as Array<{ detail: string }>)
         .map((row) => row.detail)
         .join('\n');
-      assert.match(plan, /operations_due_by_route/);
+      assert.match(plan, /operations_due \(priority=\? AND route=\?\)/);
       assert.match(plan, /operations_lease_expiry/);
       assert.doesNotMatch(plan, /SCAN operations(?! USING)/, plan);
     } finally {
@@ -58,7 +55,7 @@ describe('query plans: oldestDueByRoute', () => {
         Record<string, string>
       >;
       const plan = rows.map((row) => row['QUERY PLAN']).join('\n');
-      assert.match(plan, /operations_due_by_route/, plan);
+      assert.match(plan, /operations_due\b/, plan);
       assert.doesNotMatch(plan, /Seq Scan/, plan);
     } finally {
       await client.end();

@@ -53,13 +53,13 @@ export const DISCARD = `UPDATE operations SET dead_lettered_at = NULL, discarded
   WHERE id = $1 AND dead_lettered_at IS NOT NULL
   RETURNING id`;
 
-// Two reads of migration 010's partial indexes: only waiting and dead-lettered rows are touched.
-export const ROUTE_COUNTS = `SELECT route, sum(backlog)::bigint AS backlog, sum(dead)::bigint AS dead FROM (
-    SELECT route, count(*) AS backlog, 0 AS dead FROM operations
-      WHERE status IN ('NotStarted', 'Running') GROUP BY route
-    UNION ALL
-    SELECT route, 0, count(*) FROM operations WHERE dead_lettered_at IS NOT NULL GROUP BY route) AS c
-  GROUP BY route`;
+// Kept by migration 008's trigger: a few rows per route, status and slot, whatever the backlog (025).
+export const ROUTE_COUNTS = `SELECT route,
+    coalesce(sum(n) FILTER (WHERE status IN ('NotStarted', 'Running')), 0)::bigint AS backlog,
+    coalesce(sum(n) FILTER (WHERE dead_lettered), 0)::bigint AS dead
+  FROM operation_counts GROUP BY route
+  HAVING coalesce(sum(n) FILTER (WHERE status IN ('NotStarted', 'Running')), 0) > 0
+    OR coalesce(sum(n) FILTER (WHERE dead_lettered), 0) > 0`;
 
 export const PAUSE_REPLAY = `INSERT INTO route_replay (route, paused_at) VALUES ($1, $2)
   ON CONFLICT (route) DO NOTHING`;

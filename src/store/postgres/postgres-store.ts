@@ -111,6 +111,7 @@ import {
   type PostgresLocation,
   parseLocation,
 } from './connection.ts';
+import { DUE_GROUPS, FREE } from './due-groups.ts';
 import { NotificationListener } from './listener.ts';
 import { checkServerVersion, migrate } from './migrate.ts';
 import {
@@ -205,17 +206,35 @@ export class DuplicateOperationError extends Error {
   override name = 'DuplicateOperationError';
 }
 
-/** Two index range reads (migrations 015 and 003), grouped by route: never a walk of the table. */
-export const OLDEST_DUE_BY_ROUTE = `SELECT route, min(at) AS at FROM (
-                 SELECT route, min(next_attempt_at) AS at FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
-                     AND next_attempt_at <= $1
-                   GROUP BY route
-                 UNION ALL
-                 SELECT route, min(lease_expires_at) FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= $1
-                   GROUP BY route) AS due
-               GROUP BY route`;
+/**
+ * Each (priority, route) group's first due entry (a seek of operations_due each, migration 025) and
+ * the expired leases (a range of operations_lease_expiry, 003), by route: never a walk of the table.
+ */
+export const OLDEST_DUE_BY_ROUTE = `WITH RECURSIVE groups AS (
+    ${DUE_GROUPS}
+  )
+  SELECT route, min(at) AS at FROM (
+    SELECT g.route, f.at FROM groups AS g CROSS JOIN LATERAL (
+      SELECT next_attempt_at AS at FROM operations
+      WHERE ${FREE} AND priority = g.priority AND route = g.route AND next_attempt_at <= $1::bigint
+      ORDER BY next_attempt_at LIMIT 1) AS f
+    UNION ALL
+    SELECT route, min(lease_expires_at) FROM operations
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= $1::bigint
+      GROUP BY route) AS due
+  GROUP BY route`;
+
+/** The earliest due time: each group's first entry (a seek each), and the first lease to run out. */
+export const NEXT_DUE = `WITH RECURSIVE groups AS (
+    ${DUE_GROUPS}
+  )
+  SELECT least(
+    (SELECT min(f.at) FROM groups AS g CROSS JOIN LATERAL (
+      SELECT next_attempt_at AS at FROM operations
+      WHERE ${FREE} AND priority = g.priority AND route = g.route
+      ORDER BY next_attempt_at LIMIT 1) AS f),
+    (SELECT min(lease_expires_at) FROM operations
+      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL)) AS at`;
 
 export class PostgresStore implements OperationStore {
   readonly #pool: Pool;
@@ -691,12 +710,7 @@ export class PostgresStore implements OperationStore {
     return this.#run(async () => {
       const { rows } = await this.#pool.query({
         name: 'spillway_next_due',
-        // Two index lookups (migration 003) rather than a walk over every waiting operation.
-        text: `SELECT least(
-                 (SELECT min(next_attempt_at) FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked),
-                 (SELECT min(lease_expires_at) FROM operations
-                   WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL)) AS at`,
+        text: NEXT_DUE,
       });
       const at = (rows[0] as Row | undefined)?.at;
       return at === null || at === undefined ? undefined : Number(at);
@@ -1298,15 +1312,7 @@ export const LEASE = `WITH RECURSIVE lost AS (
       FOR UPDATE SKIP LOCKED) AS expired
     WHERE o.id = expired.id
   ), groups AS (
-    (SELECT priority, route FROM operations
-      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
-      ORDER BY priority DESC, route DESC LIMIT 1)
-    UNION ALL
-    SELECT next.priority, next.route FROM groups AS g CROSS JOIN LATERAL (
-      SELECT priority, route FROM operations
-      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
-        AND (priority, route) < (g.priority, g.route)
-      ORDER BY priority DESC, route DESC LIMIT 1) AS next
+    ${DUE_GROUPS}
   ), candidates AS (
     SELECT c.id, g.priority, c.next_attempt_at FROM groups AS g CROSS JOIN LATERAL (
       SELECT id, next_attempt_at FROM operations

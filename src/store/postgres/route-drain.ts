@@ -4,16 +4,22 @@
  * follow, and bringing a route's waiting operations forward when its
  * upstream is back.
  */
+import { DUE_GROUPS, FREE } from './due-groups.ts';
 
-// The partial index on next_attempt_at (003, 024) finds the waiting rows; the route narrows them.
-// Operations blocked behind their ordering key's head are not brought forward: they are not next.
-// SKIP LOCKED: rows a concurrent lease is taking are left to it.
-export const BRING_FORWARD = `UPDATE operations SET next_attempt_at = $2, updated_at = $2
-  WHERE id IN (SELECT id FROM operations
-    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
-      AND next_attempt_at > $2 AND route = $1
-    ORDER BY priority DESC, created_at, id LIMIT $3
-    FOR UPDATE SKIP LOCKED)`;
+// The route's groups of the due index (due-groups.ts), each read in due order from its first entry due
+// later: replay order, never a walk of the backlog. Blocked operations (behind their ordering key's
+// head) are not in that index. SKIP LOCKED: rows a concurrent lease is taking are left to it.
+export const BRING_FORWARD = `WITH RECURSIVE groups AS (
+    ${DUE_GROUPS}
+  )
+  UPDATE operations SET next_attempt_at = $2, updated_at = $2
+  WHERE id IN (SELECT f.id FROM groups AS g CROSS JOIN LATERAL (
+      SELECT id, next_attempt_at FROM operations
+      WHERE ${FREE} AND priority = g.priority AND route = g.route AND next_attempt_at > $2::bigint
+      ORDER BY next_attempt_at LIMIT $3
+      FOR UPDATE SKIP LOCKED) AS f
+    WHERE g.route = $1
+    ORDER BY g.priority DESC, f.next_attempt_at LIMIT $3)`;
 
 export const SET_ROUTE_HEALTH = `INSERT INTO route_health (route, state, cause, since, until, updated_at)
   VALUES ($1, $2, $3, $4, $5, $6)

@@ -12,14 +12,13 @@ type Row = Record<string, SQLInputValue>;
 
 export function prepareRouteDrain(db: DatabaseSync) {
   const sql = {
-    // The partial index on next_attempt_at (003, 024) finds the waiting rows; the route narrows them.
-    // Operations blocked behind their ordering key's head are not brought forward: they are not next.
+    // One (priority, route) group's waiting operations due later, first in due order: a range of the
+    // due index (migrations 008, 024), which leaves out those blocked behind their ordering key's head.
     bringForward: db.prepare(`UPDATE operations SET next_attempt_at = :now, updated_at = :now
-      WHERE id IN (SELECT id FROM operations
+      WHERE id IN (SELECT id FROM operations INDEXED BY operations_due
         WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND key_blocked = 0
-          AND next_attempt_at > :now
-          AND route = :route
-        ORDER BY priority DESC, created_at, id LIMIT :limit)`),
+          AND priority = :priority AND route = :route AND next_attempt_at > :now
+        ORDER BY next_attempt_at LIMIT :limit)`),
     setHealth: db.prepare(`INSERT INTO route_health (route, state, cause, since, until, updated_at)
       VALUES (:route, :state, :cause, :since, :until, :now)
       ON CONFLICT (route) DO UPDATE SET state = excluded.state, cause = excluded.cause,
@@ -27,8 +26,9 @@ export function prepareRouteDrain(db: DatabaseSync) {
     health: db.prepare('SELECT route, state, cause, since, until FROM route_health ORDER BY route'),
   };
   return {
-    bringForward(route: string, limit: number, now: number): number {
-      return Number(sql.bringForward.run({ route, limit, now }).changes);
+    /** Brings one (priority, route) group's operations forward; the caller walks the groups in replay order. */
+    bringForward(group: { priority: number; route: string }, limit: number, now: number): number {
+      return Number(sql.bringForward.run({ ...group, limit, now }).changes);
     },
     setRouteHealth(route: string, health: StoredRouteHealth, now: number): void {
       sql.setHealth.run({ route, ...health, now });

@@ -425,8 +425,13 @@ export class SqliteStore implements OperationStore {
 
   async nextDueAt(): Promise<number | undefined> {
     this.#assertOpen();
-    const row = this.#sql.nextDue.get() as Row;
-    return row.at === null ? undefined : Number(row.at);
+    // The first due time of each (priority, route) group (a seek each), and the first lease to run out.
+    let at = (this.#sql.nextLeaseExpiry.get() as Row).at as number | null;
+    for (const group of dueGroups(this.#sql)) {
+      const first = (this.#sql.firstDueInGroup.get(group) as Row).at as number | null;
+      if (first !== null && (at === null || first < at)) at = first;
+    }
+    return at === null ? undefined : Number(at);
   }
 
   leaseWebhookDeliveries(request: WebhookLeaseRequest): Promise<LeasedWebhookDelivery[]> {
@@ -521,8 +526,17 @@ export class SqliteStore implements OperationStore {
 
   async oldestDueByRoute(now: number): Promise<Record<string, number>> {
     this.#assertOpen();
-    const rows = this.#sql.oldestDueByRoute.all({ now }) as Row[];
-    return Object.fromEntries(rows.map((row) => [String(row.route), Number(row.at)]));
+    const oldest: Record<string, number> = {};
+    const keep = (route: string, at: number) => {
+      if (at <= now && (oldest[route] === undefined || at < oldest[route])) oldest[route] = at;
+    };
+    for (const group of dueGroups(this.#sql)) {
+      const first = (this.#sql.firstDueInGroup.get(group) as Row).at;
+      if (first !== null) keep(String(group.route), Number(first));
+    }
+    for (const row of this.#sql.expiredLeasesByRoute.all({ now }) as Row[])
+      keep(String(row.route), Number(row.at));
+    return oldest;
   }
 
   async routeCounts(): Promise<Record<string, RouteCounts>> {
@@ -542,7 +556,16 @@ export class SqliteStore implements OperationStore {
   }
 
   bringForward(route: string, limit = Number.MAX_SAFE_INTEGER): Promise<number> {
-    return this.#write(() => this.#drain.bringForward(route, limit, this.#clock.now())) as Promise<number>;
+    return this.#write(() => {
+      // Replay order: the route's groups from the highest priority down, each in due order.
+      const now = this.#clock.now();
+      let brought = 0;
+      for (const group of dueGroups(this.#sql)) {
+        if (group.route !== route || brought >= limit) continue;
+        brought += this.#drain.bringForward(group, limit - brought, now);
+      }
+      return brought;
+    }) as Promise<number>;
   }
 
   setRouteHealth(route: string, health: StoredRouteHealth): Promise<void> {
@@ -735,6 +758,16 @@ export const BACKLOG_SQL = {
     WHERE ${FREE}
       AND priority = :priority AND route = :route AND next_attempt_at <= :now
     ORDER BY next_attempt_at LIMIT :limit`,
+  // The first due time of one group (nextDueAt, oldestDueByRoute): one seek of the due index.
+  firstDueInGroup: `SELECT min(next_attempt_at) AS at FROM operations INDEXED BY operations_due
+    WHERE ${FREE} AND priority = :priority AND route = :route`,
+  // The first lease to run out (nextDueAt): one seek of the lease-expiry index (migration 003).
+  nextLeaseExpiry: `SELECT min(lease_expires_at) AS at FROM operations INDEXED BY operations_lease_expiry
+    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL`,
+  // Leases already run out, by route (oldestDueByRoute): a range of the lease-expiry index.
+  expiredLeasesByRoute: `SELECT route, min(lease_expires_at) AS at FROM operations INDEXED BY operations_lease_expiry
+    WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now
+    GROUP BY route`,
   // Retention: a range read of the finished-operations index (migration 008).
   purge: `DELETE FROM operations WHERE id IN (SELECT id FROM operations INDEXED BY operations_finished
     WHERE status IN ('Succeeded', 'Failed', 'Canceled') AND updated_at < :before LIMIT :limit)`,
@@ -828,26 +861,11 @@ function prepareStatements(db: DatabaseSync) {
       ON CONFLICT (route) DO UPDATE SET override = excluded.override, updated_at = excluded.updated_at`),
     clearOverride: db.prepare('DELETE FROM route_overrides WHERE route = :route'),
     overrides: db.prepare('SELECT route, override FROM route_overrides ORDER BY route'),
-    oldestDueByRoute: db.prepare(OLDEST_DUE_BY_ROUTE),
-    nextDue: db.prepare(`SELECT min(at) AS at FROM (
-        SELECT min(next_attempt_at) AS at FROM operations
-          WHERE ${FREE}
-        UNION ALL
-        SELECT min(lease_expires_at) FROM operations
-          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL)`),
+    firstDueInGroup: db.prepare(BACKLOG_SQL.firstDueInGroup),
+    nextLeaseExpiry: db.prepare(BACKLOG_SQL.nextLeaseExpiry),
+    expiredLeasesByRoute: db.prepare(BACKLOG_SQL.expiredLeasesByRoute),
   };
 }
-
-/** Two index range reads (migrations 015 and 003), grouped by route: never a walk of the table. */
-export const OLDEST_DUE_BY_ROUTE = `SELECT route, min(at) AS at FROM (
-        SELECT route, min(next_attempt_at) AS at FROM operations INDEXED BY operations_due_by_route
-          WHERE ${FREE} AND next_attempt_at <= :now
-          GROUP BY route
-        UNION ALL
-        SELECT route, min(lease_expires_at) FROM operations INDEXED BY operations_lease_expiry
-          WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NOT NULL AND lease_expires_at <= :now
-          GROUP BY route)
-      GROUP BY route`;
 
 function resultColumns(sealer: MessageSealer, id: string, result: StoredResponse | null) {
   const stored = result ? sealer.seal(result.headers, result.body, messageRow.result(id)) : null;
@@ -955,6 +973,21 @@ interface DueOperation {
  * here (a sort of at most `limit` rows per group), and lower priorities are
  * not visited once `limit` is reached.
  */
+/**
+ * The (priority, route) groups of free operations, highest priority first:
+ * one seek of the due index each (firstGroup, then nextGroup below the last).
+ */
+function* dueGroups(
+  sql: ReturnType<typeof prepareStatements>,
+): Generator<{ priority: number; route: string }> {
+  let group = sql.firstGroup.get() as Row | undefined;
+  while (group) {
+    const key = { priority: Number(group.priority), route: String(group.route) };
+    yield key;
+    group = sql.nextGroup.get(key) as Row | undefined;
+  }
+}
+
 function dueInReplayOrder(
   sql: ReturnType<typeof prepareStatements>,
   now: number,

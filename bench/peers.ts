@@ -5,7 +5,7 @@
  *   1. Sync pass-through: Spillway, a plain undici `Pool` + `node:http` proxy,
  *      `@fastify/http-proxy` (and nginx when installed), GET and POST to the
  *      healthy upstream; req/s, and requests per CPU-second of the proxy's own
- *      process (read from /proc), the figure that does not depend on who else
+ *      process (read from /proc), the figure that depends least on who else
  *      got the cores.
  *   2. Durable captures, answered 202 once stored: Spillway on SQLite and on
  *      PostgreSQL, Fastify + pg-boss (PostgreSQL), Fastify + BullMQ (a Redis
@@ -15,9 +15,12 @@
  *      closed, then the upstream comes back on that port; the time to the
  *      first replay reaching it and to the last, Spillway vs pg-boss workers.
  *      Every operation must reach the upstream exactly once.
- *   4. The Spillway gateway's event-loop delay over each of its measured runs.
+ *   4. The Spillway gateway's event-loop delay over each of its measured runs,
+ *      beside an idle process's over the same runs.
  *
- * Every server is a child process on 127.0.0.1; the load is autocannon in this
+ * In 1 and 2 all systems run at once and are measured in turn, `rounds`
+ * times, so a change in the machine's load falls on all of them. Every
+ * server is a child process on 127.0.0.1; the load is autocannon in this
  * process (load.ts). Runs are bounded in time (sync) or in requests (the
  * rest). What goes wrong is returned as problems: the bench then exits non-zero.
  */

@@ -214,7 +214,8 @@ export class FailoverEngine {
       kind: 'partial',
       answer: partial,
       operation,
-      reason: answer.kind === 'accepted' ? answer.reason : answer.detail,
+      // A problem's detail advises on the problem, which the client does not get: its code says why instead.
+      reason: answer.kind === 'accepted' ? answer.reason : answer.code,
     };
   }
 

@@ -5,13 +5,16 @@
  * problem, finds the answer to give at once instead: a copy young enough,
  * else the route's fallback.
  *
- * Keeping a copy never delays an answer: writes go behind it, one in flight
- * per copy (a newer answer waiting replaces an older one still waiting), and
- * at most MAX_PENDING copies wait at all; past it a copy is skipped, told as
- * `stale-copy:skipped`. A copy the store cannot keep is a missed refresh, told
- * as `background:error`, never a failed request.
+ * Keeping a copy never delays an answer: writes go behind it, and each copy
+ * is written at most once every REWRITE_INTERVAL_MS (a newer answer waiting
+ * replaces an older one still waiting), so a busy read costs the store a write
+ * a second, not a write a request (on SQLite a commit holds the event loop).
+ * At most MAX_PENDING copies, MAX_PENDING_BYTES in all, wait at once; past
+ * that an answer is not kept, told as `stale-copy:skipped`. A copy the store
+ * cannot keep is a missed refresh, told as `background:error`, never a failed
+ * request.
  */
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import type { LifecycleEvents } from '../events/lifecycle.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import {
@@ -32,8 +35,11 @@ import { readBounded } from './body.ts';
 import { endToEnd } from './http-fields.ts';
 import type { Upstream } from './upstream.ts';
 
-/** Copies waiting to be written at most; more are skipped (the store is slower than the reads). */
+/** Copies waiting to be written at most, and their bytes; more are skipped (the store is slower than the reads). */
 const MAX_PENDING = 1_000;
+const MAX_PENDING_BYTES = 32 * 1024 * 1024;
+/** A copy is written at most this often: it lags the latest answer by a second at most. */
+export const REWRITE_INTERVAL_MS = 1_000;
 
 export interface StaleCacheBounds {
   /** Copies kept at most, all routes together. */
@@ -67,8 +73,14 @@ export class StaleCopies {
   readonly #options: StaleCopiesOptions;
   /** Copies waiting to be written, by resource and variant; at most one write in flight for each. */
   readonly #pending = new Map<string, StaleCopy>();
+  #pendingBytes = 0;
   readonly #writing = new Set<string>();
+  /** Copies waiting for the rest of their rewrite interval. */
+  readonly #timers = new Map<string, Timer>();
+  /** When each copy was last written, oldest first; entries older than the interval are pruned. */
+  readonly #lastWrite = new Map<string, number>();
   readonly #settled = new Set<() => void>();
+  #closed = false;
 
   constructor(options: StaleCopiesOptions) {
     this.#options = options;
@@ -116,7 +128,10 @@ export class StaleCopies {
       lastUsedAt: receivedAt,
     };
     const key = `${copy.resource} ${copy.variant}`;
-    if (!this.#pending.has(key) && this.#pending.size >= MAX_PENDING) {
+    const replaced = this.#pending.get(key);
+    const bytes = this.#pendingBytes - (replaced?.response.body.byteLength ?? 0) + response.body.byteLength;
+    if (this.#closed) return;
+    if ((!replaced && this.#pending.size >= MAX_PENDING) || bytes > MAX_PENDING_BYTES) {
       this.#options.events.emit({
         type: 'stale-copy:skipped',
         at: this.#options.clock.now(),
@@ -126,7 +141,8 @@ export class StaleCopies {
       return;
     }
     this.#pending.set(key, copy);
-    if (!this.#writing.has(key)) void this.#write(key);
+    this.#pendingBytes = bytes;
+    this.#schedule(key);
   }
 
   /** An operation's result arrived (a replay's or an adopted attempt's): the fresh answer refreshes its copy. */
@@ -169,10 +185,20 @@ export class StaleCopies {
       : undefined;
   }
 
-  /** Resolves once no copy waits to be written (tests, shutdown). */
+  /** Resolves once no copy is being written (tests). */
   idle(): Promise<void> {
     if (this.#writing.size === 0) return Promise.resolve();
     return new Promise((resolve) => this.#settled.add(resolve));
+  }
+
+  /** Shutdown: copies still waiting are not written (a missed refresh); resolves once writes in flight end. */
+  close(): Promise<void> {
+    this.#closed = true;
+    for (const timer of this.#timers.values()) this.#options.clock.clearTimeout(timer);
+    this.#timers.clear();
+    this.#pending.clear();
+    this.#pendingBytes = 0;
+    return this.idle();
   }
 
   async #askFallbackPath(
@@ -208,22 +234,46 @@ export class StaleCopies {
     }
   }
 
+  /** Writes the copy waiting under `key` now, or when its rewrite interval is over. */
+  #schedule(key: string): void {
+    const { clock } = this.#options;
+    if (this.#closed || this.#writing.has(key) || this.#timers.has(key) || !this.#pending.has(key)) return;
+    const wait = (this.#lastWrite.get(key) ?? Number.NEGATIVE_INFINITY) + REWRITE_INTERVAL_MS - clock.now();
+    if (wait <= 0) {
+      void this.#write(key);
+      return;
+    }
+    const timer = clock.setTimeout(() => {
+      this.#timers.delete(key);
+      void this.#write(key);
+    }, wait);
+    timer.unref?.();
+    this.#timers.set(key, timer);
+  }
+
   async #write(key: string): Promise<void> {
     const { store, events, clock } = this.#options;
+    const copy = this.#pending.get(key);
+    if (!copy || this.#closed) return;
+    this.#pending.delete(key);
+    this.#pendingBytes -= copy.response.body.byteLength;
     this.#writing.add(key);
+    const now = clock.now();
+    this.#lastWrite.delete(key);
+    this.#lastWrite.set(key, now);
+    for (const [earliest, at] of this.#lastWrite) {
+      if (at > now - REWRITE_INTERVAL_MS) break;
+      this.#lastWrite.delete(earliest);
+    }
     try {
-      for (let copy = this.#pending.get(key); copy; copy = this.#pending.get(key)) {
-        this.#pending.delete(key);
-        try {
-          const { evicted } = await store.keepStaleCopy(copy, this.bounds);
-          if (evicted > 0)
-            events.emit({ type: 'stale-copy:evicted', at: clock.now(), route: copy.route, evicted });
-        } catch (error) {
-          events.emit({ type: 'background:error', at: clock.now(), source: 'stale-copies', error });
-        }
-      }
+      const { evicted } = await store.keepStaleCopy(copy, this.bounds);
+      if (evicted > 0)
+        events.emit({ type: 'stale-copy:evicted', at: clock.now(), route: copy.route, evicted });
+    } catch (error) {
+      events.emit({ type: 'background:error', at: clock.now(), source: 'stale-copies', error });
     } finally {
       this.#writing.delete(key);
+      this.#schedule(key); // a newer answer arrived meanwhile
       if (this.#writing.size === 0) {
         for (const resolve of this.#settled) resolve();
         this.#settled.clear();

@@ -6,7 +6,7 @@
  *   operator's and clients' actions, health probes, reverts and overrides,
  *   reads answered with a stale copy or a fallback
  * - `warn`: each dead letter, each capture refused for a full backlog, each health trip, webhooks that failed, were
- *   disabled or lost their lease, answers not kept as stale copies (too many waiting)
+ *   disabled or lost their lease
  * - `error`: failures in background work, request handlers and subscribers
  * - `debug`: the rest (attempt starts, retries scheduled, sync attempts, terminal states)
  *
@@ -47,7 +47,6 @@ function levelOf(event: LifecycleEvent): Level {
     case 'webhook:failed':
     case 'webhook:disabled':
     case 'webhook:lost-lease':
-    case 'stale-copy:skipped':
       return 'warn';
     case 'background:error':
     case 'request:error':

@@ -218,6 +218,7 @@ export async function buildGatewayParts(config: GatewayConfig, options: PartsOpt
         await webhookSetup.close();
         health.stop();
         retention.stop();
+        await staleCopies?.close();
         await upstream.close();
         await store.close();
       })();

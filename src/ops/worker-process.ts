@@ -148,6 +148,7 @@ export async function startWorkerProcess(
       log.info({ graceMs: config.shutdownGraceMs }, 'shutting down');
       await Promise.all([worker.stop(config.shutdownGraceMs), webhooks.stop(config.shutdownGraceMs)]);
       await webhookSetup.close();
+      await staleCopies?.close();
       await upstream.close();
       await store.close();
       await closeServer(adminServer);

@@ -14,6 +14,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { type Clock, systemClock } from '../clock.ts';
 import { buildConfig, ConfigError, routeOverDefaults } from '../config/config.ts';
+import type { SpillwayConfig } from '../config/schema.ts';
 import { type FetchHandler, FetchUpstream } from '../engine/fetch-upstream.ts';
 import { HttpUpstream } from '../engine/upstream.ts';
 import { type ErrorCode, problem, StoreUnavailableError } from '../errors.ts';
@@ -45,9 +46,11 @@ export interface CreateSpillwayOptions {
   /**
    * Everything else, in the shape of the config file (docs/configuration.md):
    * routes, routeDefaults, replay, webhooks… Ports and hosts are not used.
-   * `upstream` and `store` given above win over the same keys here.
+   * `upstream` and `store` given above win over the same keys here. Typed by
+   * the config schema, so the compiler checks option names and value types;
+   * buildConfig still checks ranges and cross-field rules at run time.
    */
-  config?: Record<string, unknown>;
+  config?: SpillwayConfig;
   /** Default: JSON lines on stdout at SPILLWAY_LOG_LEVEL (info). */
   logger?: Logger;
   /** The lifecycle event stream to emit on (default: a new one); subscribe to it for metrics or traces. */

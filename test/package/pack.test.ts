@@ -376,6 +376,8 @@ export const notAClock: Clock = 42;
 export const badPort: SpillwayConfig = { port: 'eighty' };
 // @ts-expect-error a route has no retries
 export const badRoute: SpillwayConfig = { routes: [{ name: 'pay', match: 'POST /pay', retries: 3 }] };
+// @ts-expect-error createSpillway's config is a SpillwayConfig: budgetMs is a number
+createSpillway({ config: { routes: [{ name: 'pay', match: 'POST /pay', budgetMs: 'fast' }] } });
 `,
     );
     writeFileSync(

@@ -202,6 +202,19 @@ export class MessageSealer {
     };
   }
 
+  /**
+   * The message sealed again under the newest key (`spillway store rekey`), or
+   * undefined when it already is. `headers` as for open(); plaintext is sealed.
+   */
+  reseal(headers: unknown, body: Uint8Array, row: string): StoredMessage | undefined {
+    const newest = this.#keyring?.newest.id;
+    if (newest !== undefined && typeof headers === 'string' && headers.startsWith(`${HEADERS_PREFIX}${newest}:`)) {
+      return undefined;
+    }
+    const opened = this.open(headers, body, row);
+    return this.seal(opened.headers, opened.body, row);
+  }
+
   #keyFor(keyId: string, row: string): StoreKey {
     const key = this.#keyring?.byId(keyId);
     if (!key) throw new StoredValueUnreadableError(row, this.#keyring ? 'key-missing' : 'no-key', keyId);

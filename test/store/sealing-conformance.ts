@@ -12,6 +12,7 @@ import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { StoredValueUnreadableError } from '../../src/errors.ts';
 import type { OperationStore, StaleCopy, StoredResponse } from '../../src/store/port.ts';
+import type { RekeyProgress } from '../../src/store/rekey.ts';
 import { newStoreKey, parseStoreKey, StoreKeyError } from '../../src/store/sealed-values.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { newOperation } from './conformance.ts';
@@ -249,6 +250,47 @@ export function sealingConformance(name: string, factory: SealingFactory): void 
         assert.match(error.message, /no storeEncryptionKey is set/);
         return true;
       });
+    });
+
+    it('rekey: rows under an old key and plaintext rows are sealed under the newest key, and the old key is forgotten', async () => {
+      const plain = await writeEverything(await openStore());
+      await open.pop()!.close();
+      const old = await writeEverything(await openStore([k1]));
+      await open.pop()!.close();
+      const store = await openStore([k2, k1]);
+      const progress: RekeyProgress[] = [];
+      const summary = await store.rekey({ batchSize: 1, onProgress: (step) => progress.push(step) });
+      assert.equal(summary.keyId, id2);
+      assert.deepEqual(summary.resealed, {
+        'operations.request': 2,
+        'operations.result': 2,
+        'idempotency_keys.answer': 2,
+        stale_copies: 2,
+      });
+      assert.deepEqual(summary.forgotten, [id1]);
+      assert.deepEqual(progress.at(-1), { part: 'stale_copies', scanned: 2, resealed: 2 });
+      // Done is done: a second run finds nothing to seal again.
+      const again = await store.rekey();
+      assert.deepEqual(Object.values(again.resealed), [0, 0, 0, 0]);
+      assert.deepEqual(again.forgotten, []);
+      await open.pop()!.close();
+
+      const raw = (await fixture.rawContent()).toString('latin1');
+      for (const secret of SECRETS) assert.ok(!raw.includes(secret), `${secret} is not stored in plaintext`);
+      assert.ok(!raw.includes(id1), 'nothing, store_keys included, names the old key');
+      assert.ok(raw.includes(`sealed:1:${id2}:`));
+      // The old key can leave the config: a store given only the newest starts and reads everything.
+      const newestOnly = await openStore([k2]);
+      await assertReadsBack(newestOnly, plain);
+      await assertReadsBack(newestOnly, old);
+    });
+
+    it('rekey without a key is refused, and changes nothing', async () => {
+      const store = await openStore();
+      await writeEverything(store);
+      await assert.rejects(store.rekey(), StoreKeyError);
+      const raw = (await fixture.rawContent()).toString('latin1');
+      for (const secret of SECRETS) assert.ok(raw.includes(secret));
     });
 
     it('without a key nothing changes: plaintext at rest, read as before, and readable after a key is set', async () => {

@@ -350,6 +350,29 @@ export type WebhookResend =
 /** An operator's override of a route's health state; kept in the store so it survives restarts. */
 export type RouteOverride = 'forced-async' | 'forced-sync';
 
+export interface RekeyOptions {
+  /** Rows per transaction. Default 500. */
+  batchSize?: number;
+  /** Told after every batch. */
+  onProgress?: (progress: RekeyProgress) => void;
+}
+
+export interface RekeyProgress {
+  /** `<table>.<part>`: operations.request, operations.result, idempotency_keys.answer, stale_copies. */
+  part: string;
+  scanned: number;
+  resealed: number;
+}
+
+export interface RekeySummary {
+  /** The key every stored value is now sealed under. */
+  keyId: string;
+  /** Rows sealed again, by part. */
+  resealed: Record<string, number>;
+  /** Key ids removed from store_keys. */
+  forgotten: string[];
+}
+
 export interface OperationStore {
   /**
    * Writes a new operation durably. Captures arriving together share one commit.
@@ -483,6 +506,13 @@ export interface OperationStore {
    */
   resendWebhookDelivery(key: WebhookDeliveryKey, url?: string): Promise<WebhookResend>;
   close(): Promise<void>;
+  /**
+   * `spillway store rekey`: seals every stored request, result, kept
+   * Idempotency-Key answer and stale copy under the newest store key (plaintext
+   * rows too), a bounded batch per transaction, then deletes the other keys from
+   * store_keys. Throws StoreKeyError when no key is set (src/store/rekey.ts).
+   */
+  rekey(options?: RekeyOptions): Promise<RekeySummary>;
 
   // Operator actions and views (the admin API, docs/operations.md).
 

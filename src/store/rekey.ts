@@ -9,7 +9,8 @@
  * bounded batch per transaction, so a PostgreSQL store stays in use meanwhile
  * (a batch's rows are locked only until its commit).
  */
-import { StoreKeyError, type MessageSealer, messageRow } from './sealed-values.ts';
+import type { RekeyOptions, RekeySummary } from './port.ts';
+import { type MessageSealer, messageRow, StoreKeyError } from './sealed-values.ts';
 
 type Row = Record<string, unknown>;
 
@@ -25,29 +26,6 @@ export interface RekeyDialect {
   json(value: unknown): unknown;
   /** Appended to a batch's SELECT: locks its rows until the commit where rows can be locked. */
   lockRows: string;
-}
-
-export interface RekeyOptions {
-  /** Rows per transaction. Default 500. */
-  batchSize?: number;
-  /** Told after every batch. */
-  onProgress?: (progress: RekeyProgress) => void;
-}
-
-export interface RekeyProgress {
-  /** `<table>.<part>`, e.g. `operations.request`. */
-  part: string;
-  scanned: number;
-  resealed: number;
-}
-
-export interface RekeySummary {
-  /** The key every stored value is now sealed under. */
-  keyId: string;
-  /** Rows sealed again, by `<table>.<part>`. */
-  resealed: Record<string, number>;
-  /** Key ids removed from store_keys. */
-  forgotten: string[];
 }
 
 /** Where stored messages live: each a headers and a body column of one table. */

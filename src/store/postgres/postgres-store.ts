@@ -93,9 +93,12 @@ import type {
   WebhookDeliveryKey,
   WebhookLeaseRequest,
   WebhookResend,
+  RekeyOptions,
+  RekeySummary,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import { storedRouteHealthOf } from '../route-health-row.ts';
+import { type RekeyTransaction, rekeyStoredValues } from '../rekey.ts';
 import { checkStoreKeys, MessageSealer, messageRow, type StoreKeyring } from '../sealed-values.ts';
 import {
   EVICT_STALE_COPIES,
@@ -1018,6 +1021,40 @@ export class PostgresStore implements OperationStore {
     return leased;
   }
 
+  /** One batch per transaction on one client; the gateways sharing the store wait only on a batch's rows. */
+  rekey(options?: RekeyOptions): Promise<RekeySummary> {
+    return this.#run(() =>
+      rekeyStoredValues(
+        {
+          transaction: async (work) => {
+            const client = await this.#pool.connect();
+            try {
+              await client.query('BEGIN');
+              const tx: RekeyTransaction = {
+                all: async (sql, params) => (await client.query(numbered(sql), params)).rows as Row[],
+                run: async (sql, params) => {
+                  await client.query(numbered(sql), params);
+                },
+              };
+              const value = await work(tx);
+              await client.query('COMMIT');
+              return value;
+            } catch (error) {
+              await client.query('ROLLBACK').catch(this.#onError);
+              throw error;
+            } finally {
+              client.release();
+            }
+          },
+          json: (value) => value,
+          lockRows: ' FOR UPDATE',
+        },
+        this.#sealer,
+        options,
+      ),
+    );
+  }
+
   /** Writes the captures already queued, lets verbs in progress finish, then closes the pool. Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
@@ -1342,6 +1379,12 @@ function answerValues(sealer: MessageSealer, key: string, response: StoredRespon
   const stored = sealer.seal(response.headers, response.body, messageRow.idempotentAnswer(key));
   return [response.status, stored.headers, asBuffer(stored.body)];
 }
+
+/** `?` placeholders (the SQL both adapters share) as PostgreSQL's $1, $2, … */
+const numbered = (sql: string): string => {
+  let n = 0;
+  return sql.replace(/\?/g, () => `$${++n}`);
+};
 
 /** Records the key new values are sealed under, then refuses to open if any recorded key is not listed. */
 async function recordKeys(client: PoolClient, sealer: MessageSealer, display: string): Promise<void> {

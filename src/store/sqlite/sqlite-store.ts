@@ -53,8 +53,11 @@ import type {
   WebhookDeliveryKey,
   WebhookLeaseRequest,
   WebhookResend,
+  RekeyOptions,
+  RekeySummary,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
+import { type RekeyTransaction, rekeyStoredValues } from '../rekey.ts';
 import { checkStoreKeys, MessageSealer, messageRow, type StoreKeyring } from '../sealed-values.ts';
 import { prepareOperatorActions } from './operator-actions.ts';
 import { prepareRouteDrain } from './route-drain.ts';
@@ -596,6 +599,41 @@ export class SqliteStore implements OperationStore {
 
   purgeStaleCopies(now: number, limit: number): Promise<number> {
     return this.#write(() => this.#stale.purge(now, limit)) as Promise<number>;
+  }
+
+  /**
+   * One batch per transaction, taken between write batches: the work has no
+   * real await (statements and crypto are synchronous), so no flush runs inside it.
+   */
+  async rekey(options?: RekeyOptions): Promise<RekeySummary> {
+    this.#assertOpen();
+    if (this.#queue.length > 0) this.#flush();
+    const db = this.#db;
+    const tx: RekeyTransaction = {
+      all: async (sql, params) => db.prepare(sql).all(...(params as SQLInputValue[])) as Row[],
+      run: async (sql, params) => {
+        db.prepare(sql).run(...(params as SQLInputValue[]));
+      },
+    };
+    return rekeyStoredValues(
+      {
+        transaction: async (work) => {
+          db.exec('BEGIN IMMEDIATE');
+          try {
+            const value = await work(tx);
+            db.exec('COMMIT');
+            return value;
+          } catch (error) {
+            if (db.isTransaction) db.exec('ROLLBACK');
+            throw error;
+          }
+        },
+        json: (value) => JSON.parse(String(value)),
+        lockRows: '',
+      },
+      this.#sealer,
+      options,
+    );
   }
 
   /** Flushes queued writes, then closes the file. Safe to call twice. */

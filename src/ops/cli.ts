@@ -11,6 +11,7 @@ import { healthCommand, overrideCommand, webhooksCommand } from './admin-command
 import { opsCommand, replayCommand } from './ops-commands.ts';
 import { startSpillway } from './spillway.ts';
 import { startupFailure } from './startup-failure.ts';
+import { storeCommand } from './store-commands.ts';
 import { startTracing } from './tracing.ts';
 import { startWorkerProcess } from './worker-process.ts';
 
@@ -45,6 +46,10 @@ Usage:
   spillway replay pause|resume ROUTE        Pause or resume a route's replay in every process (kept in the store)
   spillway webhook-secret                   Print a new webhook signing secret (whsec_…, 32 random bytes)
   spillway store-key                        Print a new store encryption key (base64 of 32 random bytes)
+  spillway store rekey [--store PATH|URL] [--config FILE] [--batch-size N]
+                                            Re-encrypt every stored value (old keys, plaintext) under the newest
+                                            key of SPILLWAY_STORE_ENCRYPTION_KEY, then forget the old keys; SQLite:
+                                            stop the gateway first; PostgreSQL: gateways keep running
   spillway help                             Show this help
   spillway version                          Print the version
 
@@ -117,7 +122,8 @@ export async function main(argv: string[]): Promise<number> {
     command === 'override' ||
     command === 'webhooks' ||
     command === 'ops' ||
-    command === 'replay'
+    command === 'replay' ||
+    command === 'store'
   ) {
     const run = {
       health: healthCommand,
@@ -125,6 +131,7 @@ export async function main(argv: string[]): Promise<number> {
       webhooks: webhooksCommand,
       ops: opsCommand,
       replay: replayCommand,
+      store: storeCommand,
     }[command];
     const { code, out, err } = await run(rest, process.env);
     if (out !== undefined) console.log(out);

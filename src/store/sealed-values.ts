@@ -208,7 +208,11 @@ export class MessageSealer {
    */
   reseal(headers: unknown, body: Uint8Array, row: string): StoredMessage | undefined {
     const newest = this.#keyring?.newest.id;
-    if (newest !== undefined && typeof headers === 'string' && headers.startsWith(`${HEADERS_PREFIX}${newest}:`)) {
+    if (
+      newest !== undefined &&
+      typeof headers === 'string' &&
+      headers.startsWith(`${HEADERS_PREFIX}${newest}:`)
+    ) {
       return undefined;
     }
     const opened = this.open(headers, body, row);

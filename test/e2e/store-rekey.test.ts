@@ -39,7 +39,12 @@ describe('spillway store rekey', () => {
     const plainOp = secretOperation(clock);
     await plain.capture(plainOp);
     await plain.close();
-    const old = new SqliteStore({ path, clock, exclusive: true, encryptionKeys: StoreKeyring.parse([oldKey]) });
+    const old = new SqliteStore({
+      path,
+      clock,
+      exclusive: true,
+      encryptionKeys: StoreKeyring.parse([oldKey]),
+    });
     const oldOp = secretOperation(clock);
     await old.capture(oldOp);
     await old.close();
@@ -53,19 +58,30 @@ describe('spillway store rekey', () => {
     assert.match(run.stdout, new RegExp(`newest key ${parseStoreKey(newKey).id}`));
     assert.match(run.stdout, new RegExp(`forgotten: ${parseStoreKey(oldKey).id}`));
 
-    const disk = readFileSync(path).toString('latin1') + readFileSync(`${path}-wal`, { flag: 'a+' }).toString('latin1');
+    const disk =
+      readFileSync(path).toString('latin1') + readFileSync(`${path}-wal`, { flag: 'a+' }).toString('latin1');
     assert.ok(!disk.includes(SECRET));
-    const newestOnly = new SqliteStore({ path, clock, exclusive: true, encryptionKeys: StoreKeyring.parse([newKey]) });
+    const newestOnly = new SqliteStore({
+      path,
+      clock,
+      exclusive: true,
+      encryptionKeys: StoreKeyring.parse([newKey]),
+    });
     try {
       for (const { id } of [plainOp, oldOp]) {
         assert.equal(Buffer.from((await newestOnly.get(id))!.request.body).toString(), SECRET);
       }
       // The gateway holds the file: rekey refuses in one line, naming the holder.
-      const locked = await spillway(['store', 'rekey', '--store', path], { SPILLWAY_STORE_ENCRYPTION_KEY: newKey });
+      const locked = await spillway(['store', 'rekey', '--store', path], {
+        SPILLWAY_STORE_ENCRYPTION_KEY: newKey,
+      });
       assert.equal(locked.code, 1, locked.stderr);
       const lines = locked.stderr.trimEnd().split('\n');
       assert.equal(lines.length, 1, locked.stderr);
-      assert.match(lines[0]!, /^spillway: the store .* is in use by another Spillway .*stop that process first/);
+      assert.match(
+        lines[0]!,
+        /^spillway: the store .* is in use by another Spillway .*stop that process first/,
+      );
     } finally {
       await newestOnly.close();
     }

@@ -79,6 +79,8 @@ import type {
   OperationStore,
   OperationSummary,
   RedriveResult,
+  RekeyOptions,
+  RekeySummary,
   RetryRecord,
   RouteCounts,
   RouteOverride,
@@ -93,12 +95,10 @@ import type {
   WebhookDeliveryKey,
   WebhookLeaseRequest,
   WebhookResend,
-  RekeyOptions,
-  RekeySummary,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
-import { storedRouteHealthOf } from '../route-health-row.ts';
 import { type RekeyTransaction, rekeyStoredValues } from '../rekey.ts';
+import { storedRouteHealthOf } from '../route-health-row.ts';
 import { checkStoreKeys, MessageSealer, messageRow, type StoreKeyring } from '../sealed-values.ts';
 import {
   EVICT_STALE_COPIES,

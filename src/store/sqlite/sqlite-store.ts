@@ -39,6 +39,8 @@ import type {
   OperationStore,
   OperationSummary,
   RedriveResult,
+  RekeyOptions,
+  RekeySummary,
   RetryRecord,
   RouteCounts,
   RouteOverride,
@@ -53,8 +55,6 @@ import type {
   WebhookDeliveryKey,
   WebhookLeaseRequest,
   WebhookResend,
-  RekeyOptions,
-  RekeySummary,
 } from '../port.ts';
 import { emptyStatusCounts } from '../port.ts';
 import { type RekeyTransaction, rekeyStoredValues } from '../rekey.ts';
@@ -615,6 +615,20 @@ export class SqliteStore implements OperationStore {
         db.prepare(sql).run(...(params as SQLInputValue[]));
       },
     };
+    // Overwritten values are zeroed in the file, and the WAL is emptied at the end: otherwise the
+    // plaintext a row held before would stay on disk in freed space until SQLite reused it.
+    const secureDelete = Number((db.prepare('PRAGMA secure_delete').get() as Row).secure_delete);
+    db.exec('PRAGMA secure_delete = ON');
+    try {
+      const summary = await this.#rekeyIn(db, tx, options);
+      db.exec('PRAGMA wal_checkpoint(TRUNCATE)');
+      return summary;
+    } finally {
+      db.exec(`PRAGMA secure_delete = ${secureDelete ? 'ON' : 'OFF'}`);
+    }
+  }
+
+  #rekeyIn(db: DatabaseSync, tx: RekeyTransaction, options: RekeyOptions | undefined): Promise<RekeySummary> {
     return rekeyStoredValues(
       {
         transaction: async (work) => {

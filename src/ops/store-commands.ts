@@ -6,9 +6,11 @@
  * store itself: on SQLite the gateway must be stopped (the store lock refuses
  * otherwise); on PostgreSQL gateways keep running.
  */
+import { existsSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { systemClock } from '../clock.ts';
 import { ConfigError, defaults, readConfigFile } from '../config/config.ts';
+import { storeEngineOf } from '../store/capabilities.ts';
 import type { RekeySummary } from '../store/port.ts';
 import { StoreKeyring } from '../store/sealed-values.ts';
 import { type CommandResult, usage } from './admin-commands.ts';
@@ -44,6 +46,10 @@ export async function storeCommand(
     const keys =
       env.SPILLWAY_STORE_ENCRYPTION_KEY || (file.storeEncryptionKey as string | string[] | undefined);
     const encryptionKeys = keys && keys.length > 0 ? parseKeys(keys) : undefined;
+    if (storeEngineOf(location) === 'sqlite' && !existsSync(location)) {
+      // Opening would create an empty store there: a mistyped path must not look like success.
+      throw new ConfigError(`there is no SQLite store at ${location}: check --store (SPILLWAY_STORE).`);
+    }
     const store = await openStore(location, systemClock, { ...(encryptionKeys ? { encryptionKeys } : {}) });
     let summary: RekeySummary;
     try {

@@ -87,6 +87,14 @@ describe('spillway store rekey', () => {
     }
   });
 
+  it('refuses a store file that does not exist rather than create one', async () => {
+    const run = await spillway(['store', 'rekey', '--store', join(dir, 'missing.db')], {
+      SPILLWAY_STORE_ENCRYPTION_KEY: newStoreKey(),
+    });
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /^spillway: there is no SQLite store at .*missing\.db/);
+  });
+
   it('is a usage error without a subcommand it knows', async () => {
     const run = await spillway(['store', 'shred']);
     assert.equal(run.code, 2);

@@ -123,42 +123,45 @@ export class Metrics {
       for (const stop of unsubscribe) stop();
     };
 
-    // Gauges read at scrape time (prom-client calls collect() with the gauge as `this`).
-    const view = () => this.#storeView();
-    const routes = () => options.routes;
-    new Gauge({
-      name: 'spillway_backlog_operations',
-      help: 'Operations not yet terminal (NotStarted or Running), by route.',
-      labelNames: ['route'] as const,
-      registers,
-      async collect() {
-        const { counts } = await view();
-        for (const route of routesOf(routes(), counts)) this.set({ route }, counts[route]?.backlog ?? 0);
+    // Gauges read at scrape time from one cached store view; one series per route, configured or found.
+    const routeGauge = (
+      name: string,
+      help: string,
+      foundIn: keyof Pick<StoreView, 'counts' | 'oldestDue'>,
+      read: (view: StoreView, route: string) => number,
+    ) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['route'] as const,
+        registers,
+        collect: async function (this: Gauge<'route'>) {
+          const view = await storeView();
+          for (const route of routesOf(options.routes, view[foundIn])) this.set({ route }, read(view, route));
+        },
+      });
+    const storeView = () => this.#storeView();
+    routeGauge(
+      'spillway_backlog_operations',
+      'Operations not yet terminal (NotStarted or Running), by route.',
+      'counts',
+      ({ counts }, route) => counts[route]?.backlog ?? 0,
+    );
+    routeGauge(
+      'spillway_dead_lettered_operations',
+      'Dead-lettered operations waiting for a person (redrive or discard), by route.',
+      'counts',
+      ({ counts }, route) => counts[route]?.deadLettered ?? 0,
+    );
+    routeGauge(
+      'spillway_oldest_due_operation_age_seconds',
+      'How long the longest-due operation of each route has been due without being replayed (0: none due).',
+      'oldestDue',
+      ({ at, oldestDue }, route) => {
+        const due = oldestDue[route];
+        return due === undefined ? 0 : Math.max(0, at - due) / 1_000;
       },
-    });
-    new Gauge({
-      name: 'spillway_dead_lettered_operations',
-      help: 'Dead-lettered operations waiting for a person (redrive or discard), by route.',
-      labelNames: ['route'] as const,
-      registers,
-      async collect() {
-        const { counts } = await view();
-        for (const route of routesOf(routes(), counts)) this.set({ route }, counts[route]?.deadLettered ?? 0);
-      },
-    });
-    new Gauge({
-      name: 'spillway_oldest_due_operation_age_seconds',
-      help: 'How long the longest-due operation of each route has been due without being replayed (0: none due).',
-      labelNames: ['route'] as const,
-      registers,
-      async collect() {
-        const { at, oldestDue } = await view();
-        for (const route of routesOf(routes(), oldestDue)) {
-          const due = oldestDue[route];
-          this.set({ route }, due === undefined ? 0 : Math.max(0, at - due) / 1_000);
-        }
-      },
-    });
+    );
     const { health } = options;
     if (health) {
       new Gauge({

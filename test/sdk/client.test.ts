@@ -472,14 +472,19 @@ describe('client SDK', () => {
 
 describe('partial then full (issue 13)', () => {
   /** A gateway whose GET /prices keeps stale copies; the upstream answers `A`, then goes down. */
-  async function staleGateway() {
-    const upstream = await new TestUpstream().start();
+  /** The upstream answers 200 text/plain `body` from now on. */
+  const answerText = (upstream: TestUpstream, body: string) => {
     upstream.behaviour = () => ({
       kind: 'respond',
       status: 200,
       headers: { 'content-type': 'text/plain' },
-      body: 'A',
+      body,
     });
+  };
+
+  async function staleGateway() {
+    const upstream = await new TestUpstream().start();
+    answerText(upstream, 'A');
     const gw = await startGateway({
       upstream: upstream.url,
       routes: [
@@ -525,12 +530,7 @@ describe('partial then full (issue 13)', () => {
             id: operation.id,
           }),
         );
-        upstream.behaviour = () => ({
-          kind: 'respond',
-          status: 200,
-          headers: { 'content-type': 'text/plain' },
-          body: 'B',
-        });
+        answerText(upstream, 'B');
         void upstream.start();
       },
     });
@@ -557,12 +557,7 @@ describe('partial then full (issue 13)', () => {
     assert.equal(first.status, 200);
     assert.equal(await first.text(), 'A');
     assert.ok(handed, 'onPartial was called');
-    upstream.behaviour = () => ({
-      kind: 'respond',
-      status: 200,
-      headers: { 'content-type': 'text/plain' },
-      body: 'B',
-    });
+    answerText(upstream, 'B');
     await upstream.start();
     const fresh = await handed.final();
     assert.equal(await fresh.text(), 'B');

@@ -34,11 +34,19 @@ export type { RoutePolicy } from './policy/route-policy.ts';
 export type { StoreCapabilities, StoreEngine } from './store/capabilities.ts';
 export { storeCapabilities } from './store/capabilities.ts';
 export type {
+  EventLog,
+  IdempotencyKeys,
   NewOperation,
   Operation,
+  OperationQueue,
   OperationStatus,
   OperationStore,
+  OperatorViews,
+  RouteControls,
+  StaleCopyStore,
   StoredResponse,
+  StoreLifecycle,
+  WebhookOutbox,
 } from './store/port.ts';
 export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
 export { PostgresStore } from './store/postgres/postgres-store.ts';

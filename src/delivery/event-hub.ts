@@ -2,16 +2,16 @@
  * One watch on the store, fanned out by operation id to the streams that
  * follow it: a notice costs a map lookup, however many clients are connected.
  */
-import type { OperationStore } from '../store/port.ts';
+import type { EventLog } from '../store/port.ts';
 
 export class EventHub {
   readonly #followers = new Map<string, Set<() => void>>();
   /** How to end each open stream: called when the hub closes (shutdown). */
   readonly #enders = new Set<() => void>();
   #unwatch: (() => void) | undefined;
-  readonly #store: OperationStore;
+  readonly #store: Pick<EventLog, 'watch'>;
 
-  constructor(store: OperationStore) {
+  constructor(store: Pick<EventLog, 'watch'>) {
     this.#store = store;
   }
 

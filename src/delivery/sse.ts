@@ -9,12 +9,13 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import { StoreUnavailableError } from '../errors.ts';
-import { isTerminal, type OperationEvent, type OperationStore } from '../store/port.ts';
+import { type EventLog, isTerminal, type OperationEvent, type OperationQueue } from '../store/port.ts';
 import { toCloudEvent } from './cloud-event.ts';
 import type { EventHub } from './event-hub.ts';
 
 export interface SseOptions {
-  store: OperationStore;
+  /** The operation's events, and its status (a terminal one ends the stream). */
+  store: EventLog & Pick<OperationQueue, 'get'>;
   hub: EventHub;
   clock: Clock;
   publicUrl: string;

@@ -34,7 +34,7 @@ import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, StoreUnavailableError } from '../errors.ts';
 import { callerTenant, mayRead } from '../gateway/access.ts';
 import { sendRawProblem as refuse } from '../gateway/problem-response.ts';
-import { isTerminal, type OperationEvent, type OperationStore } from '../store/port.ts';
+import { type EventLog, isTerminal, type OperationEvent, type OperationQueue } from '../store/port.ts';
 import { type CloudEvent, toCloudEvent } from './cloud-event.ts';
 import type { EventHub } from './event-hub.ts';
 import { resumeAfter } from './sse.ts';
@@ -48,7 +48,7 @@ const MAX_MESSAGE_BYTES = 4096;
 const MAX_UNHANDLED = 16;
 
 export interface WebSocketOptions {
-  store: OperationStore;
+  store: EventLog & Pick<OperationQueue, 'get'>;
   hub: EventHub;
   clock: Clock;
   /** Read when an event is sent: known only once the public port listens. */
@@ -409,7 +409,7 @@ class Connection {
       );
       return;
     }
-    let found: Awaited<ReturnType<OperationStore['get']>>;
+    let found: Awaited<ReturnType<OperationQueue['get']>>;
     try {
       found = isOperationId(id) ? await this.#options.store.get(id) : undefined;
     } catch (error) {

@@ -7,7 +7,7 @@ import type { Clock } from '../clock.ts';
 import { type AttemptOutcome, type Decision, decideAfterAttempt } from '../policy/attempt-decision.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { AttemptRecordInput, Operation, OperationStore } from '../store/port.ts';
+import type { AttemptRecordInput, Operation, OperationQueue } from '../store/port.ts';
 import { readBounded } from './body.ts';
 import { finalWrite } from './final-write.ts';
 import { endToEnd } from './http-fields.ts';
@@ -49,7 +49,7 @@ export async function outcomeOf(
  * `held` is false when the lease was lost and nothing was written.
  */
 export async function recordOutcome(
-  store: OperationStore,
+  store: OperationQueue,
   op: Operation,
   route: RoutePolicy,
   token: string,
@@ -86,7 +86,7 @@ export function retryBudgetOf(op: Operation): { attempts: number; createdAt: num
  * attempt is counted.
  */
 export async function applyDecision(
-  store: OperationStore,
+  store: OperationQueue,
   id: string,
   token: string,
   decision: Decision,

@@ -12,7 +12,7 @@
  * what they capture in that second; the bound holds to that precision.
  */
 import type { Clock } from '../clock.ts';
-import type { OperationStore, RouteCounts } from '../store/port.ts';
+import type { OperationQueue, RouteCounts } from '../store/port.ts';
 
 export interface BacklogLimits {
   /** All routes together; undefined: unbounded. */
@@ -26,7 +26,7 @@ export type BacklogCheck =
   | { full: true; scope: 'route' | 'global'; backlog: number; limit: number };
 
 export class BacklogBound {
-  readonly #store: Pick<OperationStore, 'routeCounts'>;
+  readonly #store: Pick<OperationQueue, 'routeCounts'>;
   readonly #clock: Clock;
   readonly #limits: BacklogLimits;
   readonly #refreshMs: number;
@@ -37,7 +37,7 @@ export class BacklogBound {
   #since = new Map<string, number>();
 
   constructor(
-    store: Pick<OperationStore, 'routeCounts'>,
+    store: Pick<OperationQueue, 'routeCounts'>,
     clock: Clock,
     limits: BacklogLimits,
     refreshMs = 1_000,

@@ -28,7 +28,7 @@ import type {
   HeaderList,
   NewOperation,
   Operation,
-  OperationStore,
+  OperationQueue,
   WebhookTarget,
 } from '../store/port.ts';
 import {
@@ -108,7 +108,7 @@ export type EngineAnswer =
   | { kind: 'partial'; answer: PartialAnswer; operation: Operation | null; reason: string };
 
 export interface FailoverEngineOptions {
-  store: OperationStore;
+  store: OperationQueue;
   upstream: Upstream;
   clock: Clock;
   /** This process's lease owner name (who holds a lease; each lease is fenced by its own token). */

@@ -11,7 +11,7 @@
  */
 import type { Clock, Timer } from '../clock.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { OperationStore } from '../store/port.ts';
+import type { OperationQueue } from '../store/port.ts';
 
 /** Extra time a lease outlives its attempt's time limit, so it never expires under a live attempt. */
 export const LEASE_MARGIN_MS = 5_000;
@@ -36,7 +36,7 @@ export interface HeldLease {
  * unavailable) is left to the next one.
  */
 export function holdLease(
-  store: OperationStore,
+  store: OperationQueue,
   clock: Clock,
   lease: { id: string; token: string; leaseMs: number },
 ): HeldLease {

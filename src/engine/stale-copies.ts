@@ -29,7 +29,7 @@ import {
   varyNames,
   whyNotKept,
 } from '../policy/stale-if-error.ts';
-import type { Operation, OperationStore, StaleCopy, StoredResponse } from '../store/port.ts';
+import type { Operation, StaleCopy, StaleCopyStore, StoredResponse } from '../store/port.ts';
 import { attemptDeadline } from './attempt.ts';
 import { readBounded } from './body.ts';
 import { endToEnd } from './http-fields.ts';
@@ -61,7 +61,7 @@ export interface PartialAnswer {
 }
 
 export interface StaleCopiesOptions {
-  store: OperationStore;
+  store: StaleCopyStore;
   clock: Clock;
   bounds: StaleCacheBounds;
   /** Where a route's fallback path is asked. */

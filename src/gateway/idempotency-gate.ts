@@ -14,14 +14,17 @@ import { endToEnd, type HeaderRecord, headerValue } from '../engine/http-fields.
 import { LEASE_MARGIN_MS } from '../engine/lease-heartbeat.ts';
 import type { UpstreamResponse } from '../engine/upstream.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
-import type { HeaderList, OperationStore } from '../store/port.ts';
+import type { HeaderList, IdempotencyKeys, OperationQueue } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
 import { storedWithOwnHeaders } from './cors.ts';
 import { fingerprint, keyApplies, lookupKey, parseIdempotencyKey } from './idempotency.ts';
 import { sendProblem } from './problem-response.ts';
 
+/** The records, and the operation a duplicate of an accepted request is answered with. */
+export type GateStore = IdempotencyKeys & Pick<OperationQueue, 'get'>;
+
 export interface GateContext {
-  store: OperationStore;
+  store: GateStore;
   clock: Clock;
   publicUrl: string;
   /** How long a key is remembered. */
@@ -143,7 +146,7 @@ export function keepForReplay(
   res: ServerResponse,
   claim: HeldClaim,
   options: {
-    store: OperationStore;
+    store: IdempotencyKeys;
     maxBytes: number;
     notProcessed: ReadonlySet<number>;
     onError: (error: unknown) => void;

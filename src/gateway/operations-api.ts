@@ -12,7 +12,7 @@ import { WEBSOCKET_PATH } from '../delivery/websocket.ts';
 import { isOperationId } from '../engine/operation-id.ts';
 import { type ErrorCode, errorTable } from '../errors.ts';
 import { type LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
-import type { Operation, OperationStore } from '../store/port.ts';
+import type { EventLog, Operation, OperationQueue, WebhookOutbox } from '../store/port.ts';
 import { callerTenant, mayRead } from './access.ts';
 import type { Admission } from './admission.ts';
 import { corsHeaders, storedWithOwnHeaders } from './cors.ts';
@@ -24,7 +24,8 @@ export const RESERVED_PREFIX = '/_spillway/';
 export const OPENAPI_PATH = '/_spillway/openapi.json';
 
 export interface OperationsApiOptions {
-  store: OperationStore;
+  /** The status monitor (get, cancel), its event stream, and its webhook deliveries. */
+  store: OperationQueue & EventLog & Pick<WebhookOutbox, 'webhookDeliveries'>;
   clock: Clock;
   publicUrl: string;
   /** Browser origins allowed to read the operations API (CORS), with credentials. */

@@ -12,14 +12,13 @@ import { contextWith, endSpan, remoteContext, SpanKind, startSpan } from '../eng
 import type { StaleCopies } from '../engine/stale-copies.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import { acceptedStaleness } from '../policy/stale-if-error.ts';
-import type { OperationStore } from '../store/port.ts';
 import { sendAccepted } from './accepted-response.ts';
 import { callerTenant } from './access.ts';
 import type { Admission } from './admission.ts';
 import { corsHeaders } from './cors.ts';
 import type { RequestFacts } from './edge-server.ts';
 import { type ForwardingOptions, forwardingFields } from './forwarding.ts';
-import { keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
+import { type GateStore, keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
 import { keepAsCopy, sendPartial } from './partial-answers.ts';
 import { parsePrefer } from './prefer.ts';
 import { sendProblem } from './problem-response.ts';
@@ -27,7 +26,7 @@ import { readRequestBody, refuseBody } from './request-body.ts';
 
 export interface ProxyOptions {
   engine: FailoverEngine;
-  store: OperationStore;
+  store: GateStore;
   clock: Clock;
   routes: readonly RoutePolicy[];
   publicUrl: string;

@@ -29,7 +29,7 @@ import {
 import { sendJson } from '../gateway/operations-api.ts';
 import { sendProblem } from '../gateway/problem-response.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
-import type { DisabledWebhookEndpoint, OperationStore } from '../store/port.ts';
+import type { DisabledWebhookEndpoint, WebhookOutbox } from '../store/port.ts';
 import { readText } from './admin/admin-http.ts';
 import { type AdminTokens, authorize } from './admin/admin-token.ts';
 import { serveDashboard } from './admin/dashboard-files.ts';
@@ -58,7 +58,7 @@ export interface AdminOptions {
 
 /** What the webhook operator actions need of the process. */
 export interface WebhookAdmin {
-  store: OperationStore;
+  store: WebhookOutbox;
   /**
    * The endpoints this process delivers to, by name: a subscription's URL as
    * configured now (a re-send goes there), null for "callback" (each delivery
@@ -71,7 +71,7 @@ export interface WebhookAdmin {
 
 /** The webhook operator actions of a process, from its webhook setup and its dispatcher. */
 export function webhookAdmin(
-  store: OperationStore,
+  store: WebhookOutbox,
   setup: Webhooks,
   dispatcher: { wake(): void },
 ): WebhookAdmin {

@@ -16,13 +16,13 @@ import type { Clock } from '../clock.ts';
 import type { LifecycleEvents } from '../events/lifecycle.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
 import type { StateName } from '../policy/health/route-health.ts';
-import type { OperationStore, RouteCounts } from '../store/port.ts';
+import type { OperationQueue, RouteCounts } from '../store/port.ts';
 
 const STATES: readonly StateName[] = ['sync', 'diverting', 'probing', 'forced-async', 'forced-sync'];
 
 export interface MetricsOptions {
   events: LifecycleEvents;
-  store: Pick<OperationStore, 'routeCounts' | 'oldestDueByRoute'>;
+  store: Pick<OperationQueue, 'routeCounts' | 'oldestDueByRoute'>;
   clock: Clock;
   /** The configured route names: their gauges are exported (as 0) even while nothing waits there. */
   routes: readonly string[];

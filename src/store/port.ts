@@ -373,7 +373,14 @@ export interface RekeySummary {
   forgotten: string[];
 }
 
-export interface OperationStore {
+/**
+ * The queue: captured operations, leased for replay under a token, finished,
+ * retried, handed back, canceled and purged, and its depth and age by route
+ * (the backlog bound and the metrics read them). The engine's capture and the
+ * replay workers reach storage through it; the invariants of BRIEF.md §4 (no
+ * acknowledged request lost, no silent double effect) are kept here.
+ */
+export interface OperationQueue {
   /**
    * Writes a new operation durably. Captures arriving together share one commit.
    * On a networked store a rejection can be ambiguous (the commit's answer was
@@ -431,6 +438,30 @@ export interface OperationStore {
    * Retention: past it an operation is gone (404).
    */
   purge(before: number, limit: number): Promise<number>;
+  /** Earliest `nextAttemptAt` of a waiting operation, for the workers' timer. */
+  nextDueAt(): Promise<number | undefined>;
+  /**
+   * Whether the route's ordering key has an operation not finished: waiting, in flight, or
+   * dead-lettered (a dead letter blocks its key until it is redriven, discarded or purged). A
+   * live request of such a key is captured behind them, never sent ahead. One index probe.
+   */
+  orderingKeyPending(route: string, orderingKey: string): Promise<boolean>;
+  /** Operations waiting (not terminal) and dead-lettered, by route; routes with neither are left out. */
+  routeCounts(): Promise<Record<string, RouteCounts>>;
+  /**
+   * For each route with operations due at `now` (waiting and unleased with
+   * `nextAttemptAt` ≤ now, or leased with an expired lease), the earliest such
+   * due time, epoch ms; routes with none due are left out. Index-backed
+   * (metrics read it at most once a second).
+   */
+  oldestDueByRoute(now: number): Promise<Record<string, number>>;
+}
+
+/**
+ * Idempotency-Key records (docs/http-api.md): the gateway's claim on a
+ * client's key, and the answer or operation kept for its duplicates.
+ */
+export interface IdempotencyKeys {
   /**
    * Claims an Idempotency-Key atomically across every process sharing the
    * store. Resolves undefined when this call now holds it (no record, or only
@@ -444,6 +475,14 @@ export interface OperationStore {
   releaseIdempotencyKey(key: string, token: string): Promise<void>;
   /** Deletes Idempotency-Key records expired at `now`, at most `limit`; resolves with how many. */
   purgeIdempotencyKeys(now: number, limit: number): Promise<number>;
+}
+
+/**
+ * The event log: each operation's status changes in order, written in the
+ * commit of the change, and a hint when a commit touched one. The source of
+ * the status monitor's SSE and WebSocket streams.
+ */
+export interface EventLog {
   /** The operation's events after `afterSeq` (0: all of them), in order. */
   events(id: string, afterSeq: number): Promise<OperationEvent[]>;
   /**
@@ -454,20 +493,14 @@ export interface OperationStore {
    * function that stops it.
    */
   watch(listener: (operationId: string) => void): () => void;
-  /** Sets (or, with null, clears) a route's operator override. */
-  setOverride(route: string, override: RouteOverride | null): Promise<void>;
-  /** Every route override in force, by route name. */
-  overrides(): Promise<Record<string, RouteOverride>>;
-  /** Earliest `nextAttemptAt` of a waiting operation, for the workers' timer. */
-  nextDueAt(): Promise<number | undefined>;
-  /**
-   * Whether the route's ordering key has an operation not finished: waiting, in flight, or
-   * dead-lettered (a dead letter blocks its key until it is redriven, discarded or purged). A
-   * live request of such a key is captured behind them, never sent ahead. One index probe.
-   */
-  orderingKeyPending(route: string, orderingKey: string): Promise<boolean>;
-  /** Ordering keys blocked by a dead letter at their head, oldest dead letter first, at most `limit`. */
-  blockedOrderingKeys(limit: number): Promise<BlockedOrderingKey[]>;
+}
+
+/**
+ * The webhook outbox: deliveries created in the commit of a terminal status,
+ * leased and recorded by the webhook dispatcher, shown and re-sent by
+ * operators.
+ */
+export interface WebhookOutbox {
   /**
    * Claims due pending webhook deliveries (earliest due first) whose lease is
    * free or expired, for the given endpoints only; concurrent callers in any
@@ -505,17 +538,40 @@ export interface OperationStore {
    * runs out, so no delivery is ever leased twice at once.
    */
   resendWebhookDelivery(key: WebhookDeliveryKey, url?: string): Promise<WebhookResend>;
-  close(): Promise<void>;
+}
+
+/**
+ * What one process tells the others about a route, through the store:
+ * operator overrides of the health state, paused replay, the health a
+ * gateway last saw, and a drain brought forward when a probe passed.
+ */
+export interface RouteControls {
+  /** Sets (or, with null, clears) a route's operator override. */
+  setOverride(route: string, override: RouteOverride | null): Promise<void>;
+  /** Every route override in force, by route name. */
+  overrides(): Promise<Record<string, RouteOverride>>;
+  /** Pauses (true) or resumes a route's replay, for every process sharing the store. */
+  setReplayPaused(route: string, paused: boolean): Promise<void>;
+  /** Routes whose replay is paused, with when (epoch ms). */
+  pausedReplays(): Promise<Record<string, number>>;
+  /** Writes a gateway's view of a route's health, for `spillway worker` processes to follow. */
+  setRouteHealth(route: string, health: StoredRouteHealth): Promise<void>;
+  /** Every route's health as last written by a gateway, by route name. */
+  routeHealth(): Promise<Record<string, StoredRouteHealth>>;
   /**
-   * `spillway store rekey`: seals every stored request, result, kept
-   * Idempotency-Key answer and stale copy under the newest store key (plaintext
-   * rows too), a bounded batch per transaction, then deletes the other keys from
-   * store_keys. Throws StoreKeyError when no key is set (src/store/rekey.ts).
+   * Makes the route's waiting, unleased operations due now (those due later),
+   * at most `limit` of them, first in replay order; resolves with how many.
+   * A replay probe that passed brings the drain forward so it starts at once.
    */
-  rekey(options?: RekeyOptions): Promise<RekeySummary>;
+  bringForward(route: string, limit?: number): Promise<number>;
+}
 
-  // Operator actions and views (the admin API, docs/operations.md).
-
+/**
+ * What operators see and do (the admin API and CLI, docs/operations.md):
+ * operations listed, attempt histories, dead letters redriven or discarded,
+ * ordering keys blocked by a dead letter.
+ */
+export interface OperatorViews {
   /** Operations matching `query`, newest first (created, then id), summarised without bodies; index-backed. */
   listOperations(query: OperationQuery): Promise<OperationSummary[]>;
   /** An operation's attempt history, in order; [] for none or an unknown id. */
@@ -529,32 +585,12 @@ export interface OperationStore {
   redrive(id: string, options?: { includeOutcomeUnknown?: boolean }): Promise<RedriveResult>;
   /** Takes a dead-lettered operation off the dead-letter list; it stays `Failed` (no event). */
   discard(id: string): Promise<DiscardResult>;
-  /** Operations waiting (not terminal) and dead-lettered, by route; routes with neither are left out. */
-  routeCounts(): Promise<Record<string, RouteCounts>>;
-  /**
-   * For each route with operations due at `now` (waiting and unleased with
-   * `nextAttemptAt` ≤ now, or leased with an expired lease), the earliest such
-   * due time, epoch ms; routes with none due are left out. Index-backed
-   * (metrics read it at most once a second).
-   */
-  oldestDueByRoute(now: number): Promise<Record<string, number>>;
-  /** Pauses (true) or resumes a route's replay, for every process sharing the store. */
-  setReplayPaused(route: string, paused: boolean): Promise<void>;
-  /** Routes whose replay is paused, with when (epoch ms). */
-  pausedReplays(): Promise<Record<string, number>>;
-  /**
-   * Makes the route's waiting, unleased operations due now (those due later),
-   * at most `limit` of them, first in replay order; resolves with how many.
-   * A replay probe that passed brings the drain forward so it starts at once.
-   */
-  bringForward(route: string, limit?: number): Promise<number>;
-  /** Writes a gateway's view of a route's health, for `spillway worker` processes to follow. */
-  setRouteHealth(route: string, health: StoredRouteHealth): Promise<void>;
-  /** Every route's health as last written by a gateway, by route name. */
-  routeHealth(): Promise<Record<string, StoredRouteHealth>>;
+  /** Ordering keys blocked by a dead letter at their head, oldest dead letter first, at most `limit`. */
+  blockedOrderingKeys(limit: number): Promise<BlockedOrderingKey[]>;
+}
 
-  // Stale copies (stale-if-error, src/engine/stale-copies.ts; migration 022).
-
+/** Stale copies (stale-if-error, src/engine/stale-copies.ts; migration 022), bounded and evicted LRU. */
+export interface StaleCopyStore {
   /**
    * Keeps `copy` as the copy of its resource and variant, unless the copy kept
    * there is newer (`storedAt`): answers that arrive out of order never roll a
@@ -572,6 +608,33 @@ export interface OperationStore {
   /** Deletes copies expired at `now`, at most `limit`, oldest first; resolves with how many. Index-backed. */
   purgeStaleCopies(now: number, limit: number): Promise<number>;
 }
+
+/** The store as a whole: closing it, and sealing every stored value under its newest key. */
+export interface StoreLifecycle {
+  close(): Promise<void>;
+  /**
+   * `spillway store rekey`: seals every stored request, result, kept
+   * Idempotency-Key answer and stale copy under the newest store key (plaintext
+   * rows too), a bounded batch per transaction, then deletes the other keys from
+   * store_keys. Throws StoreKeyError when no key is set (src/store/rekey.ts).
+   */
+  rekey(options?: RekeyOptions): Promise<RekeySummary>;
+}
+
+/**
+ * Every port at once: what each adapter implements and `openStore` returns.
+ * A component asks only for the ports it uses (a replay worker needs no
+ * Idempotency-Key records), so it can be given a narrower store.
+ */
+export interface OperationStore
+  extends OperationQueue,
+    IdempotencyKeys,
+    EventLog,
+    WebhookOutbox,
+    RouteControls,
+    OperatorViews,
+    StaleCopyStore,
+    StoreLifecycle {}
 
 /** The last 2xx answer to a GET or HEAD, kept to answer with while the upstream cannot. */
 export interface StaleCopy {

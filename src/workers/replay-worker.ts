@@ -50,13 +50,15 @@ import type {
   LeasedOperation,
   LeaseRequest,
   Operation,
-  OperationStore,
+  OperationQueue,
+  RouteControls,
   StoredRouteHealth,
 } from '../store/port.ts';
 import { LeaseLoop } from './lease-loop.ts';
 
 export interface ReplayWorkerOptions {
-  store: OperationStore;
+  /** The queue it leases from, and the route controls it follows (pauses, gateways' health, a drain brought forward). */
+  store: OperationQueue & RouteControls;
   upstream: Upstream;
   clock: Clock;
   /** Lease owner name of this process (who holds a lease; each lease is fenced by its own token). */

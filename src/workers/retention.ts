@@ -7,12 +7,17 @@
  * store's writer for long; `runOnce()` is the manual trigger for tests.
  */
 import type { Clock, Timer } from '../clock.ts';
-import type { OperationStore } from '../store/port.ts';
+import type { IdempotencyKeys, OperationQueue, StaleCopyStore } from '../store/port.ts';
+
+/** What retention deletes from: finished operations, expired Idempotency-Key records, stale copies. */
+type RetainedStore = Pick<OperationQueue, 'purge'> &
+  Pick<IdempotencyKeys, 'purgeIdempotencyKeys'> &
+  Pick<StaleCopyStore, 'purgeStaleCopies'>;
 
 const BATCH = 1_000;
 
 export class Retention {
-  readonly #store: OperationStore;
+  readonly #store: RetainedStore;
   readonly #clock: Clock;
   readonly #retentionMs: number;
   readonly #everyMs: number;
@@ -21,7 +26,7 @@ export class Retention {
   readonly #onError: (error: unknown) => void;
 
   /** `onError` is told when a round fails (the store is unavailable); the next round tries again. */
-  constructor(store: OperationStore, clock: Clock, retentionMs: number, onError: (error: unknown) => void) {
+  constructor(store: RetainedStore, clock: Clock, retentionMs: number, onError: (error: unknown) => void) {
     this.#onError = onError;
     this.#store = store;
     this.#clock = clock;

@@ -29,7 +29,7 @@ import type { WebhookSecret } from '../delivery/webhooks/signing.ts';
 import type { Webhooks } from '../delivery/webhooks/webhooks.ts';
 import { endSpan, remoteContext, SpanKind, startSpan, traceHeadersOf } from '../engine/spans.ts';
 import { LifecycleEvents, traceIdOf } from '../events/lifecycle.ts';
-import type { LeasedWebhookDelivery, OperationStore, WebhookAttemptRecord } from '../store/port.ts';
+import type { EventLog, LeasedWebhookDelivery, WebhookAttemptRecord, WebhookOutbox } from '../store/port.ts';
 import { LeaseLoop } from './lease-loop.ts';
 
 /** Notices closer together than this share one lease query. */
@@ -45,7 +45,8 @@ export interface WebhookEndpoint {
 }
 
 export interface WebhookDispatcherOptions {
-  store: OperationStore;
+  /** Deliveries to lease and record, and the log's watch to wake on a terminal event. */
+  store: WebhookOutbox & Pick<EventLog, 'watch'>;
   clock: Clock;
   /** Lease owner name of this process. */
   owner: string;

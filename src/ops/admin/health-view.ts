@@ -5,11 +5,11 @@
  */
 import type { HealthMonitor } from '../../policy/health/health-monitor.ts';
 import type { RoutePolicy } from '../../policy/route-policy.ts';
-import type { OperationStore } from '../../store/port.ts';
+import type { OperationQueue, RouteControls } from '../../store/port.ts';
 
 export async function healthView(
   health: HealthMonitor,
-  store: OperationStore,
+  store: Pick<OperationQueue, 'routeCounts'> & Pick<RouteControls, 'pausedReplays'>,
   routes: readonly RoutePolicy[],
 ) {
   const [counts, paused] = await Promise.all([store.routeCounts(), store.pausedReplays()]);

@@ -25,19 +25,26 @@ import { sendProblem } from '../../gateway/problem-response.ts';
 import type { RoutePolicy } from '../../policy/route-policy.ts';
 import {
   type AttemptRecord,
+  type EventLog,
   isTerminal,
   type Operation,
   type OperationEvent,
   type OperationFilter,
   type OperationQuery,
-  type OperationStore,
+  type OperationQueue,
   type OperationSummary,
+  type OperatorViews,
   operationStatuses,
+  type RouteControls,
 } from '../../store/port.ts';
+
 import { act, allowOnly, BadBody, readJsonObject, readText, segment } from './admin-http.ts';
 
+/** Operations listed, shown with their history and events, canceled, redriven or discarded; replay paused per route. */
+export type OperationsAdminStore = OperationQueue & OperatorViews & RouteControls & EventLog;
+
 export interface OperationsAdminOptions {
-  store: OperationStore;
+  store: OperationsAdminStore;
   /** The configured routes (a paused replay must name one; /api/health reads their windows). */
   routes: readonly RoutePolicy[];
   /** Looks for due operations at once (this process's replay worker, when it has one). */
@@ -135,7 +142,7 @@ export function serveOperationsAdmin(
   return false;
 }
 
-function listOperations(res: ServerResponse, params: URLSearchParams, store: OperationStore): void {
+function listOperations(res: ServerResponse, params: URLSearchParams, store: OperationsAdminStore): void {
   let query: OperationQuery;
   try {
     query = { ...filterOf(params), limit: limitOf(params.get('limit'), DEFAULT_PAGE, MAX_PAGE) };
@@ -156,7 +163,7 @@ function listOperations(res: ServerResponse, params: URLSearchParams, store: Ope
 }
 
 /** FIFO per key: the keys a dead letter holds up, and how much waits behind each (docs/operations.md). */
-function listBlockedKeys(res: ServerResponse, params: URLSearchParams, store: OperationStore): void {
+function listBlockedKeys(res: ServerResponse, params: URLSearchParams, store: OperationsAdminStore): void {
   let limit: number;
   try {
     limit = limitOf(params.get('limit'), DEFAULT_PAGE, MAX_PAGE);
@@ -183,7 +190,7 @@ function listBlockedKeys(res: ServerResponse, params: URLSearchParams, store: Op
   });
 }
 
-async function showOperation(res: ServerResponse, id: string, store: OperationStore): Promise<void> {
+async function showOperation(res: ServerResponse, id: string, store: OperationsAdminStore): Promise<void> {
   const op = await store.get(id);
   if (!op) return notFound(res, id);
   const [history, events] = await Promise.all([store.attemptLog(id), store.events(id, 0)]);

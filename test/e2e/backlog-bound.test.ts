@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { BacklogBound } from '../../src/engine/backlog-bound.ts';
 import { LifecycleEvents } from '../../src/events/lifecycle.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { newOperation } from '../store/conformance.ts';
+import { newOperation } from '../store/store-fixture.ts';
 import { eventOf, recordEvents } from '../support/events.ts';
 import { jsonOf, startGateway } from '../support/harness.ts';
 import { capturedLogger } from '../support/log-lines.ts';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { newStoreKey, parseStoreKey, StoreKeyring } from '../../src/store/sealed-values.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { newOperation } from '../store/conformance.ts';
+import { newOperation } from '../store/store-fixture.ts';
 import { spillway } from '../support/cli.ts';
 import { tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';

@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { newOperation } from '../store/conformance.ts';
+import { newOperation } from '../store/store-fixture.ts';
 import { startGateway } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { TestUpstream } from '../support/test-upstream.ts';

@@ -10,7 +10,7 @@ import { LifecycleEvents } from '../../src/events/lifecycle.ts';
 import { Metrics } from '../../src/ops/metrics.ts';
 import type { OperationStore } from '../../src/store/port.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { newOperation } from '../store/conformance.ts';
+import { newOperation } from '../store/store-fixture.ts';
 import { eventOf, recordEvents } from '../support/events.ts';
 import { operationIdOf, startGateway } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';

@@ -15,7 +15,7 @@ import { HttpUpstream } from '../../src/engine/upstream.ts';
 import { LifecycleEvents } from '../../src/events/lifecycle.ts';
 import { replayWorkerFor } from '../../src/ops/process-parts.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
-import { newOperation } from '../store/conformance.ts';
+import { newOperation } from '../store/store-fixture.ts';
 import { tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { TestUpstream } from '../support/test-upstream.ts';

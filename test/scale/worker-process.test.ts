@@ -13,7 +13,7 @@ import { main } from '../../src/ops/cli.ts';
 import { createLogger } from '../../src/ops/logger.ts';
 import { openStore } from '../../src/ops/open-store.ts';
 import { startWorkerProcess } from '../../src/ops/worker-process.ts';
-import { newOperation } from '../store/conformance.ts';
+import { newOperation } from '../store/store-fixture.ts';
 import { tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { freshSchema, skipWithoutPostgres } from '../support/postgres.ts';

@@ -32,7 +32,7 @@ import { startWorkerProcess } from '../../src/ops/worker-process.ts';
 import type { WebhookTarget } from '../../src/store/port.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { WebhookDispatcher } from '../../src/workers/webhook-dispatcher.ts';
-import { newOperation } from '../store/conformance.ts';
+import { newOperation } from '../store/store-fixture.ts';
 import { jsonOf, operationIdOf, startGateway, tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { TestUpstream } from '../support/test-upstream.ts';

@@ -8,11 +8,11 @@
  * of capture, lease, complete, retry and lease expiry.
  */
 import assert from 'node:assert/strict';
-import { afterEach, beforeEach, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { LeasedOperation, Operation, OperationStore } from '../../src/store/port.ts';
 import { ManualClock } from '../support/manual-clock.ts';
-import { newOperation, type StoreFactory } from './conformance.ts';
+import { newOperation, type StoreFactory, storeFixture } from './store-fixture.ts';
 
 const LEASE_MS = 1_000;
 const lease = (store: OperationStore, limit = 10) => store.lease({ owner: 'w', limit, leaseMs: LEASE_MS });
@@ -21,18 +21,10 @@ const refused = { code: 'upstream-status', message: 'The upstream answered 503.'
 
 export function orderingConformance(name: string, factory: StoreFactory): void {
   describe(`OperationStore ordering keys: ${name}`, () => {
-    let clock: ManualClock;
-    let store: OperationStore;
-    beforeEach(async () => {
-      clock = new ManualClock();
-      ({ store } = await factory(clock));
-    });
-    afterEach(async () => {
-      await store.close();
-    });
+    const fx = storeFixture(factory);
 
     const capture = (orderingKey: string | null, overrides: Parameters<typeof newOperation>[1] = {}) =>
-      store.capture(newOperation(clock, { orderingKey, ...overrides }));
+      fx.store.capture(newOperation(fx.clock, { orderingKey, ...overrides }));
     const ids = (ops: Operation[]) => ops.map((op) => op.id);
 
     it('leases a key’s operations one at a time, in capture order; other keys and unkeyed ones in parallel', async () => {
@@ -44,48 +36,52 @@ export function orderingConformance(name: string, factory: StoreFactory): void {
       assert.equal(a1.keyBlocked, false);
       assert.equal(a2.keyBlocked, true, 'captured behind a1');
       assert.equal(b1.keyBlocked, false);
-      const first = await lease(store);
+      const first = await lease(fx.store);
       assert.deepEqual(
         ids(first).sort(),
         [a1.id, b1.id, free.id].sort(),
         'one head per key, and the free one',
       );
-      assert.deepEqual(await lease(store), [], 'a key’s next waits for its head, however due');
-      await store.complete(a1.id, first.find((op) => op.id === a1.id)!.leaseToken, ok);
-      const second = await lease(store);
+      assert.deepEqual(await lease(fx.store), [], 'a key’s next waits for its head, however due');
+      await fx.store.complete(a1.id, first.find((op) => op.id === a1.id)!.leaseToken, ok);
+      const second = await lease(fx.store);
       assert.deepEqual(ids(second), [a2.id]);
       assert.equal(second[0]!.keyBlocked, false);
-      await store.complete(a2.id, second[0]!.leaseToken, ok);
-      assert.deepEqual(ids(await lease(store)), [a3.id]);
+      await fx.store.complete(a2.id, second[0]!.leaseToken, ok);
+      assert.deepEqual(ids(await lease(fx.store)), [a3.id]);
     });
 
     it('keeps the order across retries and backoff: the head is retried first, later ones wait', async () => {
       const a1 = await capture('a');
       const a2 = await capture('a');
-      const [held] = await lease(store);
+      const [held] = await lease(fx.store);
       assert.equal(held?.id, a1.id);
-      await store.retry(a1.id, held.leaseToken, {
-        nextAttemptAt: clock.now() + 5_000,
+      await fx.store.retry(a1.id, held.leaseToken, {
+        nextAttemptAt: fx.clock.now() + 5_000,
         error: refused,
         outcomeUnknown: false,
       });
-      clock.advance(1_000);
-      assert.deepEqual(await lease(store), [], 'a2 is due, but its head is backing off');
-      assert.equal(await store.nextDueAt(), clock.now() + 4_000, 'the timer waits for the head, not for a2');
-      clock.advance(4_000);
-      const [again] = await lease(store);
+      fx.clock.advance(1_000);
+      assert.deepEqual(await lease(fx.store), [], 'a2 is due, but its head is backing off');
+      assert.equal(
+        await fx.store.nextDueAt(),
+        fx.clock.now() + 4_000,
+        'the timer waits for the head, not for a2',
+      );
+      fx.clock.advance(4_000);
+      const [again] = await lease(fx.store);
       assert.equal(again?.id, a1.id);
-      await store.complete(a1.id, again.leaseToken, ok);
-      assert.deepEqual(ids(await lease(store)), [a2.id]);
+      await fx.store.complete(a1.id, again.leaseToken, ok);
+      assert.deepEqual(ids(await lease(fx.store)), [a2.id]);
     });
 
     it('hands an expired head back to the key, not to the next one', async () => {
       const a1 = await capture('a');
       await capture('a');
-      assert.deepEqual(ids(await lease(store)), [a1.id]);
-      clock.advance(LEASE_MS + 1);
-      assert.deepEqual(await lease(store), [], 'the hand-back makes a1 due from the next call on');
-      const [back] = await lease(store);
+      assert.deepEqual(ids(await lease(fx.store)), [a1.id]);
+      fx.clock.advance(LEASE_MS + 1);
+      assert.deepEqual(await lease(fx.store), [], 'the hand-back makes a1 due from the next call on');
+      const [back] = await lease(fx.store);
       assert.equal(back?.id, a1.id);
       assert.equal(back.outcomeUnknown, true);
     });
@@ -93,18 +89,18 @@ export function orderingConformance(name: string, factory: StoreFactory): void {
     it('scopes a key to its route', async () => {
       const a = await capture('k', { route: 'a' });
       const b = await capture('k', { route: 'b' });
-      assert.deepEqual(ids(await lease(store)).sort(), [a.id, b.id].sort());
+      assert.deepEqual(ids(await lease(fx.store)).sort(), [a.id, b.id].sort());
     });
 
     it('tells whether a key has an operation not finished', async () => {
-      assert.equal(await store.orderingKeyPending('default', 'a'), false);
+      assert.equal(await fx.store.orderingKeyPending('default', 'a'), false);
       const a1 = await capture('a');
-      assert.equal(await store.orderingKeyPending('default', 'a'), true);
-      assert.equal(await store.orderingKeyPending('other', 'a'), false);
-      const [held] = await lease(store);
-      assert.equal(await store.orderingKeyPending('default', 'a'), true, 'in flight');
-      await store.complete(a1.id, held!.leaseToken, ok);
-      assert.equal(await store.orderingKeyPending('default', 'a'), false);
+      assert.equal(await fx.store.orderingKeyPending('default', 'a'), true);
+      assert.equal(await fx.store.orderingKeyPending('other', 'a'), false);
+      const [held] = await lease(fx.store);
+      assert.equal(await fx.store.orderingKeyPending('default', 'a'), true, 'in flight');
+      await fx.store.complete(a1.id, held!.leaseToken, ok);
+      assert.equal(await fx.store.orderingKeyPending('default', 'a'), false);
     });
 
     it('a dead letter blocks its key until redriven; discarding it lets the next one go', async () => {
@@ -112,9 +108,9 @@ export function orderingConformance(name: string, factory: StoreFactory): void {
       const a2 = await capture('a');
       const a3 = await capture('a');
       const deadLetter = async (id: string) => {
-        const [held] = await lease(store);
+        const [held] = await lease(fx.store);
         assert.equal(held?.id, id);
-        await store.fail(id, held.leaseToken, {
+        await fx.store.fail(id, held.leaseToken, {
           error: refused,
           result: null,
           deadLetter: true,
@@ -122,59 +118,59 @@ export function orderingConformance(name: string, factory: StoreFactory): void {
         });
       };
       await deadLetter(a1.id);
-      assert.deepEqual(await lease(store), [], 'blocked by its dead letter');
-      assert.equal(await store.orderingKeyPending('default', 'a'), true);
-      assert.deepEqual(await store.blockedOrderingKeys(10), [
+      assert.deepEqual(await lease(fx.store), [], 'blocked by its dead letter');
+      assert.equal(await fx.store.orderingKeyPending('default', 'a'), true);
+      assert.deepEqual(await fx.store.blockedOrderingKeys(10), [
         {
           route: 'default',
           orderingKey: 'a',
           operationId: a1.id,
-          deadLetteredAt: clock.now(),
+          deadLetteredAt: fx.clock.now(),
           waiting: 2,
         },
       ]);
-      const [listed] = await store.listOperations({ limit: 10, status: 'NotStarted' });
+      const [listed] = await fx.store.listOperations({ limit: 10, status: 'NotStarted' });
       assert.equal(listed?.orderingKey, 'a');
       assert.equal(listed?.keyBlocked, true);
       // Redriven: still the head, replayed before the rest.
-      assert.equal((await store.redrive(a1.id)).outcome, 'redriven');
+      assert.equal((await fx.store.redrive(a1.id)).outcome, 'redriven');
       await deadLetter(a1.id);
-      assert.equal((await store.discard(a1.id)).outcome, 'discarded');
-      assert.deepEqual(await store.blockedOrderingKeys(10), []);
-      const [next] = await lease(store);
+      assert.equal((await fx.store.discard(a1.id)).outcome, 'discarded');
+      assert.deepEqual(await fx.store.blockedOrderingKeys(10), []);
+      const [next] = await lease(fx.store);
       assert.equal(next?.id, a2.id);
       // A final answer (failed, not dead-lettered) does not block the key.
-      await store.fail(a2.id, next.leaseToken, {
+      await fx.store.fail(a2.id, next.leaseToken, {
         error: { code: 'upstream-status', message: '422', upstreamStatus: 422 },
         result: null,
         deadLetter: false,
         countsAsAttempt: true,
       });
-      assert.deepEqual(ids(await lease(store)), [a3.id]);
+      assert.deepEqual(ids(await lease(fx.store)), [a3.id]);
     });
 
     it('retention purging a dead letter unblocks its key', async () => {
       const a1 = await capture('a');
       const a2 = await capture('a');
-      const [held] = await lease(store);
-      await store.fail(a1.id, held!.leaseToken, {
+      const [held] = await lease(fx.store);
+      await fx.store.fail(a1.id, held!.leaseToken, {
         error: refused,
         result: null,
         deadLetter: true,
         countsAsAttempt: true,
       });
-      clock.advance(10);
-      assert.equal(await store.purge(clock.now(), 10), 1);
-      assert.deepEqual(ids(await lease(store)), [a2.id]);
+      fx.clock.advance(10);
+      assert.equal(await fx.store.purge(fx.clock.now(), 10), 1);
+      assert.deepEqual(ids(await lease(fx.store)), [a2.id]);
     });
 
     it('canceling a blocked operation keeps the head; canceling the head lets the next one go', async () => {
       const a1 = await capture('a');
       const a2 = await capture('a');
       const a3 = await capture('a');
-      assert.equal(await store.cancel(a2.id), true);
-      assert.equal(await store.cancel(a1.id), true);
-      assert.deepEqual(ids(await lease(store)), [a3.id]);
+      assert.equal(await fx.store.cancel(a2.id), true);
+      assert.equal(await fx.store.cancel(a1.id), true);
+      assert.deepEqual(ids(await lease(fx.store)), [a3.id]);
     });
 
     it('keeps each key in capture order over random interleavings (property)', async () => {
@@ -204,20 +200,20 @@ export function orderingConformance(name: string, factory: StoreFactory): void {
         },
         { weight: 1, arbitrary: fc.record({ kind: fc.constant('expire' as const) }) },
       );
-      await store.close(); // each run gets a store of its own
+      await fx.store.close(); // each run gets a store of its own
       await fc.assert(
         fc.asyncProperty(fc.array(step, { minLength: 1, maxLength: 40 }), async (steps) => {
-          clock = new ManualClock();
-          ({ store } = await factory(clock));
+          fx.clock = new ManualClock();
+          ({ store: fx.store } = await factory(fx.clock));
           try {
-            await checkOrder(store, clock, steps);
+            await checkOrder(fx.store, fx.clock, steps);
           } finally {
-            await store.close();
+            await fx.store.close();
           }
         }),
         { numRuns: 30 },
       );
-      ({ store } = await factory(clock)); // for afterEach
+      ({ store: fx.store } = await factory(fx.clock)); // for afterEach
     });
   });
 }

@@ -25,12 +25,9 @@ import { ManualClock } from '../support/manual-clock.ts';
 import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/postgres.ts';
 import { TcpProxy } from '../support/tcp-proxy.ts';
 import { closedPort } from '../support/test-upstream.ts';
-import { newOperation, storeConformance } from './conformance.ts';
-import { drainConformance } from './drain-conformance.ts';
-import { operatorConformance } from './operator-conformance.ts';
-import { orderingConformance } from './ordering-conformance.ts';
+import { storeConformance } from './conformance.ts';
 import { rawBytes, sealingConformance } from './sealing-conformance.ts';
-import { staleCopyConformance } from './stale-copy-conformance.ts';
+import { newOperation } from './store-fixture.ts';
 
 const skip = await skipWithoutPostgres('the PostgreSQL store tests');
 
@@ -51,26 +48,6 @@ if (skip) {
   after(() => db.drop());
 
   storeConformance('postgres', async (clock) => {
-    await empty();
-    return { store: await open(clock), reopen: () => open(clock) };
-  });
-
-  operatorConformance('postgres', async (clock) => {
-    await empty();
-    return { store: await open(clock), reopen: () => open(clock) };
-  });
-
-  drainConformance('postgres', async (clock) => {
-    await empty();
-    return { store: await open(clock), reopen: () => open(clock) };
-  });
-
-  orderingConformance('postgres', async (clock) => {
-    await empty();
-    return { store: await open(clock), reopen: () => open(clock) };
-  });
-
-  staleCopyConformance('postgres', async (clock) => {
     await empty();
     return { store: await open(clock), reopen: () => open(clock) };
   });

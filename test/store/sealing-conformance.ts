@@ -14,7 +14,7 @@ import { StoredValueUnreadableError } from '../../src/errors.ts';
 import type { OperationStore, RekeyProgress, StaleCopy, StoredResponse } from '../../src/store/port.ts';
 import { newStoreKey, parseStoreKey, StoreKeyError } from '../../src/store/sealed-values.ts';
 import { ManualClock } from '../support/manual-clock.ts';
-import { newOperation } from './conformance.ts';
+import { newOperation } from './store-fixture.ts';
 
 export interface SealingFixture {
   /**

@@ -31,20 +31,28 @@ export const FORWARDING_FIELDS: ReadonlySet<string> = new Set([
 
 export type HeaderRecord = Record<string, string | string[] | undefined>;
 
+/**
+ * `Connection` values that name no other field: the usual ones, on nearly every
+ * message, so they are answered without splitting (this runs twice per request).
+ */
+const NAMES_NOTHING = new Set(['keep-alive', 'close', 'Keep-Alive', 'Close']);
+const NO_DROP: ReadonlySet<string> = new Set();
+
 /** Field names this message's `Connection` field lists: hop-by-hop for this message only. */
 function namedByConnection(connection: string | string[] | undefined): Set<string> | undefined {
   if (connection === undefined) return undefined;
+  if (typeof connection === 'string' && NAMES_NOTHING.has(connection)) return undefined;
   const names = [connection].flat().flatMap((v) => v.split(','));
   return new Set(names.map((n) => n.trim().toLowerCase()));
 }
 
 /** End-to-end fields of a header record, as a list (multi-valued fields become several pairs). */
-export function endToEnd(headers: HeaderRecord, alsoDrop: readonly string[] = []): HeaderList {
+export function endToEnd(headers: HeaderRecord, alsoDrop: ReadonlySet<string> = NO_DROP): HeaderList {
   const named = namedByConnection(headers.connection);
   const list: HeaderList = [];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || alsoDrop.includes(name) || named?.has(name)) continue;
+    if (value === undefined || HOP_BY_HOP.has(name) || alsoDrop.has(name) || named?.has(name)) continue;
     if (typeof value === 'string') list.push([name, value]);
     else for (const v of value) list.push([name, v]);
   }

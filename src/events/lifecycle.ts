@@ -264,37 +264,52 @@ export type EventOfType<T extends LifecycleEventType> = Extract<LifecycleEvent, 
 type Listener<E> = (event: E) => unknown;
 
 export class LifecycleEvents {
-  readonly #byType = new Map<LifecycleEventType, Set<Listener<never>>>();
-  readonly #any = new Set<Listener<LifecycleEvent>>();
+  // Copied on subscribe and unsubscribe, never on emit (which runs several times per request): emit
+  // walks the arrays as they were when it began, as it would walk a copy.
+  readonly #byType = new Map<LifecycleEventType, readonly Listener<never>[]>();
+  #any: readonly Listener<LifecycleEvent>[] = [];
 
   /** Calls `listener` for each event of `type`; returns the function that stops it. */
   on<T extends LifecycleEventType>(type: T, listener: Listener<EventOfType<T>>): () => void {
-    const set = this.#byType.get(type) ?? new Set();
-    this.#byType.set(type, set);
-    set.add(listener as Listener<never>);
-    return () => set.delete(listener as Listener<never>);
+    const added = listener as Listener<never>;
+    const listeners = this.#byType.get(type) ?? [];
+    if (!listeners.includes(added)) this.#byType.set(type, [...listeners, added]);
+    return () => {
+      const now = this.#byType.get(type) ?? [];
+      if (now.includes(added))
+        this.#byType.set(
+          type,
+          now.filter((l) => l !== added),
+        );
+    };
   }
 
   /** Calls `listener` for every event; returns the function that stops it. */
   onAny(listener: Listener<LifecycleEvent>): () => void {
-    this.#any.add(listener);
-    return () => this.#any.delete(listener);
+    if (!this.#any.includes(listener)) this.#any = [...this.#any, listener];
+    return () => {
+      this.#any = this.#any.filter((l) => l !== listener);
+    };
   }
 
   /** Tells every subscriber, in order of subscription; never throws. */
   emit(event: LifecycleEvent): void {
-    for (const listener of [...(this.#byType.get(event.type) ?? []), ...this.#any]) {
-      try {
-        const result = (listener as Listener<LifecycleEvent>)(event);
-        if (result instanceof Promise) result.catch((error: unknown) => this.#subscriberFailed(event, error));
-      } catch (error) {
-        this.#subscriberFailed(event, error);
-      }
+    const byType = this.#byType.get(event.type);
+    if (byType) for (const listener of byType) this.#call(listener as Listener<LifecycleEvent>, event);
+    for (const listener of this.#any) this.#call(listener, event);
+  }
+
+  #call(listener: Listener<LifecycleEvent>, event: LifecycleEvent): void {
+    try {
+      const result = listener(event);
+      if (result instanceof Promise) result.catch((error: unknown) => this.#subscriberFailed(event, error));
+    } catch (error) {
+      this.#subscriberFailed(event, error);
     }
   }
 
   #subscriberFailed(event: LifecycleEvent, error: unknown): void {
-    const listening = (this.#byType.get('subscriber:error')?.size ?? 0) + this.#any.size > 0;
+    const listening = (this.#byType.get('subscriber:error')?.length ?? 0) + this.#any.length > 0;
     if (event.type === 'subscriber:error' || !listening) {
       // The reporting path itself failed, or nobody reports: the process warning is the last resort.
       process.emitWarning(

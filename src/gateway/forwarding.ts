@@ -23,12 +23,52 @@ export interface ForwardingOptions {
   forwardedHeaders: ForwardedHeaders;
 }
 
-/** The forwarding fields to send upstream for this request (the client's own are dropped by the caller). */
+/**
+ * What a connection's requests share: its peer, whether that peer is trusted,
+ * and, for an untrusted peer, the fields last worked out and the Host they
+ * were for (from an untrusted peer nothing else in the request changes them).
+ * Looking the peer up (an IPv6 test, a BlockList check) once per connection
+ * instead of once per request is a measurable part of the sync path's cost.
+ */
+interface ConnectionFacts {
+  options: ForwardingOptions;
+  peer: string | undefined;
+  trusted: boolean;
+  host?: string | undefined;
+  fields?: HeaderList;
+}
+const connections = new WeakMap<object, ConnectionFacts>();
+
+/**
+ * The forwarding fields to send upstream for this request (the client's own are dropped by the caller).
+ * The list may be shared by the connection's requests: the caller copies it, never changes it.
+ */
 export function forwardingFields(req: IncomingMessage, options: ForwardingOptions): HeaderList {
-  const peer = peerAddress(req);
-  const trusted = peer !== undefined && options.trustedProxies.check(peer, isIPv6(peer) ? 'ipv6' : 'ipv4');
-  const received = (name: string) => (trusted ? req.headersDistinct[name]?.join(', ') : undefined);
+  let facts = connections.get(req.socket);
+  if (facts === undefined || facts.options !== options || facts.peer === undefined) {
+    const peer = peerAddress(req);
+    const trusted = peer !== undefined && options.trustedProxies.check(peer, isIPv6(peer) ? 'ipv6' : 'ipv4');
+    facts = { options, peer, trusted };
+    if (peer !== undefined) connections.set(req.socket, facts);
+  }
   const host = req.headers.host;
+  if (facts.fields !== undefined && facts.host === host) return facts.fields;
+  const fields = workedOut(req, options, facts.peer, facts.trusted, host);
+  if (!facts.trusted) {
+    facts.host = host;
+    facts.fields = fields;
+  }
+  return fields;
+}
+
+function workedOut(
+  req: IncomingMessage,
+  options: ForwardingOptions,
+  peer: string | undefined,
+  trusted: boolean,
+  host: string | undefined,
+): HeaderList {
+  const received = (name: string) => (trusted ? req.headersDistinct[name]?.join(', ') : undefined);
   // The public port speaks plain HTTP; a TLS-terminating proxy in front says so in its own fields.
   const proto = 'http';
   const mode = options.forwardedHeaders;

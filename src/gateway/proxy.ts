@@ -247,14 +247,14 @@ const firstValue = (value: string | string[] | undefined) => (Array.isArray(valu
  * before forwarding, so there is nothing left to expect: undici refuses the field), and the forwarding
  * fields Spillway writes itself.
  */
-const NOT_FORWARDED = [
+const NOT_FORWARDED: ReadonlySet<string> = new Set([
   'host',
   'content-length',
   'expect',
   'prefer',
   'spillway-callback',
   ...FORWARDING_FIELDS,
-];
+]);
 
 /**
  * Reasons are written for people and may hold `≥`; a header value must be

@@ -161,11 +161,19 @@ export class FailoverEngine {
     this.#events = options.events ?? new LifecycleEvents();
   }
 
-  async submit(submission: Submission): Promise<EngineAnswer> {
-    const answer = await this.#submit(submission);
+  submit(submission: Submission): Promise<EngineAnswer> {
     const copies = this.#options.staleCopies;
-    if (answer.kind === 'sync' || answer.kind === 'partial' || !copies || !submission.acceptsPartial)
-      return answer;
+    // Without stale copies for this request, no second await on the sync path.
+    if (!copies || !submission.acceptsPartial) return this.#submit(submission);
+    return this.#submit(submission).then((answer) => this.#orPartial(submission, answer, copies));
+  }
+
+  #orPartial(
+    submission: Submission,
+    answer: EngineAnswer,
+    copies: StaleCopies,
+  ): EngineAnswer | Promise<EngineAnswer> {
+    if (answer.kind === 'sync' || answer.kind === 'partial') return answer;
     // A drill exercises the async path on purpose while the upstream is healthy; a request held behind
     // its ordering key waits for earlier writes, which a copy from before them would hide.
     if (answer.kind === 'accepted' && (answer.cause === 'drill' || answer.cause === 'ordering-key'))

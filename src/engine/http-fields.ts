@@ -60,7 +60,16 @@ export function endToEnd(headers: HeaderRecord, alsoDrop: ReadonlySet<string> = 
 }
 
 /** Flattens a header list into undici's / node:http's `[name, value, name, value…]` form. */
-export const flatHeaders = (list: HeaderList): string[] => list.flat();
+export function flatHeaders(list: HeaderList): string[] {
+  // A loop, not list.flat(): flat() is several times slower, and this runs twice per request.
+  const flat = new Array<string>(list.length * 2);
+  for (let i = 0; i < list.length; i++) {
+    const [name, value] = list[i]!;
+    flat[2 * i] = name;
+    flat[2 * i + 1] = value;
+  }
+  return flat;
+}
 
 export function headerValue(list: HeaderList, name: string): string | undefined {
   return list.find(([n]) => n === name)?.[1];

@@ -41,8 +41,14 @@ export interface EdgeServerOptions {
   onClientAbort: (request: RequestFacts & { receivedBytes: number }) => void;
 }
 
-/** How each response under way fails, as the shell that received its request would have it. */
-const failures = new WeakMap<ServerResponse, (error: unknown) => void>();
+/**
+ * How each response under way fails, as the shell that received its request would have it: the
+ * shell's own function, kept on the response (no closure and no WeakMap entry per request).
+ */
+const FAIL = Symbol('spillway.fail');
+type Failing = ServerResponse & {
+  [FAIL]?: (req: IncomingMessage, res: ServerResponse, error: unknown) => void;
+};
 
 /**
  * Fails a request the way the shell does (500 `internal-error`, or 503 for an unavailable store,
@@ -50,8 +56,8 @@ const failures = new WeakMap<ServerResponse, (error: unknown) => void>();
  * without returning its promise.
  */
 export function failRequest(res: ServerResponse, error: unknown): void {
-  const fail = failures.get(res);
-  if (fail) fail(error);
+  const fail = (res as Failing)[FAIL];
+  if (fail) fail(res.req, res, error);
   else sendProblem(res, 'internal-error', 'Spillway could not handle this request. Retry later.');
 }
 
@@ -96,7 +102,7 @@ export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOption
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // A request emitted by an embedding app (src/embed) may come without a socket of ours.
     if (req.socket) answering.set(req.socket, res);
-    failures.set(res, (error) => failed(req, res, error));
+    (res as Failing)[FAIL] = failed;
     if (req.httpVersionMajor !== 1) {
       // llhttp parses an HTTP/0.9-style request line ("GET /x"); nothing here speaks that.
       res.setHeader('connection', 'close');
@@ -104,7 +110,7 @@ export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOption
       return;
     }
     // RFC 9112 §3.2: an HTTP/1.1 request without Host, or with several, is refused.
-    const hosts = req.headersDistinct.host?.length ?? 0;
+    const hosts = hostFields(req.rawHeaders);
     if (req.httpVersion === '1.1' ? hosts !== 1 : hosts > 1) {
       res.setHeader('connection', 'close');
       sendProblem(
@@ -196,6 +202,16 @@ export function decodedSegment(segment: string): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** How many Host fields a request carries, counted in its raw headers (headersDistinct builds a map of all of them). */
+function hostFields(raw: string[]): number {
+  let count = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') count++;
+  }
+  return count;
 }
 
 function pathOf(req: IncomingMessage): string {

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { CallbackDecision, Webhooks } from '../delivery/webhooks/webhooks.ts';
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
-import { endToEnd, FORWARDING_FIELDS, type HeaderRecord } from '../engine/http-fields.ts';
+import { endToEnd, FORWARDING_FIELDS, flatHeaders, type HeaderRecord } from '../engine/http-fields.ts';
 import { contextWith, endSpan, remoteContext, SpanKind, startSpan } from '../engine/spans.ts';
 import type { StaleCopies } from '../engine/stale-copies.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
@@ -18,11 +18,11 @@ import type { Admission } from './admission.ts';
 import { corsHeaders } from './cors.ts';
 import type { RequestFacts } from './edge-server.ts';
 import { type ForwardingOptions, forwardingFields } from './forwarding.ts';
-import { type GateStore, keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
+import { type GateStore, type HeldClaim, keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
 import { keepAsCopy, sendPartial } from './partial-answers.ts';
 import { parsePrefer } from './prefer.ts';
 import { sendProblem } from './problem-response.ts';
-import { readRequestBody, refuseBody } from './request-body.ts';
+import { type BodyOutcome, hasBody, readRequestBody, refuseBody } from './request-body.ts';
 
 export interface ProxyOptions {
   engine: FailoverEngine;
@@ -89,7 +89,8 @@ export async function proxy(
     idleMs: options.bodyTimeoutMs,
     clock,
   };
-  const read = await readRequestBody(req, res, limits);
+  // A request without a body (most reads) skips the read and its await.
+  const read = hasBody(req) ? await readRequestBody(req, res, limits) : EMPTY_BODY;
   if (read.kind !== 'read') {
     refuseBody(req, res, read.kind, limits, ownHeaders);
     return;
@@ -114,7 +115,8 @@ export async function proxy(
 
   // Checked before anything is stored or forwarded (the SSRF guard); never forwarded itself.
   // Most requests carry none: they skip the check (and its await) altogether.
-  const callbackValues = req.headersDistinct['spillway-callback'];
+  const callbackValues =
+    req.headers['spillway-callback'] === undefined ? undefined : req.headersDistinct['spillway-callback'];
   const callback: CallbackDecision =
     callbackValues === undefined
       ? { kind: 'none' }
@@ -137,16 +139,21 @@ export async function proxy(
   if (prefs.forward) headers.push(['prefer', prefs.forward]);
   const request = { method, path: target.path, query: target.query, headers, body };
   const tenant = callerTenant(req.headers, options.tenantHeader);
-  const gate = await passIdempotencyGate(req.headers['idempotency-key'], res, {
-    store: options.store,
-    clock,
-    publicUrl,
-    ttlMs: options.idempotencyTtlMs,
-    route,
-    tenant,
-    request,
-    ownHeaders,
-  });
+  const keyField = req.headers['idempotency-key'];
+  // Without a key, on a route that does not require one, the gate has nothing to do: no await.
+  const gate =
+    keyField === undefined && route.idempotencyKeys !== 'required'
+      ? PASS
+      : await passIdempotencyGate(keyField, res, {
+          store: options.store,
+          clock,
+          publicUrl,
+          ttlMs: options.idempotencyTtlMs,
+          route,
+          tenant,
+          request,
+          ownHeaders,
+        });
   if (gate.kind === 'answered') return;
   const { claim } = gate;
 
@@ -164,7 +171,9 @@ export async function proxy(
     budgetMs: wait ?? route.budgetMs,
     mayFailover: route.failover && (respondAsync || wait === undefined),
     // Prefer: respond-async or Cache-Control: max-stale=0 keep the 202 (or the problem) as it was.
-    acceptsPartial: !prefs.respondAsync && acceptedStaleness(headers) > 0,
+    // Only stale copies read it: without them the Cache-Control parse is skipped.
+    acceptsPartial:
+      options.staleCopies !== undefined && !prefs.respondAsync && acceptedStaleness(headers) > 0,
   };
 
   let answer: Awaited<ReturnType<FailoverEngine['submit']>>;
@@ -179,7 +188,7 @@ export async function proxy(
       const { response } = answer;
       const out = endToEnd(response.headers as HeaderRecord);
       if (route.failover) mergeVary(out);
-      res.writeHead(response.statusCode, out.flat());
+      res.writeHead(response.statusCode, flatHeaders(out));
       // Before the pipe below starts the flow: the stale copy sees every chunk the client does.
       if (options.staleCopies)
         keepAsCopy(response, route, { tenant, ...request }, options.staleCopies, clock);
@@ -239,6 +248,9 @@ export async function proxy(
     }
   }
 }
+
+const EMPTY_BODY: BodyOutcome = { kind: 'read', body: new Uint8Array(0) };
+const PASS: { kind: 'go'; claim?: HeldClaim } = { kind: 'go' };
 
 const firstValue = (value: string | string[] | undefined) => (Array.isArray(value) ? value[0] : value);
 

@@ -42,6 +42,10 @@ const LINGER_MS = 2_000;
 
 const NO_BODY = new Uint8Array(0);
 
+/** Without either framing header a request has no body (RFC 9112 §6.3): nothing to wait for. */
+export const hasBody = (req: IncomingMessage): boolean =>
+  req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;
+
 /**
  * Reads the whole body, or stops at the limit or a stall. Rejects with
  * ClientAbortError when the client goes away first. A declared
@@ -55,10 +59,7 @@ export function readRequestBody(
 ): Promise<BodyOutcome> {
   const { maxBytes, idleMs, clock } = limits;
   const declared = req.headers['content-length'];
-  // Without either framing header a request has no body (RFC 9112 §6.3): nothing to wait for.
-  if (declared === undefined && req.headers['transfer-encoding'] === undefined) {
-    return Promise.resolve({ kind: 'read', body: NO_BODY });
-  }
+  if (!hasBody(req)) return Promise.resolve({ kind: 'read', body: NO_BODY });
   if (Number(declared ?? 0) > maxBytes) return Promise.resolve({ kind: 'too-large' });
   if (expectsContinue(req)) res.writeContinue();
   return new Promise((resolve, reject) => {

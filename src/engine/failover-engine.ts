@@ -62,6 +62,7 @@ import {
   failedBeforeSending,
   type Upstream,
   type UpstreamResponse,
+  whenBodyCloses,
 } from './upstream.ts';
 
 /** How long a client refused for a full backlog is told to wait: the backlog drains at the upstream's pace. */
@@ -347,7 +348,7 @@ export class FailoverEngine {
         firstAttempt: syncAttempt(now, clock.now(), status, `The upstream answered ${status}.`),
       });
     }
-    response.body.once('close', deadline.clear);
+    whenBodyCloses(response, deadline.clear);
     return { kind: 'sync', response };
   }
 
@@ -445,7 +446,7 @@ export class FailoverEngine {
           { 'http.response.status_code': response.statusCode },
           refused ? { type: 'upstream-status' } : undefined,
         );
-        response.body.once('close', deadline.clear);
+        whenBodyCloses(response, deadline.clear);
         return { kind: 'sync', response };
       } catch (failure) {
         deadline.clear();

@@ -6,10 +6,11 @@
  * upstream — the fact retry safety rests on.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import type { HeaderList } from '../store/port.ts';
 import { flatHeaders } from './http-fields.ts';
+import { StreamedAnswer } from './streamed-answer.ts';
 
 export interface ForwardRequest {
   method: string;
@@ -26,6 +27,20 @@ export interface UpstreamResponse {
   statusCode: number;
   headers: IncomingHttpHeaders;
   body: Readable;
+  /**
+   * Optional, cheaper than `body.pipe(out)` where offered: writes the body into
+   * `out` and ends it, destroys `out` if the upstream fails mid-body, abandons
+   * the call if `out` closes first. Either this or `body`, not both.
+   */
+  sendTo?(out: Writable): void;
+  /** Optional: calls `fn` once the body has ended, failed or been abandoned, whichever way it is read. */
+  onClose?(fn: () => void): void;
+}
+
+/** Calls `fn` once the answer's body is over (ended, failed or abandoned). */
+export function whenBodyCloses(response: UpstreamResponse, fn: () => void): void {
+  if (response.onClose) response.onClose(fn);
+  else response.body.once('close', fn);
 }
 
 export interface Upstream {
@@ -126,17 +141,87 @@ export class HttpUpstream implements Upstream {
 
   send(request: ForwardRequest, signal: AbortSignal): Promise<UpstreamResponse> {
     const body = request.body.byteLength > 0 ? request.body : null;
-    return this.#pool.request({
-      method: request.method as Dispatcher.HttpMethod,
-      path: this.#basePath + request.path + (request.query ? `?${request.query}` : ''),
-      // A gateway must add Via to what it forwards (RFC 9110 §7.6.3).
-      headers: [...flatHeaders(request.headers), 'via', '1.1 spillway'],
-      body,
-      signal,
+    const headers = flatHeaders(request.headers);
+    // A gateway must add Via to what it forwards (RFC 9110 §7.6.3).
+    headers.push('via', '1.1 spillway');
+    return new Promise((resolve, reject) => {
+      // `dispatch` rather than `request`: no Readable per answer unless a reader asks for one (streamed-answer.ts).
+      this.#pool.dispatch(
+        {
+          method: request.method as Dispatcher.HttpMethod,
+          path: this.#basePath + request.path + (request.query ? `?${request.query}` : ''),
+          headers,
+          body,
+        },
+        new AnswerHandler(signal, resolve, reject),
+      );
     });
   }
 
   async close(): Promise<void> {
     await this.#pool.destroy();
+  }
+}
+
+/**
+ * One call's dispatch handler: resolves at the response headers with a
+ * StreamedAnswer, then feeds it the body. The signal aborts the call at any
+ * point, as `request({ signal })` does: before the headers the promise
+ * rejects with the signal's reason, after them the body fails with it.
+ */
+class AnswerHandler implements Dispatcher.DispatchHandler {
+  readonly #signal: AbortSignal;
+  #resolve: ((answer: UpstreamResponse) => void) | undefined;
+  readonly #reject: (error: unknown) => void;
+  #controller: Dispatcher.DispatchController | undefined;
+  #answer: StreamedAnswer | undefined;
+  readonly #onAbort = () => this.#controller?.abort(this.#signal.reason as Error);
+
+  constructor(
+    signal: AbortSignal,
+    resolve: (answer: UpstreamResponse) => void,
+    reject: (error: unknown) => void,
+  ) {
+    this.#signal = signal;
+    this.#resolve = resolve;
+    this.#reject = reject;
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.#controller = controller;
+    if (this.#signal.aborted) controller.abort(this.#signal.reason as Error);
+    else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+  }
+
+  onResponseStart(
+    controller: Dispatcher.DispatchController,
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+  ): void {
+    if (statusCode < 200) return; // 1xx: the final answer follows
+    const answer = new StreamedAnswer(controller, statusCode, headers);
+    this.#answer = answer;
+    answer.onClose(() => this.#signal.removeEventListener('abort', this.#onAbort));
+    const resolve = this.#resolve!;
+    this.#resolve = undefined;
+    resolve(answer);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.#answer?.data(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.#answer?.ended();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    if (this.#answer) {
+      this.#answer.failed(error);
+      return;
+    }
+    this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#resolve = undefined;
+    this.#reject(error);
   }
 }

@@ -189,6 +189,11 @@ export async function proxy(
       const out = endToEnd(response.headers as HeaderRecord);
       if (route.failover) mergeVary(out);
       res.writeHead(response.statusCode, flatHeaders(out));
+      // The healthy pass-through's usual case: nothing else reads the body, so it goes straight to the client.
+      if (!options.staleCopies && claim === undefined && response.sendTo) {
+        response.sendTo(res);
+        return;
+      }
       // Before the pipe below starts the flow: the stale copy sees every chunk the client does.
       if (options.staleCopies)
         keepAsCopy(response, route, { tenant, ...request }, options.staleCopies, clock);

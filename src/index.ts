@@ -51,4 +51,5 @@ export type {
 export type { PostgresStoreOptions } from './store/postgres/postgres-store.ts';
 export { PostgresStore } from './store/postgres/postgres-store.ts';
 export { SqliteStore } from './store/sqlite/sqlite-store.ts';
+export { ThreadedSqliteStore } from './store/sqlite/threaded-store.ts';
 export { ReplayWorker } from './workers/replay-worker.ts';

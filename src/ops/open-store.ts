@@ -9,7 +9,7 @@ import { storeEngineOf } from '../store/capabilities.ts';
 import type { OperationStore } from '../store/port.ts';
 import { PostgresStore } from '../store/postgres/postgres-store.ts';
 import type { StoreKeyring } from '../store/sealed-values.ts';
-import { SqliteStore } from '../store/sqlite/sqlite-store.ts';
+import { ThreadedSqliteStore } from '../store/sqlite/threaded-store.ts';
 
 export interface OpenStoreOptions {
   /** Bounds an SQLite file (maxStoreBytes). */
@@ -32,7 +32,8 @@ export async function openStore(
   };
   if (storeEngineOf(location) === 'sqlite') {
     try {
-      return new SqliteStore({
+      // On its own thread: its commits and reads never stall the event loop (threaded-store.ts).
+      return await ThreadedSqliteStore.open({
         path: location,
         ...common,
         exclusive: true, // one gateway per file

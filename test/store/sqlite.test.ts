@@ -4,6 +4,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { after } from 'node:test';
 import { StoreKeyring } from '../../src/store/sealed-values.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded-store.ts';
 import { tempDir } from '../support/harness.ts';
 import { storeConformance } from './conformance.ts';
 import { rawBytes, sealingConformance } from './sealing-conformance.ts';
@@ -30,22 +31,55 @@ sealingConformance('sqlite', async (clock) => {
         ...(keys ? { encryptionKeys: StoreKeyring.parse(keys) } : {}),
         ...(onError ? { onError } : {}),
       }),
-    rawContent: async () => {
-      // Past the adapter: every value of every table, as the file holds it.
-      const db = new DatabaseSync(path, { readOnly: true });
-      try {
-        const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all();
-        return Buffer.concat(
-          tables.flatMap(({ name }) =>
-            db
-              .prepare(`SELECT * FROM "${String(name)}"`)
-              .all()
-              .flatMap((row) => Object.values(row).map((value) => rawBytes(value))),
-          ),
-        );
-      } finally {
-        db.close();
-      }
-    },
+    rawContent: async () => rawContentOf(path),
   };
 });
+
+// The store users get (openStore): the same SqliteStore on its own thread, through the same suites.
+for (const [suite, name] of [
+  [storeConformance, 'sqlite on its thread'],
+  [operatorConformance, 'sqlite on its thread'],
+  [drainConformance, 'sqlite on its thread'],
+  [orderingConformance, 'sqlite on its thread'],
+  [staleCopyConformance, 'sqlite on its thread'],
+] as const) {
+  suite(name, async (clock) => {
+    const path = join(dir, `store-${n++}.db`);
+    return {
+      store: await ThreadedSqliteStore.open({ path, clock }),
+      reopen: () => ThreadedSqliteStore.open({ path, clock }),
+    };
+  });
+}
+
+sealingConformance('sqlite on its thread', async (clock) => {
+  const path = join(dir, `store-${n++}.db`);
+  return {
+    open: (keys, onError) =>
+      ThreadedSqliteStore.open({
+        path,
+        clock,
+        ...(keys ? { encryptionKeys: StoreKeyring.parse(keys) } : {}),
+        ...(onError ? { onError } : {}),
+      }),
+    rawContent: async () => rawContentOf(path),
+  };
+});
+
+/** Past the adapter: every value of every table, as the file holds it. */
+function rawContentOf(path: string): Buffer {
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    const tables = db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table'`).all();
+    return Buffer.concat(
+      tables.flatMap(({ name }) =>
+        db
+          .prepare(`SELECT * FROM "${String(name)}"`)
+          .all()
+          .flatMap((row) => Object.values(row).map((value) => rawBytes(value))),
+      ),
+    );
+  } finally {
+    db.close();
+  }
+}

@@ -77,6 +77,8 @@ export interface SqliteStoreOptions {
   encryptionKeys?: StoreKeyring;
   /** Told of what fails outside a verb's own answer: a leased row that cannot be decrypted (then skipped). */
   onError?: (error: unknown) => void;
+  /** Told the number of writes in each batch once its COMMIT returned (tests and the bench watch batching). */
+  onCommit?: (writes: number) => void;
 }
 
 interface QueuedWrite {
@@ -102,6 +104,7 @@ export class SqliteStore implements OperationStore {
   readonly #stale: ReturnType<typeof prepareStaleCopies>;
   readonly #sealer: MessageSealer;
   readonly #onError: (error: unknown) => void;
+  readonly #onCommit: ((writes: number) => void) | undefined;
   #queue: QueuedWrite[] = [];
   /** Operations the current batch touched: their watchers hear of them once it commits. */
   #touched = new Set<string>();
@@ -113,6 +116,7 @@ export class SqliteStore implements OperationStore {
   constructor(options: SqliteStoreOptions) {
     this.#clock = options.clock ?? systemClock;
     this.#sealer = new MessageSealer(options.encryptionKeys);
+    this.#onCommit = options.onCommit;
     this.#onError =
       options.onError ??
       ((error) =>
@@ -726,6 +730,7 @@ export class SqliteStore implements OperationStore {
         }
       }
       this.#db.exec('COMMIT');
+      this.#onCommit?.(batch.length);
     } catch (error) {
       this.#touched.clear();
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');

@@ -1,8 +1,10 @@
 /**
  * Row mapping the two adapters share for the operator verbs (migration 010):
  * the columns are the same, only booleans and JSON come back typed
- * differently, so each adapter passes its own reading of those two.
+ * differently, so each adapter passes its own reading of those two
+ * (dialect-values.ts).
  */
+import type { DialectValues } from './dialect-values.ts';
 import type {
   AttemptRecord,
   AttemptRecordOutcome,
@@ -12,13 +14,6 @@ import type {
 } from './port.ts';
 
 type Row = Record<string, unknown>;
-
-export interface DialectValues {
-  /** A boolean column: PostgreSQL's `true`, SQLite's `1`. */
-  flag(value: unknown): boolean;
-  /** A JSON column: PostgreSQL's parsed value, SQLite's text. */
-  json<T>(value: unknown): T;
-}
 
 export function toSummary(row: Row, dialect: DialectValues): OperationSummary {
   return {

@@ -5,7 +5,8 @@
  * and replay paused per route. Each verb is one statement, so one commit.
  */
 
-import { type DialectValues, toSummary as sharedSummary, toAttemptRecord } from '../operator-rows.ts';
+import { postgresValues } from '../dialect-values.ts';
+import { toSummary as sharedSummary, toAttemptRecord } from '../operator-rows.ts';
 import type { AttemptRecordInput, OperationQuery, OperationSummary, RouteCounts } from '../port.ts';
 
 type Row = Record<string, unknown>;
@@ -91,11 +92,6 @@ export function listStatement(query: OperationQuery): { text: string; values: un
     ORDER BY created_at DESC, id DESC LIMIT ${param(query.limit)}`;
   return { text, values };
 }
-
-const postgresValues: DialectValues = {
-  flag: (value) => value === true,
-  json: <T>(value: unknown) => value as T,
-};
 
 export const toSummary = (row: Row): OperationSummary => sharedSummary(row, postgresValues);
 export { toAttemptRecord };

@@ -58,6 +58,15 @@ import { randomUUID } from 'node:crypto';
 import type { Pool, PoolClient } from 'pg';
 import { type Clock, systemClock } from '../../clock.ts';
 import { StoredValueUnreadableError, StoreUnavailableError } from '../../errors.ts';
+import { postgresValues } from '../dialect-values.ts';
+import {
+  capturedOperation,
+  toIdempotencyRecord as idempotencyRecordOf,
+  toLeasedOperation as leasedOperationOf,
+  toOperation as operationOf,
+  replayOrder,
+  toOperationEvent,
+} from '../operation-row.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
@@ -72,7 +81,6 @@ import type {
   LeaseRequest,
   NewOperation,
   Operation,
-  OperationError,
   OperationEvent,
   OperationQuery,
   OperationStatus,
@@ -337,34 +345,7 @@ export class PostgresStore implements OperationStore {
   capture(op: NewOperation): Promise<Operation> {
     if (this.#closed) return Promise.reject(closedError());
     const now = this.#clock.now();
-    const row: Operation = {
-      id: op.id,
-      route: op.route,
-      request: op.request,
-      status: op.lease ? 'Running' : 'NotStarted',
-      attempts: op.attempts,
-      nextAttemptAt: op.nextAttemptAt,
-      leaseOwner: op.lease?.owner ?? null,
-      leaseExpiresAt: op.lease?.expiresAt ?? null,
-      outcomeUnknown: op.outcomeUnknown,
-      result: null,
-      error: null,
-      deadLetteredAt: null,
-      priority: op.priority,
-      idempotencyKey: op.idempotencyKey,
-      tenant: op.tenant,
-      callbackUrl: op.callbackUrl ?? null,
-      traceparent: op.traceparent,
-      tracestate: op.tracestate,
-      failoverReason: op.failoverReason ?? null,
-      redrivenAt: null,
-      attemptsAtRedrive: 0,
-      discardedAt: null,
-      orderingKey: op.orderingKey ?? null,
-      keyBlocked: false,
-      createdAt: now,
-      updatedAt: now,
-    };
+    const row = capturedOperation(op, now);
     const webhookSubscriptions = op.webhookSubscriptions?.length
       ? JSON.stringify(op.webhookSubscriptions)
       : null;
@@ -638,14 +619,7 @@ export class PostgresStore implements OperationStore {
                WHERE operation_id = $1 AND seq > $2 ORDER BY seq`,
         values: [id, afterSeq],
       });
-      return (rows as Row[]).map((row) => ({
-        operationId: id,
-        seq: Number(row.seq),
-        status: row.status as OperationStatus,
-        at: Number(row.at),
-        attempts: Number(row.attempts),
-        error: row.error === null ? null : (row.error as OperationError),
-      }));
+      return (rows as Row[]).map((row) => toOperationEvent(id, row, postgresValues));
     });
   }
 
@@ -1406,58 +1380,10 @@ async function recordKeys(client: PoolClient, sealer: MessageSealer, display: st
 const asBuffer = (bytes: Uint8Array) =>
   Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 
-function toOperation(row: Row, sealer: MessageSealer): Operation {
-  const id = String(row.id);
-  return {
-    id,
-    route: String(row.route),
-    request: {
-      method: String(row.method),
-      path: String(row.path),
-      query: String(row.query),
-      ...sealer.open(row.request_headers, row.request_body as Buffer, messageRow.request(id)),
-    },
-    status: row.status as OperationStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: Number(row.next_attempt_at),
-    leaseOwner: row.lease_owner === null ? null : String(row.lease_owner),
-    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
-    outcomeUnknown: row.outcome_unknown === true,
-    result:
-      row.result_status === null
-        ? null
-        : {
-            status: Number(row.result_status),
-            ...sealer.open(row.result_headers, row.result_body as Buffer, messageRow.result(id)),
-          },
-    error: row.error === null ? null : (row.error as OperationError),
-    deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
-    priority: Number(row.priority),
-    idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
-    tenant: row.tenant === null || row.tenant === undefined ? null : String(row.tenant),
-    callbackUrl:
-      row.callback_url === null || row.callback_url === undefined ? null : String(row.callback_url),
-    traceparent: row.traceparent === null ? null : String(row.traceparent),
-    tracestate: row.tracestate === null ? null : String(row.tracestate),
-    failoverReason: row.failover_reason == null ? null : String(row.failover_reason),
-    redrivenAt: row.redriven_at == null ? null : Number(row.redriven_at),
-    attemptsAtRedrive: Number(row.attempts_at_redrive ?? 0),
-    discardedAt: row.discarded_at == null ? null : Number(row.discarded_at),
-    orderingKey: row.ordering_key == null ? null : String(row.ordering_key),
-    keyBlocked: row.key_blocked === true,
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function toLeasedOperation(row: Row, sealer: MessageSealer): LeasedOperation {
-  return {
-    ...toOperation(row, sealer),
-    leaseOwner: String(row.lease_owner),
-    leaseExpiresAt: Number(row.lease_expires_at),
-    leaseToken: String(row.lease_token),
-  };
-}
+// This adapter's reading of the shared rows (operation-row.ts): PostgreSQL's booleans and parsed JSON.
+const toOperation = (row: Row, sealer: MessageSealer): Operation => operationOf(row, sealer, postgresValues);
+const toLeasedOperation = (row: Row, sealer: MessageSealer): LeasedOperation =>
+  leasedOperationOf(row, sealer, postgresValues);
 
 /** A lease call whose answer was lost: its owner, and the range its leases' expiries fall in. */
 interface LostLease {
@@ -1466,28 +1392,8 @@ interface LostLease {
   to: number;
 }
 
-function toIdempotencyRecord(row: Row, key: string, sealer: MessageSealer): IdempotencyRecord {
-  const base = { fingerprint: String(row.fingerprint), expiresAt: Number(row.expires_at) };
-  switch (row.state) {
-    case 'completed':
-      return {
-        ...base,
-        state: 'completed',
-        response: {
-          status: Number(row.response_status),
-          ...sealer.open(row.response_headers, row.response_body as Buffer, messageRow.idempotentAnswer(key)),
-        },
-      };
-    case 'accepted':
-      return { ...base, state: 'accepted', operationId: String(row.operation_id) };
-    default:
-      return { ...base, state: 'in-progress', lockedUntil: Number(row.locked_until) };
-  }
-}
-
-/** Priority, then due time: the order the lease takes them in. */
-const replayOrder = (a: Operation, b: Operation) =>
-  b.priority - a.priority || a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1);
+const toIdempotencyRecord = (row: Row, key: string, sealer: MessageSealer): IdempotencyRecord =>
+  idempotencyRecordOf(row, key, sealer, postgresValues);
 
 /** The server process id behind a pooled client (the driver keeps it, untyped), to recognise its notifications. */
 const backendOf = (client: unknown): number | undefined => {

@@ -17,18 +17,18 @@
  * refused (no longer pending), and an operator's re-send of it waits for that
  * lease to run out, so one delivery is never held by two processes at once.
  */
+import { postgresValues } from '../dialect-values.ts';
 import type {
-  DisabledWebhookEndpoint,
   LeasedWebhookDelivery,
-  OperationError,
-  OperationStatus,
-  WebhookAttempt,
   WebhookAttemptRecord,
   WebhookDelivery,
   WebhookDeliveryKey,
   WebhookLeaseRequest,
   WebhookResend,
 } from '../port.ts';
+import { toLeasedWebhookDelivery as leasedDelivery, toWebhookDelivery } from '../webhook-rows.ts';
+
+export { toDisabledWebhookEndpoint, withAttemptLogs } from '../webhook-rows.ts';
 
 type Row = Record<string, unknown>;
 
@@ -168,64 +168,6 @@ export function toWebhookResend(row: Row | undefined): WebhookResend {
   return { outcome: 'refused', reason: 'endpoint-disabled' };
 }
 
-export function toDisabledWebhookEndpoint(row: Row): DisabledWebhookEndpoint {
-  return {
-    endpoint: String(row.endpoint),
-    url: String(row.url),
-    disabledAt: Number(row.disabled_at),
-    reason: String(row.reason),
-  };
-}
-
-export function toWebhookDelivery(row: Row): WebhookDelivery {
-  return {
-    operationId: String(row.operation_id),
-    seq: Number(row.seq),
-    endpoint: String(row.endpoint),
-    url: String(row.url),
-    state: row.state as WebhookDelivery['state'],
-    attempts: Number(row.attempts),
-    nextAttemptAt: Number(row.next_attempt_at),
-    lastError: row.last_error === null ? null : String(row.last_error),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-export function toLeasedWebhookDelivery(row: Row): LeasedWebhookDelivery {
-  const delivery = toWebhookDelivery(row);
-  return {
-    ...delivery,
-    leaseToken: String(row.lease_token),
-    event: {
-      operationId: delivery.operationId,
-      seq: delivery.seq,
-      status: row.event_status as OperationStatus,
-      at: Number(row.event_at),
-      attempts: Number(row.event_attempts),
-      error: row.event_error === null ? null : (row.event_error as OperationError),
-    },
-    traceparent: row.traceparent === null ? null : String(row.traceparent),
-    tracestate: row.tracestate === null ? null : String(row.tracestate),
-  };
-}
-
-/** Deliveries with their attempts, from the two queries' rows. */
-export function withAttemptLogs(
-  deliveries: Row[],
-  attempts: Row[],
-): Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }> {
-  return deliveries.map((row) => ({
-    ...toWebhookDelivery(row),
-    attemptLog: attempts
-      .filter((a) => Number(a.seq) === Number(row.seq) && a.endpoint === row.endpoint)
-      .map((a) => ({
-        attempt: Number(a.attempt),
-        at: Number(a.at),
-        status: a.status === null ? null : Number(a.status),
-        error: a.error === null ? null : String(a.error),
-        latencyMs: Number(a.latency_ms),
-        responseSnippet: a.response_snippet === null ? null : String(a.response_snippet),
-      })),
-  }));
-}
+/** A leased delivery as the lease's RETURNING gives it. */
+export const toLeasedWebhookDelivery = (row: Row): LeasedWebhookDelivery =>
+  leasedDelivery(row, postgresValues);

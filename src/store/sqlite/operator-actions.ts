@@ -8,7 +8,8 @@
  * redrive's check and change are one step against leasing.
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
-import { type DialectValues, toSummary as sharedSummary, toAttemptRecord } from '../operator-rows.ts';
+import { sqliteValues } from '../dialect-values.ts';
+import { toSummary as sharedSummary, toAttemptRecord } from '../operator-rows.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
@@ -121,8 +122,4 @@ function listStatement(query: OperationQuery): { text: string; params: Record<st
   };
 }
 
-const sqliteValues: DialectValues = {
-  flag: (value) => Number(value) === 1,
-  json: <T>(value: unknown) => JSON.parse(String(value)) as T,
-};
 const toSummary = (row: Row): OperationSummary => sharedSummary(row, sqliteValues);

@@ -17,7 +17,16 @@ import { closeSync, openSync } from 'node:fs';
 import { DatabaseSync, type SQLInputValue, type StatementSync } from 'node:sqlite';
 import { type Clock, systemClock } from '../../clock.ts';
 import { StoredValueUnreadableError, StoreUnavailableError } from '../../errors.ts';
+import { sqliteValues } from '../dialect-values.ts';
 import { readMigrations } from '../migrations.ts';
+import {
+  capturedOperation,
+  toIdempotencyRecord as idempotencyRecordOf,
+  toLeasedOperation as leasedOperationOf,
+  toOperation as operationOf,
+  replayOrder,
+  toOperationEvent,
+} from '../operation-row.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
@@ -32,7 +41,6 @@ import type {
   LeaseRequest,
   NewOperation,
   Operation,
-  OperationError,
   OperationEvent,
   OperationQuery,
   OperationStatus,
@@ -155,35 +163,7 @@ export class SqliteStore implements OperationStore {
   capture(op: NewOperation): Promise<Operation> {
     return this.#write(() => {
       const now = this.#clock.now();
-      const adopted = op.lease !== undefined;
-      const row: Operation = {
-        id: op.id,
-        route: op.route,
-        request: op.request,
-        status: adopted ? 'Running' : 'NotStarted',
-        attempts: op.attempts,
-        nextAttemptAt: op.nextAttemptAt,
-        leaseOwner: op.lease?.owner ?? null,
-        leaseExpiresAt: op.lease?.expiresAt ?? null,
-        outcomeUnknown: op.outcomeUnknown,
-        result: null,
-        error: null,
-        deadLetteredAt: null,
-        priority: op.priority,
-        idempotencyKey: op.idempotencyKey,
-        tenant: op.tenant,
-        callbackUrl: op.callbackUrl ?? null,
-        traceparent: op.traceparent,
-        tracestate: op.tracestate,
-        failoverReason: op.failoverReason ?? null,
-        redrivenAt: null,
-        attemptsAtRedrive: 0,
-        discardedAt: null,
-        orderingKey: op.orderingKey ?? null,
-        keyBlocked: false,
-        createdAt: now,
-        updatedAt: now,
-      };
+      const row = capturedOperation(op, now);
       this.#touched.add(row.id);
       const request = this.#sealer.seal(row.request.headers, row.request.body, messageRow.request(row.id));
       this.#sql.insert.run({
@@ -399,14 +379,7 @@ export class SqliteStore implements OperationStore {
   async events(id: string, afterSeq: number): Promise<OperationEvent[]> {
     this.#assertOpen();
     const rows = this.#sql.events.all({ id, after: afterSeq }) as Row[];
-    return rows.map((row) => ({
-      operationId: String(row.operation_id),
-      seq: Number(row.seq),
-      status: row.status as OperationStatus,
-      at: Number(row.at),
-      attempts: Number(row.attempts),
-      error: row.error === null ? null : (JSON.parse(String(row.error)) as OperationError),
-    }));
+    return rows.map((row) => toOperationEvent(id, row, sqliteValues));
   }
 
   watch(listener: (operationId: string) => void): () => void {
@@ -942,79 +915,12 @@ function responseColumns(sealer: MessageSealer, key: string, response: StoredRes
   };
 }
 
-function toIdempotencyRecord(row: Row, sealer: MessageSealer): IdempotencyRecord {
-  const base = { fingerprint: String(row.fingerprint), expiresAt: Number(row.expires_at) };
-  switch (row.state) {
-    case 'completed':
-      return {
-        ...base,
-        state: 'completed',
-        response: {
-          status: Number(row.response_status),
-          ...sealer.open(
-            JSON.parse(String(row.response_headers)),
-            row.response_body as Uint8Array,
-            messageRow.idempotentAnswer(String(row.key)),
-          ),
-        },
-      };
-    case 'accepted':
-      return { ...base, state: 'accepted', operationId: String(row.operation_id) };
-    default:
-      return { ...base, state: 'in-progress', lockedUntil: Number(row.locked_until) };
-  }
-}
-
-function toOperation(row: Row, sealer: MessageSealer): Operation {
-  const id = String(row.id);
-  return {
-    id,
-    route: String(row.route),
-    request: {
-      method: String(row.method),
-      path: String(row.path),
-      query: String(row.query),
-      ...sealer.open(
-        JSON.parse(String(row.request_headers)),
-        row.request_body as Uint8Array,
-        messageRow.request(id),
-      ),
-    },
-    status: row.status as OperationStatus,
-    attempts: Number(row.attempts),
-    nextAttemptAt: Number(row.next_attempt_at),
-    leaseOwner: row.lease_owner === null ? null : String(row.lease_owner),
-    leaseExpiresAt: row.lease_expires_at === null ? null : Number(row.lease_expires_at),
-    outcomeUnknown: Number(row.outcome_unknown) === 1,
-    result:
-      row.result_status === null
-        ? null
-        : {
-            status: Number(row.result_status),
-            ...sealer.open(
-              JSON.parse(String(row.result_headers)),
-              row.result_body as Uint8Array,
-              messageRow.result(id),
-            ),
-          },
-    error: row.error === null ? null : (JSON.parse(String(row.error)) as OperationError),
-    deadLetteredAt: row.dead_lettered_at === null ? null : Number(row.dead_lettered_at),
-    priority: Number(row.priority),
-    idempotencyKey: row.idempotency_key === null ? null : String(row.idempotency_key),
-    tenant: row.tenant === null ? null : String(row.tenant),
-    callbackUrl: row.callback_url === null ? null : String(row.callback_url),
-    traceparent: row.traceparent === null ? null : String(row.traceparent),
-    tracestate: row.tracestate === null ? null : String(row.tracestate),
-    failoverReason: row.failover_reason === null ? null : String(row.failover_reason),
-    redrivenAt: row.redriven_at === null ? null : Number(row.redriven_at),
-    attemptsAtRedrive: Number(row.attempts_at_redrive),
-    discardedAt: row.discarded_at === null ? null : Number(row.discarded_at),
-    orderingKey: row.ordering_key === null ? null : String(row.ordering_key),
-    keyBlocked: Number(row.key_blocked) === 1,
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
+// This adapter's reading of the shared rows (operation-row.ts): SQLite's booleans and JSON text.
+const toOperation = (row: Row, sealer: MessageSealer): Operation => operationOf(row, sealer, sqliteValues);
+const toLeasedOperation = (row: Row, sealer: MessageSealer): LeasedOperation =>
+  leasedOperationOf(row, sealer, sqliteValues);
+const toIdempotencyRecord = (row: Row, sealer: MessageSealer): IdempotencyRecord =>
+  idempotencyRecordOf(row, String(row.key), sealer, sqliteValues);
 
 interface DueOperation {
   id: string;
@@ -1085,19 +991,6 @@ function dueInReplayOrder(
 
 /** Expired leases handed back per lease call at most; the rest go at the next. */
 const HAND_BACK_BATCH = 100;
-
-function toLeasedOperation(row: Row, sealer: MessageSealer): LeasedOperation {
-  return {
-    ...toOperation(row, sealer),
-    leaseOwner: String(row.lease_owner),
-    leaseExpiresAt: Number(row.lease_expires_at),
-    leaseToken: String(row.lease_token),
-  };
-}
-
-/** Priority, then due time: the order the lease takes them in. */
-const replayOrder = (a: Operation, b: Operation) =>
-  b.priority - a.priority || a.nextAttemptAt - b.nextAttemptAt || (a.id < b.id ? -1 : 1);
 
 function asStoreError(error: unknown): unknown {
   const code = (error as { errcode?: number }).errcode;

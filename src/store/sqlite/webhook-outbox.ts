@@ -14,11 +14,10 @@
  * lease to run out, so one delivery is never held by two processes at once.
  */
 import type { DatabaseSync, SQLInputValue } from 'node:sqlite';
+import { sqliteValues } from '../dialect-values.ts';
 import type {
   DisabledWebhookEndpoint,
   LeasedWebhookDelivery,
-  OperationError,
-  OperationStatus,
   WebhookAttempt,
   WebhookAttemptRecord,
   WebhookDelivery,
@@ -26,6 +25,12 @@ import type {
   WebhookLeaseRequest,
   WebhookResend,
 } from '../port.ts';
+import {
+  toWebhookDelivery as toDelivery,
+  toDisabledWebhookEndpoint as toDisabledEndpoint,
+  toLeasedWebhookDelivery,
+  withAttemptLogs,
+} from '../webhook-rows.ts';
 
 type Row = Record<string, SQLInputValue>;
 
@@ -103,7 +108,7 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       }) as Row[];
       return keys
         .map(({ lease_token, ...k }) => ({
-          ...toLeased(sql.leased.get(k as Record<string, SQLInputValue>) as Row),
+          ...toLeasedWebhookDelivery(sql.leased.get(k as Record<string, SQLInputValue>) as Row, sqliteValues),
           leaseToken: String(lease_token),
         }))
         .sort((a, b) => a.createdAt - b.createdAt);
@@ -148,19 +153,7 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
 
     deliveries(operationId: string): Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }> {
       const attempts = sql.attempts.all({ operation_id: operationId }) as Row[];
-      return (sql.deliveries.all({ operation_id: operationId }) as Row[]).map((row) => ({
-        ...toDelivery(row),
-        attemptLog: attempts
-          .filter((a) => a.seq === row.seq && a.endpoint === row.endpoint)
-          .map((a) => ({
-            attempt: Number(a.attempt),
-            at: Number(a.at),
-            status: a.status === null ? null : Number(a.status),
-            error: a.error === null ? null : String(a.error),
-            latencyMs: Number(a.latency_ms),
-            responseSnippet: a.response_snippet === null ? null : String(a.response_snippet),
-          })),
-      }));
+      return withAttemptLogs(sql.deliveries.all({ operation_id: operationId }) as Row[], attempts);
     },
 
     nextDue(endpoints: readonly string[]): number | undefined {
@@ -187,46 +180,5 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       const row = sql.resend.get({ ...params, now }) as Row;
       return { outcome: 'resent', previousState: state, delivery: toDelivery(row) };
     },
-  };
-}
-
-function toDisabledEndpoint(row: Row): DisabledWebhookEndpoint {
-  return {
-    endpoint: String(row.endpoint),
-    url: String(row.url),
-    disabledAt: Number(row.disabled_at),
-    reason: String(row.reason),
-  };
-}
-
-function toDelivery(row: Row): WebhookDelivery {
-  return {
-    operationId: String(row.operation_id),
-    seq: Number(row.seq),
-    endpoint: String(row.endpoint),
-    url: String(row.url),
-    state: row.state as WebhookDelivery['state'],
-    attempts: Number(row.attempts),
-    nextAttemptAt: Number(row.next_attempt_at),
-    lastError: row.last_error === null ? null : String(row.last_error),
-    createdAt: Number(row.created_at),
-    updatedAt: Number(row.updated_at),
-  };
-}
-
-function toLeased(row: Row): Omit<LeasedWebhookDelivery, 'leaseToken'> {
-  const delivery = toDelivery(row);
-  return {
-    ...delivery,
-    event: {
-      operationId: delivery.operationId,
-      seq: delivery.seq,
-      status: row.event_status as OperationStatus,
-      at: Number(row.event_at),
-      attempts: Number(row.event_attempts),
-      error: row.event_error === null ? null : (JSON.parse(String(row.event_error)) as OperationError),
-    },
-    traceparent: row.traceparent === null ? null : String(row.traceparent),
-    tracestate: row.tracestate === null ? null : String(row.tracestate),
   };
 }

@@ -41,7 +41,10 @@ describe('StreamedAnswer (HttpUpstream over dispatch)', () => {
   });
 
   const get = (path: string) =>
-    upstream.send({ method: 'GET', path, query: '', headers: [], body: new Uint8Array(0) }, new AbortController().signal);
+    upstream.send(
+      { method: 'GET', path, query: '', headers: [], body: new Uint8Array(0) },
+      new AbortController().signal,
+    );
 
   it('sendTo writes a body larger than what is held into a slow writer, whole and in order', async () => {
     const answer = await get('/big');

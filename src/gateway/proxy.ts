@@ -58,7 +58,7 @@ export async function proxy(
   options: ProxyOptions,
   inFlight: Admission,
 ): Promise<void> {
-  const { engine, clock, routes, publicUrl, maxBodyBytes } = options;
+  const { engine, clock, routes, publicUrl } = options;
   const method = req.method ?? 'GET';
   const route = routes.find((r) => r.matches(method, target.path))!;
   // The incoming request's span (SERVER), a child of the client's traceparent when it sent one.
@@ -77,22 +77,21 @@ export async function proxy(
   );
   // A route that can answer 202 applies preferences, so caches must key on Prefer (RFC 7240 §2).
   // Spillway's own answers on this route also carry CORS for allowed origins (src/gateway/cors.ts).
-  const cors = corsHeaders(req.headers.origin, options.corsOrigins);
-  const ownHeaders: Record<string, string> = {
-    ...cors,
-    ...(route.failover ? { vary: cors.vary ? 'Prefer, Origin' : 'Prefer' } : {}),
-  };
+  // Without an Origin (most requests) the same two shared, frozen sets: nothing is built per request.
+  const cors =
+    req.headers.origin === undefined ? undefined : corsHeaders(req.headers.origin, options.corsOrigins);
+  const ownHeaders: Record<string, string> =
+    cors === undefined
+      ? route.failover
+        ? VARY_PREFER
+        : NO_HEADERS
+      : { ...cors, ...(route.failover ? { vary: cors.vary ? 'Prefer, Origin' : 'Prefer' } : {}) };
 
-  const limits = {
-    maxBytes: maxBodyBytes,
-    maxBytesOption: 'maxBodyBytes',
-    idleMs: options.bodyTimeoutMs,
-    clock,
-  };
   // A request without a body (most reads) skips the read and its await.
-  const read = hasBody(req) ? await readRequestBody(req, res, limits) : EMPTY_BODY;
+  const limits = hasBody(req) ? bodyLimits(options) : undefined;
+  const read = limits ? await readRequestBody(req, res, limits) : EMPTY_BODY;
   if (read.kind !== 'read') {
-    refuseBody(req, res, read.kind, limits, ownHeaders);
+    refuseBody(req, res, read.kind, limits!, ownHeaders);
     return;
   }
   // Counted only from here: a client still uploading holds no place (src/gateway/public-server.ts).
@@ -254,6 +253,14 @@ export async function proxy(
   }
 }
 
+const NO_HEADERS: Record<string, string> = Object.freeze({});
+const VARY_PREFER: Record<string, string> = Object.freeze({ vary: 'Prefer' });
+const bodyLimits = (options: ProxyOptions) => ({
+  maxBytes: options.maxBodyBytes,
+  maxBytesOption: 'maxBodyBytes',
+  idleMs: options.bodyTimeoutMs,
+  clock: options.clock,
+});
 const EMPTY_BODY: BodyOutcome = { kind: 'read', body: new Uint8Array(0) };
 const PASS: { kind: 'go'; claim?: HeldClaim } = { kind: 'go' };
 

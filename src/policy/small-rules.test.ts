@@ -62,4 +62,41 @@ describe('compileMatcher', () => {
     assert.equal(any('GET', '/orderz'), false);
     assert.equal(compileMatcher('*', '/*')('GET', '/'), true);
   });
+
+  it('agrees with matching segment by segment on every pattern and path built from a small alphabet', () => {
+    // The matcher is a compiled regular expression; this is the rule it must keep, written plainly.
+    const bySegments = (pattern: string, path: string) => {
+      const segments = pattern.split('/').slice(1);
+      const tail = segments.at(-1) === '*';
+      const fixed = tail ? segments.slice(0, -1) : segments;
+      const parts = path.split('/').slice(1);
+      if (tail ? parts.length < fixed.length : parts.length !== fixed.length) return false;
+      return fixed.every((segment, i) => segment.startsWith(':') || segment === parts[i]);
+    };
+    const pieces = ['', 'a', 'a.b', ':id', '*', '(x)', 'a+'];
+    const patterns: string[] = [];
+    for (const x of pieces) for (const y of pieces) patterns.push(`/${x}`, `/${x}/${y}`);
+    const paths = [
+      '/',
+      '//',
+      '/a',
+      '/a/',
+      '/a.b',
+      '/axb',
+      '/a/a',
+      '/a/a/a',
+      '/(x)',
+      '/aa',
+      '/a+',
+      '/*',
+      '/a/*',
+      '/a%2Fb',
+    ];
+    for (const pattern of patterns) {
+      const matches = compileMatcher('GET', pattern);
+      for (const path of paths) {
+        assert.equal(matches('GET', path), bySegments(pattern, path), `${pattern} against ${path}`);
+      }
+    }
+  });
 });

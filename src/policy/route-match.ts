@@ -13,11 +13,11 @@ export function compileMatcher(method: string, pattern: string): PathMatcher {
   // One regular expression per route, compiled once: the proxy matches every request against the
   // routes, and splitting the path per route per request showed in the sync path's profile.
   const source = fixed
-    .map((segment) => (segment.startsWith(':') ? '/[^/]*' : `/${escape(segment)}`))
+    .map((segment) => (segment.startsWith(':') ? '/[^/]*' : `/${escapeRegExp(segment)}`))
     .join('');
   const path = new RegExp(`^${source}${tail ? '(?:/.*)?' : ''}$`, 's');
   return (requestMethod, requestPath) =>
     (wanted === '*' || requestMethod === wanted) && path.test(requestPath);
 }
 
-const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+const escapeRegExp = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');

@@ -18,7 +18,6 @@ import { HealthMonitor } from '../../src/policy/health/health-monitor.ts';
 import type {
   EventLog,
   IdempotencyKeys,
-  NewOperation,
   OperationQueue,
   OperationStore,
   OperatorViews,
@@ -33,6 +32,7 @@ import { Retention } from '../../src/workers/retention.ts';
 import { tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
+import { newOperation } from './store-fixture.ts';
 
 // Each port's verbs, checked by the compiler to be all of them and nothing more.
 const queue = {
@@ -115,20 +115,8 @@ const config = (upstream: string) =>
     routeDefaults: { budgetMs: 50, attemptTimeoutMs: 5_000, backoff: { initialMs: 10, maxMs: 20 } },
   });
 
-const newOperation = (id: string, overrides: Partial<NewOperation> = {}): NewOperation => ({
-  id,
-  route: 'default',
-  request: { method: 'PUT', path: '/x', query: '', headers: [], body: Buffer.from('hi') },
-  priority: 0,
-  idempotencyKey: null,
-  tenant: null,
-  traceparent: null,
-  tracestate: null,
-  attempts: 0,
-  nextAttemptAt: 0,
-  outcomeUnknown: false,
-  ...overrides,
-});
+/** An operation due now, named `id`. */
+const due = (id: string) => newOperation(new ManualClock(Date.now()), { id });
 
 describe('the store port, in parts', () => {
   it('adds up to the whole OperationStore, each verb in exactly one part', async () => {
@@ -229,7 +217,7 @@ describe('the store port, in parts', () => {
       maxResultBytes: 1_000_000,
     });
     try {
-      await store.capture(newOperation('op_replayed'));
+      await store.capture(due('op_replayed'));
       assert.equal(await worker.runOnce(), 1);
       await worker.idle();
       assert.equal((await store.get('op_replayed'))?.status, 'Succeeded');
@@ -256,7 +244,7 @@ describe('the store port, in parts', () => {
       (error) => errors.push(error),
     );
     try {
-      await store.capture(newOperation('op_old'));
+      await store.capture(newOperation(clock, { id: 'op_old' }));
       await store.cancel('op_old');
       clock.advance(61_000);
       assert.equal(await retention.runOnce(), 1);
@@ -272,7 +260,7 @@ describe('the store port, in parts', () => {
     const hub = new EventHub(only<EventLog>(store, eventLog));
     try {
       const heard = new Promise<void>((resolve) => hub.follow('op_watched', resolve, () => {}));
-      await store.capture(newOperation('op_watched'));
+      await store.capture(due('op_watched'));
       await heard;
     } finally {
       hub.close();

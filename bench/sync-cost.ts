@@ -6,7 +6,7 @@
  * figure is requests per CPU-second of each proxy's own process, and the
  * ratio Spillway/undici within this run.
  *
- *   node bench/sync-cost.ts [--seconds N] [--rounds N] [--connections N] [--cpu-prof DIR]
+ *   npm run bench:sync [-- --seconds N] [--rounds N] [--connections N] [--cpu-prof DIR]
  *
  * `--cpu-prof DIR` starts the gateway with `--cpu-prof` (a .cpuprofile in DIR
  * when it stops, the undici proxy's in DIR/undici), to see where the time goes.

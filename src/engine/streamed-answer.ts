@@ -13,7 +13,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable, type Writable } from 'node:stream';
 import type { Dispatcher } from 'undici';
-import type { UpstreamResponse } from './upstream.ts';
+import type { UpstreamResponse } from './upstream-response.ts';
 
 /** Held before a reader comes, past which the upstream connection is paused. */
 const HOLD_BYTES = 64 * 1024;

@@ -6,11 +6,11 @@
  * upstream — the fact retry safety rests on.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import type { Readable, Writable } from 'node:stream';
 import { type Dispatcher, Pool } from 'undici';
 import type { HeaderList } from '../store/port.ts';
 import { flatHeaders } from './http-fields.ts';
 import { StreamedAnswer } from './streamed-answer.ts';
+import type { UpstreamResponse } from './upstream-response.ts';
 
 export interface ForwardRequest {
   method: string;
@@ -22,26 +22,7 @@ export interface ForwardRequest {
   attempt?: number;
 }
 
-/** The upstream's answer at its headers; the body streams. */
-export interface UpstreamResponse {
-  statusCode: number;
-  headers: IncomingHttpHeaders;
-  body: Readable;
-  /**
-   * Optional, cheaper than `body.pipe(out)` where offered: writes the body into
-   * `out` and ends it, destroys `out` if the upstream fails mid-body, abandons
-   * the call if `out` closes first. Either this or `body`, not both.
-   */
-  sendTo?(out: Writable): void;
-  /** Optional: calls `fn` once the body has ended, failed or been abandoned, whichever way it is read. */
-  onClose?(fn: () => void): void;
-}
-
-/** Calls `fn` once the answer's body is over (ended, failed or abandoned). */
-export function whenBodyCloses(response: UpstreamResponse, fn: () => void): void {
-  if (response.onClose) response.onClose(fn);
-  else response.body.once('close', fn);
-}
+export { type UpstreamResponse, whenBodyCloses } from './upstream-response.ts';
 
 export interface Upstream {
   /**

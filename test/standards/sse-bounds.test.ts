@@ -23,7 +23,10 @@ describe('SSE bounds', () => {
     const events = `${gw.publicUrl}/_spillway/operations/${id}/events`;
 
     const controllers = [new AbortController(), new AbortController(), new AbortController()];
-    const streams = await Promise.all(controllers.map((c) => fetch(events, { signal: c.signal })));
+    // One after another: a stream counts against maxInFlight until it starts (its headers are sent after the
+    // store read that checks the operation), so three opened at once against maxInFlight 2 may see a 503.
+    const streams: Response[] = [];
+    for (const c of controllers) streams.push(await fetch(events, { signal: c.signal }));
     assert.deepEqual(
       streams.map((s) => s.status),
       [200, 200, 200],

@@ -14,6 +14,20 @@ export function webhookOutboxConformance(name: string, factory: StoreFactory): v
   describe(`WebhookOutbox conformance: ${name}`, () => {
     const fx = storeFixture(factory);
 
+    /** An operation with a callback, finished 200: its delivery is waiting in the outbox. */
+    async function finishedWithCallback() {
+      const op = await fx.store.capture(
+        newOperation(fx.clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
+      );
+      const leased = await lease(fx.store);
+      await fx.store.complete(op.id, tokenOf(leased, op.id), {
+        status: 200,
+        headers: [],
+        body: new Uint8Array(),
+      });
+      return op;
+    }
+
     it('webhooks: a terminal change creates one delivery per endpoint in its own commit, filtered by events', async () => {
       const hooks = `https://hooks.example/${randomUUID()}`;
       const subscriptions = [
@@ -151,15 +165,7 @@ export function webhookOutboxConformance(name: string, factory: StoreFactory): v
     });
 
     it('webhooks: an expired lease counts the lost attempt; a released one is due at once, uncounted', async () => {
-      const op = await fx.store.capture(
-        newOperation(fx.clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
-      );
-      const leased = await lease(fx.store);
-      await fx.store.complete(op.id, tokenOf(leased, op.id), {
-        status: 200,
-        headers: [],
-        body: new Uint8Array(),
-      });
+      const op = await finishedWithCallback();
       const leaseHooks = (owner: string) =>
         fx.store.leaseWebhookDeliveries({ owner, limit: 10, leaseMs: 1_000, endpoints: ['callback'] });
       const [dead] = await leaseHooks('dead');
@@ -258,15 +264,7 @@ export function webhookOutboxConformance(name: string, factory: StoreFactory): v
     });
 
     it('webhooks: purging an operation removes its deliveries and their attempts', async () => {
-      const op = await fx.store.capture(
-        newOperation(fx.clock, { callbackUrl: `https://h.example/${randomUUID()}` }),
-      );
-      const leased = await lease(fx.store);
-      await fx.store.complete(op.id, tokenOf(leased, op.id), {
-        status: 200,
-        headers: [],
-        body: new Uint8Array(),
-      });
+      const op = await finishedWithCallback();
       const [d] = await fx.store.leaseWebhookDeliveries({
         owner: 'w1',
         limit: 1,

@@ -6,10 +6,11 @@
  * figure is requests per CPU-second of each proxy's own process, and the
  * ratio Spillway/undici within this run.
  *
- *   npm run bench:sync [-- --seconds N] [--rounds N] [--connections N] [--cpu-prof DIR]
+ *   npm run bench:sync [-- --seconds N] [--rounds N] [--connections N] [--method GET|POST] [--cpu-prof DIR]
  *
  * `--cpu-prof DIR` starts the gateway with `--cpu-prof` (a .cpuprofile in DIR
- * when it stops, the undici proxy's in DIR/undici), to see where the time goes.
+ * when it stops, the undici proxy's in DIR/undici), to see where the time goes;
+ * with `--method`, the profile holds that method's requests only.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -25,9 +26,13 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3' },
     rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
+    method: { type: 'string', multiple: true, default: ['GET', 'POST'] },
     'cpu-prof': { type: 'string' },
   },
 });
+const methods = values.method.map((m) => m.toUpperCase());
+const unknownMethod = methods.find((m) => m !== 'GET' && m !== 'POST');
+if (unknownMethod) throw new Error(`--method ${unknownMethod}: GET or POST`);
 const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const connections = Number(values.connections);
@@ -68,7 +73,7 @@ try {
       .map((n) => n.toFixed(2))
       .join(' ')}`,
   );
-  for (const method of ['GET', 'POST'] as const) {
+  for (const method of methods as ('GET' | 'POST')[]) {
     const perCpu = new Map<string, { loads: LoadResult[]; cpu: number }>();
     for (let round = 0; round < rounds; round++) {
       for (const { system, server } of proxies) {

@@ -14,7 +14,6 @@
  * Contexts are passed explicitly rather than through the active context, so
  * the story holds without a context manager and across the store.
  */
-import { randomBytes } from 'node:crypto';
 import {
   type Attributes,
   type Context,
@@ -31,6 +30,7 @@ import {
 import type { Decision } from '../policy/attempt-decision.ts';
 import type { HeaderList } from '../store/port.ts';
 import { attemptResultOf } from './attempt-events.ts';
+import { randomText } from './random-text.ts';
 
 export { SpanKind };
 
@@ -68,7 +68,7 @@ export function remoteContext(traceparent: string | null | undefined, tracestate
 
 /** A new trace's traceparent, not sampled: Spillway starts one for a capture when there is none. */
 export function newTraceparent(): string {
-  return `00-${randomBytes(16).toString('hex')}-${randomBytes(8).toString('hex')}-00`;
+  return `00-${randomText(16, 'hex')}-${randomText(8, 'hex')}-00`;
 }
 
 /** What to propagate for a span: its own context when valid, else none. */

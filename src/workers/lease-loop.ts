@@ -111,7 +111,10 @@ export class LeaseLoop<Job> {
       // The store is unavailable: say so, and try again at the next poll.
       this.#options.onError(error);
     }
-    if (this.#running && !this.#timer) this.#schedule(delay);
+    // A wake-up asked for meanwhile (a job finished, a capture falls due) stands if it is sooner;
+    // a later one must not push this look back (a capture's due time after an open period
+    // would hold a route's probes until then).
+    this.wakeIn(delay);
   }
 
   async #leaseAndStart(): Promise<number> {

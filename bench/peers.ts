@@ -48,6 +48,7 @@ import {
   measureSync,
   type Timing,
   unexpectedAnswers,
+  warmUpSync,
 } from './scenarios.ts';
 import { postgresBenchStore, processCpuSeconds, sqliteBenchStore } from './store-check.ts';
 
@@ -58,6 +59,8 @@ export interface PeerSettings {
   postgres?: string;
   /** Measured runs of each proxy and request in the sync scenario, taken in turn; their sum is reported. */
   rounds: number;
+  /** Seconds of each request through each proxy before the sync scenario measures any (warmUpSync). */
+  syncWarmUpSeconds: number;
   /** Requests captured during the outage of the drain scenario. */
   drainBacklog: number;
   /** How long the upstream stays down in the drain scenario, from the first capture. */
@@ -222,6 +225,14 @@ export async function benchPeers(
     // turn, `rounds` times: a change in the machine's load then shows in every proxy's figures.
     const servers = [];
     for (const proxy of proxies) servers.push({ ...proxy, server: await proxy.start() });
+    progress(`warming up every proxy with GET and POST, ${settings.syncWarmUpSeconds} s each`);
+    problems.push(
+      ...(await warmUpSync(
+        servers.map(({ server }) => url(server.info.port)),
+        connections,
+        settings.syncWarmUpSeconds,
+      )),
+    );
     for (const method of ['GET', 'POST'] as const) {
       const rounds = new Map(servers.map(({ system }) => [system, [] as Round[]]));
       for (let round = 0; round < settings.rounds; round++) {
@@ -236,7 +247,7 @@ export async function benchPeers(
               await measured(server, isGateway, () =>
                 measureSync(
                   loadSpec(url(server.info.port), method, connections),
-                  round === 0 ? timing : { ...timing, warmUpSeconds: 0 },
+                  { ...timing, warmUpSeconds: 0 },
                   beforeMeasured(server, isGateway),
                 ),
               ),

@@ -65,8 +65,10 @@ import {
   measureCaptures,
   measureSync,
   postBody,
+  SYNC_WARM_UP_SECONDS,
   type Timing,
   unexpectedAnswers,
+  warmUpSync,
 } from './scenarios.ts';
 import {
   type BenchStore,
@@ -247,6 +249,7 @@ async function peersRun() {
     timing,
     ...(unreachable ? {} : { postgres: values.postgres }),
     rounds,
+    syncWarmUpSeconds: values.quick ? 1 : SYNC_WARM_UP_SECONDS,
     drainBacklog,
     outageSeconds,
     dir,
@@ -297,6 +300,10 @@ async function benchSync(): Promise<SyncComparison[]> {
     gatewayEnv,
   );
   const results: SyncComparison[] = [];
+  progress('warming up the gateway with GET and POST');
+  problems.push(
+    ...(await warmUpSync([url(gateway.info.port)], connections, values.quick ? 1 : SYNC_WARM_UP_SECONDS)),
+  );
   for (const method of ['GET', 'POST'] as const) {
     progress(`${method} direct to the upstream`);
     const direct = await measureSync(loadSpec(upstreamUrl, method, connections), timing);

@@ -18,7 +18,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { childGroup } from './children.ts';
 import { combineRuns, type LoadResult } from './load.ts';
-import { loadSpec, measureSync, unexpectedAnswers } from './scenarios.ts';
+import { loadSpec, measureSync, SYNC_WARM_UP_SECONDS, unexpectedAnswers, warmUpSync } from './scenarios.ts';
 import { processCpuSeconds } from './store-check.ts';
 
 const { values } = parseArgs({
@@ -73,6 +73,13 @@ try {
       .map((n) => n.toFixed(2))
       .join(' ')}`,
   );
+  problems.push(
+    ...(await warmUpSync(
+      proxies.map(({ server }) => url(server.info.port)),
+      connections,
+      SYNC_WARM_UP_SECONDS,
+    )),
+  );
   for (const method of methods as ('GET' | 'POST')[]) {
     const perCpu = new Map<string, { loads: LoadResult[]; cpu: number }>();
     for (let round = 0; round < rounds; round++) {
@@ -80,7 +87,7 @@ try {
         let before = 0;
         const load = await measureSync(
           loadSpec(url(server.info.port), method, connections),
-          { warmUpSeconds: round === 0 ? 1 : 0, seconds },
+          { warmUpSeconds: 0, seconds },
           async () => {
             before = processCpuSeconds(server.pid) ?? 0;
           },

@@ -1309,7 +1309,11 @@ export const COUNTS =
 // - `groups` walks the (priority, route) groups of free operations, highest priority first, one
 //   seek of the due index (migration 008) per group: the greatest (priority, route) below the last.
 // - `candidates` reads each leasable group's due operations as a range of that index, in due order,
-//   at most $4 per group, skipping rows another lease call holds: never the whole backlog.
+//   at most $4 per group, skipping rows another lease call holds: never the whole backlog. Equalities
+//   on priority and route, not a row-value range: PostgreSQL (before 18) ends a B-tree scan on a
+//   row comparison's first column only, so `(priority, route, next_attempt_at) <= (…)` read on
+//   through every later group of the same priority, a walk of the backlog behind a route with
+//   nothing due (docs/benchmarks.md).
 // - the UPDATE claims the first $4 of them in replay order (priority, then due time): a sort of at most
 //   $4 rows per group. Each lease gets its own token, and lasts as long as its route asks ($7, by route
 //   name; else $3).
@@ -1327,10 +1331,8 @@ export const LEASE = `WITH RECURSIVE lost AS (
   ), candidates AS (
     SELECT c.id, g.priority, c.next_attempt_at FROM groups AS g CROSS JOIN LATERAL (
       SELECT id, next_attempt_at FROM operations
-      WHERE status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND NOT key_blocked
-        AND (priority, route) >= (g.priority, g.route)
-        AND (priority, route, next_attempt_at) <= (g.priority, g.route, $2::bigint)
-      ORDER BY priority, route, next_attempt_at LIMIT $4
+      WHERE ${FREE} AND priority = g.priority AND route = g.route AND next_attempt_at <= $2::bigint
+      ORDER BY next_attempt_at LIMIT $4
       FOR UPDATE SKIP LOCKED) AS c
     WHERE g.route <> ALL ($6::text[]) AND ($9::text[] IS NULL OR g.route = ANY ($9::text[]))
       AND CASE WHEN left(g.route, 3) = 'fn:' THEN g.route = ANY ($10::text[]) ELSE $11::boolean END

@@ -33,7 +33,7 @@ import { SqliteStore } from '../src/store/sqlite/sqlite-store.ts';
 export const BACKLOGS = [2_000, 200_000] as const;
 const REPLAYS = 1_000;
 /** Runs of each size; the median is reported. */
-const ROUNDS = 3;
+const ROUNDS = 5;
 const LEASERS = 4;
 const BATCH = 8;
 const CAPTURERS = 2;
@@ -68,15 +68,21 @@ interface Setup {
   label: string;
   /** A fresh store holding `backlog` due operations. */
   open(backlog: number): Promise<OperationStore>;
+  /**
+   * Removes the stores opened so far (each is closed by then). Called after
+   * every round: a round's store left on disk kept the page cache and the
+   * disk busy for the next round, whose rates then fell round after round.
+   */
   cleanUp(): Promise<void>;
 }
 
 function sqliteSetup(): Setup {
-  const dir = mkdtempSync(join(tmpdir(), 'spillway-backlog-'));
+  let dir: string | undefined;
   let n = 0;
   return {
     label: 'SQLite',
     open: async (backlog) => {
+      dir ??= mkdtempSync(join(tmpdir(), 'spillway-backlog-'));
       const path = join(dir, `backlog-${n++}.db`);
       await new SqliteStore({ path }).close(); // migrates
       const db = new DatabaseSync(path);
@@ -86,7 +92,10 @@ function sqliteSetup(): Setup {
       db.close();
       return new SqliteStore({ path });
     },
-    cleanUp: async () => rmSync(dir, { recursive: true, force: true }),
+    cleanUp: async () => {
+      if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+      dir = undefined;
+    },
   };
 }
 
@@ -115,7 +124,7 @@ function postgresSetup(url: string): Setup {
       return PostgresStore.open({ url: at.toString() });
     },
     cleanUp: async () => {
-      for (const schema of schemas) await admin(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      for (const schema of schemas.splice(0)) await admin(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
     },
   };
 }
@@ -192,6 +201,7 @@ export async function benchBacklog(
             measured.get(backlog)!.push(await measure(store, setup.label, backlog));
           } finally {
             await store.close();
+            await setup.cleanUp();
           }
         }
       }

@@ -10,8 +10,6 @@ declare module 'autocannon' {
     duration?: number;
     /** Total requests; every one is answered before the run ends. */
     amount?: number;
-    /** Requests per second over all connections: an open-loop pace instead of as fast as answered. */
-    overallRate?: number;
     /** Seconds before a request counts as timed out. */
     timeout?: number;
   }

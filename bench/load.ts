@@ -15,8 +15,6 @@ export interface LoadSpec {
   headers?: Record<string, string>;
   body?: string;
   connections: number;
-  /** Requests per second over all connections (autocannon's overallRate); absent: as fast as answered. */
-  rate?: number;
 }
 
 /**
@@ -60,7 +58,6 @@ export async function runLoads(specs: LoadSpec[], limit: LoadLimit): Promise<Loa
       timeout: 10,
       ...(spec.headers ? { headers: spec.headers } : {}),
       ...(spec.body === undefined ? {} : { body: spec.body }),
-      ...(spec.rate === undefined ? {} : { overallRate: spec.rate }),
       ...share,
     });
     instance.on('response', (_client, statusCode, _bytes, latencyMs) => {

@@ -38,6 +38,9 @@ export function loadSpec(baseUrl: string, method: keyof typeof requests, connect
   return { url: baseUrl + path, connections, ...request };
 }
 
+/** How long each proxy answers each method in warmUpSync (1 s with --quick). */
+export const SYNC_WARM_UP_SECONDS = 8;
+
 /**
  * Every sync request, through every proxy, before any is measured. V8 compiles
  * a gateway's paths over its first thousands of requests; a warm-up of only
@@ -46,8 +49,6 @@ export function loadSpec(baseUrl: string, method: keyof typeof requests, connect
  * 15-25% dearer per request, whichever it was). Answers other than 200 are
  * returned as problems.
  */
-export const SYNC_WARM_UP_SECONDS = 8;
-
 export async function warmUpSync(
   baseUrls: string[],
   connections: number,

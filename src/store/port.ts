@@ -52,7 +52,7 @@ export interface OperationError {
 }
 
 export interface Operation {
-  /** Unguessable: 144 bits of randomness. */
+  /** Unguessable (96 random bits after its creation time): src/engine/operation-id.ts. */
   id: string;
   /** The name of the route whose policy governs it. */
   route: string;

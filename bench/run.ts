@@ -102,6 +102,8 @@ const timing: Timing = {
   seconds: values.seconds ? positive('seconds', values.seconds) : values.quick ? 1 : values.peers ? 3 : 5,
 };
 const connections = positive('connections', values.connections);
+/** Each method through each proxy before the sync scenario measures (warmUpSync). */
+const syncWarmUpSeconds = values.quick ? 1 : SYNC_WARM_UP_SECONDS;
 const drainBacklog = values['drain-backlog']
   ? positive('drain-backlog', values['drain-backlog'])
   : values.quick
@@ -249,7 +251,7 @@ async function peersRun() {
     timing,
     ...(unreachable ? {} : { postgres: values.postgres }),
     rounds,
-    syncWarmUpSeconds: values.quick ? 1 : SYNC_WARM_UP_SECONDS,
+    syncWarmUpSeconds,
     drainBacklog,
     outageSeconds,
     dir,
@@ -301,9 +303,7 @@ async function benchSync(): Promise<SyncComparison[]> {
   );
   const results: SyncComparison[] = [];
   progress('warming up the gateway with GET and POST');
-  problems.push(
-    ...(await warmUpSync([url(gateway.info.port)], connections, values.quick ? 1 : SYNC_WARM_UP_SECONDS)),
-  );
+  problems.push(...(await warmUpSync([url(gateway.info.port)], connections, syncWarmUpSeconds)));
   for (const method of ['GET', 'POST'] as const) {
     progress(`${method} direct to the upstream`);
     const direct = await measureSync(loadSpec(upstreamUrl, method, connections), timing);

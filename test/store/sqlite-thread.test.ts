@@ -9,6 +9,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { setImmediate as nextTurn } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import { StoredValueUnreadableError, StoreUnavailableError } from '../../src/errors.ts';
 import type { OperationStore } from '../../src/store/port.ts';
 import { newStoreKey, StoreKeyring } from '../../src/store/sealed-values.ts';
@@ -162,6 +163,71 @@ describe('sqlite store thread', () => {
     } finally {
       await plain.close();
     }
+  });
+
+  it('sends a body as its own bytes, not with the shared pool it was cut from', async () => {
+    // Buffer.concat of a small body is a slice of Node's 64 KiB allocation pool; posted as it is,
+    // every message to the store thread would copy the whole pool, on both sides.
+    const pooled = (text: string) => Buffer.concat([Buffer.from(text)], text.length);
+    assert.ok(pooled('body').buffer.byteLength > 4, 'this Node no longer pools small buffers');
+    const posted: unknown[] = [];
+    const post = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function (this: Worker, message: unknown, transfer?: readonly never[]) {
+      posted.push(message);
+      return post.call(this, message, transfer);
+    };
+    const clock = new ManualClock();
+    const store = await ThreadedSqliteStore.open({ path: freshPath(), clock });
+    try {
+      const request = { ...newOperation(clock).request, body: pooled('{"amount":1}') };
+      const captured = await store.capture(
+        newOperation(clock, {
+          request,
+          lease: { owner: 'w1', token: 't1', expiresAt: clock.now() + 60_000 },
+        }),
+      );
+      const response = { status: 200, headers: [], body: pooled('{"ok":true}') };
+      await store.complete(captured.id, 't1', response);
+      const claim = {
+        key: 'k1',
+        token: 'c1',
+        fingerprint: 'f',
+        lockedUntil: clock.now() + 1_000,
+        expiresAt: clock.now() + 60_000,
+      };
+      await store.claimIdempotencyKey(claim);
+      await store.completeIdempotencyKey('k1', 'c1', response);
+      const copy = {
+        resource: 'r',
+        variant: 'v',
+        route: 'default',
+        vary: [],
+        response,
+        storedAt: clock.now(),
+        initialAge: 0,
+        expiresAt: clock.now() + 60_000,
+        lastUsedAt: clock.now(),
+      };
+      await store.keepStaleCopy(copy, { maxEntries: 10, maxBytes: 1_000_000 });
+    } finally {
+      Worker.prototype.postMessage = post;
+      await store.close();
+    }
+    const sent = new Map<string, number>();
+    const visit = (value: unknown, verb: string): void => {
+      if (value instanceof Uint8Array) sent.set(verb, Math.max(sent.get(verb) ?? 0, value.buffer.byteLength));
+      else if (value !== null && typeof value === 'object')
+        for (const inner of Object.values(value)) visit(inner, verb);
+    };
+    for (const message of posted)
+      if (Array.isArray(message))
+        for (const call of message as Array<{ verb: string; args: unknown[] }>) visit(call.args, call.verb);
+    assert.deepEqual(Object.fromEntries(sent), {
+      capture: 12,
+      complete: 11,
+      completeIdempotencyKey: 11,
+      keepStaleCopy: 11,
+    });
   });
 
   it('reports what fails outside a verb to onError, and tells watchers of each commit', async () => {

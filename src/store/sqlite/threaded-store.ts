@@ -141,7 +141,10 @@ export class ThreadedSqliteStore implements OperationStore {
   }
 
   capture(operation: NewOperation): Promise<Operation> {
-    return this.#call('capture', [operation], { request: operation.request });
+    const { request } = operation;
+    return this.#call('capture', [{ ...operation, request: { ...request, body: ownBytes(request.body) } }], {
+      request,
+    });
   }
 
   lease(request: LeaseRequest): Promise<LeasedOperation[]> {
@@ -154,7 +157,7 @@ export class ThreadedSqliteStore implements OperationStore {
     result: StoredResponse,
     attempt?: AttemptRecordInput,
   ): Promise<boolean> {
-    return this.#call('complete', [id, token, result, attempt]);
+    return this.#call('complete', [id, token, withOwnBody(result), attempt]);
   }
 
   retry(id: string, token: string, record: RetryRecord, attempt?: AttemptRecordInput): Promise<boolean> {
@@ -199,7 +202,7 @@ export class ThreadedSqliteStore implements OperationStore {
   }
 
   completeIdempotencyKey(key: string, token: string, response: StoredResponse): Promise<void> {
-    return this.#call('completeIdempotencyKey', [key, token, response]);
+    return this.#call('completeIdempotencyKey', [key, token, withOwnBody(response)]);
   }
 
   releaseIdempotencyKey(key: string, token: string): Promise<void> {
@@ -327,7 +330,7 @@ export class ThreadedSqliteStore implements OperationStore {
   }
 
   keepStaleCopy(copy: StaleCopy, bounds: StaleCopyBounds): Promise<{ kept: boolean; evicted: number }> {
-    return this.#call('keepStaleCopy', [copy, bounds]);
+    return this.#call('keepStaleCopy', [{ ...copy, response: withOwnBody(copy.response) }, bounds]);
   }
 
   staleCopies(resource: string): Promise<StaleCopy[]> {
@@ -434,3 +437,20 @@ export class ThreadedSqliteStore implements OperationStore {
     this.#onError(refusal);
   }
 }
+
+/**
+ * The bytes alone, as they should cross to the store thread. A small Buffer is
+ * often a slice of Node's shared allocation pool (Buffer.concat of a request
+ * body is), and a message copies a view's whole ArrayBuffer, on both sides:
+ * 64 KiB for a 200-byte body, about 12 µs of the gateway's CPU per message.
+ */
+function ownBytes(bytes: Uint8Array): Uint8Array {
+  return bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+    ? bytes
+    : new Uint8Array(bytes);
+}
+
+const withOwnBody = (response: StoredResponse): StoredResponse => ({
+  ...response,
+  body: ownBytes(response.body),
+});

@@ -15,7 +15,7 @@
  * bits set on first read, autovacuum starting mid-run), not for the backlog's
  * size. Loopback and in-process only; bounded by the sizes and rounds.
  *
- *   node bench/backlog.ts [--postgres URL]      (also run by `npm run bench`)
+ *   node bench/backlog.ts [--postgres URL] [--scattered]   (also run by `npm run bench`)
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -57,10 +57,25 @@ export interface BacklogSummary {
   ratio: number;
 }
 
-/** Rows of a backlog, as an INSERT … SELECT over the numbers 1…N (`n`): all due, two routes. */
-const rows = (n: string, now: number, bytes: string, headers: string) => `SELECT 'op_bench' || ${n},
+/**
+ * How the backlog's rows relate to its replay order. `captured`: as Spillway
+ * writes a backlog over time, ids (time-ordered) and creation times ascending
+ * in capture order, due times in the same order, so a drain walks every index
+ * roughly in key order. `scattered`: what this bench wrote until 3 Dec 2026,
+ * ids in text order (`op_bench1`, `op_bench10`, `op_bench100`…, far from due
+ * order) and one creation time for all, as in a store written before ids were
+ * time-ordered: each replay then touches leaf pages of its own in the indexes
+ * that end with the id.
+ */
+export type BacklogLayout = 'captured' | 'scattered';
+
+/** Rows of a backlog, as an INSERT … SELECT over the numbers 1…N (`n`, `id` its text): all due, two routes. */
+const rows = (n: string, id: string, layout: BacklogLayout, now: number, bytes: string, headers: string) => {
+  const created = layout === 'captured' ? `${now} - 1000000 + ${n}` : `${now}`;
+  return `SELECT 'op_bench' || ${id},
   CASE WHEN ${n} % 2 = 0 THEN 'default' ELSE 'orders' END, 'POST', '/payments', '', ${headers}, ${bytes},
-  'NotStarted', 0, ${now} - 1000000 + ${n}, false, 0, ${now}, ${now}`;
+  'NotStarted', 0, ${now} - 1000000 + ${n}, false, 0, ${created}, ${created}`;
+};
 const COLUMNS = `id, route, method, path, query, request_headers, request_body, status, attempts,
   next_attempt_at, outcome_unknown, priority, created_at, updated_at`;
 
@@ -76,7 +91,7 @@ interface Setup {
   cleanUp(): Promise<void>;
 }
 
-function sqliteSetup(): Setup {
+function sqliteSetup(layout: BacklogLayout): Setup {
   let dir: string | undefined;
   let n = 0;
   return {
@@ -87,7 +102,7 @@ function sqliteSetup(): Setup {
       await new SqliteStore({ path }).close(); // migrates
       const db = new DatabaseSync(path);
       db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${backlog})
-        INSERT INTO operations (${COLUMNS}) ${rows('i', Date.now(), "X'7b7d'", "'[]'")} FROM n`);
+        INSERT INTO operations (${COLUMNS}) ${rows('i', layout === 'captured' ? "printf('%09d', i)" : 'i', layout, Date.now(), "X'7b7d'", "'[]'")} FROM n`);
       db.exec('ANALYZE');
       db.close();
       return new SqliteStore({ path });
@@ -99,7 +114,7 @@ function sqliteSetup(): Setup {
   };
 }
 
-function postgresSetup(url: string): Setup {
+function postgresSetup(url: string, layout: BacklogLayout): Setup {
   const schemas: string[] = [];
   const admin = async (text: string) => {
     const client = new pg.Client({ connectionString: url });
@@ -119,7 +134,7 @@ function postgresSetup(url: string): Setup {
       at.searchParams.set('schema', schema);
       await (await PostgresStore.open({ url: at.toString() })).close(); // migrates
       await admin(`INSERT INTO ${schema}.operations (${COLUMNS})
-        ${rows('n', Date.now(), "'\\x7b7d'::bytea", "'[]'::jsonb")} FROM generate_series(1, ${backlog}) AS n`);
+        ${rows('n', layout === 'captured' ? "lpad(n::text, 9, '0')" : 'n', layout, Date.now(), "'\\x7b7d'::bytea", "'[]'::jsonb")} FROM generate_series(1, ${backlog}) AS n`);
       await admin(`VACUUM (ANALYZE) ${schema}.operations`); // a statement of its own: not in a transaction
       return PostgresStore.open({ url: at.toString() });
     },
@@ -185,8 +200,9 @@ async function measure(store: OperationStore, label: string, backlog: number): P
 export async function benchBacklog(
   postgresUrl: string | undefined,
   progress: (message: string) => void,
+  layout: BacklogLayout = 'captured',
 ): Promise<BacklogSummary[]> {
-  const setups = [sqliteSetup(), ...(postgresUrl ? [postgresSetup(postgresUrl)] : [])];
+  const setups = [sqliteSetup(layout), ...(postgresUrl ? [postgresSetup(postgresUrl, layout)] : [])];
   const summaries: BacklogSummary[] = [];
   for (const setup of setups) {
     const measured = new Map<number, BacklogRun[]>(BACKLOGS.map((backlog) => [backlog, []]));
@@ -248,7 +264,11 @@ export function backlogTable(summaries: BacklogSummary[]): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { postgres: { type: 'string' } } });
-  const summaries = await benchBacklog(values.postgres, (m) => process.stderr.write(`· ${m}\n`));
+  const { values } = parseArgs({ options: { postgres: { type: 'string' }, scattered: { type: 'boolean' } } });
+  const summaries = await benchBacklog(
+    values.postgres,
+    (m) => process.stderr.write(`· ${m}\n`),
+    values.scattered ? 'scattered' : 'captured',
+  );
   console.log(backlogTable(summaries));
 }

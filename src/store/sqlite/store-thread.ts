@@ -113,10 +113,8 @@ function run(store: SqliteStore, { id, verb, args, now: callNow }: ThreadCall): 
 function dispatch(store: SqliteStore, id: number, verb: string, args: unknown[]): Promise<unknown> {
   switch (verb) {
     case 'capture':
-      // The caller keeps its own request: only the columns the store set go back.
-      return store
-        .capture(args[0] as Parameters<SqliteStore['capture']>[0])
-        .then(({ request: _, ...row }) => row);
+      // The caller makes the rest of the row itself (threaded-store.ts).
+      return store.capture(args[0] as Parameters<SqliteStore['capture']>[0]).then((row) => row.keyBlocked);
     case 'rekey': {
       const { batchSize, progress } = (args[0] ?? {}) as { batchSize?: number; progress?: boolean };
       return store.rekey({

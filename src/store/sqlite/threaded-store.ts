@@ -13,6 +13,7 @@
 import { Worker } from 'node:worker_threads';
 import { type Clock, systemClock } from '../../clock.ts';
 import { StoreUnavailableError } from '../../errors.ts';
+import { capturedOperation } from '../operation-row.ts';
 import type {
   AttemptRecord,
   AttemptRecordInput,
@@ -61,8 +62,6 @@ import {
 interface PendingCall {
   resolve(value: unknown): void;
   reject(error: unknown): void;
-  /** A capture's answer comes back without the request the caller still holds. */
-  request?: NewOperation['request'];
   onProgress?: (progress: RekeyProgress) => void;
 }
 
@@ -142,9 +141,14 @@ export class ThreadedSqliteStore implements OperationStore {
 
   capture(operation: NewOperation): Promise<Operation> {
     const { request } = operation;
-    return this.#call('capture', [{ ...operation, request: { ...request, body: ownBytes(request.body) } }], {
-      request,
-    });
+    const now = this.#clock.now();
+    // The thread answers only what the file decided (whether the operation waits behind its ordering
+    // key): the rest is the row every store writes for a capture, made here instead of copied back.
+    const sent = { ...operation, request: { ...request, body: ownBytes(request.body) } };
+    return this.#call<boolean>('capture', [sent], {}, now).then((keyBlocked) => ({
+      ...capturedOperation(operation, now),
+      keyBlocked,
+    }));
   }
 
   lease(request: LeaseRequest): Promise<LeasedOperation[]> {
@@ -363,7 +367,12 @@ export class ThreadedSqliteStore implements OperationStore {
     return this.#closing;
   }
 
-  #call<T>(verb: string, args: unknown[], extra: Omit<PendingCall, 'resolve' | 'reject'> = {}): Promise<T> {
+  #call<T>(
+    verb: string,
+    args: unknown[],
+    extra: Omit<PendingCall, 'resolve' | 'reject'> = {},
+    now = this.#clock.now(),
+  ): Promise<T> {
     if (this.#refusal !== undefined) return Promise.reject(new StoreUnavailableError(this.#refusal));
     const id = this.#nextId++;
     // Trailing undefined arguments are dropped: the store's defaults apply, as for a direct call.
@@ -373,7 +382,7 @@ export class ThreadedSqliteStore implements OperationStore {
       this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject, ...extra });
       // The calls of one turn go as one message.
       if (this.#outbox.length === 0) queueMicrotask(() => this.#post());
-      this.#outbox.push({ id, verb, args, now: this.#clock.now() });
+      this.#outbox.push({ id, verb, args, now });
     });
   }
 
@@ -397,8 +406,6 @@ export class ThreadedSqliteStore implements OperationStore {
         for (const reply of message.replies) {
           this.#settle(reply.id, (pending) => {
             if (!reply.ok) pending.reject(receivedError(reply.error));
-            else if (pending.request)
-              pending.resolve({ ...(reply.value as object), request: pending.request });
             else pending.resolve(reply.value);
           });
         }

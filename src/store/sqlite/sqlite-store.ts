@@ -751,7 +751,7 @@ const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = 
  * (migration 024), each of which a statement must name in full for SQLite to read that index.
  */
 export const FREE = `status IN ('NotStarted', 'Running') AND lease_owner IS NULL AND key_blocked = 0`;
-/** In its ordering key's queue: not finished, or a dead letter (which blocks its key). */
+
 /**
  * The columns a capture writes, in the order of the INSERT's numbered
  * parameters. Bound by position, not by name: node:sqlite looks up each of 24
@@ -789,6 +789,7 @@ const captureParameter = (column: (typeof CAPTURE_COLUMNS)[number]) =>
   `?${CAPTURE_COLUMNS.indexOf(column) + 1}`;
 const captureArguments = (values: CaptureValues) => CAPTURE_COLUMNS.map((column) => values[column]);
 
+/** In its ordering key's queue: not finished, or a dead letter (which blocks its key). */
 const IN_KEY_QUEUE = `(status IN ('NotStarted', 'Running') OR dead_lettered_at IS NOT NULL)`;
 
 /**

@@ -16,6 +16,7 @@ import { after, describe, it } from 'node:test';
 import pg from 'pg';
 import {
   COUNTS,
+  FENCED,
   HAND_BACK_BATCH,
   LEASE,
   NEXT_DUE,
@@ -265,6 +266,63 @@ describe('backlog-independent plans: PostgreSQL', { skip }, () => {
         }
         if (node['Node Type'] === 'Sort') assert.ok(rows <= LIMIT * GROUPS, `${what} sorts ${rows} rows`);
       }
+    }
+  });
+
+  it("a lease holder's writes find the operation by its primary key, not among the leases finished since the last vacuum", async () => {
+    const db = freshSchema('spillway_fenced_test');
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    try {
+      await (await PostgresStore.open({ url: db.url })).close(); // migrates
+      // A backlog as it is written, all waiting: the statistics see no Running row, as in any backlog
+      // where only the leases held are Running.
+      await db.query(`INSERT INTO ${db.schema}.operations (id, route, method, path, query, request_headers,
+          request_body, status, next_attempt_at, created_at, updated_at)
+        SELECT 'op-' || lpad(n::text, 6, '0'), 'default', 'POST', '/p', '', '[]'::jsonb, '\\x00'::bytea,
+          'NotStarted', ${NOW} + n, ${NOW} + n, ${NOW} + n
+        FROM generate_series(1, 20000) AS n`);
+      await db.query(`ANALYZE ${db.schema}.operations`);
+      await client.query(`SET search_path TO ${db.schema}`);
+      // 5,000 leased and finished since, not yet vacuumed: each left an entry of its Running version in
+      // operations_by_status. Then one lease held.
+      await client.query(`UPDATE operations SET status = 'Running', lease_owner = 'w', lease_token = 'old'
+        WHERE id <= 'op-005000'`);
+      await client.query(`UPDATE operations SET status = 'Succeeded', lease_owner = NULL, lease_token = NULL
+        WHERE status = 'Running'`);
+      await client.query(`UPDATE operations SET status = 'Running', lease_owner = 'w', lease_token = 'held',
+        lease_expires_at = ${NOW} WHERE id = 'op-005001'`);
+      // Each fenced write (complete, retry, fail, release, extend) is an UPDATE … FENCED: the same
+      // access path. A named statement is planned with its values 5 times, then maybe generically.
+      for (const mode of ['force_custom_plan', 'force_generic_plan']) {
+        await client.query('BEGIN');
+        try {
+          await client.query(`SET LOCAL plan_cache_mode = ${mode}`);
+          const { rows } = await client.query(
+            `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) UPDATE operations SET lease_expires_at = $3 ${FENCED} RETURNING id`,
+            ['op-005001', 'held', NOW + 1],
+          );
+          const nodes = nodesOf(
+            (rows[0] as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan,
+          );
+          const scan = nodes.find(
+            (n) => n['Relation Name'] === 'operations' && n['Node Type'] !== 'ModifyTable',
+          );
+          const pages = scan ? scan['Shared Hit Blocks'] + scan['Shared Read Blocks'] : undefined;
+          assert.equal(nodes[0]!['Actual Rows'], 1, `${mode}: the held lease's write changed its operation`);
+          assert.equal(
+            scan?.['Index Name'],
+            'operations_pkey',
+            `${mode}: ${scan?.['Node Type']} ${scan?.['Index Name']}, ${pages} pages`,
+          );
+          assert.ok(pages !== undefined && pages <= 5, `${mode}: ${pages} pages read to find one operation`);
+        } finally {
+          await client.query('ROLLBACK');
+        }
+      }
+    } finally {
+      await client.end();
+      await db.drop();
     }
   });
 });

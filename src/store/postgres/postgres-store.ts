@@ -1272,7 +1272,12 @@ const OPERATION_COLUMNS = `id, route, method, path, query, request_headers, requ
 
 const CLEAR_LEASE = 'lease_owner = NULL, lease_expires_at = NULL, lease_token = NULL';
 // A lease's writes are fenced by its token: once it was handed back or taken over, they change nothing.
-const FENCED = `WHERE id = $1 AND lease_token = $2 AND status = 'Running'`;
+// `status || ''` keeps the status test out of the planner's index choice, so the row is found by its
+// primary key: as `status = 'Running'` it was a key of operations_by_status (status, created_at, id),
+// whose Running range the statistics put at a row or two (only the leases held are Running), and the
+// planner took that range, reading with it the entry each operation leased since the last vacuum left
+// there: a complete read 65 pages at the start of a 30,000-replay drain, 420 at its end.
+export const FENCED = `WHERE id = $1 AND lease_token = $2 AND status || '' = 'Running'`;
 
 /** Expired leases handed back per lease call at most; the rest go at the next. */
 export const HAND_BACK_BATCH = 100;

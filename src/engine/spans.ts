@@ -25,6 +25,7 @@ import {
   SpanKind,
   SpanStatusCode,
   TraceFlags,
+  type Tracer,
   trace,
 } from '@opentelemetry/api';
 import type { Decision } from '../policy/attempt-decision.ts';
@@ -36,8 +37,18 @@ export { SpanKind };
 
 const TRACEPARENT = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?$/;
 
-/** The tracer, looked up at each use so that an SDK registered after import is used. */
-const tracer = () => trace.getTracer('spillway');
+/**
+ * The tracer of the global provider, kept while that provider stays the same object. The API's
+ * provider is a proxy that hands its tracers on to an SDK registered later, so an SDK registered
+ * after import is still used; `trace.disable()` puts a new proxy in place, and a new tracer is taken.
+ * (Asking for a tracer on every span built a new proxy tracer per span: two per request.)
+ */
+let tracerOf: { provider: unknown; tracer: Tracer } | undefined;
+const tracer = (): Tracer => {
+  const provider = trace.getTracerProvider();
+  if (tracerOf?.provider !== provider) tracerOf = { provider, tracer: provider.getTracer('spillway') };
+  return tracerOf.tracer;
+};
 
 /** A W3C traceparent as a remote span context; undefined when absent or malformed (version ff, zero ids). */
 export function parseTraceparent(
@@ -114,8 +125,19 @@ export function startSpan(
   );
 }
 
-/** The context with `span` as the parent of what follows. */
-export const contextWith = (parent: Context, span: Span): Context => trace.setSpan(parent, span);
+/**
+ * The context with `span` as the parent of what follows. A span that records nothing and only
+ * carries its parent's own span context (no SDK: the API's no-op span) would change nothing a
+ * reader of the context sees, so the parent is returned as it is, without a copy of the context.
+ */
+export function contextWith(parent: Context, span: Span): Context {
+  if (!span.isRecording()) {
+    const own = span.spanContext();
+    const parents = trace.getSpanContext(parent);
+    if (own === parents || (parents === undefined && !isSpanContextValid(own))) return parent;
+  }
+  return trace.setSpan(parent, span);
+}
 
 /** Ends a span; an error marks it failed with a short, low-cardinality `error.type`. */
 export function endSpan(span: Span, attributes: Attributes = {}, error?: { type: string; message?: string }) {

@@ -157,6 +157,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #answer: StreamedAnswer | undefined;
   readonly #onAbort = () => this.#controller?.abort(this.#signal.reason as Error);
+  readonly #detach = () => this.#signal.removeEventListener('abort', this.#onAbort);
 
   constructor(
     signal: AbortSignal,
@@ -171,7 +172,8 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     if (this.#signal.aborted) controller.abort(this.#signal.reason as Error);
-    else this.#signal.addEventListener('abort', this.#onAbort, { once: true });
+    // No `once`: an AbortSignal fires at most once, and the listener is removed when the answer closes.
+    else this.#signal.addEventListener('abort', this.#onAbort);
   }
 
   onResponseStart(
@@ -182,7 +184,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
     if (statusCode < 200) return; // 1xx: the final answer follows
     const answer = new StreamedAnswer(controller, statusCode, headers);
     this.#answer = answer;
-    answer.onClose(() => this.#signal.removeEventListener('abort', this.#onAbort));
+    answer.onClose(this.#detach);
     const resolve = this.#resolve!;
     this.#resolve = undefined;
     resolve(answer);
@@ -201,7 +203,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
       this.#answer.failed(error);
       return;
     }
-    this.#signal.removeEventListener('abort', this.#onAbort);
+    this.#detach();
     this.#resolve = undefined;
     this.#reject(error);
   }

@@ -39,6 +39,21 @@ export class Admission {
     return leave;
   }
 
+  /**
+   * Takes a place until `res` closes, with no way to give it back sooner; false when full. One
+   * listener shared by every response, where `enter` makes a function per request.
+   */
+  hold(res: ServerResponse): boolean {
+    if (this.#held >= this.#max) return false;
+    this.#held++;
+    res.once('close', this.#release);
+    return true;
+  }
+
+  readonly #release = (): void => {
+    this.#held--;
+  };
+
   /** The 503 for a request refused because the bound is full; `advice` is added to the detail. */
   refuse(res: ServerResponse, headers: Record<string, string> = {}, advice = ''): void {
     sendProblem(

@@ -61,6 +61,13 @@ export function failRequest(res: ServerResponse, error: unknown): void {
   else sendProblem(res, 'internal-error', 'Spillway could not handle this request. Retry later.');
 }
 
+/**
+ * The response under way on a connection, kept on its socket: Node's parser errors must not write
+ * over it. A property rather than a WeakMap entry, which was rewritten on every request.
+ */
+const ANSWERING = Symbol('spillway.answering');
+type Answering = Socket & { [ANSWERING]?: ServerResponse };
+
 /** A request handler; a promise it returns is awaited for errors. */
 export type EdgeHandler = (req: IncomingMessage, res: ServerResponse) => unknown;
 
@@ -69,8 +76,6 @@ const REQUEST_TIMEOUT_MS = 300_000;
 
 export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOptions): Server {
   const port = options.name;
-  /** The response under way on each connection: Node's parser errors must not write over it. */
-  const answering = new WeakMap<Socket, ServerResponse>();
 
   const failed = (req: IncomingMessage, res: ServerResponse, error: unknown) => {
     const facts: RequestFacts = { port, method: req.method ?? '', path: pathOf(req) };
@@ -101,7 +106,7 @@ export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOption
 
   const onRequest = (req: IncomingMessage, res: ServerResponse) => {
     // A request emitted by an embedding app (src/embed) may come without a socket of ours.
-    if (req.socket) answering.set(req.socket, res);
+    if (req.socket) (req.socket as Answering)[ANSWERING] = res;
     (res as Failing)[FAIL] = failed;
     if (req.httpVersionMajor !== 1) {
       // llhttp parses an HTTP/0.9-style request line ("GET /x"); nothing here speaks that.
@@ -151,7 +156,7 @@ export function createEdgeServer(handler: EdgeHandler, options: EdgeServerOption
     );
   });
   server.on('clientError', (error: NodeJS.ErrnoException, socket: Socket) => {
-    const last = answering.get(socket);
+    const last = (socket as Answering)[ANSWERING];
     const underWay = last !== undefined && !last.writableEnded;
     if (!socket.writable || (underWay && last.headersSent) || CLIENT_GONE.has(error.code ?? '')) {
       socket.destroy();

@@ -68,13 +68,15 @@ export async function proxy(
     'url.path': target.path,
     'spillway.route': route.name,
   });
-  res.once('close', () =>
-    endSpan(
-      span,
-      { 'http.response.status_code': res.statusCode },
-      res.statusCode >= 500 ? { type: String(res.statusCode) } : undefined,
-    ),
-  );
+  // A span that records nothing (no SDK, or not sampled) has nothing to end: no listener for it.
+  if (span.isRecording())
+    res.once('close', () =>
+      endSpan(
+        span,
+        { 'http.response.status_code': res.statusCode },
+        res.statusCode >= 500 ? { type: String(res.statusCode) } : undefined,
+      ),
+    );
   // A route that can answer 202 applies preferences, so caches must key on Prefer (RFC 7240 §2).
   // Spillway's own answers on this route also carry CORS for allowed origins (src/gateway/cors.ts).
   // Without an Origin (most requests) the same two shared, frozen sets: nothing is built per request.
@@ -95,7 +97,7 @@ export async function proxy(
     return;
   }
   // Counted only from here: a client still uploading holds no place (src/gateway/public-server.ts).
-  if (!inFlight.enter(res)) {
+  if (!inFlight.hold(res)) {
     inFlight.refuse(res, ownHeaders);
     return;
   }

@@ -8,6 +8,7 @@ import { type AttemptOutcome, type Decision, decideAfterAttempt } from '../polic
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
 import type { AttemptRecordInput, Operation, OperationQueue } from '../store/port.ts';
+import { HookedAbortController } from './abort-hook.ts';
 import { readBounded } from './body.ts';
 import { finalWrite } from './final-write.ts';
 import { endToEnd } from './http-fields.ts';
@@ -146,7 +147,8 @@ export interface AttemptDeadline {
 
 /** An attempt's time limit on the given clock. */
 export function attemptDeadline(clock: Clock, ms: number): AttemptDeadline {
-  const controller = new AbortController();
+  // Its signal takes the upstream call's one listener as a hook (abort-hook.ts).
+  const controller = new HookedAbortController();
   const timer = clock.setTimeout(() => controller.abort(new AttemptTimeoutError(ms)), ms);
   timer.unref?.();
   const clear = () => clock.clearTimeout(timer);

@@ -19,7 +19,7 @@ import { type CaptureReason, LifecycleEvents, type SyncResult, traceIdOf } from 
 import type { AttemptOutcome } from '../policy/attempt-decision.ts';
 import { backoffDelay } from '../policy/backoff.ts';
 import type { HealthMonitor } from '../policy/health/health-monitor.ts';
-import type { Admission, CallToken } from '../policy/health/route-health.ts';
+import type { Admission, CallToken, FinishedCall } from '../policy/health/route-health.ts';
 import { orderingKeyOf } from '../policy/ordering-key.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
@@ -270,12 +270,11 @@ export class FailoverEngine {
     } else token = health?.observe(now);
     const report = (failed: boolean, retryAfterMs?: number) => {
       const at = clock.now();
-      if (token)
-        health?.finish(
-          token,
-          { failed, durationMs: at - now, ...(retryAfterMs === undefined ? {} : { retryAfterMs }) },
-          at,
-        );
+      if (!token) return;
+      // No spread of an empty object on the healthy path: this runs once per sync request.
+      const outcome: FinishedCall = { failed, durationMs: at - now };
+      if (retryAfterMs !== undefined) outcome.retryAfterMs = retryAfterMs;
+      health?.finish(token, outcome, at);
     };
 
     // The attempt's own limit bounds it to the end of the response body; the budget only bounds the wait for headers.
@@ -284,8 +283,10 @@ export class FailoverEngine {
       'http.request.method': request.method,
       'spillway.route': route.name,
     });
+    // Without a span of its own to propagate (no SDK), the request goes as it is, not copied.
+    const traced = withTraceHeaders(request.headers, span);
     const call = this.#options.upstream.send(
-      { ...request, headers: withTraceHeaders(request.headers, span) },
+      traced === request.headers ? request : { ...request, headers: traced },
       deadline.signal,
     );
     const first = await withinBudget(call, remaining, clock);
@@ -662,9 +663,11 @@ type FirstEvent =
   | { kind: 'error'; error: unknown }
   | { kind: 'budget-spent' };
 
+const BUDGET_SPENT: FirstEvent = Object.freeze({ kind: 'budget-spent' });
+
 function withinBudget(call: Promise<UpstreamResponse>, ms: number, clock: Clock): Promise<FirstEvent> {
   return new Promise((resolve) => {
-    const timer = clock.setTimeout(() => resolve({ kind: 'budget-spent' }), ms);
+    const timer = clock.setTimeout(() => resolve(BUDGET_SPENT), ms);
     call.then(
       (response) => {
         clock.clearTimeout(timer);

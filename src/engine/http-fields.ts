@@ -59,14 +59,22 @@ export function endToEnd(headers: HeaderRecord, alsoDrop: ReadonlySet<string> = 
   return list;
 }
 
-/** Flattens a header list into undici's / node:http's `[name, value, name, value…]` form. */
-export function flatHeaders(list: HeaderList): string[] {
+/**
+ * Flattens a header list into undici's / node:http's `[name, value, name, value…]` form, with
+ * `last` after the list when given (sized for it at once: a push would grow the array).
+ */
+export function flatHeaders(list: HeaderList, last?: readonly [string, string]): string[] {
   // A loop, not list.flat(): flat() is several times slower, and this runs twice per request.
-  const flat = new Array<string>(list.length * 2);
+  const n = list.length * 2;
+  const flat = new Array<string>(last ? n + 2 : n);
   for (let i = 0; i < list.length; i++) {
     const [name, value] = list[i]!;
     flat[2 * i] = name;
     flat[2 * i + 1] = value;
+  }
+  if (last) {
+    flat[n] = last[0];
+    flat[n + 1] = last[1];
   }
   return flat;
 }

@@ -66,7 +66,7 @@ export class StreamedAnswer implements UpstreamResponse {
     });
     this.#body = body;
     for (const chunk of this.#held) body.push(chunk);
-    this.#held = [];
+    this.#held.length = 0;
     this.#heldBytes = 0;
     if (this.#end === null) body.push(null);
     else if (this.#end) body.destroy(this.#end);
@@ -89,7 +89,7 @@ export class StreamedAnswer implements UpstreamResponse {
       this.#close();
     });
     for (const chunk of this.#held) this.#write(chunk);
-    this.#held = [];
+    this.#held.length = 0;
     this.#heldBytes = 0;
     if (this.#end === null) {
       out.end();
@@ -149,8 +149,8 @@ export class StreamedAnswer implements UpstreamResponse {
   #close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    const fns = this.#onClose;
-    this.#onClose = [];
-    for (const fn of fns) fn();
+    // Once closed, onClose calls at once: nothing is added while these run.
+    for (const fn of this.#onClose) fn();
+    this.#onClose.length = 0;
   }
 }

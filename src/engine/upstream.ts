@@ -8,6 +8,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { type Dispatcher, Pool } from 'undici';
 import type { HeaderList } from '../store/port.ts';
+import { offAbort, onAbort } from './abort-hook.ts';
 import { flatHeaders } from './http-fields.ts';
 import { StreamedAnswer } from './streamed-answer.ts';
 import type { UpstreamResponse } from './upstream-response.ts';
@@ -103,6 +104,8 @@ export function describeError(error: unknown): string {
   return `the upstream call failed (${name ?? 'unknown error'})`;
 }
 
+const VIA = ['via', '1.1 spillway'] as const;
+
 /** The upstream at an http(s) URL, over one pool of connections. */
 export class HttpUpstream implements Upstream {
   readonly #pool: Pool;
@@ -122,9 +125,8 @@ export class HttpUpstream implements Upstream {
 
   send(request: ForwardRequest, signal: AbortSignal): Promise<UpstreamResponse> {
     const body = request.body.byteLength > 0 ? request.body : null;
-    const headers = flatHeaders(request.headers);
     // A gateway must add Via to what it forwards (RFC 9110 §7.6.3).
-    headers.push('via', '1.1 spillway');
+    const headers = flatHeaders(request.headers, VIA);
     return new Promise((resolve, reject) => {
       // `dispatch` rather than `request`: no Readable per answer unless a reader asks for one (streamed-answer.ts).
       this.#pool.dispatch(
@@ -157,7 +159,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   #controller: Dispatcher.DispatchController | undefined;
   #answer: StreamedAnswer | undefined;
   readonly #onAbort = () => this.#controller?.abort(this.#signal.reason as Error);
-  readonly #detach = () => this.#signal.removeEventListener('abort', this.#onAbort);
+  readonly #detach = () => offAbort(this.#signal, this.#onAbort);
 
   constructor(
     signal: AbortSignal,
@@ -172,8 +174,7 @@ class AnswerHandler implements Dispatcher.DispatchHandler {
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.#controller = controller;
     if (this.#signal.aborted) controller.abort(this.#signal.reason as Error);
-    // No `once`: an AbortSignal fires at most once, and the listener is removed when the answer closes.
-    else this.#signal.addEventListener('abort', this.#onAbort);
+    else onAbort(this.#signal, this.#onAbort);
   }
 
   onResponseStart(

@@ -136,7 +136,7 @@ export async function proxy(
 
   const prefs = parsePrefer(req.headers.prefer);
   const headers = endToEnd(req.headers as HeaderRecord, NOT_FORWARDED);
-  headers.push(...forwardingFields(req, options.forwarding));
+  for (const field of forwardingFields(req, options.forwarding)) headers.push(field);
   if (prefs.forward) headers.push(['prefer', prefs.forward]);
   const request = { method, path: target.path, query: target.query, headers, body };
   const tenant = callerTenant(req.headers, options.tenantHeader);
@@ -164,8 +164,6 @@ export async function proxy(
     route,
     request,
     tenant,
-    ...(claim ? { idempotency: claim } : {}),
-    ...(webhooks ? { webhooks } : {}),
     receivedAt,
     trace: contextWith(incoming, span),
     // `wait` without `respond-async` is only a timeout hint: answered 504, never 202 (OData reading of RFC 7240).
@@ -176,6 +174,9 @@ export async function proxy(
     acceptsPartial:
       options.staleCopies !== undefined && !prefs.respondAsync && acceptedStaleness(headers) > 0,
   };
+  // Set only when there is one: spreading `{}` for the usual request allocates on every request.
+  if (claim) submission.idempotency = claim;
+  if (webhooks) submission.webhooks = webhooks;
 
   let answer: Awaited<ReturnType<FailoverEngine['submit']>>;
   try {

@@ -52,11 +52,36 @@ export function endToEnd(headers: HeaderRecord, alsoDrop: ReadonlySet<string> = 
   const list: HeaderList = [];
   for (const name in headers) {
     const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || alsoDrop.has(name) || named?.has(name)) continue;
+    if (!isEndToEnd(name, value, alsoDrop, named)) continue;
     if (typeof value === 'string') list.push([name, value]);
     else for (const v of value) list.push([name, v]);
   }
   return list;
+}
+
+/**
+ * The same fields as `endToEnd`, flat (`[name, value, name, value…]`), for writing a head at
+ * once: no pair per field, for an answer passed straight through.
+ */
+export function flatEndToEnd(headers: HeaderRecord): string[] {
+  const named = namedByConnection(headers.connection);
+  const flat: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
+    if (!isEndToEnd(name, value, NO_DROP, named)) continue;
+    if (typeof value === 'string') flat.push(name, value);
+    else for (const v of value) flat.push(name, v);
+  }
+  return flat;
+}
+
+function isEndToEnd(
+  name: string,
+  value: string | string[] | undefined,
+  alsoDrop: ReadonlySet<string>,
+  named: Set<string> | undefined,
+): value is string | string[] {
+  return value !== undefined && !HOP_BY_HOP.has(name) && !alsoDrop.has(name) && !named?.has(name);
 }
 
 /**

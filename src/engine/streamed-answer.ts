@@ -81,7 +81,8 @@ export class StreamedAnswer implements UpstreamResponse {
   sendTo(out: Writable): void {
     if (this.#body) throw new Error('The answer is already read as a stream; it cannot be sent too.');
     this.#sink = out;
-    out.once('close', () => {
+    // `on`, not `once` (no wrapper per answer): what it does happens once whatever calls it again.
+    out.on('close', () => {
       if (this.#end === undefined) {
         this.#end = new BodyAbandonedError();
         this.#controller.abort(this.#end);

@@ -8,6 +8,9 @@
 import type { ServerResponse } from 'node:http';
 import { sendProblem } from './problem-response.ts';
 
+const HOLDER = Symbol('spillway.admission');
+type Holding = ServerResponse & { [HOLDER]?: Admission | undefined };
+
 export class Admission {
   readonly #max: number;
   /** What is bounded, for the 503: "requests are in flight (maxInFlight)". */
@@ -41,17 +44,22 @@ export class Admission {
 
   /**
    * Takes a place until `res` closes, with no way to give it back sooner; false when full. One
-   * listener shared by every response, where `enter` makes a function per request.
+   * listener function shared by every response, and no `once` wrapper: the place is kept on the
+   * response and given back the first time it closes. (`enter` makes a function per request.)
    */
   hold(res: ServerResponse): boolean {
     if (this.#held >= this.#max) return false;
     this.#held++;
-    res.once('close', this.#release);
+    (res as Holding)[HOLDER] = this;
+    res.on('close', Admission.#onClose);
     return true;
   }
 
-  readonly #release = (): void => {
-    this.#held--;
+  static readonly #onClose = function (this: Holding): void {
+    const admission = this[HOLDER];
+    if (admission === undefined) return;
+    this[HOLDER] = undefined;
+    admission.#held--;
   };
 
   /** The 503 for a request refused because the bound is full; `advice` is added to the detail. */

@@ -7,7 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
 import type { CallbackDecision, Webhooks } from '../delivery/webhooks/webhooks.ts';
 import type { FailoverEngine, Submission } from '../engine/failover-engine.ts';
-import { endToEnd, FORWARDING_FIELDS, flatHeaders, type HeaderRecord } from '../engine/http-fields.ts';
+import { endToEnd, FORWARDING_FIELDS, flatEndToEnd, type HeaderRecord } from '../engine/http-fields.ts';
 import { contextWith, endSpan, remoteContext, SpanKind, startSpan } from '../engine/spans.ts';
 import type { StaleCopies } from '../engine/stale-copies.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
@@ -188,9 +188,9 @@ export async function proxy(
   switch (answer.kind) {
     case 'sync': {
       const { response } = answer;
-      const out = endToEnd(response.headers as HeaderRecord);
+      const out = flatEndToEnd(response.headers as HeaderRecord);
       if (route.failover) mergeVary(out);
-      res.writeHead(response.statusCode, flatHeaders(out));
+      res.writeHead(response.statusCode, out);
       // The healthy pass-through's usual case: nothing else reads the body, so it goes straight to the client.
       if (!options.staleCopies && claim === undefined && response.sendTo) {
         response.sendTo(res);
@@ -303,15 +303,22 @@ const CALLBACKS_OFF: CallbackDecision = {
     'Webhooks are not enabled on this gateway (no webhooks.callbackAllow), so Spillway-Callback cannot be honoured. Nothing was stored or sent; send the request without it and poll the operation.',
 };
 
-/** Adds Prefer to the upstream's Vary unless it is already covered. */
-function mergeVary(headers: Array<[string, string]>): void {
-  const entry = headers.find(([name]) => name === 'vary');
-  if (!entry) {
-    headers.push(['vary', 'Prefer']);
+/** Adds Prefer to the upstream's Vary (in flat `[name, value…]` headers) unless it is already covered. */
+function mergeVary(flat: string[]): void {
+  let at = -1;
+  for (let i = 0; i < flat.length; i += 2) {
+    if (flat[i] === 'vary') {
+      at = i + 1;
+      break;
+    }
+  }
+  if (at === -1) {
+    flat.push('vary', 'Prefer');
     return;
   }
-  const names = entry[1].split(',').map((n) => n.trim().toLowerCase());
-  if (!names.includes('*') && !names.includes('prefer')) entry[1] = `${entry[1]}, Prefer`;
+  const value = flat[at]!;
+  const names = value.split(',').map((n) => n.trim().toLowerCase());
+  if (!names.includes('*') && !names.includes('prefer')) flat[at] = `${value}, Prefer`;
 }
 
 /**

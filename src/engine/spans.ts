@@ -55,7 +55,8 @@ export function parseTraceparent(
   traceparent: string | null | undefined,
   tracestate?: string | null,
 ): SpanContext | undefined {
-  const match = TRACEPARENT.exec(traceparent?.trim().toLowerCase() ?? '');
+  if (!traceparent) return undefined; // most requests: no regular expression run on ''
+  const match = TRACEPARENT.exec(traceparent.trim().toLowerCase());
   if (!match || match[1] === 'ff' || (match[1] === '00' && match[5] !== undefined)) return undefined;
   const context: SpanContext = {
     traceId: match[2]!,

@@ -16,14 +16,22 @@ export interface Preferences {
 /** Preferences the gateway itself applies (it is the origin for the client, RFC 9110 §3.7). */
 const CONSUMED = new Set(['respond-async', 'wait']);
 
-export function parsePrefer(fieldLines: string | string[] | undefined): Preferences {
+/** No Prefer at all (most requests): one shared answer, read-only. */
+const NO_PREFERENCES: Readonly<Preferences> = Object.freeze({
+  respondAsync: false,
+  waitMs: undefined,
+  returnMinimal: false,
+  forward: undefined,
+});
+
+export function parsePrefer(fieldLines: string | string[] | undefined): Readonly<Preferences> {
+  if (fieldLines === undefined) return NO_PREFERENCES;
   const prefs: Preferences = {
     respondAsync: false,
     waitMs: undefined,
     returnMinimal: false,
     forward: undefined,
   };
-  if (fieldLines === undefined) return prefs;
   const seen = new Set<string>();
   const forwarded: string[] = [];
   for (const element of splitOutsideQuotes([fieldLines].flat().join(','), ',')) {

@@ -667,14 +667,17 @@ const BUDGET_SPENT: FirstEvent = Object.freeze({ kind: 'budget-spent' });
 
 function withinBudget(call: Promise<UpstreamResponse>, ms: number, clock: Clock): Promise<FirstEvent> {
   return new Promise((resolve) => {
-    const timer = clock.setTimeout(() => resolve(BUDGET_SPENT), ms);
+    // A budget spent before the call (wait=0, or used up reading the body) is spent now: a timer of
+    // 0 ms would race the upstream's answer, and a fast upstream could win it.
+    if (ms <= 0) resolve(BUDGET_SPENT);
+    const timer = ms > 0 ? clock.setTimeout(() => resolve(BUDGET_SPENT), ms) : undefined;
     call.then(
       (response) => {
-        clock.clearTimeout(timer);
+        if (timer !== undefined) clock.clearTimeout(timer);
         resolve({ kind: 'response', response });
       },
       (error: unknown) => {
-        clock.clearTimeout(timer);
+        if (timer !== undefined) clock.clearTimeout(timer);
         resolve({ kind: 'error', error });
       },
     );

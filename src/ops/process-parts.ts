@@ -79,10 +79,19 @@ export function edgeEvents(
   };
 }
 
-/** Stops accepting, waits for the server to close, then drops any connection left. */
-export async function closeServer(server: Server): Promise<void> {
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  server.closeAllConnections();
+/**
+ * Stops accepting and closes idle connections; a connection still busy after
+ * `graceMs` is dropped. `close` alone waits for every connection to end, and a
+ * client holding a half-sent request (or sending one slowly) held it until
+ * the server's own timeouts, up to minutes.
+ */
+export async function closeServer(server: Server, graceMs: number): Promise<void> {
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const grace = setTimeout(() => server.closeAllConnections(), graceMs);
+  grace.unref();
+  await closed;
+  clearTimeout(grace);
 }
 
 /** The operations admin API of a process: its store, its routes, and its replay worker to wake. */

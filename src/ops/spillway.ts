@@ -277,7 +277,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
   } catch (error) {
     // A port in use: let go of what was opened (the store's lock above all), so a retry can start.
     hub.close();
-    await Promise.all([closeServer(publicServer), closeServer(adminServer), websocket.close(0)]);
+    await Promise.all([closeServer(publicServer, 0), closeServer(adminServer, 0), websocket.close(0)]);
     await parts.stop(0);
     unsubscribeLogs();
     throw error;
@@ -315,7 +315,7 @@ export async function startSpillway(config: GatewayConfig, options: StartOptions
         config.shutdownGraceMs,
         Promise.all([closed, websocketClosed]).finally(() => clearTimeout(grace)),
       );
-      await closeServer(adminServer);
+      await closeServer(adminServer, config.shutdownGraceMs);
       log.info('stopped');
       unsubscribeLogs();
       metrics.close();

@@ -151,7 +151,7 @@ export async function startWorkerProcess(
       await staleCopies?.close();
       await upstream.close();
       await store.close();
-      await closeServer(adminServer);
+      await closeServer(adminServer, config.shutdownGraceMs);
       log.info('stopped');
       unsubscribeLogs();
       metrics.close();

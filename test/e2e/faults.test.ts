@@ -151,4 +151,28 @@ describe('graceful shutdown on SIGTERM', () => {
     assert.equal(op?.attempts, 1);
     await upstream.stop();
   });
+
+  it('stops within its grace period while a client holds a half-sent request on the admin port', async () => {
+    // A connection whose request has begun is not idle, so closing the port waited for it: a client
+    // that sent part of its head held the shutdown until the server's header timeout (30 s), one
+    // that trickled it in, until its request timeout. Past shutdownGraceMs such a connection is dropped.
+    const gw = await startGateway({ upstream: 'http://127.0.0.1:1', shutdownGraceMs: 300 });
+    const socket = connect(gw.adminPort, '127.0.0.1');
+    await new Promise((resolve) => socket.once('connect', resolve));
+    socket.on('error', () => {});
+    socket.write('GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n'); // the blank line never comes
+    const dropped = new Promise((resolve) => socket.once('close', resolve));
+    const started = Date.now();
+    const stopped = gw.stop().then(() => Date.now() - started);
+    const limit = new Promise<string>((resolve) =>
+      setTimeout(() => resolve('still running'), 10_000).unref(),
+    );
+    try {
+      const took = await Promise.race([stopped, limit]);
+      assert.equal(typeof took, 'number', `the gateway was ${took} after 10 s`);
+      await dropped;
+    } finally {
+      socket.destroy();
+    }
+  });
 });

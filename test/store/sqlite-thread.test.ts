@@ -234,6 +234,25 @@ describe('sqlite store thread', () => {
     });
   });
 
+  it('answers a capture with the row as stored, when its commit is later than its call', async () => {
+    // The thread answers a capture with what the store decided and the caller builds the rest: the
+    // times must be the store's (its commit's clock), not the call's.
+    const clock = new ManualClock();
+    const store = await ThreadedSqliteStore.open({ path: freshPath(), clock });
+    try {
+      const first = store.capture(newOperation(clock));
+      clock.advance(5);
+      const second = store.capture(newOperation(clock));
+      for (const captured of await Promise.all([first, second])) {
+        const stored = await store.get(captured.id);
+        assert.equal(captured.createdAt, stored?.createdAt);
+        assert.equal(captured.updatedAt, stored?.updatedAt);
+      }
+    } finally {
+      await store.close();
+    }
+  });
+
   it('reports what fails outside a verb to onError, and tells watchers of each commit', async () => {
     const path = freshPath();
     const clock = new ManualClock();

@@ -13,6 +13,7 @@ import type { Clock } from '../../clock.ts';
 import { StoreKeyring } from '../sealed-values.ts';
 import { SqliteStore } from './sqlite-store.ts';
 import {
+  type CaptureAnswer,
   sendableError,
   type ThreadCall,
   type ThreadMessage,
@@ -114,7 +115,9 @@ function dispatch(store: SqliteStore, id: number, verb: string, args: unknown[])
   switch (verb) {
     case 'capture':
       // The caller makes the rest of the row itself (threaded-store.ts).
-      return store.capture(args[0] as Parameters<SqliteStore['capture']>[0]).then((row) => row.keyBlocked);
+      return store
+        .capture(args[0] as Parameters<SqliteStore['capture']>[0])
+        .then(({ createdAt, keyBlocked }): CaptureAnswer => ({ createdAt, keyBlocked }));
     case 'rekey': {
       const { batchSize, progress } = (args[0] ?? {}) as { batchSize?: number; progress?: boolean };
       return store.rekey({

@@ -5,6 +5,7 @@
  * rebuilt as the same class on the other side, keeping `instanceof` working.
  */
 import { StoredValueUnreadableError, StoreUnavailableError, type UnreadableReason } from '../../errors.ts';
+import type { Operation } from '../port.ts';
 import { StoreKeyError } from '../sealed-values.ts';
 import { StoreLockedError } from './store-lock.ts';
 
@@ -25,6 +26,13 @@ export interface ThreadCall {
   args: unknown[];
   now: number;
 }
+
+/**
+ * What the store thread answers to a capture: what the store decided, the time
+ * it wrote (its commit's) and whether the operation waits behind its ordering
+ * key. The caller builds the rest of the row (threaded-store.ts).
+ */
+export type CaptureAnswer = Pick<Operation, 'createdAt' | 'keyBlocked'>;
 
 export type ThreadReply =
   | { id: number; ok: true; value: unknown }

@@ -53,6 +53,7 @@ import type {
 } from '../port.ts';
 import type { SqliteStoreOptions } from './sqlite-store.ts';
 import {
+  type CaptureAnswer,
   receivedError,
   type ThreadCall,
   type ThreadMessage,
@@ -141,12 +142,12 @@ export class ThreadedSqliteStore implements OperationStore {
 
   capture(operation: NewOperation): Promise<Operation> {
     const { request } = operation;
-    const now = this.#clock.now();
-    // The thread answers only what the file decided (whether the operation waits behind its ordering
-    // key): the rest is the row every store writes for a capture, made here instead of copied back.
+    // The thread answers only what the store decided (the time it wrote, which is its commit's, and
+    // whether the operation waits behind its ordering key): the rest is the row every store writes
+    // for a capture, made here instead of copied back.
     const sent = { ...operation, request: { ...request, body: ownBytes(request.body) } };
-    return this.#call<boolean>('capture', [sent], {}, now).then((keyBlocked) => ({
-      ...capturedOperation(operation, now),
+    return this.#call<CaptureAnswer>('capture', [sent]).then(({ createdAt, keyBlocked }) => ({
+      ...capturedOperation(operation, createdAt),
       keyBlocked,
     }));
   }
@@ -367,12 +368,7 @@ export class ThreadedSqliteStore implements OperationStore {
     return this.#closing;
   }
 
-  #call<T>(
-    verb: string,
-    args: unknown[],
-    extra: Omit<PendingCall, 'resolve' | 'reject'> = {},
-    now = this.#clock.now(),
-  ): Promise<T> {
+  #call<T>(verb: string, args: unknown[], extra: Omit<PendingCall, 'resolve' | 'reject'> = {}): Promise<T> {
     if (this.#refusal !== undefined) return Promise.reject(new StoreUnavailableError(this.#refusal));
     const id = this.#nextId++;
     // Trailing undefined arguments are dropped: the store's defaults apply, as for a direct call.
@@ -382,7 +378,7 @@ export class ThreadedSqliteStore implements OperationStore {
       this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject, ...extra });
       // The calls of one turn go as one message.
       if (this.#outbox.length === 0) queueMicrotask(() => this.#post());
-      this.#outbox.push({ id, verb, args, now });
+      this.#outbox.push({ id, verb, args, now: this.#clock.now() });
     });
   }
 

@@ -46,6 +46,8 @@ export class Admission {
    * Takes a place until `res` closes, with no way to give it back sooner; false when full. One
    * listener function shared by every response, and no `once` wrapper: the place is kept on the
    * response and given back the first time it closes. (`enter` makes a function per request.)
+   * One hold per response: the place is kept in a single slot of it. A response that moves from
+   * one bound to another (an event stream: in flight, then among the streams) uses `enter`.
    */
   hold(res: ServerResponse): boolean {
     if (this.#held >= this.#max) return false;

@@ -155,14 +155,19 @@ describe('backlog-independent plans: PostgreSQL', { skip }, () => {
     'Shared Read Blocks': number;
     Plans?: PlanNode[];
   }
+  /** A fresh schema, migrated, and a client of its own (the caller ends it). */
+  const migratedSchema = async (prefix: string) => {
+    const db = freshSchema(prefix);
+    await (await PostgresStore.open({ url: db.url })).close(); // migrates
+    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await client.connect();
+    return { db, client };
+  };
   const nodesOf = (node: PlanNode): PlanNode[] => [node, ...(node.Plans ?? []).flatMap(nodesOf)];
 
   it('leasing, handing back, retention and counts read index ranges, never the backlog', async () => {
-    const db = freshSchema('spillway_plans_test');
-    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-    await client.connect();
+    const { db, client } = await migratedSchema('spillway_plans_test');
     try {
-      await (await PostgresStore.open({ url: db.url })).close(); // migrates
       await db.query(`INSERT INTO ${db.schema}.operations (${COLUMNS})
         ${backlogRows('n').replace("X'00'", "'\\x00'::bytea").replace("'[]'", "'[]'::jsonb")}
         FROM generate_series(1, ${ROWS}) AS n`);
@@ -270,11 +275,8 @@ describe('backlog-independent plans: PostgreSQL', { skip }, () => {
   });
 
   it("a lease holder's writes find the operation by its primary key, not among the leases finished since the last vacuum", async () => {
-    const db = freshSchema('spillway_fenced_test');
-    const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
-    await client.connect();
+    const { db, client } = await migratedSchema('spillway_fenced_test');
     try {
-      await (await PostgresStore.open({ url: db.url })).close(); // migrates
       // A backlog as it is written, all waiting: the statistics see no Running row, as in any backlog
       // where only the leases held are Running.
       await db.query(`INSERT INTO ${db.schema}.operations (id, route, method, path, query, request_headers,

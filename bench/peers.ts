@@ -9,8 +9,9 @@
  *      got the cores.
  *   2. Durable captures, answered 202 once stored: Spillway on SQLite and on
  *      PostgreSQL, Fastify + pg-boss (PostgreSQL), Fastify + BullMQ (a Redis
- *      started here with `appendfsync always`). Afterwards each store must
- *      hold exactly one operation or job per 202.
+ *      started here with `appendfsync always`), and the floor of a capture
+ *      on `node:http` + `node:sqlite` (peers/sqlite-floor.ts). Afterwards
+ *      each store must hold exactly one operation or job per 202.
  *   3. Drain after an outage: a backlog captured while the upstream's port is
  *      closed, then the upstream comes back on that port; the time to the
  *      first replay reaching it and to the last, Spillway vs pg-boss workers.
@@ -34,6 +35,7 @@ import { nginxInstalled, startNginx } from './peers/nginx.ts';
 import { startRedis } from './peers/redis.ts';
 import {
   BULLMQ,
+  FLOOR,
   type PeerCaptureRun,
   type PeerDrainRun,
   type PeerResults,
@@ -184,6 +186,12 @@ export async function benchPeers(
     };
   };
 
+  /** No Spillway at all: what a durable capture costs at least on node:http and node:sqlite. */
+  const floor = async (): Promise<Running> => {
+    const file = join(dir, `floor-${randomBytes(4).toString('hex')}.db`);
+    return queuePeer(await group.start<Ports>('./peers/sqlite-floor.ts', ['--file', file]));
+  };
+
   try {
     idle = await group.start<unknown>('./idle.ts', []);
     results.sync = await syncPassThrough();
@@ -292,7 +300,10 @@ export async function benchPeers(
         { system: 'Fastify + pg-boss', store: 'PostgreSQL', start: () => pgBoss() },
       );
     }
-    systems.push({ system: BULLMQ, store: 'Redis, appendfsync always', start: bullmq });
+    systems.push(
+      { system: BULLMQ, store: 'Redis, appendfsync always', start: bullmq },
+      { system: FLOOR, store: 'SQLite', start: floor },
+    );
 
     // As for the sync runs: all systems up at once, measured in turn, `rounds` times. Each round
     // sizes its run from a short warm-up of its own, at the machine's load of the moment.

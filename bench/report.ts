@@ -201,6 +201,8 @@ export interface TargetCheck {
 export const SPILLWAY = 'Spillway';
 export const UNDICI_PROXY = 'undici Pool + node:http';
 export const BULLMQ = 'Fastify + BullMQ';
+/** The least a durable capture costs on node:http and node:sqlite (bench/peers/sqlite-floor.ts). */
+export const FLOOR = 'node:http + node:sqlite floor';
 
 /** Requests per CPU-second of the proxy's process; undefined when the CPU time is unknown or zero. */
 export const perCpuSecond = (answered: number, cpuSeconds: number | undefined) =>
@@ -264,6 +266,15 @@ export function peerTargets({ sync, captures, drains }: PeerResults): TargetChec
       { atLeast: 1.5 },
     );
   }
+  // Not a target: whether the floor itself reaches the captures target, on this machine, in this run.
+  const floor = captures.find((run) => run.system === FLOOR);
+  if (floor)
+    check(
+      `for reference, no Spillway: ${FLOOR} ÷ ${BULLMQ}`,
+      bullmq && floor.load.perSecond / bullmq.load.perSecond,
+      '×',
+      { atLeast: 1.5 },
+    );
   for (const ratio of syncRatios(sync).filter((r) => r.peer === UNDICI_PROXY)) {
     check(`sync ${ratio.method} per proxy CPU-second, Spillway ÷ ${UNDICI_PROXY}`, ratio.perCpuSecond, '×', {
       atLeast: 0.9,

@@ -97,7 +97,7 @@ describe('sqlite store thread', () => {
       void slow.then(() => {
         slowDone = true;
       });
-      // One small capture per turn of this thread's event loop: each is its own message to the store.
+      // One small capture per turn of this thread's event loop, while the slow batch commits.
       const small: Promise<unknown>[] = [];
       let sentDuringSlow = 0;
       for (let i = 0; i < 20; i++) {
@@ -113,6 +113,50 @@ describe('sqlite store thread', () => {
       );
       assert.ok(batches.length <= 3, `24 captures took ${batches.length} commits: ${batches.join(', ')}`);
     } finally {
+      await store.close();
+    }
+  });
+
+  it('sends the calls made while the thread commits as one message, once the commit answers', async () => {
+    // A message per call costs both threads about a tenth of a capture's CPU; the thread could not
+    // take the calls before its COMMIT returned anyway.
+    const posted: unknown[][] = [];
+    const post = Worker.prototype.postMessage;
+    Worker.prototype.postMessage = function (this: Worker, message: unknown, transfer?: readonly never[]) {
+      if (Array.isArray(message)) posted.push(message);
+      return post.call(this, message, transfer);
+    };
+    const clock = new ManualClock();
+    const store = await ThreadedSqliteStore.open({
+      path: freshPath(),
+      clock,
+      encryptionKeys: StoreKeyring.parse(newStoreKey()),
+    });
+    try {
+      await bigCaptures(store, clock, 1, 1024);
+      posted.length = 0;
+      let slowDone = false;
+      const slow = bigCaptures(store, clock, 4, 8 << 20).then(() => {
+        slowDone = true;
+      });
+      const small: Promise<unknown>[] = [];
+      for (let i = 0; i < 20; i++) {
+        await nextTurn();
+        small.push(store.capture(newOperation(clock)));
+      }
+      assert.equal(
+        slowDone,
+        false,
+        'the slow batch was still committing when the last small capture was made',
+      );
+      await Promise.all([slow, ...small]);
+      assert.deepEqual(
+        posted.map((calls) => calls.length),
+        [4, 20],
+        'the 4 slow captures went as one message, the 20 made in 20 turns while they committed as one more',
+      );
+    } finally {
+      Worker.prototype.postMessage = post;
       await store.close();
     }
   });

@@ -22,6 +22,10 @@ export const errorTable = {
   'upstream-unreachable': { status: 502, title: 'The upstream could not be reached' },
   'upstream-failed': { status: 502, title: 'The upstream connection failed mid-request' },
   'upstream-timeout': { status: 504, title: 'The upstream did not answer in time' },
+  'preflight-not-answered': {
+    status: 503,
+    title: 'The upstream cannot answer this CORS preflight now',
+  },
   'attempts-exhausted': { status: 502, title: 'Every replay attempt failed' },
   'max-age-exceeded': { status: 502, title: 'The operation grew too old to replay' },
   'outcome-unknown': { status: 502, title: 'The upstream may or may not have processed the request' },

@@ -257,6 +257,9 @@ export function createSpillway(options: CreateSpillwayOptions = {}): EmbeddedSpi
           case 'failed':
             // Nothing was stored: the caller must know that no run will follow.
             throw new StoreUnavailableError(`${name}: ${answer.detail}`);
+          case 'unanswered':
+            // Never for a function: its call is work (no notWork), and work is captured.
+            throw new Error(`${name}: not captured (${answer.reason})`);
         }
       },
       async result(id) {

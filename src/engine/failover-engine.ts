@@ -10,6 +10,8 @@
  *   cancelled and re-sent.
  * - Nothing is acknowledged before its capture is durable. If the capture of an
  *   adoption fails, the client keeps waiting on the sync attempt instead.
+ * - A request that is not work (a CORS preflight, `Submission.notWork`) is never
+ *   captured: where it would fail over, the engine says so and the caller answers.
  */
 import { randomUUID } from 'node:crypto';
 import type { Context, Span } from '@opentelemetry/api';
@@ -81,6 +83,13 @@ export interface Submission {
   budgetMs: number;
   /** False: never capture; a spent budget answers 504 and failures 502. */
   mayFailover: boolean;
+  /**
+   * The request is not work (a CORS preflight): replaying it later would do
+   * nothing for anyone. It is never captured, adopted, drilled or held behind an
+   * ordering key; where another request would fail over, the answer is
+   * `unanswered` and the caller answers it itself.
+   */
+  notWork?: boolean;
   /** The caller's tenant (src/gateway/access.ts), kept with a capture: only it may read the operation. */
   tenant: string | null;
   /** The Idempotency-Key claim the request holds: a capture marks it accepted in the same commit. */
@@ -101,6 +110,12 @@ export type EngineAnswer =
   /** Captured; `reason` says why the request went async (for the Spillway-Failover-Reason header). */
   | { kind: 'accepted'; operation: Operation; reason: string; cause: CaptureReason }
   | { kind: 'failed'; code: ErrorCode; detail: string; retryAfterSeconds?: number }
+  /**
+   * A request that is not work (`Submission.notWork`) where any other would
+   * have been captured: nothing was stored. `reason` and `cause` as for a 202;
+   * `retryAfterSeconds`: when the upstream may answer again, as far as is known.
+   */
+  | { kind: 'unanswered'; reason: string; cause: CaptureReason; retryAfterSeconds: number }
   /**
    * A read answered at once with a stale copy or a fallback (src/engine/stale-copies.ts)
    * instead of the 202 (`operation`, whose result will be the fresh answer) or the
@@ -174,7 +189,7 @@ export class FailoverEngine {
     answer: EngineAnswer,
     copies: StaleCopies,
   ): EngineAnswer | Promise<EngineAnswer> {
-    if (answer.kind === 'sync' || answer.kind === 'partial') return answer;
+    if (answer.kind === 'sync' || answer.kind === 'partial' || answer.kind === 'unanswered') return answer;
     // A drill exercises the async path on purpose while the upstream is healthy; a request held behind
     // its ordering key waits for earlier writes, which a copy from before them would hide.
     if (answer.kind === 'accepted' && (answer.cause === 'drill' || answer.cause === 'ordering-key'))
@@ -230,6 +245,7 @@ export class FailoverEngine {
 
   async #submit(submission: Submission): Promise<EngineAnswer> {
     const { route, receivedAt, mayFailover } = submission;
+    const notWork = submission.notWork === true;
     const { clock } = this.#options;
     // The id is minted up front only when the first attempt must already carry the key derived from it.
     const id = route.honoursIdempotencyKey ? newOperationId() : undefined;
@@ -237,20 +253,27 @@ export class FailoverEngine {
     const trace =
       submission.trace ??
       remoteContext(headerValue(request.headers, 'traceparent'), headerValue(request.headers, 'tracestate'));
-    const orderingKey = route.orderingKey && orderingKeyOf(route.orderingKey, request, submission.tenant);
+    // A request that is not work changes nothing, so it has nothing to wait for behind a key.
+    const orderingKey =
+      notWork || !route.orderingKey
+        ? undefined
+        : orderingKeyOf(route.orderingKey, request, submission.tenant);
     const pending: Pending = { id, submission, request, trace, orderingKey };
     const now = clock.now();
-    const capture = (spec: Partial<CaptureSpec> & { reason: string; cause: CaptureReason }) =>
-      this.#capture(pending, { attempts: 0, outcomeUnknown: false, nextAttemptAt: clock.now(), ...spec });
+    // Failing over is capturing, except for a request that is not work: that one is only told.
+    const failOver = (spec: Partial<CaptureSpec> & { reason: string; cause: CaptureReason }) => {
+      const full = { attempts: 0, outcomeUnknown: false, nextAttemptAt: clock.now(), ...spec };
+      return notWork ? this.#unanswered(route.name, full) : this.#capture(pending, full);
+    };
 
     if (mayFailover && submission.budgetMs === 0)
-      return capture({ reason: 'respond-async with wait=0', cause: 'respond-async' });
+      return failOver({ reason: 'respond-async with wait=0', cause: 'respond-async' });
 
     // FIFO per key: a request never goes ahead of its key's backlog; it joins the end of it.
     if (orderingKey !== undefined) {
       const behind = await this.#keyBacklog(route.name, orderingKey, mayFailover);
       if (behind === 'capture')
-        return capture({ reason: 'ordering key has earlier requests waiting', cause: 'ordering-key' });
+        return failOver({ reason: 'ordering key has earlier requests waiting', cause: 'ordering-key' });
       if (behind !== undefined) return behind;
     }
 
@@ -259,9 +282,9 @@ export class FailoverEngine {
     let token: CallToken | undefined;
     const remaining = Math.max(0, receivedAt + submission.budgetMs - now);
     if (health && mayFailover) {
-      const admission = health.admit(now, remaining);
+      const admission = health.admit(now, remaining, !notWork);
       if (admission.path === 'divert')
-        return capture({
+        return failOver({
           reason: admission.reason,
           cause: divertCause(admission),
           nextAttemptAt: admission.until ?? now,
@@ -302,7 +325,7 @@ export class FailoverEngine {
 
     if (first.kind === 'budget-spent') {
       synced('budget-spent');
-      if (mayFailover) {
+      if (mayFailover && !notWork) {
         // The call is hung from now on: judge at once, so a black hole trips before more requests pay the budget.
         health?.tick(clock.now());
         return this.#adopt(pending, call, deadline, report, now, span);
@@ -310,7 +333,10 @@ export class FailoverEngine {
       endSpan(span, {}, { type: 'upstream-timeout' });
       deadline.abort(new AttemptTimeoutError(submission.budgetMs));
       report(true);
-      return timedOut(submission);
+      // Not work: no attempt worth adopting, so the call is dropped, as for a request that may not fail over.
+      return mayFailover
+        ? failOver({ reason: `budget of ${submission.budgetMs} ms spent`, cause: 'budget-spent' })
+        : timedOut(submission);
     }
     if (first.kind === 'error') {
       deadline.clear();
@@ -319,7 +345,7 @@ export class FailoverEngine {
       const sent = !failedBeforeSending(first.error);
       endSpan(span, {}, { type: sent ? 'upstream-failed' : 'upstream-unreachable' });
       if (!mayFailover) return syncFailure(first.error);
-      return capture({
+      return failOver({
         attempts: 1,
         outcomeUnknown: sent,
         reason: sent ? 'upstream connection failed mid-request' : 'upstream unreachable',
@@ -341,7 +367,7 @@ export class FailoverEngine {
       deadline.clear();
       response.body.resume(); // discard the refusal, keep the connection reusable
       const delay = retryAfterMs ?? backoffDelay(route.backoff, 1, this.#random);
-      return capture({
+      return failOver({
         attempts: 1,
         reason: `upstream answered ${status}`,
         cause: 'upstream-status',
@@ -539,6 +565,24 @@ export class FailoverEngine {
         retryAfterSeconds: 5,
       };
     }
+  }
+
+  /** A request that is not work, which would have failed over: told, never stored. */
+  #unanswered(route: string, spec: CaptureSpec): EngineAnswer {
+    const now = this.#options.clock.now();
+    this.#events.emit({
+      type: 'answer:not-captured',
+      at: now,
+      route,
+      reason: spec.cause,
+      detail: spec.reason,
+    });
+    return {
+      kind: 'unanswered',
+      reason: spec.reason,
+      cause: spec.cause,
+      retryAfterSeconds: Math.max(1, Math.ceil((spec.nextAttemptAt - now) / 1000)),
+    };
   }
 
   /**

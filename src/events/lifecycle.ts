@@ -168,6 +168,20 @@ export type PartialAnswerEvent = ({ type: 'answer:stale' } | { type: 'answer:fal
 };
 
 /**
+ * A request that is not work (a CORS preflight, `Submission.notWork`) could not
+ * get the upstream's answer where any other request would have been captured
+ * (`reason`, as for a capture; `detail` as in Spillway-Failover-Reason).
+ * Nothing was stored: the gateway answered it itself (src/gateway/preflight.ts).
+ */
+export interface NotCapturedEvent {
+  type: 'answer:not-captured';
+  at: number;
+  route: string;
+  reason: CaptureReason;
+  detail: string;
+}
+
+/**
  * The stale-copy bounds at work: least recently used copies evicted to keep
  * `staleCache.maxEntries` and `maxBytes` (`evicted`), or an answer not kept
  * because too many copies already waited to be written (`skipped`).
@@ -253,6 +267,7 @@ export type LifecycleEvent =
   | SyncEvent
   | BacklogFullEvent
   | PartialAnswerEvent
+  | NotCapturedEvent
   | StaleCopyEvent
   | HealthTransitionEvent
   | WebhookEvent

@@ -2,6 +2,8 @@
  * The proxied routes: read and bound the request, settle its budget from the
  * route and `Prefer`, let the engine try the upstream, and write what it says:
  * the upstream's answer unchanged, a 202 with the operation, or a problem.
+ * A CORS preflight is never captured: the upstream answers it, or Spillway in
+ * its place (src/gateway/preflight.ts).
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Clock } from '../clock.ts';
@@ -21,6 +23,7 @@ import { type ForwardingOptions, forwardingFields } from './forwarding.ts';
 import { type GateStore, type HeldClaim, keepForReplay, passIdempotencyGate } from './idempotency-gate.ts';
 import { keepAsCopy, sendPartial } from './partial-answers.ts';
 import { parsePrefer } from './prefer.ts';
+import { answerPreflight, isPreflight } from './preflight.ts';
 import { sendProblem } from './problem-response.ts';
 import { type BodyOutcome, hasBody, readRequestBody, refuseBody } from './request-body.ts';
 
@@ -158,6 +161,8 @@ export async function proxy(
   if (gate.kind === 'answered') return;
   const { claim } = gate;
 
+  // Not work: never captured; when the upstream cannot answer it, answered here instead.
+  const preflight = isPreflight(req);
   const respondAsync = route.failover && prefs.respondAsync;
   const wait = prefs.waitMs === undefined ? undefined : Math.min(prefs.waitMs, route.maxWaitMs);
   const submission: Submission = {
@@ -175,6 +180,7 @@ export async function proxy(
       options.staleCopies !== undefined && !prefs.respondAsync && acceptedStaleness(headers) > 0,
   };
   // Set only when there is one: spreading `{}` for the usual request allocates on every request.
+  if (preflight) submission.notWork = true;
   if (claim) submission.idempotency = claim;
   if (webhooks) submission.webhooks = webhooks;
 
@@ -245,9 +251,18 @@ export async function proxy(
       });
       return;
     }
+    case 'unanswered':
+      answerPreflight(req, res, options.corsOrigins, answer, ownHeaders);
+      return;
     case 'failed': {
       // Spillway's own answer, not the upstream's: not kept, so a retry under the key is sent on.
       if (claim) await options.store.releaseIdempotencyKey(claim.key, claim.token).catch(options.onError);
+      // A preflight on a route that may not fail over, which the upstream could not answer either.
+      if (preflight) {
+        const why = { reason: answer.code, retryAfterSeconds: answer.retryAfterSeconds ?? 1 };
+        answerPreflight(req, res, options.corsOrigins, why, ownHeaders);
+        return;
+      }
       const headers: Record<string, string | number> = { ...ownHeaders };
       if (answer.retryAfterSeconds !== undefined) headers['retry-after'] = answer.retryAfterSeconds;
       sendProblem(res, answer.code, answer.detail, headers);

@@ -4,7 +4,7 @@
  *
  * - `info`: each capture, each attempt's outcome (replayed or adopted), the
  *   operator's and clients' actions, health probes, reverts and overrides,
- *   reads answered with a stale copy or a fallback
+ *   reads answered with a stale copy or a fallback, preflights answered in the upstream's place
  * - `warn`: each dead letter, each capture refused for a full backlog, each health trip, webhooks that failed, were
  *   disabled or lost their lease
  * - `error`: failures in background work, request handlers and subscribers
@@ -40,6 +40,7 @@ function levelOf(event: LifecycleEvent): Level {
     case 'health:override':
     case 'answer:stale':
     case 'answer:fallback':
+    case 'answer:not-captured':
       return 'info';
     case 'operation:dead-lettered':
     case 'backlog:full':

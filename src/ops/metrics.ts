@@ -94,6 +94,12 @@ export class Metrics {
       labelNames: ['route', 'source'] as const,
       registers,
     });
+    const notCaptured = new Counter({
+      name: 'spillway_not_captured_total',
+      help: 'Requests that are not work (CORS preflights) the upstream could not answer, answered by Spillway instead of captured, by route and reason.',
+      labelNames: ['route', 'reason'] as const,
+      registers,
+    });
     const evicted = new Counter({
       name: 'spillway_stale_copies_evicted_total',
       help: 'Stale copies evicted, least recently used first, to keep staleCache.maxEntries and maxBytes.',
@@ -109,6 +115,7 @@ export class Metrics {
     const unsubscribe = [
       options.events.on('answer:stale', (e) => partial.inc({ route: e.route, source: 'stale' })),
       options.events.on('answer:fallback', (e) => partial.inc({ route: e.route, source: 'fallback' })),
+      options.events.on('answer:not-captured', (e) => notCaptured.inc({ route: e.route, reason: e.reason })),
       options.events.on('stale-copy:evicted', (e) => evicted.inc({ route: e.route }, e.evicted)),
       options.events.on('stale-copy:skipped', (e) => skipped.inc({ route: e.route })),
       options.events.on('operation:captured', (e) => captured.inc({ route: e.route, reason: e.reason })),

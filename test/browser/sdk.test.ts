@@ -4,9 +4,12 @@
  * one loopback port, calling a real gateway on another (cross-origin, the
  * page's origin in `corsOrigins`), in headless Chromium (Debian's
  * /usr/bin/chromium driven by playwright-core; nothing is downloaded). One
- * call is answered sync; one gets a 202 and is followed over SSE to its result.
+ * call is answered sync; one gets a 202 and is followed over SSE to its result;
+ * one is preflighted while the upstream is down, Spillway answers the preflight,
+ * and the call gets its 202 all the same.
  */
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
 import { type Browser, chromium, type Page } from 'playwright-core';
 import { resourceKey } from '../../src/policy/stale-if-error.ts';
+import { eventOf, recordEvents } from '../support/events.ts';
 import { startGateway, type TestGateway } from '../support/harness.ts';
 import { type Received, TestUpstream } from '../support/test-upstream.ts';
 
@@ -96,7 +100,7 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
       corsOrigins: [pageOrigin],
       // The upstream stays down for as long as the browser takes to open its event stream.
       // The sync case is about CORS and the SDK, not the budget: the harness's 500 ms ran out
-      // on a loaded CI run, and an adopted preflight (a 202 without CORS) fails the fetch.
+      // on a loaded CI run, and the call was adopted (a 202 where the test expects the upstream's 201).
       routeDefaults: { maxAttempts: 1_000, budgetMs: 5_000, attemptTimeoutMs: 10_000 },
       routes: [{ name: 'prices', match: 'GET /prices', staleIfErrorMs: 60_000, health: { minCalls: 1_000 } }],
     });
@@ -182,7 +186,7 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
 
   it('a call that fails over: 202, followed over SSE to the upstream answer once replayed', async () => {
     // Down: the call fails over. A plain-text POST is a "simple" request, so no preflight is sent
-    // (a preflight, like any request, would be captured while the upstream is down).
+    // (the next test sends one).
     await upstream.stop();
     const upstreamBack = new Promise<void>((resolve) => {
       onEventStreamOpen = resolve;
@@ -203,6 +207,42 @@ describe('spillway/client in headless Chromium, cross-origin', { skip: missing }
       `GET /_spillway/operations/${id}/result`,
     ]);
     assert.equal((await gateway.store.get(id))?.status, 'Succeeded');
+  });
+
+  it('a preflighted call (JSON body, Prefer, Idempotency-Key) while the upstream is down: Spillway answers the preflight, the call gets its 202', async () => {
+    // /orders, not /payments: Chromium may still hold the upstream's preflight answer for /payments.
+    await upstream.stop();
+    const seen = recordEvents(gateway.events);
+    let restarting = false;
+    const upstreamBack = new Promise<void>((resolve) => {
+      onEventStreamOpen = resolve;
+    }).then(() => {
+      restarting = true;
+      return upstream.start();
+    });
+    // The upstream comes back even when the call fails, for the tests after this one.
+    const result = await callFromPage({
+      url: `${gateway.publicUrl}/orders`,
+      init: {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          prefer: 'respond-async',
+          'idempotency-key': `"${randomUUID()}"`,
+        },
+        body: JSON.stringify({ amount: 9 }),
+      },
+    }).finally(() => (restarting ? upstreamBack : upstream.start()));
+    assert.equal(result.status, 201, result.body);
+    assert.deepEqual(JSON.parse(result.body), { paid: '{"amount":9}' });
+    assert.ok(result.accepted, 'onAccepted was called: the preflight passed and the POST got its 202');
+    const preflight = await eventOf(gateway.events, seen, 'answer:not-captured');
+    assert.equal(preflight.route, 'default');
+    const { id } = result.accepted;
+    assert.equal((await gateway.store.get(id))?.request.method, 'POST');
+    const { deadLettered: _, ...counts } = await gateway.store.counts();
+    const operations = Object.values(counts).reduce((a, b) => a + b, 0);
+    assert.equal(operations, 2, 'the two calls that failed over, and no preflight');
   });
 
   it('a read the upstream cannot answer: onPartial sees the stale copy A, the call resolves with B', async () => {

@@ -280,6 +280,24 @@ describe('OpenAPI document: docs/openapi.json', () => {
     }
   });
 
+  it('(b) proxied routes: a CORS preflight the upstream cannot answer, 204 for an origin in corsOrigins, 503 for another', async () => {
+    await using gw = await gateway(`http://127.0.0.1:${await closedPort()}`);
+    const preflight = (origin: string) =>
+      check('OPTIONS', PROXIED, `${gw.publicUrl}/t/ok`, {
+        headers: {
+          origin,
+          'access-control-request-method': 'POST',
+          'access-control-request-headers': 'content-type,prefer',
+        },
+      });
+    const granted = await preflight(ORIGIN);
+    assert.equal(granted.key, `* ${PROXIED} 204`);
+    assert.equal(granted.headers.get('access-control-allow-headers'), 'content-type,prefer');
+    const refused = await preflight('https://other.example');
+    assert.equal(refused.key, `* ${PROXIED} 503`);
+    assert.equal((refused.body as { code: string }).code, 'preflight-not-answered');
+  });
+
   it('(b) monitor, result and events through Succeeded, Failed (the upstream’s answer and Spillway’s), Canceled and pending', async () => {
     const upstream = scenarios(await new TestUpstream().start());
     await using gw = await gateway(upstream.url);

@@ -282,6 +282,13 @@ describe('RouteHealth load shedding, drills, overrides', () => {
     assert.equal(health.snapshot(T0).signals.drills, 2);
   });
 
+  it('never drills a request admitted with drills off (not work: a CORS preflight)', () => {
+    const { health } = machine({ drillShare: 1 });
+    assert.equal(health.admit(T0, 1_000, false).path, 'sync');
+    assert.equal(health.snapshot(T0).signals.drills, 0);
+    assert.equal(health.admit(T0).path, 'divert', 'the others are, at drillShare 1');
+  });
+
   it('forced-async captures everything; forced-sync keeps sync through failures; none restores the machine', () => {
     const { health, events, call } = machine();
     health.setOverride('forced-async', T0);

@@ -139,8 +139,9 @@ export class RouteHealth {
   /**
    * Decides this request's path. A sync admission must be finished with
    * `finish`. `budgetMs`: how long its client waits; past it the call counts as hung.
+   * `drills` false: the request is never drilled (it is not work: a drill would exercise nothing).
    */
-  admit(now: number, budgetMs: number = Number.POSITIVE_INFINITY): Admission {
+  admit(now: number, budgetMs: number = Number.POSITIVE_INFINITY, drills = true): Admission {
     // Only the cheap, time-driven step here: rules are judged when calls finish and on the timer's tick.
     if (this.#state.kind === 'diverting' && now >= this.#state.until)
       this.#toProbing(now, this.#state.reason);
@@ -170,7 +171,12 @@ export class RouteHealth {
         drill: false,
       };
     }
-    if (this.#override === null && this.#policy.drillShare > 0 && this.#random() < this.#policy.drillShare) {
+    if (
+      drills &&
+      this.#override === null &&
+      this.#policy.drillShare > 0 &&
+      this.#random() < this.#policy.drillShare
+    ) {
       this.#drills++;
       return { path: 'divert', reason: 'drill', drill: true };
     }

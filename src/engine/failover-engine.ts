@@ -86,8 +86,9 @@ export interface Submission {
   /**
    * The request is not work (a CORS preflight): replaying it later would do
    * nothing for anyone. It is never captured, adopted, drilled or held behind an
-   * ordering key; where another request would fail over, the answer is
-   * `unanswered` and the caller answers it itself.
+   * ordering key; where another request would fail over, and where one that may
+   * not would get a 502 or 504, the answer is `unanswered` and the caller
+   * answers it itself.
    */
   notWork?: boolean;
   /** The caller's tenant (src/gateway/access.ts), kept with a capture: only it may read the operation. */
@@ -334,7 +335,7 @@ export class FailoverEngine {
       deadline.abort(new AttemptTimeoutError(submission.budgetMs));
       report(true);
       // Not work: no attempt worth adopting, so the call is dropped, as for a request that may not fail over.
-      return mayFailover
+      return notWork
         ? failOver({ reason: `budget of ${submission.budgetMs} ms spent`, cause: 'budget-spent' })
         : timedOut(submission);
     }
@@ -344,7 +345,7 @@ export class FailoverEngine {
       synced('error');
       const sent = !failedBeforeSending(first.error);
       endSpan(span, {}, { type: sent ? 'upstream-failed' : 'upstream-unreachable' });
-      if (!mayFailover) return syncFailure(first.error);
+      if (!mayFailover && !notWork) return syncFailure(first.error);
       return failOver({
         attempts: 1,
         outcomeUnknown: sent,

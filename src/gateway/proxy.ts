@@ -161,8 +161,6 @@ export async function proxy(
   if (gate.kind === 'answered') return;
   const { claim } = gate;
 
-  // Not work: never captured; when the upstream cannot answer it, answered here instead.
-  const preflight = isPreflight(req);
   const respondAsync = route.failover && prefs.respondAsync;
   const wait = prefs.waitMs === undefined ? undefined : Math.min(prefs.waitMs, route.maxWaitMs);
   const submission: Submission = {
@@ -180,7 +178,8 @@ export async function proxy(
       options.staleCopies !== undefined && !prefs.respondAsync && acceptedStaleness(headers) > 0,
   };
   // Set only when there is one: spreading `{}` for the usual request allocates on every request.
-  if (preflight) submission.notWork = true;
+  // A CORS preflight is not work: never captured; when the upstream cannot answer it, answered here.
+  if (isPreflight(req)) submission.notWork = true;
   if (claim) submission.idempotency = claim;
   if (webhooks) submission.webhooks = webhooks;
 
@@ -257,12 +256,6 @@ export async function proxy(
     case 'failed': {
       // Spillway's own answer, not the upstream's: not kept, so a retry under the key is sent on.
       if (claim) await options.store.releaseIdempotencyKey(claim.key, claim.token).catch(options.onError);
-      // A preflight on a route that may not fail over, which the upstream could not answer either.
-      if (preflight) {
-        const why = { reason: answer.code, retryAfterSeconds: answer.retryAfterSeconds ?? 1 };
-        answerPreflight(req, res, options.corsOrigins, why, ownHeaders);
-        return;
-      }
       const headers: Record<string, string | number> = { ...ownHeaders };
       if (answer.retryAfterSeconds !== undefined) headers['retry-after'] = answer.retryAfterSeconds;
       sendProblem(res, answer.code, answer.detail, headers);

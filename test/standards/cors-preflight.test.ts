@@ -167,7 +167,7 @@ describe('CORS preflights on proxied routes', () => {
     assertStandIn(await preflight(gw, APP, 'content-type'), 'content-type');
     const other = await preflight(gw, 'https://other.example');
     assert.equal(other.status, 503);
-    assert.match((await jsonOf(other)).detail, /upstream-unreachable/);
+    assert.match((await jsonOf(other)).detail, /upstream unreachable/);
   });
 
   it('a malformed preflight the upstream cannot answer is a 400 problem, even for an allowed origin', async () => {

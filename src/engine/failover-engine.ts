@@ -85,8 +85,8 @@ export interface Submission {
   mayFailover: boolean;
   /**
    * The request is not work (a CORS preflight): replaying it later would do
-   * nothing for anyone. It is never captured, adopted, drilled or held behind an
-   * ordering key; where another request would fail over, and where one that may
+   * nothing for anyone. It is never captured, adopted, drilled, taken as a probe
+   * or held behind an ordering key; where another request would fail over, and where one that may
    * not would get a 502 or 504, the answer is `unanswered` and the caller
    * answers it itself.
    */

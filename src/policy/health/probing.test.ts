@@ -51,6 +51,15 @@ describe('probing under light traffic', () => {
     assert.equal(health.snapshot(now + 100).reason, 'probes passed (5 judged)');
   });
 
+  it('never takes a request that is not work (a CORS preflight) as a probe', () => {
+    // A CORS layer in front of a failing upstream answers preflights: such a probe would pass and revert.
+    const { health, at } = probingMachine({ probeCalls: 1 });
+    const preflight = health.admit(at, 3_000, false);
+    assert.equal(preflight.path, 'divert');
+    assert.equal(health.snapshot(at).reason, '0/1 probes passed', 'no probe started');
+    assert.equal(health.admit(at + 1, 3_000).path, 'sync', 'the next request that is work is the probe');
+  });
+
   it('counts replay outcomes as probe results: a route with no live traffic reverts on its backlog', () => {
     const { health, events, at } = probingMachine({ probeCalls: 5, minProbingMs: 1_000 });
     for (let i = 0; i < 5; i++) health.replayFinished({ failed: false, durationMs: 30 }, at + 100 + i);

@@ -139,9 +139,11 @@ export class RouteHealth {
   /**
    * Decides this request's path. A sync admission must be finished with
    * `finish`. `budgetMs`: how long its client waits; past it the call counts as hung.
-   * `drills` false: the request is never drilled (it is not work: a drill would exercise nothing).
+   * `work` false: the request is not work (a CORS preflight): never drilled, since a drill would
+   * exercise nothing, and never a probe, since the upstream's answer to it (often from a CORS
+   * layer in front of the handlers) says nothing of whether the upstream can do the work again.
    */
-  admit(now: number, budgetMs: number = Number.POSITIVE_INFINITY, drills = true): Admission {
+  admit(now: number, budgetMs: number = Number.POSITIVE_INFINITY, work = true): Admission {
     // Only the cheap, time-driven step here: rules are judged when calls finish and on the timer's tick.
     if (this.#state.kind === 'diverting' && now >= this.#state.until)
       this.#toProbing(now, this.#state.reason);
@@ -154,7 +156,7 @@ export class RouteHealth {
       }
       if (s.kind === 'probing') {
         const probing = [...this.#inFlight].filter((t) => t.probe).length;
-        if (probing >= this.#policy.probeCalls || this.#random() >= this.#policy.probeShare) {
+        if (!work || probing >= this.#policy.probeCalls || this.#random() >= this.#policy.probeShare) {
           return { path: 'divert', reason: `probing: ${this.#probeProgress()}`, drill: false };
         }
         return this.#start(now, true, budgetMs);
@@ -172,7 +174,7 @@ export class RouteHealth {
       };
     }
     if (
-      drills &&
+      work &&
       this.#override === null &&
       this.#policy.drillShare > 0 &&
       this.#random() < this.#policy.drillShare

@@ -279,6 +279,11 @@ class Connection {
   /** Sends so far; when the latest one's callback runs, everything before it has left the buffer. */
   #sends = 0;
   #inbox: Promise<void> = Promise.resolve();
+  /**
+   * Set while over the cap, resolved once the buffer drains or the connection ends: a client
+   * message received before the cap was reached waits for it, since its answer would go over the cap.
+   */
+  #drained: { promise: Promise<void>; resolve: () => void } | undefined;
   #unhandled = 0;
   #ended = false;
   #pongDue = false;
@@ -336,6 +341,7 @@ class Connection {
     for (const timer of this.#timers) this.#options.clock.clearTimeout(timer);
     this.#timers.clear();
     if (this.#slowTimer) this.#options.clock.clearTimeout(this.#slowTimer);
+    this.#drained?.resolve(); // the messages still waiting see the end and do nothing
   }
 
   #every(ms: number, fn: () => void): void {
@@ -374,6 +380,7 @@ class Connection {
     this.#unhandled++;
     this.#updateReading();
     this.#inbox = this.#inbox
+      .then(() => this.#drained?.promise)
       .then(() => this.#handle(data, isBinary))
       .catch((error: unknown) => this.#options.onError?.(error))
       .finally(() => {
@@ -529,6 +536,11 @@ class Connection {
   #block(): void {
     if (this.#blocked) return;
     this.#blocked = true;
+    let resolve = () => {};
+    const promise = new Promise<void>((done) => {
+      resolve = done;
+    });
+    this.#drained = { promise, resolve };
     this.#updateReading();
     this.#slowTimer = this.#options.clock.setTimeout(() => {
       this.#slowTimer = undefined;
@@ -544,6 +556,8 @@ class Connection {
     this.#blocked = false;
     if (this.#slowTimer) this.#options.clock.clearTimeout(this.#slowTimer);
     this.#slowTimer = undefined;
+    this.#drained?.resolve();
+    this.#drained = undefined;
     this.#updateReading();
     const waiting = [...this.#waiting];
     this.#waiting.clear();
@@ -552,7 +566,8 @@ class Connection {
 
   /** Reading the client pauses while over the cap or behind on its messages, so replies stay bounded too. */
   #updateReading(): void {
-    const pause = this.#blocked || this.#unhandled >= MAX_UNHANDLED;
+    // Once ended, read on: the client's answering close frame must get through.
+    const pause = !this.#ended && (this.#blocked || this.#unhandled >= MAX_UNHANDLED);
     if (pause && !this.#ws.isPaused) this.#ws.pause();
     else if (!pause && this.#ws.isPaused) this.#ws.resume();
   }

@@ -9,6 +9,7 @@ import { request } from 'node:http';
 import { describe, it } from 'node:test';
 import { WebSocket as WsClient } from 'ws';
 import { newOperationId } from '../../src/engine/operation-id.ts';
+import { ThreadedSqliteStore } from '../../src/store/sqlite/threaded-store.ts';
 import { operationIdOf, startGateway, type TestGateway } from '../support/harness.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
 
@@ -431,6 +432,57 @@ describe('WebSocket delivery, /_spillway/ws', () => {
         );
       }
     } finally {
+      await upstream.stop();
+    }
+  });
+
+  it('answers no client message while over the cap, even one it read before: the bound holds for answers too', async () => {
+    const cap = 64 * 1024;
+    const publicUrl = `http://127.0.0.1:9/${'p'.repeat(16_000)}`;
+    const upstream = await new TestUpstream().start();
+    upstream.behaviour = () => ({ kind: 'delay', ms: 300, and: { kind: 'echo' } });
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      publicUrl,
+      replay: { concurrency: 64 },
+      websocket: { maxBufferedBytes: cap, slowClientMs: 300, pingMs: 60_000, maxSubscriptions: 10_000 },
+    });
+    // The last operation's subscription waits on its store read until the client is over the cap, so
+    // the messages behind it were read before the cap was reached and are handled after it.
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const get = ThreadedSqliteStore.prototype.get;
+    try {
+      const ids = await Promise.all(Array.from({ length: 125 }, () => captureWithLongUrls(gw)));
+      const held = ids.at(-1)!;
+      const unknown = Array.from({ length: 10 }, () => newOperationId());
+      ThreadedSqliteStore.prototype.get = async function (this: ThreadedSqliteStore, id: string) {
+        if (id === held) await gate;
+        return get.call(this, id);
+      };
+      const client = await connectRaw(gw);
+      client.ws.pause();
+      for (const id of [...ids, ...unknown]) client.send({ type: 'subscribe', operationId: id });
+      const until = Date.now() + 60_000;
+      while (gw.websocket.stats().peakBufferedBytes < cap) {
+        assert.ok(Date.now() < until, `never over the cap: ${JSON.stringify(gw.websocket.stats())}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      release();
+      while (gw.websocket.stats().slowClientsClosed === 0) {
+        assert.ok(Date.now() < until, `never closed as slow: ${JSON.stringify(gw.websocket.stats())}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      client.ws.resume();
+      assert.equal(await within(client.closed, 'closed after resuming'), 1013);
+      // The held subscription was under way when the cap was reached: it may finish (its `subscribed`).
+      const answered = client.inbox.messages.filter((m) => unknown.includes(m.operationId));
+      assert.deepEqual(answered, [], 'no message read before the cap was answered while over it');
+    } finally {
+      ThreadedSqliteStore.prototype.get = get;
+      release();
       await upstream.stop();
     }
   });

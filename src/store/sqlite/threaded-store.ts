@@ -86,10 +86,10 @@ export class ThreadedSqliteStore implements OperationStore {
   #outbox: ThreadCall[] = [];
   /**
    * A message went to the thread and no answer has come back since: new calls
-   * wait in the outbox and go as one message with that answer. The thread
-   * could not take them sooner (it is committing, and picks up every message
-   * that arrived once its COMMIT returns), and one message per commit instead
-   * of one per request saves both threads a tenth of a capture's CPU.
+   * wait in the outbox and go as one message when that answer comes. A write
+   * would wait for the thread's next commit anyway, and a read waits at most
+   * for the commit under way; one message per commit instead of one per
+   * request saves both threads about a tenth of a capture's CPU.
    */
   #awaitingAnswer = false;
   #nextId = 1;

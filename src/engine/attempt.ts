@@ -3,7 +3,7 @@
  * outcome. Used by adoption (the sync attempt carried on past the budget) and
  * by the replay workers, so both judge outcomes the same way.
  */
-import type { Clock } from '../clock.ts';
+import type { Clock, Timer } from '../clock.ts';
 import { type AttemptOutcome, type Decision, decideAfterAttempt } from '../policy/attempt-decision.ts';
 import { parseRetryAfter } from '../policy/retry-after.ts';
 import type { RoutePolicy } from '../policy/route-policy.ts';
@@ -12,7 +12,7 @@ import { HookedAbortController } from './abort-hook.ts';
 import { readBounded } from './body.ts';
 import { finalWrite } from './final-write.ts';
 import { endToEnd } from './http-fields.ts';
-import { describeError, failedBeforeSending, type UpstreamResponse } from './upstream.ts';
+import { describeError, failedBeforeSending, type SilenceWatch, type UpstreamResponse } from './upstream.ts';
 
 /** Turns a pending upstream call into an outcome, reading the body up to `maxResultBytes`. */
 export async function outcomeOf(
@@ -137,7 +137,7 @@ export function interruptedAttempt(startedAt: number, now: number): AttemptRecor
   };
 }
 
-export interface AttemptDeadline {
+export interface AttemptDeadline extends SilenceWatch {
   signal: AbortSignal;
   /** The attempt is over: stop the timer. */
   clear(): void;
@@ -145,27 +145,85 @@ export interface AttemptDeadline {
   abort(reason: Error): void;
 }
 
-/** An attempt's time limit on the given clock. */
+/**
+ * An attempt's time limit on the given clock: `ms` from the start, the
+ * whole attempt, body included (what adoption and replays need: they store
+ * the body, so an attempt that never ends must end). A sync answer passed
+ * on to its client (failover-engine.ts) turns it, past its head, into a limit
+ * on the upstream's silence instead: `heard()` counts `ms` afresh from each
+ * chunk, and while Spillway holds the upstream back for its own reader
+ * (`held()`) the limit does not cut.
+ */
 export function attemptDeadline(clock: Clock, ms: number): AttemptDeadline {
+  return new Deadline(clock, ms);
+}
+
+/** One timer for the whole attempt, moved (not replaced) while the body streams. */
+class Deadline implements AttemptDeadline {
   // Its signal takes the upstream call's one listener as a hook (abort-hook.ts).
-  const controller = new HookedAbortController();
-  const timer = clock.setTimeout(() => controller.abort(new AttemptTimeoutError(ms)), ms);
-  timer.unref?.();
-  const clear = () => clock.clearTimeout(timer);
-  return {
-    signal: controller.signal,
-    clear,
-    abort: (reason) => {
-      clear();
-      controller.abort(reason);
-    },
+  readonly #controller = new HookedAbortController();
+  readonly signal = this.#controller.signal;
+  readonly #clock: Clock;
+  readonly #ms: number;
+  #timer: Timer;
+  /** Counting the upstream's silence (since `heard()`), not the attempt's total time. */
+  #silence = false;
+  /** Spillway holds the upstream back (its reader is behind): a silence now is not the upstream's. */
+  #held = false;
+  /** Cleared: the attempt is over, the timer is never set again. */
+  #over = false;
+  readonly #fire = () => {
+    if (this.#held) return; // `heard()` starts the count again when reading resumes
+    this.#controller.abort(new AttemptTimeoutError(this.#ms, this.#silence));
   };
+  // A property, not a method: it is handed on as a callback (whenBodyCloses).
+  readonly clear = () => {
+    this.#over = true;
+    this.#clock.clearTimeout(this.#timer);
+  };
+
+  constructor(clock: Clock, ms: number) {
+    this.#clock = clock;
+    this.#ms = ms;
+    this.#timer = clock.setTimeout(this.#fire, ms);
+    this.#timer.unref?.();
+  }
+
+  abort(reason: Error): void {
+    this.clear();
+    this.#controller.abort(reason);
+  }
+
+  heard(): void {
+    if (this.#over) return;
+    this.#silence = true;
+    this.#held = false;
+    const timer = this.#timer;
+    if (timer.refresh) {
+      timer.refresh();
+      return;
+    }
+    // A clock whose timers cannot be moved: a new one, unless the attempt is already over.
+    if (this.signal.aborted) return;
+    this.#clock.clearTimeout(timer);
+    this.#timer = this.#clock.setTimeout(this.#fire, this.#ms);
+    this.#timer.unref?.();
+  }
+
+  held(): void {
+    this.#held = true;
+  }
 }
 
 export class AttemptTimeoutError extends Error {
   override name = 'AttemptTimeoutError';
   readonly code = 'SPILLWAY_ATTEMPT_TIMEOUT';
-  constructor(ms: number) {
-    super(`The attempt took longer than attemptTimeoutMs (${ms} ms).`);
+  /** `silence`: the limit was on the upstream's silence in a streaming sync answer, not the attempt's length. */
+  constructor(ms: number, silence = false) {
+    super(
+      silence
+        ? `The upstream sent nothing for attemptTimeoutMs (${ms} ms) while its answer streamed.`
+        : `The attempt took longer than attemptTimeoutMs (${ms} ms).`,
+    );
   }
 }

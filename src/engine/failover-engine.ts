@@ -301,7 +301,8 @@ export class FailoverEngine {
       health?.finish(token, outcome, at);
     };
 
-    // The attempt's own limit bounds it to the end of the response body; the budget only bounds the wait for headers.
+    // The attempt's own limit bounds it to the end of the response body, or, once a sync answer is passed on
+    // to its client, the upstream's silence within it (passOn); the budget only bounds the wait for headers.
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
     const span = startSpan(`sync ${route.name}`, SpanKind.CLIENT, trace, {
       'http.request.method': request.method,
@@ -376,8 +377,7 @@ export class FailoverEngine {
         firstAttempt: syncAttempt(now, clock.now(), status, `The upstream answered ${status}.`),
       });
     }
-    whenBodyCloses(response, deadline.clear);
-    return { kind: 'sync', response };
+    return passOn(response, deadline, submission);
   }
 
   /**
@@ -474,8 +474,7 @@ export class FailoverEngine {
           { 'http.response.status_code': response.statusCode },
           refused ? { type: 'upstream-status' } : undefined,
         );
-        whenBodyCloses(response, deadline.clear);
-        return { kind: 'sync', response };
+        return passOn(response, deadline, submission);
       } catch (failure) {
         deadline.clear();
         report(true);
@@ -727,6 +726,21 @@ function withinBudget(call: Promise<UpstreamResponse>, ms: number, clock: Clock)
       },
     );
   });
+}
+
+/**
+ * A sync answer goes to its client. Its body may stream for as long as the
+ * upstream keeps sending (a download, an export, Server-Sent Events): from
+ * its head on, the attempt's limit bounds the upstream's silence, not the
+ * attempt's total time; a reader that is behind never counts as silence.
+ * The limit ends with the body. An answer kept whole for its Idempotency-Key
+ * is read to its end even when the client leaves, so, like an adopted attempt
+ * or a replay, it keeps the total limit: an attempt that never ends must end.
+ */
+function passOn(response: UpstreamResponse, deadline: AttemptDeadline, submission: Submission): EngineAnswer {
+  whenBodyCloses(response, deadline.clear);
+  if (submission.idempotency === undefined) response.limitBySilence?.(deadline);
+  return { kind: 'sync', response };
 }
 
 /** The closed-set reason of a health-state diversion (the human-readable one goes in the header). */

@@ -11,11 +11,11 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { Readable } from 'node:stream';
-import type { ReadableStream as NodeReadableStream } from 'node:stream/web';
 import { whenAborted } from './in-flight.ts';
 import {
   type ForwardRequest,
   InProcessUpstreamError,
+  type SilenceWatch,
   type Upstream,
   type UpstreamResponse,
 } from './upstream.ts';
@@ -71,12 +71,68 @@ function toUpstreamResponse(response: Response, signal: AbortSignal): UpstreamRe
   }
   const cookies = response.headers.getSetCookie();
   if (cookies.length > 0) headers['set-cookie'] = cookies;
-  const body = response.body
-    ? Readable.fromWeb(response.body as NodeReadableStream<Uint8Array>)
-    : Readable.from([]);
-  // Past the attempt's limit the body is abandoned like a socket's: its reader sees the reason.
-  const abort = () => body.destroy(signal.reason as Error);
-  signal.addEventListener('abort', abort, { once: true });
-  body.once('close', () => signal.removeEventListener('abort', abort));
-  return { statusCode: response.status, headers, body };
+  return new FunctionAnswer(response.status, headers, response.body, signal);
+}
+
+/**
+ * A function's Response as the engine takes it. Its body is read from the
+ * Response's stream only as its reader asks, so a watch (`limitBySilence`)
+ * counts only the time Spillway waits on the function for the next chunk,
+ * never the time its reader is behind.
+ */
+class FunctionAnswer implements UpstreamResponse {
+  readonly statusCode: number;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Readable;
+  #watch: SilenceWatch | undefined;
+  /** A read of the function's stream is under way: Spillway waits on the function. */
+  #reading = false;
+
+  constructor(
+    statusCode: number,
+    headers: IncomingHttpHeaders,
+    stream: ReadableStream<Uint8Array> | null,
+    signal: AbortSignal,
+  ) {
+    this.statusCode = statusCode;
+    this.headers = headers;
+    const body = stream ? this.#readableOf(stream.getReader()) : Readable.from([]);
+    this.body = body;
+    // Past the attempt's limit the body is abandoned like a socket's: its reader sees the reason.
+    const abort = () => body.destroy(signal.reason as Error);
+    signal.addEventListener('abort', abort, { once: true });
+    body.once('close', () => signal.removeEventListener('abort', abort));
+  }
+
+  /** See UpstreamResponse.limitBySilence. */
+  limitBySilence(watch: SilenceWatch): void {
+    if (this.body.readableEnded || this.body.destroyed) return;
+    this.#watch = watch;
+    watch.heard();
+    if (!this.#reading) watch.held();
+  }
+
+  #readableOf(reader: ReadableStreamDefaultReader<Uint8Array>): Readable {
+    const body: Readable = new Readable({
+      read: () => {
+        this.#reading = true;
+        this.#watch?.heard();
+        reader.read().then(
+          ({ done, value }) => {
+            this.#reading = false;
+            this.#watch?.held();
+            body.push(done ? null : value);
+          },
+          (error: unknown) => body.destroy(error as Error),
+        );
+      },
+      destroy: (error, callback) => {
+        // The function's stream is told to stop, as Readable.fromWeb does; whether its cancel
+        // succeeds changes nothing for the body, which ends with `error` either way.
+        const done = () => callback(error);
+        reader.cancel(error ?? undefined).then(done, done);
+      },
+    });
+    return body;
+  }
 }

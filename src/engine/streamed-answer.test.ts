@@ -82,6 +82,25 @@ describe('StreamedAnswer (HttpUpstream over dispatch)', () => {
     await upstreamClosed.at(-1); // the upstream's response closed: its connection was dropped
   });
 
+  it('a client already gone when the answer comes abandons the upstream call', async () => {
+    // Its 'close' came while the head was awaited: sendTo cannot wait for it, and no limit ends a streaming body.
+    const answer = await get('/hang');
+    const out = new PassThrough();
+    out.destroy();
+    await once(out, 'close');
+    let closed = false;
+    answer.onClose!(() => {
+      closed = true;
+    });
+    answer.sendTo!(out);
+    const gone = await Promise.race([
+      upstreamClosed.at(-1)!.then(() => true),
+      new Promise((resolve) => setTimeout(resolve, 5_000, false)),
+    ]);
+    assert.ok(gone, "the upstream's response closed: its connection was dropped");
+    assert.ok(closed);
+  });
+
   it('the upstream failing mid-body destroys the client response', async () => {
     const answer = await get('/hang');
     const out = new PassThrough();

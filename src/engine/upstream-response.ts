@@ -19,6 +19,23 @@ export interface UpstreamResponse {
   sendTo?(out: Writable): void;
   /** Optional: calls `fn` once the body has ended, failed or been abandoned, whichever way it is read. */
   onClose?(fn: () => void): void;
+  /**
+   * Optional: from now on the attempt's limit bounds the body by the
+   * upstream's silence, not by its total time (a sync answer passed on to
+   * its client); `watch` is told of each chunk, and of each time Spillway
+   * holds the upstream back for a reader that is behind, and lets it go
+   * again. Nothing is done when the body is already over. Without this
+   * method, the limit stays on the attempt's total time.
+   */
+  limitBySilence?(watch: SilenceWatch): void;
+}
+
+/** An attempt's limit as a body that streams tells it what happens (attempt.ts `attemptDeadline`). */
+export interface SilenceWatch {
+  /** The upstream sent something, or Spillway reads it again after holding it back: the silence counts from now. */
+  heard(): void;
+  /** Spillway stopped reading the upstream for a reader that is behind: until `heard()`, no silence is the upstream's. */
+  held(): void;
 }
 
 /** Calls `fn` once the answer's body is over (ended, failed or abandoned). */

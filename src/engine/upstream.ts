@@ -23,7 +23,7 @@ export interface ForwardRequest {
   attempt?: number;
 }
 
-export { type UpstreamResponse, whenBodyCloses } from './upstream-response.ts';
+export { type SilenceWatch, type UpstreamResponse, whenBodyCloses } from './upstream-response.ts';
 
 export interface Upstream {
   /**

@@ -215,9 +215,12 @@ export async function proxy(
       // Plain pipe: cheaper per request than stream.pipeline, which builds an AbortError on every success.
       if (!keeping) response.body.pipe(res);
       response.body.once('error', () => res.destroy());
-      res.once('close', () => {
+      const left = () => {
         if (!keeping && !response.body.readableEnded) response.body.destroy();
-      });
+      };
+      // A client that left while the head was awaited closed before this: no limit ends a body streaming to nobody.
+      if (res.destroyed) left();
+      else res.once('close', left);
       return;
     }
     case 'accepted': {

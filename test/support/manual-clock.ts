@@ -5,6 +5,8 @@ interface Pending {
   at: number;
   fn: () => void;
   unref(): void;
+  refresh(): Pending;
+  cleared: boolean;
 }
 
 export class ManualClock implements Clock {
@@ -20,12 +22,26 @@ export class ManualClock implements Clock {
   }
 
   setTimeout(fn: () => void, ms: number): Timer {
-    const pending: Pending = { at: this.#now + Math.max(0, ms), fn, unref: () => {} };
+    const pending: Pending = {
+      at: this.#now + Math.max(0, ms),
+      fn,
+      unref: () => {},
+      // As Node's: from now, again after it fired, never once cleared.
+      refresh: () => {
+        if (pending.cleared) return pending;
+        pending.at = this.#now + Math.max(0, ms);
+        this.#timers.add(pending);
+        return pending;
+      },
+      cleared: false,
+    };
     this.#timers.add(pending);
     return pending;
   }
 
   clearTimeout(timer: Timer): void {
+    const pending = timer as Pending | undefined;
+    if (pending) pending.cleared = true;
     this.#timers.delete(timer as Pending);
   }
 

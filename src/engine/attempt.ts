@@ -150,9 +150,9 @@ export interface AttemptDeadline extends SilenceWatch {
  * whole attempt, body included (what adoption and replays need: they store
  * the body, so an attempt that never ends must end). A sync answer passed
  * on to its client (failover-engine.ts) turns it, past its head, into a limit
- * on the upstream's silence instead: `heard()` counts `ms` afresh from each
- * chunk, and while Spillway holds the upstream back for its own reader
- * (`held()`) the limit does not cut.
+ * on how long nothing moves instead: `heard()` counts `ms` afresh from each
+ * chunk and from each time a reader that was behind (`held()`) takes more.
+ * A slow client that keeps reading is never cut; one that stops for `ms` is.
  */
 export function attemptDeadline(clock: Clock, ms: number): AttemptDeadline {
   return new Deadline(clock, ms);
@@ -168,13 +168,13 @@ class Deadline implements AttemptDeadline {
   #timer: Timer;
   /** Counting the upstream's silence (since `heard()`), not the attempt's total time. */
   #silence = false;
-  /** Spillway holds the upstream back (its reader is behind): a silence now is not the upstream's. */
+  /** Spillway holds the upstream back (its reader is behind): a silence now is the reader's. */
   #held = false;
   /** Cleared: the attempt is over, the timer is never set again. */
   #over = false;
   readonly #fire = () => {
-    if (this.#held) return; // `heard()` starts the count again when reading resumes
-    this.#controller.abort(new AttemptTimeoutError(this.#ms, this.#silence));
+    const cut = this.#held ? 'reader' : this.#silence ? 'silence' : 'attempt';
+    this.#controller.abort(new AttemptTimeoutError(this.#ms, cut));
   };
   // A property, not a method: it is handed on as a callback (whenBodyCloses).
   readonly clear = () => {
@@ -218,12 +218,17 @@ class Deadline implements AttemptDeadline {
 export class AttemptTimeoutError extends Error {
   override name = 'AttemptTimeoutError';
   readonly code = 'SPILLWAY_ATTEMPT_TIMEOUT';
-  /** `silence`: the limit was on the upstream's silence in a streaming sync answer, not the attempt's length. */
-  constructor(ms: number, silence = false) {
+  /**
+   * What ran out: the attempt's length, or, in a streaming sync answer, the upstream's silence or
+   * the time its reader (the client) took nothing.
+   */
+  constructor(ms: number, cut: 'attempt' | 'silence' | 'reader' = 'attempt') {
     super(
-      silence
+      cut === 'silence'
         ? `The upstream sent nothing for attemptTimeoutMs (${ms} ms) while its answer streamed.`
-        : `The attempt took longer than attemptTimeoutMs (${ms} ms).`,
+        : cut === 'reader'
+          ? `The client read nothing for attemptTimeoutMs (${ms} ms) while its answer streamed.`
+          : `The attempt took longer than attemptTimeoutMs (${ms} ms).`,
     );
   }
 }

@@ -20,9 +20,10 @@ export interface UpstreamResponse {
   /** Optional: calls `fn` once the body has ended, failed or been abandoned, whichever way it is read. */
   onClose?(fn: () => void): void;
   /**
-   * Optional: from now on the attempt's limit bounds the body by the
-   * upstream's silence, not by its total time (a sync answer passed on to
-   * its client); `watch` is told of each chunk, and of each time Spillway
+   * Optional: from now on the attempt's limit bounds the body by how long
+   * nothing moves (no chunk from the upstream, nothing taken by the reader),
+   * not by its total time (a sync answer passed on to its client); `watch`
+   * is told of each chunk, and of each time Spillway
    * holds the upstream back for a reader that is behind, and lets it go
    * again. Nothing is done when the body is already over. Without this
    * method, the limit stays on the attempt's total time.
@@ -34,7 +35,11 @@ export interface UpstreamResponse {
 export interface SilenceWatch {
   /** The upstream sent something, or Spillway reads it again after holding it back: the silence counts from now. */
   heard(): void;
-  /** Spillway stopped reading the upstream for a reader that is behind: until `heard()`, no silence is the upstream's. */
+  /**
+   * Spillway stopped reading the upstream for a reader that is behind: until `heard()`, a silence is
+   * the reader's, not the upstream's. A reader that takes nothing for the whole limit is cut all the
+   * same: a client that stops reading must not hold its place and an upstream connection for ever.
+   */
   held(): void;
 }
 

@@ -302,7 +302,7 @@ export class FailoverEngine {
     };
 
     // The attempt's own limit bounds it to the end of the response body, or, once a sync answer is passed on
-    // to its client, the upstream's silence within it (passOn); the budget only bounds the wait for headers.
+    // to its client, how long nothing moves within it (passOn); the budget only bounds the wait for headers.
     const deadline = attemptDeadline(clock, route.attemptTimeoutMs);
     const span = startSpan(`sync ${route.name}`, SpanKind.CLIENT, trace, {
       'http.request.method': request.method,
@@ -731,8 +731,9 @@ function withinBudget(call: Promise<UpstreamResponse>, ms: number, clock: Clock)
 /**
  * A sync answer goes to its client. Its body may stream for as long as the
  * upstream keeps sending (a download, an export, Server-Sent Events): from
- * its head on, the attempt's limit bounds the upstream's silence, not the
- * attempt's total time; a reader that is behind never counts as silence.
+ * its head on, the attempt's limit bounds how long nothing moves (the
+ * upstream silent, or the client taking nothing), not the attempt's total
+ * time; a slow client that keeps reading is never cut.
  * The limit ends with the body. An answer kept whole for its Idempotency-Key
  * is read to its end even when the client leaves, so, like an adopted attempt
  * or a replay, it keeps the total limit: an attempt that never ends must end.

@@ -454,6 +454,9 @@ describe('WebSocket delivery, /_spillway/ws', () => {
       release = resolve;
     });
     const get = ThreadedSqliteStore.prototype.get;
+    // What the gateway sends to whom, and how much it had buffered for that client at the time.
+    const send = WsClient.prototype.send;
+    const overCap: string[] = [];
     try {
       const ids = await Promise.all(Array.from({ length: 125 }, () => captureWithLongUrls(gw)));
       const held = ids.at(-1)!;
@@ -461,6 +464,11 @@ describe('WebSocket delivery, /_spillway/ws', () => {
       ThreadedSqliteStore.prototype.get = async function (this: ThreadedSqliteStore, id: string) {
         if (id === held) await gate;
         return get.call(this, id);
+      };
+      WsClient.prototype.send = function (this: WsClient, data: unknown, ...rest: unknown[]) {
+        const text = String(data);
+        if (this.bufferedAmount >= cap && unknown.some((id) => text.includes(id))) overCap.push(text);
+        return (send as (...args: unknown[]) => void).call(this, data, ...rest);
       };
       const client = await connectRaw(gw);
       client.ws.pause();
@@ -477,10 +485,14 @@ describe('WebSocket delivery, /_spillway/ws', () => {
       }
       client.ws.resume();
       assert.equal(await within(client.closed, 'closed after resuming'), 1013);
-      // The held subscription was under way when the cap was reached: it may finish (its `subscribed`).
-      const answered = client.inbox.messages.filter((m) => unknown.includes(m.operationId));
-      assert.deepEqual(answered, [], 'no message read before the cap was answered while over it');
+      // A message whose handling was under way when the cap was reached may finish: one answer over the cap
+      // (the held subscription's, or one handled in a moment under the cap that ended during its store read).
+      assert.ok(
+        overCap.length <= 1,
+        `${overCap.length} answers went out over the cap, the messages read before it: ${overCap.join(' ')}`,
+      );
     } finally {
+      WsClient.prototype.send = send;
       ThreadedSqliteStore.prototype.get = get;
       release();
       await upstream.stop();

@@ -5,6 +5,7 @@
  * and which are in flight (read, not yet answered or dropped), so tests can
  * measure the load the gateway puts on it.
  */
+import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -115,11 +116,35 @@ export class TestUpstream {
   }
 }
 
-/** A loopback port nothing listens on: connecting to it is refused at once. */
+/**
+ * A loopback port nothing listens on: connecting to it is refused at once.
+ * It is below the OS's ephemeral range, so no server started on port 0 (in
+ * this test file or in one running beside it) can be given it while a
+ * gateway still replays there: a port freed by `listen(0)` went to another
+ * file's upstream, which then received that gateway's replays. A test may
+ * still start its own server on it later.
+ */
 export async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
+  const below = ephemeralLow();
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (below - 10_000));
+    const server = createServer();
+    const bound = await new Promise<boolean>((resolve) => {
+      server.once('error', () => resolve(false)); // taken: try another
+      server.listen(port, '127.0.0.1', () => resolve(true));
+    });
+    if (!bound) continue;
+    await new Promise((resolve) => server.close(resolve));
+    return port;
+  }
+}
+
+/** The lowest port the OS hands out for port 0 (Linux: ip_local_port_range; elsewhere, IANA's 49152). */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 11_000 ? low : 49_152;
+  } catch {
+    return 49_152; // not Linux: IANA's dynamic range starts here
+  }
 }

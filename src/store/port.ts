@@ -267,7 +267,7 @@ export interface WebhookDelivery {
   seq: number;
   endpoint: string;
   url: string;
-  state: 'pending' | 'delivered' | 'failed' | 'disabled';
+  state: (typeof webhookDeliveryStates)[number];
   /** Attempts made, counting one lost with a crashed holder. */
   attempts: number;
   /** Epoch ms the next attempt is due while pending (while leased: when the lease runs out). */
@@ -310,6 +310,22 @@ export interface WebhookLeaseRequest {
 }
 
 export type WebhookDeliveryKey = Pick<WebhookDelivery, 'operationId' | 'seq' | 'endpoint'>;
+
+/** A delivery's states, as `WebhookDelivery.state` and the admin API's `state` name them. */
+export const webhookDeliveryStates = ['pending', 'delivered', 'failed', 'disabled'] as const;
+
+/** Where a delivery stands in `listWebhookDeliveries`' order: a page goes on after it. */
+export type WebhookDeliveryPosition = Pick<WebhookDelivery, 'createdAt' | 'operationId' | 'seq' | 'endpoint'>;
+
+/** The deliveries in one state, to one endpoint or to all, a page at a time (the admin API). */
+export interface WebhookDeliveryQuery {
+  state: WebhookDelivery['state'];
+  /** "callback" or a subscription's name; every endpoint without it. */
+  endpoint?: string;
+  limit: number;
+  /** The last delivery of the previous page. */
+  after?: WebhookDeliveryPosition;
+}
 
 /** What an attempt came to, written with the attempt in one commit. */
 export interface WebhookAttemptRecord {
@@ -517,6 +533,14 @@ export interface WebhookOutbox {
   releaseWebhookDelivery(key: WebhookDeliveryKey, token: string): Promise<boolean>;
   /** An operation's deliveries, each with its attempts in order; [] for none or an unknown id. */
   webhookDeliveries(operationId: string): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>>;
+  /**
+   * The deliveries in `query.state` (to `query.endpoint` only, when given),
+   * of every operation, newest first (created, then operation id, seq,
+   * endpoint), after `query.after`, at most `query.limit`; without attempt
+   * logs. Index range reads (migration 026): a page costs the same whatever
+   * the outbox holds.
+   */
+  listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDelivery[]>;
   /** Earliest `nextAttemptAt` of a pending delivery to one of `endpoints`, for the dispatcher's timer. */
   nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined>;
   /** The subscription URLs disabled by a 410, oldest first. */

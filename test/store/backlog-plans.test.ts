@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { after, describe, it } from 'node:test';
 import pg from 'pg';
+import type { WebhookDeliveryQuery } from '../../src/store/port.ts';
 import {
   COUNTS,
   FENCED,
@@ -25,7 +26,9 @@ import {
   PURGE,
 } from '../../src/store/postgres/postgres-store.ts';
 import { BRING_FORWARD } from '../../src/store/postgres/route-drain.ts';
+import { listWebhookStatement as pgListWebhooks } from '../../src/store/postgres/webhook-outbox.ts';
 import { BACKLOG_SQL, SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { listWebhookStatement as sqliteListWebhooks } from '../../src/store/sqlite/webhook-outbox.ts';
 import { tempDir } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { freshSchema, skipWithoutPostgres, TEST_POSTGRES_URL } from '../support/postgres.ts';
@@ -69,6 +72,38 @@ const backlogRows = (
     ${n} % 2, ${NOW} - ${n}, CASE WHEN ${n} % 10 = 0 THEN ${NOW} - 86400000 ELSE ${NOW} END`;
 const COLUMNS = `id, route, method, path, query, request_headers, request_body, status, outcome_unknown,
   next_attempt_at, lease_owner, lease_expires_at, priority, created_at, updated_at`;
+
+/**
+ * The webhook outbox of the backlog's finished operations and more: two deliveries of each of the
+ * ROWS operations ("callback" and "audit"), a quarter in each state, created 1 ms apart.
+ */
+const deliveryRows = (n: string) => `SELECT 'op-' || ${n}, 3, e.endpoint, 'https://h.example/' || e.endpoint,
+    CASE ${n} % 4 WHEN 0 THEN 'pending' WHEN 1 THEN 'delivered' WHEN 2 THEN 'failed' ELSE 'disabled' END,
+    1, ${NOW} + ${n}, 'The receiver answered 500.', ${NOW} - ${n}, ${NOW} - ${n}`;
+const DELIVERY_COLUMNS = `operation_id, seq, endpoint, url, state, attempts, next_attempt_at, last_error,
+  created_at, updated_at`;
+/** The admin API's pages (GET /api/webhooks/deliveries): by state, to one endpoint, after a cursor. */
+const WEBHOOK_PAGES: Array<[string, WebhookDeliveryQuery]> = [
+  ['failed', { state: 'failed', limit: LIMIT }],
+  ['failed to audit', { state: 'failed', endpoint: 'audit', limit: LIMIT }],
+  [
+    'failed after a cursor',
+    {
+      state: 'failed',
+      limit: LIMIT,
+      after: { createdAt: NOW - 20_000, operationId: 'op-20000', seq: 3, endpoint: 'audit' },
+    },
+  ],
+  [
+    'pending to callback after a cursor',
+    {
+      state: 'pending',
+      endpoint: 'callback',
+      limit: LIMIT,
+      after: { createdAt: NOW - 20_000, operationId: 'op-20000', seq: 3, endpoint: 'callback' },
+    },
+  ],
+];
 
 describe('backlog-independent plans: SQLite', () => {
   const dir = tempDir();
@@ -136,6 +171,49 @@ describe('backlog-independent plans: SQLite', () => {
           if (name !== 'counts' && name !== 'expiredLeasesByRoute')
             assert.doesNotMatch(detail, /TEMP B-TREE/, `${name} sorts: ${detail}`);
         }
+      }
+    } finally {
+      db.close();
+    }
+  });
+});
+
+describe('backlog-independent plans: SQLite webhook deliveries', () => {
+  const dir = tempDir();
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('a page of deliveries by state reads an index range, never the outbox', async () => {
+    const path = join(dir, 'webhooks.db');
+    await new SqliteStore({ path }).close(); // migrates
+    const db = new DatabaseSync(path);
+    try {
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
+        INSERT INTO operations (${COLUMNS}) ${backlogRows('i')} FROM n`);
+      db.exec(`WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ${ROWS})
+        INSERT INTO webhook_deliveries (${DELIVERY_COLUMNS}) ${deliveryRows('i')}
+        FROM n, (SELECT 'callback' AS endpoint UNION ALL SELECT 'audit') AS e`);
+      db.exec('ANALYZE');
+      for (const [what, query] of WEBHOOK_PAGES) {
+        const { text, params } = sqliteListWebhooks(query);
+        const details = (
+          db.prepare(`EXPLAIN QUERY PLAN ${text}`).all(params) as Array<{ detail: string }>
+        ).map((r) => r.detail);
+        const index =
+          query.endpoint === undefined
+            ? 'by_state \\(state=\\?'
+            : 'by_endpoint \\(endpoint=\\? AND state=\\?';
+        assert.ok(
+          details.some((d) =>
+            new RegExp(`^SEARCH webhook_deliveries USING INDEX webhook_deliveries_${index}`).test(d),
+          ),
+          `${what}: ${JSON.stringify(details)}`,
+        );
+        for (const detail of details) {
+          assert.doesNotMatch(detail, /^SCAN /, `${what} scans: ${detail}`);
+          assert.doesNotMatch(detail, /TEMP B-TREE/, `${what} sorts: ${detail}`);
+        }
+        const page = db.prepare(text).all(params);
+        assert.equal(page.length, LIMIT, `${what}: a full page`);
       }
     } finally {
       db.close();
@@ -271,6 +349,42 @@ describe('backlog-independent plans: PostgreSQL', { skip }, () => {
         }
         if (node['Node Type'] === 'Sort') assert.ok(rows <= LIMIT * GROUPS, `${what} sorts ${rows} rows`);
       }
+    }
+  });
+
+  it('a page of webhook deliveries by state reads an index range, never the outbox', async () => {
+    const { db, client } = await migratedSchema('spillway_webhook_plans_test');
+    try {
+      await db.query(`INSERT INTO ${db.schema}.operations (${COLUMNS})
+        ${backlogRows('n').replace("X'00'", "'\\x00'::bytea").replace("'[]'", "'[]'::jsonb")}
+        FROM generate_series(1, ${ROWS}) AS n`);
+      await db.query(`INSERT INTO ${db.schema}.webhook_deliveries (${DELIVERY_COLUMNS}) ${deliveryRows('n')}
+        FROM generate_series(1, ${ROWS}) AS n, (VALUES ('callback'), ('audit')) AS e (endpoint)`);
+      await db.query(`ANALYZE ${db.schema}.webhook_deliveries`);
+      await client.query(`SET search_path TO ${db.schema}`);
+      for (const [what, query] of WEBHOOK_PAGES) {
+        const { text, values } = pgListWebhooks(query);
+        const { rows } = await client.query(`EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${text}`, values);
+        const nodes = nodesOf(
+          (rows[0] as { 'QUERY PLAN': Array<{ Plan: PlanNode }> })['QUERY PLAN'][0]!.Plan,
+        );
+        const shown = JSON.stringify(nodes.map((n) => [n['Node Type'], n['Index Name'], n['Actual Rows']]));
+        assert.equal(nodes[0]!['Actual Rows'], LIMIT, `${what}: a full page`);
+        const expected =
+          query.endpoint === undefined ? 'webhook_deliveries_by_state' : 'webhook_deliveries_by_endpoint';
+        for (const node of nodes) {
+          assert.notEqual(node['Node Type'], 'Sort', `${what} sorts: ${shown}`);
+          if (node['Relation Name'] !== 'webhook_deliveries') continue;
+          assert.equal(node['Index Name'], expected, `${what}: ${shown}`);
+          assert.ok(!node['Rows Removed by Filter'], `${what}: rows read and dropped: ${shown}`);
+          assert.ok(node['Actual Rows'] <= LIMIT, `${what}: ${node['Actual Rows']} rows read: ${shown}`);
+          const pages = node['Shared Hit Blocks'] + node['Shared Read Blocks'];
+          assert.ok(pages <= 4 + 2 * LIMIT, `${what}: ${pages} pages read: ${shown}`);
+        }
+      }
+    } finally {
+      await client.end();
+      await db.drop();
     }
   });
 

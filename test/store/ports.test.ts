@@ -64,6 +64,7 @@ const webhookOutbox = {
   recordWebhookAttempt: true,
   releaseWebhookDelivery: true,
   webhookDeliveries: true,
+  listWebhookDeliveries: true,
   nextWebhookDueAt: true,
   disabledWebhookEndpoints: true,
   enableWebhookEndpoint: true,

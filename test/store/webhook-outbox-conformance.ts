@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { newOperationId } from '../../src/engine/operation-id.ts';
-import type { WebhookAttemptRecord } from '../../src/store/port.ts';
+import type { WebhookAttemptRecord, WebhookDeliveryQuery } from '../../src/store/port.ts';
 import { lease, newOperation, type StoreFactory, storeFixture, tokenOf } from './store-fixture.ts';
 
 export function webhookOutboxConformance(name: string, factory: StoreFactory): void {
@@ -317,6 +317,93 @@ export function webhookOutboxConformance(name: string, factory: StoreFactory): v
       const delivery = async (operationId: string, endpoint = 'callback') =>
         (await fx.store.webhookDeliveries(operationId)).find((d) => d.endpoint === endpoint)!;
       const keyOf = (operationId: string, endpoint = 'callback') => ({ operationId, seq: 3, endpoint });
+
+      it('webhooks: deliveries are listed by state across operations, to one endpoint or all, newest first, a page after a cursor', async () => {
+        const name = freshName();
+        const url = `https://hooks.example/${randomUUID()}`;
+        const [a, b, c] = await finished(3, { endpoint: name, url }); // created 1 ms apart, a first
+        const [fa, fb] = await leaseHooks('w1', ['callback'], 2);
+        assert.deepEqual([fa?.operationId, fb?.operationId], [a!.id, b!.id]);
+        await fx.store.recordWebhookAttempt(fa!, fa!.leaseToken, attempt(500, { state: 'failed' }));
+        await fx.store.recordWebhookAttempt(fb!, fb!.leaseToken, attempt(204, { state: 'delivered' }));
+        const [gone] = await leaseHooks('w1', [name], 1);
+        assert.equal(gone?.operationId, a!.id);
+        await fx.store.recordWebhookAttempt(
+          gone!,
+          gone!.leaseToken,
+          attempt(410, { state: 'disabled' }, true),
+        );
+
+        const list = async (query: Omit<WebhookDeliveryQuery, 'limit'> & { limit?: number }) =>
+          (await fx.store.listWebhookDeliveries({ limit: 10, ...query })).map((d) => [
+            d.operationId,
+            d.endpoint,
+          ]);
+        assert.deepEqual(await list({ state: 'failed' }), [[a!.id, 'callback']]);
+        assert.deepEqual(await list({ state: 'delivered' }), [[b!.id, 'callback']]);
+        assert.deepEqual(
+          await list({ state: 'disabled' }),
+          [
+            [c!.id, name],
+            [b!.id, name],
+            [a!.id, name],
+          ],
+          'newest first: the 410 disabled the pending deliveries to that URL too',
+        );
+        assert.deepEqual(await list({ state: 'pending' }), [[c!.id, 'callback']]);
+        assert.deepEqual(await list({ state: 'pending', endpoint: name }), []);
+        assert.deepEqual(await list({ state: 'disabled', endpoint: 'callback' }), []);
+        assert.deepEqual(await list({ state: 'failed', endpoint: 'nobody' }), []);
+
+        const [failed] = await fx.store.listWebhookDeliveries({ state: 'failed', limit: 10 });
+        const { attemptLog, ...shown } = (await delivery(a!.id))!;
+        assert.equal(attemptLog.length, 1);
+        assert.deepEqual(failed, shown, 'each as webhookDeliveries has it, without its attempt log');
+        assert.deepEqual(
+          [failed?.seq, failed?.url, failed?.attempts, failed?.lastError],
+          [3, fa!.url, 1, 'The receiver answered 500.'],
+        );
+
+        // Pages: each goes on after the last of the one before, to one endpoint or to all.
+        const pages = async (query: Omit<WebhookDeliveryQuery, 'limit' | 'after'>, limit: number) => {
+          const seen: string[][] = [];
+          let after: WebhookDeliveryQuery['after'];
+          for (;;) {
+            const page = await fx.store.listWebhookDeliveries({
+              ...query,
+              limit,
+              ...(after ? { after } : {}),
+            });
+            assert.ok(page.length <= limit);
+            if (page.length === 0) return seen;
+            seen.push(page.map((d) => d.operationId));
+            after = page.at(-1)!;
+          }
+        };
+        assert.deepEqual(await pages({ state: 'disabled' }, 2), [[c!.id, b!.id], [a!.id]]);
+        assert.deepEqual(await pages({ state: 'disabled', endpoint: name }, 1), [[c!.id], [b!.id], [a!.id]]);
+
+        // Deliveries created in the same millisecond are ordered by operation id, and none is lost or
+        // repeated between pages.
+        const same = [];
+        for (let i = 0; i < 3; i++) {
+          same.push(await fx.store.capture(newOperation(fx.clock, { callbackUrl: `${url}/${i}` })));
+        }
+        const leased = await fx.store.lease({ owner: 'w', limit: 3, leaseMs: 60_000 });
+        for (const op of same) await fx.store.complete(op.id, tokenOf(leased, op.id), ok);
+        const tied = same
+          .map((op) => op.id)
+          .sort()
+          .reverse();
+        assert.deepEqual(await pages({ state: 'pending', endpoint: 'callback' }, 1), [
+          ...tied.map((id) => [id]),
+          [c!.id],
+        ]);
+        assert.deepEqual(await pages({ state: 'pending' }, 2), [
+          [tied[0], tied[1]],
+          [tied[2], c!.id],
+        ]);
+      });
 
       it('webhooks: disabled endpoints are listed; enabling one sends later deliveries and leaves those disabled meanwhile disabled', async () => {
         const name = freshName();

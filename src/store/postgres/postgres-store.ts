@@ -101,6 +101,7 @@ import type {
   WebhookAttemptRecord,
   WebhookDelivery,
   WebhookDeliveryKey,
+  WebhookDeliveryQuery,
   WebhookLeaseRequest,
   WebhookResend,
 } from '../port.ts';
@@ -153,6 +154,7 @@ import {
   ENABLE_WEBHOOK_ENDPOINT,
   LEASE_WEBHOOKS,
   leaseWebhookValues,
+  listWebhookStatement,
   NEXT_WEBHOOK_DUE,
   RECORD_WEBHOOK_ATTEMPT,
   RELEASE_WEBHOOK,
@@ -162,6 +164,7 @@ import {
   resendWebhookValues,
   toDisabledWebhookEndpoint,
   toLeasedWebhookDelivery,
+  toWebhookDelivery,
   toWebhookResend,
   WEBHOOK_ATTEMPTS,
   WEBHOOK_DELIVERIES,
@@ -741,6 +744,13 @@ export class PostgresStore implements OperationStore {
         }),
       ]);
       return withAttemptLogs(deliveries.rows as Row[], attempts.rows as Row[]);
+    });
+  }
+
+  listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDelivery[]> {
+    return this.#run(async () => {
+      const { rows } = await this.#pool.query(listWebhookStatement(query));
+      return (rows as Row[]).map(toWebhookDelivery);
     });
   }
 

@@ -23,12 +23,13 @@ import type {
   WebhookAttemptRecord,
   WebhookDelivery,
   WebhookDeliveryKey,
+  WebhookDeliveryQuery,
   WebhookLeaseRequest,
   WebhookResend,
 } from '../port.ts';
 import { toLeasedWebhookDelivery as leasedDelivery, toWebhookDelivery } from '../webhook-rows.ts';
 
-export { toDisabledWebhookEndpoint, withAttemptLogs } from '../webhook-rows.ts';
+export { toDisabledWebhookEndpoint, toWebhookDelivery, withAttemptLogs } from '../webhook-rows.ts';
 
 type Row = Record<string, unknown>;
 
@@ -120,6 +121,29 @@ export const WEBHOOK_DELIVERIES = `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliv
 
 export const WEBHOOK_ATTEMPTS = `SELECT seq, endpoint, attempt, at, status, error, latency_ms, response_snippet
   FROM webhook_attempts WHERE operation_id = $1 ORDER BY seq, endpoint, attempt`;
+
+/**
+ * Deliveries in a state, newest first, a page after the cursor: a range of
+ * migration 026's webhook_deliveries_by_state, or of _by_endpoint with an
+ * endpoint (the planner picks it by the equalities it is given).
+ */
+export function listWebhookStatement(query: WebhookDeliveryQuery): { text: string; values: unknown[] } {
+  const values: unknown[] = [];
+  const param = (value: unknown, type: string) => {
+    values.push(value);
+    return `$${values.length}::${type}`;
+  };
+  const where = [`state = ${param(query.state, 'text')}`];
+  if (query.endpoint !== undefined) where.push(`endpoint = ${param(query.endpoint, 'text')}`);
+  if (query.after) {
+    const { createdAt, operationId, seq, endpoint } = query.after;
+    where.push(`(created_at, operation_id, seq, endpoint) < (${param(createdAt, 'bigint')}, ${param(operationId, 'text')},
+      ${param(seq, 'integer')}, ${param(endpoint, 'text')})`);
+  }
+  const text = `SELECT ${DELIVERY_COLUMNS} FROM webhook_deliveries WHERE ${where.join(' AND ')}
+    ORDER BY created_at DESC, operation_id DESC, seq DESC, endpoint DESC LIMIT ${param(query.limit, 'integer')}`;
+  return { text, values };
+}
 
 export const NEXT_WEBHOOK_DUE = `SELECT min(next_attempt_at) AS at FROM webhook_deliveries
   WHERE state = 'pending' AND endpoint = ANY ($1::text[])`;

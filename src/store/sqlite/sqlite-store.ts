@@ -61,6 +61,7 @@ import type {
   WebhookAttemptRecord,
   WebhookDelivery,
   WebhookDeliveryKey,
+  WebhookDeliveryQuery,
   WebhookLeaseRequest,
   WebhookResend,
 } from '../port.ts';
@@ -441,6 +442,11 @@ export class SqliteStore implements OperationStore {
   ): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>> {
     this.#assertOpen();
     return this.#webhooks.deliveries(operationId);
+  }
+
+  async listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDelivery[]> {
+    this.#assertOpen();
+    return this.#webhooks.list(query);
   }
 
   async nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined> {

@@ -48,6 +48,7 @@ import type {
   WebhookAttemptRecord,
   WebhookDelivery,
   WebhookDeliveryKey,
+  WebhookDeliveryQuery,
   WebhookLeaseRequest,
   WebhookResend,
 } from '../port.ts';
@@ -276,6 +277,10 @@ export class ThreadedSqliteStore implements OperationStore {
 
   webhookDeliveries(operationId: string): Promise<Array<WebhookDelivery & { attemptLog: WebhookAttempt[] }>> {
     return this.#call('webhookDeliveries', [operationId]);
+  }
+
+  listWebhookDeliveries(query: WebhookDeliveryQuery): Promise<WebhookDelivery[]> {
+    return this.#call('listWebhookDeliveries', [query]);
   }
 
   nextWebhookDueAt(endpoints: readonly string[]): Promise<number | undefined> {

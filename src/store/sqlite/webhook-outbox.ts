@@ -22,6 +22,7 @@ import type {
   WebhookAttemptRecord,
   WebhookDelivery,
   WebhookDeliveryKey,
+  WebhookDeliveryQuery,
   WebhookLeaseRequest,
   WebhookResend,
 } from '../port.ts';
@@ -156,6 +157,11 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       return withAttemptLogs(sql.deliveries.all({ operation_id: operationId }) as Row[], attempts);
     },
 
+    list(query: WebhookDeliveryQuery): WebhookDelivery[] {
+      const { text, params } = listWebhookStatement(query);
+      return (db.prepare(text).all(params) as Row[]).map(toDelivery);
+    },
+
     nextDue(endpoints: readonly string[]): number | undefined {
       const row = sql.nextDue.get({ endpoints: JSON.stringify(endpoints) }) as Row;
       return row.at === null ? undefined : Number(row.at);
@@ -180,5 +186,36 @@ export function prepareWebhookOutbox(db: DatabaseSync) {
       const row = sql.resend.get({ ...params, now }) as Row;
       return { outcome: 'resent', previousState: state, delivery: toDelivery(row) };
     },
+  };
+}
+
+/**
+ * Deliveries in a state, newest first, a page after the cursor: a range of
+ * migration 026's webhook_deliveries_by_state, or of _by_endpoint with an
+ * endpoint (the planner picks it by the equalities it is given).
+ */
+export function listWebhookStatement(query: WebhookDeliveryQuery): {
+  text: string;
+  params: Record<string, SQLInputValue>;
+} {
+  const where = ['state = :state'];
+  const params: Record<string, SQLInputValue> = { state: query.state, limit: query.limit };
+  if (query.endpoint !== undefined) {
+    where.push('endpoint = :endpoint');
+    params.endpoint = query.endpoint;
+  }
+  if (query.after) {
+    where.push(
+      '(created_at, operation_id, seq, endpoint) < (:created_at, :operation_id, :seq, :after_endpoint)',
+    );
+    params.created_at = query.after.createdAt;
+    params.operation_id = query.after.operationId;
+    params.seq = query.after.seq;
+    params.after_endpoint = query.after.endpoint;
+  }
+  return {
+    text: `SELECT * FROM webhook_deliveries WHERE ${where.join(' AND ')}
+      ORDER BY created_at DESC, operation_id DESC, seq DESC, endpoint DESC LIMIT :limit`,
+    params,
   };
 }

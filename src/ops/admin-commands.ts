@@ -91,13 +91,57 @@ interface DisabledEndpointView {
   reason: string;
 }
 
-const WEBHOOKS_USAGE =
-  'spillway webhooks disabled [--json] | enable NAME | resend OPERATION-ID ENDPOINT SEQ [--admin-url URL]';
+/** A delivery as GET /api/webhooks/deliveries lists it. */
+interface DeliveryView {
+  operationId: string;
+  seq: number;
+  endpoint: string;
+  state: string;
+  attempts: number;
+  nextAttemptDateTime?: string;
+  lastError: string | null;
+  createdDateTime: string;
+}
 
-/** `spillway webhooks disabled|enable|resend`: the webhook operator actions (docs/operations.md#webhooks). */
+const WEBHOOKS_USAGE =
+  'spillway webhooks deliveries --state S [--endpoint NAME] [--limit N] [--cursor C] [--json] | disabled [--json] | enable NAME | resend OPERATION-ID ENDPOINT SEQ [--admin-url URL]';
+
+/** `spillway webhooks deliveries|disabled|enable|resend`: the webhook operator actions (docs/operations.md#webhooks). */
 export async function webhooksCommand(args: string[], env: NodeJS.ProcessEnv): Promise<CommandResult> {
   const [action, ...rest] = args;
   try {
+    if (action === 'deliveries') {
+      const options = {
+        state: { type: 'string' },
+        endpoint: { type: 'string' },
+        limit: { type: 'string' },
+        cursor: { type: 'string' },
+        json: { type: 'boolean' },
+      } as const;
+      const parsed = parse(rest, env, options, 0, 'webhooks deliveries');
+      if ('code' in parsed) return parsed;
+      const { values } = parsed;
+      const query = new URLSearchParams();
+      for (const key of ['state', 'endpoint', 'limit', 'cursor'] as const) {
+        if (typeof values[key] === 'string') query.set(key, values[key]);
+      }
+      const answer = await call(parsed.admin, 'GET', `/api/webhooks/deliveries?${query}`, undefined, [400]);
+      if (answer.status === 400) {
+        return usage(`spillway webhooks deliveries: ${(answer.body as { detail: string }).detail}`);
+      }
+      if (values.json) return { code: 0, out: JSON.stringify(answer.body, null, 2) };
+      const { deliveries, nextCursor } = answer.body as {
+        deliveries: DeliveryView[];
+        nextCursor: string | null;
+      };
+      if (deliveries.length === 0) return { code: 0, out: `No delivery is ${values.state}.` };
+      const resend =
+        values.state === 'failed' || values.state === 'disabled'
+          ? '\n\nRe-send one with: spillway webhooks resend OPERATION-ID ENDPOINT SEQ'
+          : '';
+      const more = nextCursor ? `\n\nMore with: spillway webhooks deliveries … --cursor ${nextCursor}` : '';
+      return { code: 0, out: `${deliveriesTable(deliveries, Date.now())}${resend}${more}` };
+    }
     if (action === 'disabled') {
       const parsed = parse(rest, env, { json: { type: 'boolean' } }, 0, 'webhooks disabled');
       if ('code' in parsed) return parsed;
@@ -172,8 +216,28 @@ export async function webhooksCommand(args: string[], env: NodeJS.ProcessEnv): P
     return failure(error);
   }
   return usage(
-    `spillway webhooks: expected disabled, enable or resend, got ${action === undefined ? 'nothing' : `"${action}"`}. Usage: ${WEBHOOKS_USAGE}`,
+    `spillway webhooks: expected deliveries, disabled, enable or resend, got ${action === undefined ? 'nothing' : `"${action}"`}. Usage: ${WEBHOOKS_USAGE}`,
   );
+}
+
+/** One line per delivery, newest first as listed. */
+export function deliveriesTable(deliveries: readonly DeliveryView[], now: number): string {
+  const header = ['OPERATION-ID', 'ENDPOINT', 'SEQ', 'STATE', 'ATTEMPTS', 'AGE', 'NEXT', 'LAST ERROR'];
+  const rows = deliveries.map((d) => [
+    d.operationId,
+    d.endpoint,
+    String(d.seq),
+    d.state,
+    String(d.attempts),
+    duration(now - Date.parse(d.createdDateTime)),
+    d.nextAttemptDateTime === undefined
+      ? '-'
+      : Date.parse(d.nextAttemptDateTime) <= now
+        ? 'due'
+        : `in ${duration(Date.parse(d.nextAttemptDateTime) - now)}`,
+    d.lastError ?? '-',
+  ]);
+  return columns([header, ...rows]);
 }
 
 /** One line per disabled URL. */

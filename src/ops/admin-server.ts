@@ -9,6 +9,7 @@
  *   /api/operations…, PUT /api/routes/{route}/replay   the operations admin API (admin/operations-admin.ts)
  *   GET / and /dashboard/…                   the dashboard's static files (admin/dashboard-files.ts)
  *   PUT /api/routes/{route}/override         body forced-async | forced-sync | none
+ *   GET /api/webhooks/deliveries?state=      deliveries in a state, of every operation (admin/deliveries-admin.ts)
  *   GET /api/webhooks/endpoints/disabled     subscription URLs disabled by a 410
  *   POST /api/webhooks/endpoints/{name}/enable
  *   POST /api/operations/{id}/deliveries/{endpoint}/{seq}/resend
@@ -33,6 +34,7 @@ import type { DisabledWebhookEndpoint, WebhookOutbox } from '../store/port.ts';
 import { readText } from './admin/admin-http.ts';
 import { type AdminTokens, authorize } from './admin/admin-token.ts';
 import { serveDashboard } from './admin/dashboard-files.ts';
+import { DELIVERIES_PATH, listDeliveries } from './admin/deliveries-admin.ts';
 import { healthView } from './admin/health-view.ts';
 import { type OperationsAdminOptions, serveOperationsAdmin } from './admin/operations-admin.ts';
 import type { Metrics } from './metrics.ts';
@@ -186,6 +188,12 @@ function serveWebhooks(
   admin: WebhookAdmin,
 ): boolean | Promise<void> {
   const { store } = admin;
+  if (path === DELIVERIES_PATH) {
+    if (onlyMethod(req, res, 'GET')) {
+      listDeliveries(res, new URL(req.url ?? '/', 'http://admin').searchParams, store);
+    }
+    return true;
+  }
   if (path === '/api/webhooks/endpoints/disabled') {
     if (!onlyMethod(req, res, 'GET')) return true;
     return (async () => {

@@ -26,6 +26,8 @@ Usage:
                                             Show each route's health state, reason, trips and signals
   spillway override ROUTE forced-async|forced-sync|none [--admin-url URL]
                                             Force a route async or sync, or clear the override (kept in the store)
+  spillway webhooks deliveries --state pending|delivered|failed|disabled [--endpoint NAME] [--json]
+                                            List webhook deliveries in a state, newest first (--limit N, --cursor C for more)
   spillway webhooks disabled [--json] [--admin-url URL]
                                             List the webhook subscriptions disabled by a 410 Gone
   spillway webhooks enable NAME [--admin-url URL]
@@ -67,7 +69,7 @@ worker options: --upstream, --store (a postgres:// URL), --config, --admin-port 
 
 health, override, webhooks, ops and replay options:
   --admin-url URL    SPILLWAY_ADMIN_URL    http://127.0.0.1:${defaults.adminPort}   a running gateway's admin port
-  --json             (health, webhooks disabled) print the admin API's JSON instead of the table
+  --json             (health, webhooks deliveries|disabled) print the admin API's JSON instead of the table
   SPILLWAY_ADMIN_TOKEN               sent as the bearer token when set (the gateway's admin token)
   They talk to the gateway's admin API; exit code 1 when it cannot be reached or refuses (unknown route,
   endpoint not disabled, delivery unknown or not re-sendable, operation not dead-lettered…), 2 for a usage error.

@@ -281,6 +281,123 @@ describe('webhook operator actions, end to end', () => {
     );
   });
 
+  it('deliveries are listed by state across operations, newest first, a page at a time, behind the admin token; bad queries are 400 problems that say what to send', async (t) => {
+    await using rx = await new WebhookReceiver().start();
+    const upstream = await upstreamFor(t);
+    const token = `token-${newOperationId()}`;
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      adminToken: token,
+      webhooks: webhooksFor({
+        subscriptions: [{ name: 'ledger', url: `${rx.origin}/ledger` }],
+        callbackAllow: [rx.origin],
+        maxAttempts: 1,
+      }),
+    });
+    rx.answer = (req) => (req.path === '/ledger' ? { status: 500, body: 'down' } : { status: 204 });
+    const ids = [];
+    for (let i = 0; i < 3; i++)
+      ids.push(await postAsync(gw.publicUrl, { 'spillway-callback': `${rx.origin}/cb` }));
+    for (const id of ids) {
+      await deliveryWhen(gw.store, id, 'ledger', (d) => d.state === 'failed');
+      await deliveryWhen(gw.store, id, 'callback', (d) => d.state === 'delivered');
+    }
+    const get = async (query: string, auth: string | null = token) => {
+      const res = await fetch(`http://127.0.0.1:${gw.adminPort}/api/webhooks/deliveries${query}`, {
+        headers: auth === null ? {} : { authorization: `Bearer ${auth}` },
+      });
+      const headers = { type: res.headers.get('content-type'), cache: res.headers.get('cache-control') };
+      return { status: res.status, ...headers, body: await jsonOf(res) };
+    };
+
+    assert.equal((await get('?state=failed', null)).status, 401, 'the admin token is required');
+    const failed = await get('?state=failed');
+    assert.equal(failed.status, 200);
+    assert.equal(failed.type, 'application/json');
+    assert.equal(failed.cache, 'no-store');
+    assert.equal(failed.body.nextCursor, null);
+    const listed = failed.body.deliveries as Array<Record<string, unknown>>;
+    const order = (d: Record<string, unknown>) => `${d.createdDateTime} ${d.operationId}`;
+    assert.deepEqual(
+      listed.map(order),
+      listed.map(order).sort().reverse(),
+      'newest first (created, then operation id)',
+    );
+    assert.deepEqual(listed.map((d) => d.operationId).sort(), [...ids].sort());
+    const first = listed[0]!;
+    const stored = (await gw.store.webhookDeliveries(first.operationId as string)).find(
+      (d) => d.endpoint === 'ledger',
+    )!;
+    assert.deepEqual(first, {
+      webhookId: `msg_${stored.operationId}_${stored.seq}_ledger`,
+      operationId: stored.operationId,
+      eventId: `${stored.operationId}:${stored.seq}`,
+      seq: stored.seq,
+      endpoint: 'ledger',
+      url: `${rx.origin}/ledger`,
+      state: 'failed',
+      attempts: 1,
+      lastError: stored.lastError,
+      createdDateTime: new Date(stored.createdAt).toISOString(),
+      lastActionDateTime: new Date(stored.updatedAt).toISOString(),
+    });
+    assert.match(String(first.lastError), /500/, "an operator sees the subscription's own error");
+
+    // Pages: a cursor goes on after the last of the page before, to nothing missed or repeated.
+    const one = await get('?state=failed&limit=2');
+    assert.equal(one.body.deliveries.length, 2);
+    assert.equal(typeof one.body.nextCursor, 'string');
+    const two = await get(`?state=failed&limit=2&cursor=${encodeURIComponent(one.body.nextCursor)}`);
+    assert.equal(two.status, 200);
+    assert.equal(two.body.nextCursor, null);
+    assert.deepEqual([...one.body.deliveries, ...two.body.deliveries], listed);
+
+    const byEndpoint = await get('?state=delivered&endpoint=callback');
+    assert.deepEqual(
+      byEndpoint.body.deliveries.map((d: Record<string, unknown>) => [d.endpoint, d.url, d.state]),
+      ids.map(() => ['callback', `${rx.origin}/cb`, 'delivered']),
+    );
+    assert.deepEqual((await get('?state=failed&endpoint=callback')).body.deliveries, []);
+    assert.deepEqual((await get('?state=pending')).body, { deliveries: [], nextCursor: null });
+
+    // What an operator does next: re-send one as listed.
+    const resent = await fetch(
+      `http://127.0.0.1:${gw.adminPort}${resendPath(first.operationId as string, 'ledger', first.seq as number)}`,
+      { method: 'POST', headers: { authorization: `Bearer ${token}` } },
+    );
+    assert.equal(resent.status, 200);
+    await jsonOf(resent);
+
+    const bad: Array<[string, RegExp]> = [
+      ['', /state is required: send one of pending, delivered, failed, disabled/],
+      ['?state=broken', /state must be one of pending, delivered, failed, disabled, got "broken"/],
+      ['?state=Failed', /got "Failed"/],
+      ['?state=failed&limit=0', /limit must be an integer from 1 to 500, got "0"/],
+      ['?state=failed&limit=501', /limit must be an integer from 1 to 500/],
+      ['?state=failed&limit=ten', /got "ten"/],
+      ['?state=failed&cursor=nope', /cursor is not one this API gave: pass nextCursor/],
+      [
+        `?state=failed&cursor=${Buffer.from('[1,2]').toString('base64url')}`,
+        /cursor is not one this API gave/,
+      ],
+      ['?state=failed&endpoint=no%20such', /endpoint must be "callback" or a subscription's name/],
+    ];
+    for (const [query, detail] of bad) {
+      const answer = await get(query);
+      assert.equal(answer.status, 400, query);
+      assert.equal(answer.type, 'application/problem+json', query);
+      assert.equal(answer.body.code, 'bad-request', query);
+      assert.match(answer.body.detail, detail, query);
+    }
+    const post = await fetch(`http://127.0.0.1:${gw.adminPort}/api/webhooks/deliveries?state=failed`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}` },
+    });
+    assert.equal(post.status, 405);
+    assert.equal(post.headers.get('allow'), 'GET');
+    await jsonOf(post);
+  });
+
   it('the admin API answers problems that say what to fix', async (t) => {
     const upstream = await upstreamFor(t);
     await using gw: TestGateway = await startGateway({
@@ -372,6 +489,12 @@ describe('webhook operator actions on PostgreSQL', { skip }, () => {
       listed.body.endpoints.map((e: Record<string, string>) => e.name),
       ['ledger'],
       "the gateway's 410, seen from the worker",
+    );
+    const disabled = await admin(worker.adminPort, 'GET', '/api/webhooks/deliveries?state=disabled');
+    assert.deepEqual(
+      disabled.body.deliveries.map((d: Record<string, unknown>) => [d.operationId, d.endpoint, d.seq]),
+      [[id, 'ledger', seq]],
+      "the gateway's disabled delivery, listed by the worker",
     );
     assert.equal(
       (await admin(worker.adminPort, 'POST', '/api/webhooks/endpoints/ledger/enable')).status,

@@ -1,5 +1,5 @@
 /**
- * `spillway webhooks disabled|enable|resend` as a user runs them: the real
+ * `spillway webhooks deliveries|disabled|enable|resend` as a user runs them: the real
  * bin/spillway.js in a child process, against a gateway started in-process
  * whose subscription's receiver answered 410.
  */
@@ -91,6 +91,60 @@ describe('spillway webhooks', () => {
     assert.equal(again.stderr, 'spillway: no endpoint named "ledger" is disabled. None is.\n');
   });
 
+  it('deliveries lists the deliveries in a state, newest first (--json: the API answer), and says what to fix in a bad query', async (t) => {
+    await using rx = await new WebhookReceiver().start();
+    const { gw, id, seq, admin } = await disabledLedger(t, rx);
+
+    const table = await spillway(['webhooks', 'deliveries', '--state', 'disabled', ...admin]);
+    assert.equal(table.code, 0, table.stderr);
+    const [header, row, blank, hint, ...rest] = table.stdout.trimEnd().split('\n');
+    assert.deepEqual(rest, []);
+    assert.match(header!, /^OPERATION-ID +ENDPOINT +SEQ +STATE +ATTEMPTS +AGE +NEXT +LAST ERROR$/);
+    assert.match(
+      row!,
+      new RegExp(`^${id} +ledger +${seq} +disabled +1 +\\d+s +- +The receiver answered 410 Gone\\.$`),
+    );
+    assert.equal(blank, '');
+    assert.equal(hint, 'Re-send one with: spillway webhooks resend OPERATION-ID ENDPOINT SEQ');
+
+    const json = await spillway(['webhooks', 'deliveries', '--state', 'disabled', '--json'], {
+      SPILLWAY_ADMIN_URL: `http://127.0.0.1:${gw.adminPort}`,
+    });
+    assert.equal(json.code, 0, json.stderr);
+    const direct = await jsonOf(
+      await fetch(`http://127.0.0.1:${gw.adminPort}/api/webhooks/deliveries?state=disabled`),
+    );
+    assert.deepEqual(JSON.parse(json.stdout), direct);
+
+    const none = await spillway([
+      'webhooks',
+      'deliveries',
+      '--state',
+      'failed',
+      '--endpoint',
+      'ledger',
+      ...admin,
+    ]);
+    assert.equal(none.stdout, 'No delivery is failed.\n');
+    const missing = await spillway(['webhooks', 'deliveries', ...admin]);
+    assert.equal(missing.code, 2);
+    assert.match(
+      missing.stderr,
+      /^spillway webhooks deliveries: state is required: send one of pending, delivered, failed, disabled/,
+    );
+    const badLimit = await spillway([
+      'webhooks',
+      'deliveries',
+      '--state',
+      'failed',
+      '--limit',
+      '0',
+      ...admin,
+    ]);
+    assert.equal(badLimit.code, 2);
+    assert.match(badLimit.stderr, /limit must be an integer from 1 to 500, got "0"/);
+  });
+
   it('resend re-sends a delivery with its webhook-id, and says why when it does not', async (t) => {
     await using rx = await new WebhookReceiver().start();
     const { gw, id, seq, admin } = await disabledLedger(t, rx);
@@ -138,13 +192,18 @@ describe('spillway webhooks', () => {
     assert.match(short.stderr, /spillway webhooks resend: expected 3 arguments, got 2/);
     const what = await spillway(['webhooks', 'frobnicate']);
     assert.equal(what.code, 2);
-    assert.match(what.stderr, /expected disabled, enable or resend, got "frobnicate"/);
+    assert.match(what.stderr, /expected deliveries, disabled, enable or resend, got "frobnicate"/);
     assert.equal(rx.received.length, 2, 'nothing more was sent');
   });
 
   it('says what to do when the admin port is unreachable, and documents the commands in the help', async () => {
     const port = await closedPort();
-    for (const args of [['disabled'], ['enable', 'ledger'], ['resend', newOperationId(), 'ledger', '3']]) {
+    for (const args of [
+      ['deliveries', '--state', 'failed'],
+      ['disabled'],
+      ['enable', 'ledger'],
+      ['resend', newOperationId(), 'ledger', '3'],
+    ]) {
       const down = await spillway(['webhooks', ...args, '--admin-url', `http://127.0.0.1:${port}`]);
       assert.equal(down.code, 1, args.join(' '));
       assert.equal(
@@ -153,6 +212,7 @@ describe('spillway webhooks', () => {
       );
     }
     const help = await spillway(['--help']);
+    assert.match(help.stdout, /spillway webhooks deliveries --state pending\|delivered\|failed\|disabled/);
     assert.match(help.stdout, /spillway webhooks disabled \[--json\] \[--admin-url URL\]/);
     assert.match(help.stdout, /spillway webhooks enable NAME \[--admin-url URL\]/);
     assert.match(help.stdout, /spillway webhooks resend OPERATION-ID ENDPOINT SEQ \[--admin-url URL\]/);

@@ -600,6 +600,15 @@ describe('OpenAPI document: docs/openapi.json', () => {
       } while (
         (deliveries.body as { deliveries: Array<{ state: string }> }).deliveries[0]?.state !== 'delivered'
       );
+      const listed = await check(
+        'GET',
+        '/api/webhooks/deliveries',
+        `http://127.0.0.1:${gw.adminPort}/api/webhooks/deliveries?state=delivered`,
+      );
+      assert.deepEqual(
+        (listed.body as { deliveries: Array<{ operationId: string }> }).deliveries.map((d) => d.operationId),
+        [id],
+      );
 
       const refused = await check('POST', PROXIED, `${gw.publicUrl}/t/ok`, {
         headers: { prefer: 'respond-async, wait=0', 'spillway-callback': 'https://elsewhere.example/hook' },
@@ -727,6 +736,9 @@ describe('OpenAPI document: docs/openapi.json', () => {
       const blocked = `${admin}/api/ordering-keys/blocked`;
       await check('GET', '/api/ordering-keys/blocked', blocked, { headers: auth });
       await check('GET', '/api/ordering-keys/blocked', `${blocked}?limit=0`, { headers: auth });
+      const deliveries = `${admin}/api/webhooks/deliveries`;
+      await check('GET', '/api/webhooks/deliveries', `${deliveries}?state=failed`, { headers: auth });
+      await check('GET', '/api/webhooks/deliveries', `${deliveries}?state=lost`, { headers: auth });
 
       for (const [method, template, path] of [
         ['GET', '/api/operations', '/api/operations'],
@@ -739,6 +751,7 @@ describe('OpenAPI document: docs/openapi.json', () => {
         ['PUT', '/api/routes/{route}/replay', '/api/routes/payments/replay'],
         ['GET', '/api/health', '/api/health'],
         ['GET', '/api/ordering-keys/blocked', '/api/ordering-keys/blocked'],
+        ['GET', '/api/webhooks/deliveries', '/api/webhooks/deliveries?state=failed'],
       ] as const) {
         assert.equal((await check(method, template, `${admin}${path}`)).status, 401, `${method} ${path}`);
       }

@@ -42,6 +42,20 @@ export function segment(res: ServerResponse, raw: string): string | undefined {
 /** Thrown for a request body the client must fix; answered 400 with its message. */
 export class BadBody extends Error {}
 
+/** A page of an admin list: this many unless `limit` says otherwise. */
+export const DEFAULT_PAGE = 50;
+/** The most a page of an admin list holds. */
+export const MAX_PAGE = 500;
+
+/** A `limit` from a query or body: `fallback` without one; BadBody unless an integer from 1 to `max`. */
+export function limitOf(raw: string | null, fallback: number, max: number): number {
+  if (raw === null) return fallback;
+  if (!/^[1-9][0-9]*$/.test(raw) || Number(raw) > max) {
+    throw new BadBody(`limit must be an integer from 1 to ${max}, got ${JSON.stringify(raw)}.`);
+  }
+  return Number(raw);
+}
+
 /**
  * The request body as text, at most MAX_BODY_BYTES, through the edge's bounded reader: a body over
  * it is answered 413 and one that stalls for `idleMs` 408 (BodyRefused, already answered), a client

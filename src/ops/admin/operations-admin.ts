@@ -38,7 +38,17 @@ import {
   type RouteControls,
 } from '../../store/port.ts';
 
-import { act, allowOnly, BadBody, readJsonObject, readText, segment } from './admin-http.ts';
+import {
+  act,
+  allowOnly,
+  BadBody,
+  DEFAULT_PAGE,
+  limitOf,
+  MAX_PAGE,
+  readJsonObject,
+  readText,
+  segment,
+} from './admin-http.ts';
 
 /** Operations listed, shown with their history and events, canceled, redriven or discarded; replay paused per route. */
 export type OperationsAdminStore = OperationQueue & OperatorViews & RouteControls & EventLog;
@@ -85,8 +95,6 @@ function acted(
   else options.events.emit({ type, ...facts });
 }
 
-const DEFAULT_PAGE = 50;
-const MAX_PAGE = 500;
 const DEFAULT_BATCH = 100;
 const MAX_BATCH = 1_000;
 
@@ -397,14 +405,6 @@ function filterOf(params: URLSearchParams): OperationFilter {
     filter.deadLettered = dead === 'true';
   }
   return filter;
-}
-
-function limitOf(raw: string | null, fallback: number, max: number): number {
-  if (raw === null) return fallback;
-  if (!/^[1-9][0-9]*$/.test(raw) || Number(raw) > max) {
-    throw new BadBody(`limit must be an integer from 1 to ${max}, got ${JSON.stringify(raw)}.`);
-  }
-  return Number(raw);
 }
 
 function booleanOf(body: Record<string, unknown>, key: string): boolean {

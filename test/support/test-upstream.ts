@@ -7,7 +7,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 
 export interface Received {
   method: string;
@@ -42,14 +41,27 @@ export class TestUpstream {
     return `http://127.0.0.1:${this.#port}`;
   }
 
-  /** Listens (again) on the same port; the first call picks a free one. */
+  /**
+   * Listens (again) on the same port; the first call picks a free one below
+   * the OS's ephemeral range (see closedPort): while this upstream is stopped,
+   * no server started on port 0 elsewhere can be given its port and receive
+   * what a gateway sends here, and a restart finds it free.
+   */
   async start(): Promise<this> {
-    await new Promise<void>((resolve, reject) => {
-      this.#server.once('error', reject);
-      this.#server.listen(this.#port, '127.0.0.1', () => resolve());
-    });
-    this.#port = (this.#server.address() as AddressInfo).port;
-    return this;
+    if (this.#port !== 0) {
+      await new Promise<void>((resolve, reject) => {
+        this.#server.once('error', reject);
+        this.#server.listen(this.#port, '127.0.0.1', () => resolve());
+      });
+      return this;
+    }
+    for (;;) {
+      const port = portBelowEphemeral();
+      if (await listened(this.#server, port)) {
+        this.#port = port;
+        return this;
+      }
+    }
   }
 
   /** Stops listening and drops every connection: the upstream is down (connection refused). */
@@ -125,18 +137,31 @@ export class TestUpstream {
  * still start its own server on it later.
  */
 export async function closedPort(): Promise<number> {
-  const below = ephemeralLow();
   for (;;) {
-    const port = 10_000 + Math.floor(Math.random() * (below - 10_000));
+    const port = portBelowEphemeral();
     const server = createServer();
-    const bound = await new Promise<boolean>((resolve) => {
-      server.once('error', () => resolve(false)); // taken: try another
-      server.listen(port, '127.0.0.1', () => resolve(true));
-    });
-    if (!bound) continue;
+    if (!(await listened(server, port))) continue;
     await new Promise((resolve) => server.close(resolve));
     return port;
   }
+}
+
+/** A random port from 10000 up to the OS's ephemeral range, which nothing started on port 0 is given. */
+function portBelowEphemeral(): number {
+  const below = ephemeralLow();
+  return 10_000 + Math.floor(Math.random() * (below - 10_000));
+}
+
+/** Listens on `port`, or says it is taken (then the caller tries another). */
+function listened(server: Server, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const taken = () => resolve(false);
+    server.once('error', taken);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', taken);
+      resolve(true);
+    });
+  });
 }
 
 /** The lowest port the OS hands out for port 0 (Linux: ip_local_port_range; elsewhere, IANA's 49152). */

@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { buildConfig, routeDefaults } from '../src/config/config.ts';
 import { configSchema } from '../src/config/schema.ts';
+import { HELP } from '../src/ops/cli.ts';
 
 const doc = readFileSync(new URL('../docs/configuration.md', import.meta.url), 'utf8');
 
@@ -160,5 +161,11 @@ describe('docs/configuration.md', () => {
     assert.equal(pay.health.trip.errorRate, routeDefaults.health.trip.errorRate);
     assert.equal(pay.health.trip.slowRate, 0.6);
     assert.equal(pay.health.minCalls, 7);
+  });
+
+  it('lists the commands exactly as `spillway help` does', () => {
+    const usage = HELP.split('Usage:\n')[1]!.split('\n\n')[0]!.replace(/^ {2}/gm, '');
+    const block = /## Command line\n\n```\n([\s\S]*?)\n```/.exec(doc)?.[1];
+    assert.equal(block, usage, 'docs/configuration.md "Command line" is not what `spillway help` prints');
   });
 });

@@ -31,6 +31,8 @@ describe('kill -9 while acknowledging captures', () => {
     await upstream.stop();
     const store = join(dir, 'spillway.db');
     const acknowledged = new Map<string, string>(); // operation id → body marker
+    // A 202 from anyone but this gateway (a server given the down upstream's port) is not its acknowledgement.
+    const foreign: string[] = [];
 
     for (let round = 0; round < ROUNDS; round++) {
       const gw = await spawnGateway(dir, { upstream: upstream.url, store, replay: { concurrency: 0 } });
@@ -40,8 +42,12 @@ describe('kill -9 while acknowledging captures', () => {
           const marker = randomUUID();
           try {
             const res = await fetch(`${gw.url}/payments`, { method: 'POST', body: marker });
-            if (res.status === 202) acknowledged.set((await jsonOf(res)).id as string, marker);
-            else await res.body?.cancel();
+            if (res.status === 202) {
+              const location = res.headers.get('operation-location') ?? '';
+              const id = (await jsonOf(res)).id as string;
+              if (location === `${gw.url}/_spillway/operations/${id}`) acknowledged.set(id, marker);
+              else foreign.push(location);
+            } else await res.body?.cancel();
           } catch {
             return; // the gateway died under this request: it was never acknowledged
           }
@@ -56,6 +62,7 @@ describe('kill -9 while acknowledging captures', () => {
       stop = true;
       await Promise.all(clients);
     }
+    assert.deepEqual(foreign, [], 'every 202 came from the gateway under test');
     assert.ok(acknowledged.size >= ROUNDS * 50, `acknowledged ${acknowledged.size}`);
 
     // After the crashes, before any replay: every acknowledged operation is in the file.

@@ -120,6 +120,8 @@ class FunctionAnswer implements UpstreamResponse {
         reader.read().then(
           ({ done, value }) => {
             this.#reading = false;
+            // The function answered: the limit counts afresh, now on the reader until it asks again.
+            this.#watch?.heard();
             this.#watch?.held();
             body.push(done ? null : value);
           },

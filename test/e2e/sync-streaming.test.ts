@@ -16,7 +16,9 @@ import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { buildConfig } from '../../src/config/config.ts';
+import { attemptDeadline } from '../../src/engine/attempt.ts';
 import { FailoverEngine } from '../../src/engine/failover-engine.ts';
+import { FetchUpstream } from '../../src/engine/fetch-upstream.ts';
 import { HttpUpstream } from '../../src/engine/upstream.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
 import { embedded } from '../support/embedded.ts';
@@ -228,6 +230,34 @@ describe('a sync answer that streams from a function upstream (createSpillway)',
     }
     f.end();
     assert.equal((await f.reader.read()).done, true);
+  });
+
+  it('gives a reader that is behind the whole limit from the chunk it has not taken, whatever the function took', async () => {
+    const clock = new ManualClock();
+    let source: ReadableStreamDefaultController<Uint8Array> | undefined;
+    const upstream = new FetchUpstream(
+      () =>
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start(controller) {
+              source = controller;
+            },
+          }),
+        ),
+    );
+    const deadline = attemptDeadline(clock, LIMIT_MS);
+    const request = { method: 'GET', path: '/feed', query: '', headers: [], body: new Uint8Array(0) };
+    const answer = await upstream.send(request, deadline.signal);
+    answer.limitBySilence!(deadline);
+    answer.body.on('error', () => {}); // the cut destroys it with the reason
+    answer.body.read(0); // Spillway asks the function for its first chunk
+    clock.advance(LIMIT_MS - 1); // the function takes almost the whole limit
+    source!.enqueue(new Uint8Array(64 * 1024)); // more than the reader's buffer: nobody asks for more
+    await until(() => answer.body.readableLength > 0, 'the chunk reached the body');
+    clock.advance(LIMIT_MS - 1);
+    assert.equal(answer.body.destroyed, false, 'the reader has its whole limit from the chunk');
+    clock.advance(1);
+    await until(() => answer.body.destroyed, 'a reader that takes nothing for the whole limit is cut');
   });
 
   it('is cut when the function sends nothing for attemptTimeoutMs', async () => {

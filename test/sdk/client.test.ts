@@ -272,12 +272,22 @@ describe('client SDK', () => {
   }
 
   it('polling only (sse: false) follows Retry-After until the operation is finished', async () => {
-    // A slow upstream: the request is adopted at the budget (500 ms), Running, and answers at 1.8 s.
+    // A slow upstream: the request is adopted at the budget (500 ms), Running, and answers only once the
+    // client's first poll has seen it Running (a fixed delay raced the 202 and the poll on a busy machine).
+    let firstPollAnswered = () => {};
+    const answer = new Promise<void>((resolve) => {
+      firstPollAnswered = resolve;
+    });
     const upstream = await new TestUpstream().start();
-    upstream.behaviour = () => ({ kind: 'delay', ms: 1_800, and: created });
+    upstream.behaviour = () => ({ kind: 'after', until: answer, and: created });
     await using gw = await startGateway({ upstream: upstream.url });
     try {
-      const rec = recordingFetch();
+      const rec = recordingFetch((url, _sent, init) => {
+        if (!/\/_spillway\/operations\/[^/]+$/.test(url)) return undefined;
+        const polled = fetch(url, init);
+        void polled.then(firstPollAnswered, firstPollAnswered);
+        return polled;
+      });
       const accepted: AcceptedOperation[] = [];
       const res = await createClient({
         fetch: rec.fetch,
@@ -289,7 +299,7 @@ describe('client SDK', () => {
       assert.equal(accepted[0]?.status, 'Running');
       assert.ok(!rec.urls().some((u) => u.endsWith('/events')));
       const polls = rec.urls().filter((u) => u === accepted[0]!.monitorUrl);
-      assert.equal(polls.length, 2, 'after Retry-After: Running at 1.5 s, Succeeded at 2.5 s');
+      assert.equal(polls.length, 2, 'after Retry-After: Running at the first poll, Succeeded at the second');
       assert.equal(upstream.received.length, 1, 'one upstream call');
     } finally {
       await upstream.stop();

@@ -19,6 +19,7 @@ export type Behaviour =
   | { kind: 'echo' } // 200 with a JSON echo of the request
   | { kind: 'respond'; status: number; headers?: Record<string, string | string[]>; body?: string | Buffer }
   | { kind: 'delay'; ms: number; and: Behaviour }
+  | { kind: 'after'; until: Promise<unknown>; and: Behaviour } // answers once the test says so
   | { kind: 'reset' } // read the whole request, then destroy the socket: the upstream saw it
   | { kind: 'black-hole' }; // read the request and never answer
 
@@ -117,6 +118,10 @@ export class TestUpstream {
         return;
       case 'delay':
         await new Promise((r) => setTimeout(r, behaviour.ms));
+        if (!res.destroyed) await this.#act(behaviour.and, received, res);
+        return;
+      case 'after':
+        await behaviour.until;
         if (!res.destroyed) await this.#act(behaviour.and, received, res);
         return;
       case 'reset':

@@ -275,117 +275,96 @@ describe('a sync answer that streams from a function upstream (createSpillway)',
   });
 });
 
-describe('a sync answer sent to a reader that holds it back', () => {
-  it('is not cut while the reader is behind but reading, however long in all; it counts afresh from each read', async () => {
-    const upstream = new StreamingUpstream();
-    const origin = await upstream.start();
-    const clock = new ManualClock();
-    const store = new SqliteStore({ path: ':memory:', clock });
-    const client = new HttpUpstream(origin);
-    const engine = new FailoverEngine({
-      store,
-      upstream: client,
-      clock,
-      instanceId: 'test',
-      maxResultBytes: 1e6,
-    });
-    const route = buildConfig({
-      upstream: origin,
-      routeDefaults: { budgetMs: 100, attemptTimeoutMs: LIMIT_MS },
-    }).routes.at(-1)!;
-    try {
-      const answer = await engine.submit({
-        route,
-        request: { method: 'GET', path: '/feed', query: '', headers: [], body: new Uint8Array(0) },
-        receivedAt: clock.now(),
-        budgetMs: 100,
-        mayFailover: true,
-        tenant: null,
-      });
-      assert.equal(answer.kind, 'sync');
-      const response = answer.kind === 'sync' ? answer.response : undefined;
-      // A reader that takes each chunk and acknowledges none until told: the first write fills it.
-      const got: string[] = [];
-      let held: Array<() => void> | undefined = [];
-      const reader = new Writable({
-        highWaterMark: 1,
-        write(chunk: Buffer, _encoding, callback) {
-          got.push(chunk.toString());
-          if (held) held.push(callback);
-          else callback();
-        },
-      });
-      response!.sendTo!(reader);
-      const res = await upstream.response(1);
-      await until(() => got.join('') === 'first;', 'the reader got the first chunk');
-      // The reader is full, so Spillway stopped reading the upstream: that wait is not the upstream's silence.
-      clock.advance(LIMIT_MS - 1);
-      assert.equal(reader.destroyed, false, 'not cut while the reader is behind');
-      const release = held;
-      held = undefined;
-      for (const callback of release) callback();
-      // Reading again: the count starts afresh, so twice the limit in all is not a cut.
-      clock.advance(LIMIT_MS - 1);
-      res.end('last');
-      await once(reader, 'finish');
-      assert.equal(got.join(''), 'first;last');
-    } finally {
+/** A sync answer from the streaming upstream through an engine on a manual clock, its limit LIMIT_MS. */
+async function streamingSyncAnswer() {
+  const upstream = new StreamingUpstream();
+  const origin = await upstream.start();
+  const clock = new ManualClock();
+  const store = new SqliteStore({ path: ':memory:', clock });
+  const client = new HttpUpstream(origin);
+  const engine = new FailoverEngine({
+    store,
+    upstream: client,
+    clock,
+    instanceId: 'test',
+    maxResultBytes: 1e6,
+  });
+  const route = buildConfig({
+    upstream: origin,
+    routeDefaults: { budgetMs: 100, attemptTimeoutMs: LIMIT_MS },
+  }).routes.at(-1)!;
+  const answer = await engine.submit({
+    route,
+    request: { method: 'GET', path: '/feed', query: '', headers: [], body: new Uint8Array(0) },
+    receivedAt: clock.now(),
+    budgetMs: 100,
+    mayFailover: true,
+    tenant: null,
+  });
+  assert.equal(answer.kind, 'sync');
+  return {
+    upstream,
+    clock,
+    response: answer.kind === 'sync' ? answer.response : undefined,
+    [Symbol.asyncDispose]: async () => {
       await client.close();
       await store.close();
       upstream.stop();
-    }
+    },
+  };
+}
+
+describe('a sync answer sent to a reader that holds it back', () => {
+  it('is not cut while the reader is behind but reading, however long in all; it counts afresh from each read', async () => {
+    await using sync = await streamingSyncAnswer();
+    const { upstream, clock, response } = sync;
+    // A reader that takes each chunk and acknowledges none until told: the first write fills it.
+    const got: string[] = [];
+    let held: Array<() => void> | undefined = [];
+    const reader = new Writable({
+      highWaterMark: 1,
+      write(chunk: Buffer, _encoding, callback) {
+        got.push(chunk.toString());
+        if (held) held.push(callback);
+        else callback();
+      },
+    });
+    response!.sendTo!(reader);
+    const res = await upstream.response(1);
+    await until(() => got.join('') === 'first;', 'the reader got the first chunk');
+    // The reader is full, so Spillway stopped reading the upstream: that wait is not the upstream's silence.
+    clock.advance(LIMIT_MS - 1);
+    assert.equal(reader.destroyed, false, 'not cut while the reader is behind');
+    const release = held;
+    held = undefined;
+    for (const callback of release) callback();
+    // Reading again: the count starts afresh, so twice the limit in all is not a cut.
+    clock.advance(LIMIT_MS - 1);
+    res.end('last');
+    await once(reader, 'finish');
+    assert.equal(got.join(''), 'first;last');
   });
 
   it('is cut when the reader takes nothing for attemptTimeoutMs: a client that stops reading frees its upstream call', async () => {
-    const upstream = new StreamingUpstream();
-    const origin = await upstream.start();
-    const clock = new ManualClock();
-    const store = new SqliteStore({ path: ':memory:', clock });
-    const client = new HttpUpstream(origin);
-    const engine = new FailoverEngine({
-      store,
-      upstream: client,
-      clock,
-      instanceId: 'test',
-      maxResultBytes: 1e6,
+    await using sync = await streamingSyncAnswer();
+    const { upstream, clock, response } = sync;
+    // A reader that takes the first chunk and never acknowledges it: it has stopped reading.
+    const got: string[] = [];
+    const reader = new Writable({
+      highWaterMark: 1,
+      write(chunk: Buffer) {
+        got.push(chunk.toString());
+      },
     });
-    const route = buildConfig({
-      upstream: origin,
-      routeDefaults: { budgetMs: 100, attemptTimeoutMs: LIMIT_MS },
-    }).routes.at(-1)!;
-    try {
-      const answer = await engine.submit({
-        route,
-        request: { method: 'GET', path: '/feed', query: '', headers: [], body: new Uint8Array(0) },
-        receivedAt: clock.now(),
-        budgetMs: 100,
-        mayFailover: true,
-        tenant: null,
-      });
-      assert.equal(answer.kind, 'sync');
-      const response = answer.kind === 'sync' ? answer.response : undefined;
-      // A reader that takes the first chunk and never acknowledges it: it has stopped reading.
-      const got: string[] = [];
-      const reader = new Writable({
-        highWaterMark: 1,
-        write(chunk: Buffer) {
-          got.push(chunk.toString());
-        },
-      });
-      reader.on('error', () => {}); // the cut destroys it with the reason
-      response!.sendTo!(reader);
-      const res = await upstream.response(1);
-      await until(() => got.join('') === 'first;', 'the reader got the first chunk');
-      clock.advance(LIMIT_MS - 1);
-      assert.equal(reader.destroyed, false, 'not yet: the limit is not spent');
-      clock.advance(1);
-      await until(() => reader.destroyed, 'the reader was cut');
-      await until(() => res.destroyed || res.writableEnded || res.closed, 'the upstream call was let go');
-    } finally {
-      await client.close();
-      await store.close();
-      upstream.stop();
-    }
+    reader.on('error', () => {}); // the cut destroys it with the reason
+    response!.sendTo!(reader);
+    const res = await upstream.response(1);
+    await until(() => got.join('') === 'first;', 'the reader got the first chunk');
+    clock.advance(LIMIT_MS - 1);
+    assert.equal(reader.destroyed, false, 'not yet: the limit is not spent');
+    clock.advance(1);
+    await until(() => reader.destroyed, 'the reader was cut');
+    await until(() => res.destroyed || res.writableEnded || res.closed, 'the upstream call was let go');
   });
 });
 

@@ -66,6 +66,32 @@ function within<T>(promise: Promise<T>, what: string, ms = 10_000): Promise<T> {
   return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
+/** The cap of the slow-client tests: 64 KiB of unread events. */
+const SLOW_CLIENT_CAP = 64 * 1024;
+
+/** An upstream slow enough that operations still run when a client has subscribed and stopped reading. */
+async function slowUpstream(): Promise<TestUpstream> {
+  const upstream = await new TestUpstream().start();
+  upstream.behaviour = () => ({ kind: 'delay', ms: 300, and: { kind: 'echo' } });
+  return upstream;
+}
+
+/**
+ * A gateway whose events are big: long URLs make events of ~16 to 32 KB, so the kernel's socket buffers
+ * (~4 MB on loopback) fill quickly and the cap is reached.
+ */
+const slowClientConfig = (upstream: TestUpstream) => ({
+  upstream: upstream.url,
+  publicUrl: `http://127.0.0.1:9/${'p'.repeat(16_000)}`,
+  replay: { concurrency: 64 },
+  websocket: {
+    maxBufferedBytes: SLOW_CLIENT_CAP,
+    slowClientMs: 300,
+    pingMs: 60_000,
+    maxSubscriptions: 10_000,
+  },
+});
+
 /** Opens a global (browser-compatible) WebSocket. */
 async function connect(gw: TestGateway, protocols?: string | string[]) {
   const ws = new WebSocket(wsUrl(gw), protocols);
@@ -388,18 +414,9 @@ describe('WebSocket delivery, /_spillway/ws', () => {
   });
 
   it('a client that stops reading costs at most the cap plus one event, and is closed with 1013', async () => {
-    const cap = 64 * 1024;
-    // Long URLs make big events (~16 to 32 KB), so the kernel's socket buffers (~4 MB on loopback) fill quickly.
-    const publicUrl = `http://127.0.0.1:9/${'p'.repeat(16_000)}`;
-    const upstream = await new TestUpstream().start();
-    // Slow enough that the operations are still running when the client has subscribed and stopped reading.
-    upstream.behaviour = () => ({ kind: 'delay', ms: 300, and: { kind: 'echo' } });
-    await using gw = await startGateway({
-      upstream: upstream.url,
-      publicUrl,
-      replay: { concurrency: 64 },
-      websocket: { maxBufferedBytes: cap, slowClientMs: 300, pingMs: 60_000, maxSubscriptions: 10_000 },
-    });
+    const cap = SLOW_CLIENT_CAP;
+    const upstream = await slowUpstream();
+    await using gw = await startGateway(slowClientConfig(upstream));
     try {
       const ids = await Promise.all(Array.from({ length: 125 }, () => captureWithLongUrls(gw)));
       const client = await connectRaw(gw);
@@ -437,16 +454,9 @@ describe('WebSocket delivery, /_spillway/ws', () => {
   });
 
   it('answers no client message while over the cap, even one it read before: the bound holds for answers too', async () => {
-    const cap = 64 * 1024;
-    const publicUrl = `http://127.0.0.1:9/${'p'.repeat(16_000)}`;
-    const upstream = await new TestUpstream().start();
-    upstream.behaviour = () => ({ kind: 'delay', ms: 300, and: { kind: 'echo' } });
-    await using gw = await startGateway({
-      upstream: upstream.url,
-      publicUrl,
-      replay: { concurrency: 64 },
-      websocket: { maxBufferedBytes: cap, slowClientMs: 300, pingMs: 60_000, maxSubscriptions: 10_000 },
-    });
+    const cap = SLOW_CLIENT_CAP;
+    const upstream = await slowUpstream();
+    await using gw = await startGateway(slowClientConfig(upstream));
     // The last operation's subscription waits on its store read until the client is over the cap, so
     // the messages behind it were read before the cap was reached and are handled after it.
     let release = () => {};

@@ -57,6 +57,20 @@ export function limitOf(raw: string | null, fallback: number, max: number): numb
 }
 
 /**
+ * A page of `limit` from what a store listed for `limit + 1`: the one past the page says a next page
+ * exists, which starts after the page's last item (`cursorOf`).
+ */
+export function pageOf<T>(
+  found: readonly T[],
+  limit: number,
+  cursorOf: (last: T) => string,
+): { page: T[]; nextCursor: string | null } {
+  const page = found.slice(0, limit);
+  const last = page.at(-1);
+  return { page, nextCursor: found.length > limit && last !== undefined ? cursorOf(last) : null };
+}
+
+/**
  * The request body as text, at most MAX_BODY_BYTES, through the edge's bounded reader: a body over
  * it is answered 413 and one that stalls for `idleMs` 408 (BodyRefused, already answered), a client
  * that leaves is a ClientAbortError (src/gateway/request-body.ts).

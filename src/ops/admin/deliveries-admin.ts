@@ -25,7 +25,7 @@ import {
   type WebhookOutbox,
   webhookDeliveryStates,
 } from '../../store/port.ts';
-import { act, BadBody, DEFAULT_PAGE, limitOf, MAX_PAGE } from './admin-http.ts';
+import { act, BadBody, DEFAULT_PAGE, limitOf, MAX_PAGE, pageOf } from './admin-http.ts';
 
 export const DELIVERIES_PATH = '/api/webhooks/deliveries';
 
@@ -40,11 +40,8 @@ export function listDeliveries(res: ServerResponse, params: URLSearchParams, sto
     return;
   }
   act(res, async () => {
-    // One more than the page: its presence says whether there is a next page.
     const found = await store.listWebhookDeliveries({ ...query, limit: query.limit + 1 });
-    const page = found.slice(0, query.limit);
-    const last = page.at(-1);
-    const nextCursor = found.length > query.limit && last ? encodeCursor(last) : null;
+    const { page, nextCursor } = pageOf(found, query.limit, encodeCursor);
     sendJson(res, 200, { deliveries: page.map(deliveryView), nextCursor }, { 'cache-control': 'no-store' });
   });
 }

@@ -45,6 +45,7 @@ import {
   DEFAULT_PAGE,
   limitOf,
   MAX_PAGE,
+  pageOf,
   readJsonObject,
   readText,
   segment,
@@ -161,11 +162,8 @@ function listOperations(res: ServerResponse, params: URLSearchParams, store: Ope
     return;
   }
   act(res, async () => {
-    // One more than the page: its presence says whether there is a next page.
     const found = await store.listOperations({ ...query, limit: query.limit + 1 });
-    const page = found.slice(0, query.limit);
-    const last = page.at(-1);
-    const nextCursor = found.length > query.limit && last ? encodeCursor(last) : null;
+    const { page, nextCursor } = pageOf(found, query.limit, encodeCursor);
     sendJson(res, 200, { operations: page.map(summaryView), nextCursor }, { 'cache-control': 'no-store' });
   });
 }

@@ -278,10 +278,18 @@ export class FailoverEngine {
       if (behind !== undefined) return behind;
     }
 
+    // A budget spent before the call (`Prefer: wait=0` without respond-async, or a body that took the
+    // whole budget to arrive) is not a call: nothing is sent, so nothing is abandoned half-done, and the
+    // upstream is not judged by it. Only a request that may be captured still goes, to be adopted.
+    const remaining = Math.max(0, receivedAt + submission.budgetMs - now);
+    if (remaining === 0 && (notWork || !mayFailover))
+      return notWork
+        ? failOver({ reason: `budget of ${submission.budgetMs} ms spent`, cause: 'budget-spent' })
+        : spentBeforeSending(submission);
+
     // The health state may divert before any attempt; a route that cannot fail over is only observed.
     const health = this.#options.health?.route(route.name);
     let token: CallToken | undefined;
-    const remaining = Math.max(0, receivedAt + submission.budgetMs - now);
     if (health && mayFailover) {
       const admission = health.admit(now, remaining, !notWork);
       if (admission.path === 'divert')
@@ -760,6 +768,14 @@ function timedOut({ route, budgetMs }: Submission): EngineAnswer {
     kind: 'failed',
     code: 'upstream-timeout',
     detail: `The upstream did not answer within ${budgetMs} ms and may still process the request; ${advice}.`,
+  };
+}
+
+function spentBeforeSending({ route, budgetMs }: Submission): EngineAnswer {
+  return {
+    kind: 'failed',
+    code: 'upstream-timeout',
+    detail: `The budget of ${budgetMs} ms was spent before the request could be sent (Prefer: wait=0, or a body that took that long to arrive); nothing was sent. ${route.failover ? 'Send Prefer: respond-async to get a 202 and a tracking id instead, or a longer wait.' : 'Send a longer wait, or none.'}`,
   };
 }
 

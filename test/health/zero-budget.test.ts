@@ -13,6 +13,7 @@ import { buildConfig } from '../../src/config/config.ts';
 import { FailoverEngine } from '../../src/engine/failover-engine.ts';
 import { HttpUpstream } from '../../src/engine/upstream.ts';
 import { SqliteStore } from '../../src/store/sqlite/sqlite-store.ts';
+import { jsonOf, startGateway } from '../support/harness.ts';
 import { ManualClock } from '../support/manual-clock.ts';
 import { TestUpstream } from '../support/test-upstream.ts';
 
@@ -48,6 +49,41 @@ describe('a spent budget', () => {
     } finally {
       await client.close();
       await store.close();
+      await upstream.stop();
+    }
+  });
+});
+
+describe('Prefer: wait=0 without respond-async', () => {
+  it('is answered 504 without sending the request or judging the upstream by it', async () => {
+    const upstream = await new TestUpstream().start();
+    await using gw = await startGateway({
+      upstream: upstream.url,
+      // Were these 504s judged as failed calls, the first two would trip the route.
+      routeDefaults: { health: { minCalls: 2 } },
+    });
+    try {
+      for (let i = 0; i < 10; i++) {
+        const answer = await fetch(`${gw.publicUrl}/orders`, {
+          method: 'POST',
+          headers: { prefer: 'wait=0', 'x-zero': String(i) },
+          body: `order ${i}`,
+        });
+        assert.equal(answer.status, 504);
+        assert.equal((await jsonOf(answer)).code, 'upstream-timeout');
+      }
+      // Sent after them on the same route: it must still go to the upstream, not be captured.
+      const plain = await fetch(`${gw.publicUrl}/orders`, { method: 'POST', body: 'plain' });
+      assert.equal(plain.status, 200, await plain.text());
+      const [route] = (await jsonOf(await fetch(`http://127.0.0.1:${gw.adminPort}/api/health`))).routes;
+      assert.equal(route.state, 'sync');
+      // The plain request has been answered, so everything sent before it has reached the upstream too.
+      assert.deepEqual(
+        upstream.received.filter((r) => r.headers['x-zero'] !== undefined).map((r) => r.headers['x-zero']),
+        [],
+        'no wait=0 request reached the upstream',
+      );
+    } finally {
       await upstream.stop();
     }
   });

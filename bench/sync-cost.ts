@@ -6,7 +6,13 @@
  * figure is requests per CPU-second of each proxy's own process, and the
  * ratio Spillway/undici within this run.
  *
- *   npm run bench:sync [-- --seconds N] [--rounds N] [--connections N] [--method GET|POST] [--cpu-prof DIR]
+ *   npm run bench:sync [-- --seconds N] [--rounds N] [--connections N] [--method GET|POST] [--cpu-prof DIR] [--loaded-peer]
+ *
+ * `--loaded-peer` adds a third proxy: the same bare undici proxy, in a process
+ * that has also imported Spillway (src/index.ts) and holds it, never calling
+ * it. Its cost against the bare proxy is what merely carrying Spillway's
+ * modules costs each request (a larger heap for the collector to work
+ * through), apart from anything Spillway does per request.
  *
  * `--cpu-prof DIR` starts the gateway with `--cpu-prof` (a .cpuprofile in DIR
  * when it stops, the undici proxy's in DIR/undici), to see where the time goes;
@@ -28,6 +34,7 @@ const { values } = parseArgs({
     connections: { type: 'string', default: '32' },
     method: { type: 'string', multiple: true, default: ['GET', 'POST'] },
     'cpu-prof': { type: 'string' },
+    'loaded-peer': { type: 'boolean', default: false },
   },
 });
 const methods = values.method.map((m) => m.toUpperCase());
@@ -68,6 +75,11 @@ try {
       ),
     },
   ];
+  if (values['loaded-peer'])
+    proxies.push({
+      system: 'undici, loaded',
+      server: await group.start<Ports>('./peers/undici-proxy.ts', ['--upstream', to, '--load-spillway']),
+    });
   console.log(
     `load average before: ${loadavg()
       .map((n) => n.toFixed(2))
@@ -109,10 +121,14 @@ try {
         `${method} ${system.padEnd(14)} ${perSecond.toFixed(0).padStart(7)} req/s ${perCpuSecond.toFixed(0).padStart(7)} req/CPU-s`,
       );
     }
-    const [spillway, bare] = figures;
+    const [spillway, bare, loaded] = figures;
     console.log(
       `${method} ratio Spillway/undici per CPU-second: ${(spillway!.perCpuSecond / bare!.perCpuSecond).toFixed(2)}x`,
     );
+    if (loaded)
+      console.log(
+        `${method} ratio loaded undici/undici per CPU-second: ${(loaded.perCpuSecond / bare!.perCpuSecond).toFixed(2)}x; Spillway/loaded undici: ${(spillway!.perCpuSecond / loaded.perCpuSecond).toFixed(2)}x`,
+      );
   }
   console.log(
     `load average after: ${loadavg()

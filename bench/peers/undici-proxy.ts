@@ -6,14 +6,22 @@
  * headers (RFC 9110 §7.6.1) and adding Via, nothing else: no limits, no
  * budgets, no health.
  *
- *   node bench/peers/undici-proxy.ts --upstream URL
+ *   node bench/peers/undici-proxy.ts --upstream URL [--load-spillway]
+ *
+ * `--load-spillway` imports Spillway's modules first and keeps them, unused
+ * (bench/sync-cost.ts `--loaded-peer`): the same proxy in a process that
+ * carries what a gateway's process carries before it handles anything.
  */
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { parseArgs } from 'node:util';
 import { type Dispatcher, Pool } from 'undici';
 
-const { values } = parseArgs({ options: { upstream: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { upstream: { type: 'string' }, 'load-spillway': { type: 'boolean', default: false } },
+});
+// Held on globalThis so the modules stay reachable, as a gateway's do.
+if (values['load-spillway']) Object.assign(globalThis, { spillway: await import('../../src/index.ts') });
 const pool = new Pool(values.upstream!, { connections: 128 });
 const HOP_BY_HOP = new Set([
   'connection',

@@ -9,10 +9,9 @@
  *   npm run bench:sync [-- --seconds N] [--rounds N] [--connections N] [--method GET|POST] [--cpu-prof DIR] [--loaded-peer]
  *
  * `--loaded-peer` adds a third proxy: the same bare undici proxy, in a process
- * that has also imported Spillway (src/index.ts) and holds it, never calling
- * it. Its cost against the bare proxy is what merely carrying Spillway's
- * modules costs each request (a larger heap for the collector to work
- * through), apart from anything Spillway does per request.
+ * that also runs an idle Spillway gateway (nothing calls it). Its cost against
+ * the bare proxy is what the process a gateway needs costs each request, apart
+ * from anything Spillway's request path does.
  *
  * `--cpu-prof DIR` starts the gateway with `--cpu-prof` (a .cpuprofile in DIR
  * when it stops, the undici proxy's in DIR/undici), to see where the time goes;
@@ -78,7 +77,9 @@ try {
   if (values['loaded-peer'])
     proxies.push({
       system: 'undici, loaded',
-      server: await group.start<Ports>('./peers/undici-proxy.ts', ['--upstream', to, '--load-spillway']),
+      server: await group.start<Ports>('./peers/undici-proxy.ts', ['--upstream', to, '--load-spillway'], {
+        SPILLWAY_LOG_LEVEL: 'warn',
+      }),
     });
   console.log(
     `load average before: ${loadavg()

@@ -8,20 +8,24 @@
  *
  *   node bench/peers/undici-proxy.ts --upstream URL [--load-spillway]
  *
- * `--load-spillway` imports Spillway's modules first and keeps them, unused
- * (bench/sync-cost.ts `--loaded-peer`): the same proxy in a process that
- * carries what a gateway's process carries before it handles anything.
+ * `--load-spillway` also starts a Spillway gateway in this process, on the
+ * same upstream, on its own port, which nothing calls (SQLite store in a
+ * temporary directory; bench/sync-cost.ts `--loaded-peer`): the same proxy in
+ * a process that carries and runs what a gateway's process does, apart from
+ * Spillway's request path.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { type Dispatcher, Pool } from 'undici';
 
 const { values } = parseArgs({
   options: { upstream: { type: 'string' }, 'load-spillway': { type: 'boolean', default: false } },
 });
-// Held on globalThis so the modules stay reachable, as a gateway's do.
-if (values['load-spillway']) Object.assign(globalThis, { spillway: await import('../../src/index.ts') });
+const beside = values['load-spillway'] ? await idleGateway(values.upstream!) : undefined;
 const pool = new Pool(values.upstream!, { connections: 128 });
 const HOP_BY_HOP = new Set([
   'connection',
@@ -71,6 +75,16 @@ server.listen(0, '127.0.0.1', () => {
 });
 
 process.once('SIGTERM', () => {
-  server.close(() => void pool.close().then(() => process.exit(0)));
+  server.close(() => void Promise.all([pool.close(), beside?.()]).then(() => process.exit(0)));
   server.closeAllConnections();
 });
+
+/** A gateway on `upstream` that nothing calls; resolves with the way to stop it and remove its store. */
+async function idleGateway(upstream: string): Promise<() => Promise<void>> {
+  const { buildConfig, startSpillway } = await import('../../src/index.ts');
+  const dir = mkdtempSync(join(tmpdir(), 'spillway-idle-'));
+  const spillway = await startSpillway(
+    buildConfig({ upstream, store: join(dir, 'idle.db'), host: '127.0.0.1', port: 0, adminPort: 0 }),
+  );
+  return () => spillway.stop().then(() => rmSync(dir, { recursive: true, force: true }));
+}

@@ -19,17 +19,17 @@ describe('a black hole behind short client budgets', () => {
   it('trips after about one budget: at most the requests in flight plus minCalls pay it', async (t) => {
     const upstream = await new TestUpstream().start();
     upstream.behaviour = () => ({ kind: 'black-hole' });
-    await using gw = await startGateway({
-      upstream: upstream.url,
-      routeDefaults: {
-        budgetMs: 3_000,
-        attemptTimeoutMs: 5_000,
-        honoursIdempotencyKey: true,
-        // The defaults (slowCallMs 3000, hungCalls 3, minCalls 10); openMs keeps probes out of the run.
-        health: { minCalls: MIN_CALLS, openMs: 60_000 },
-      },
-    });
     try {
+      await using gw = await startGateway({
+        upstream: upstream.url,
+        routeDefaults: {
+          budgetMs: 3_000,
+          attemptTimeoutMs: 5_000,
+          honoursIdempotencyKey: true,
+          // The defaults (slowCallMs 3000, hungCalls 3, minCalls 10); openMs keeps probes out of the run.
+          health: { minCalls: MIN_CALLS, openMs: 60_000 },
+        },
+      });
       const answers = await runLoad({
         clients: CLIENTS,
         requests: REQUESTS,

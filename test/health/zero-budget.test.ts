@@ -57,12 +57,12 @@ describe('a spent budget', () => {
 describe('Prefer: wait=0 without respond-async', () => {
   it('is answered 504 without sending the request or judging the upstream by it', async () => {
     const upstream = await new TestUpstream().start();
-    await using gw = await startGateway({
-      upstream: upstream.url,
-      // Were these 504s judged as failed calls, the first two would trip the route.
-      routeDefaults: { health: { minCalls: 2 } },
-    });
     try {
+      await using gw = await startGateway({
+        upstream: upstream.url,
+        // Were these 504s judged as failed calls, the first two would trip the route.
+        routeDefaults: { health: { minCalls: 2 } },
+      });
       for (let i = 0; i < 10; i++) {
         const answer = await fetch(`${gw.publicUrl}/orders`, {
           method: 'POST',

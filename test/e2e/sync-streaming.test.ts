@@ -116,14 +116,17 @@ describe('a sync answer that streams through the gateway', () => {
     origin = await upstream.start();
   });
   after(() => upstream.stop());
-
-  it('reaches the client whole when it streams for longer than attemptTimeoutMs, never silent that long', async () => {
-    const clock = new ManualClock();
-    await using gw = await startGateway(
+  // A gateway in front of the streaming upstream whose time the test drives.
+  const gatewayOnClock = (clock: ManualClock) =>
+    startGateway(
       { upstream: origin, routeDefaults: { budgetMs: 100, attemptTimeoutMs: LIMIT_MS } },
       undefined,
       { clock },
     );
+
+  it('reaches the client whole when it streams for longer than attemptTimeoutMs, never silent that long', async () => {
+    const clock = new ManualClock();
+    await using gw = await gatewayOnClock(clock);
     const n = upstream.open.length + 1;
     const d = await download(`${gw.publicUrl}/export`);
     assert.equal(d.res.statusCode, 200);
@@ -146,11 +149,7 @@ describe('a sync answer that streams through the gateway', () => {
 
   it('is cut when the upstream sends nothing for attemptTimeoutMs, counted as today’s cut is', async () => {
     const clock = new ManualClock();
-    await using gw = await startGateway(
-      { upstream: origin, routeDefaults: { budgetMs: 100, attemptTimeoutMs: LIMIT_MS } },
-      undefined,
-      { clock },
-    );
+    await using gw = await gatewayOnClock(clock);
     const seen = recordEvents(gw.events);
     const n = upstream.open.length + 1;
     const d = await download(`${gw.publicUrl}/feed`);
